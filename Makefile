@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint bench-quick clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Set up, migrate, load the Okuma data and serve every page on http://127.0.0.1:8000
+run: $(STAMP)
+	$(VENV)/bin/okuma migrate
+	$(VENV)/bin/okuma load-data
+	$(VENV)/bin/okuma serve --demo
+
+## Set up and run every test (unit, integration on SQLite and PostgreSQL, e2e in Chromium)
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check routing transit api driver_app
+	$(VENV)/bin/mypy routing transit
+
+clean:
+	rm -rf $(VENV) var
