@@ -29,11 +29,13 @@ scaled integer travel times.
 from __future__ import annotations
 
 import csv
+import functools
+import itertools
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -42,12 +44,12 @@ from routing.model import Load, Problem, Request, TimeWindow, Vehicle
 __all__ = [
     "SCALE",
     "BenchmarkInstance",
-    "read_cordeau",
-    "read_lilim",
     "load_best_known",
-    "route_cost",
+    "read_cordeau",
     "read_cordeau_solution",
     "read_cordeau_solution_schedule",
+    "read_lilim",
+    "route_cost",
 ]
 
 #: Time units per original minute (and per distance unit, at speed 1).
@@ -94,8 +96,8 @@ class BenchmarkInstance:
 
 
 def _scaled(minutes: float, scale: int) -> int:
-    """Minutes -> integer time units, rounded half away from zero is irrelevant here (>= 0)."""
-    return int(round(minutes * scale))
+    """Original minutes -> integer time units, rounded to the nearest integer."""
+    return round(minutes * scale)
 
 
 def _travel_matrix(coords: np.ndarray, scale: int) -> np.ndarray:
@@ -370,6 +372,11 @@ def load_best_known(csv_path: str | Path) -> dict[str, float]:
         total distance. For Li & Lim it is the distance at the best-known vehicle count.
         Rows without a numeric cost are skipped.
     """
+    return dict(_load_best_known_cached(str(Path(csv_path).resolve())))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_best_known_cached(csv_path: str) -> tuple[tuple[str, float], ...]:
     out: dict[str, float] = {}
     with Path(csv_path).open(newline="") as fh:
         for row in csv.DictReader(fh):
@@ -378,7 +385,7 @@ def load_best_known(csv_path: str | Path) -> dict[str, float]:
                 out[name] = float(row["best_known_cost"])
             except (KeyError, TypeError, ValueError):
                 continue
-    return out
+    return tuple(out.items())
 
 
 def route_cost(instance: BenchmarkInstance, routes: Sequence[Sequence[int]]) -> float:
@@ -398,7 +405,7 @@ def route_cost(instance: BenchmarkInstance, routes: Sequence[Sequence[int]]) -> 
     """
     total = 0.0
     for route in routes:
-        for a, b in zip(route, route[1:]):
+        for a, b in itertools.pairwise(route):
             (xa, ya), (xb, yb) = instance.coords[a], instance.coords[b]
             total += math.hypot(float(xa) - float(xb), float(ya) - float(yb))
     return total
@@ -442,10 +449,10 @@ def read_cordeau_solution_schedule(
         if match is None or current is None:
             continue
         node = int(match.group(1))
-        fields = dict(
-            (key.strip(), float(value))
+        fields = {
+            key.strip(): float(value)
             for key, value in re.findall(r"([a-z]+)\s*:\s*(-?[0-9.]+)", match.group(2))
-        )
+        }
         time = fields["b"] if not current else fields["a"]
         loc = node
         if current and node == 0 and end_loc is not None:

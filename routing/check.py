@@ -48,8 +48,8 @@ Rules checked (violation ``kind``):
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from routing.model import (
     DIMENSIONS,
@@ -63,7 +63,7 @@ from routing.model import (
     Vehicle,
 )
 
-__all__ = ["Violation", "KINDS", "check", "schedule_route", "check_routes"]
+__all__ = ["KINDS", "Violation", "check", "check_routes", "schedule_route"]
 
 #: Every violation kind ``check`` can report.
 KINDS: tuple[str, ...] = (
@@ -213,9 +213,7 @@ def check(
         listed = rid in solution.unserved
         if routed and listed:
             out.append(
-                Violation(
-                    "served_twice", routed[0], rid, "routed and also listed as unserved"
-                )
+                Violation("served_twice", routed[0], rid, "routed and also listed as unserved")
             )
         if not routed and rid not in onboard_of:
             if not listed:
@@ -284,16 +282,25 @@ def _check_route(
         key = (rid, stop.kind)
         if key in seen_here:
             out.append(
-                Violation("served_twice", vid, rid, f"{stop.kind} at stops {seen_here[key]} and {pos}")
+                Violation(
+                    "served_twice", vid, rid, f"{stop.kind} at stops {seen_here[key]} and {pos}"
+                )
             )
             continue
         seen_here[key] = pos
+        carrier = onboard_of.get(rid)
+        if carrier is not None and carrier != vid:
+            kind = "wrong_vehicle" if stop.kind == "dropoff" else "precedence"
+            out.append(
+                Violation(
+                    kind, vid, rid, f"rider on board of {carrier} visited by {vid} ({stop.kind})"
+                )
+            )
+            continue
         if vid not in visits.setdefault(rid, []):
             visits[rid].append(vid)
             if len(visits[rid]) > 1:
-                out.append(
-                    Violation("served_twice", vid, rid, f"also visited by {visits[rid][0]}")
-                )
+                out.append(Violation("served_twice", vid, rid, f"also visited by {visits[rid][0]}"))
 
         loc = _location(req, stop)
         if sstop.location != loc:
@@ -335,21 +342,22 @@ def _check_route(
         if stop.kind == "pickup":
             if onboard_of.get(rid) is not None:
                 out.append(
-                    Violation("precedence", vid, rid, f"stop {pos}: pickup of a rider already on board")
+                    Violation(
+                        "precedence", vid, rid, f"stop {pos}: pickup of a rider already on board"
+                    )
                 )
                 sign = 0
             else:
                 picked[rid] = departure
         else:
-            other = onboard_of.get(rid)
-            if other is not None and other != vid:
+            if rid not in picked:
                 out.append(
-                    Violation("wrong_vehicle", vid, rid, f"rider on board of {other} dropped off by {vid}")
-                )
-                sign = 0
-            elif rid not in picked:
-                out.append(
-                    Violation("precedence", vid, rid, f"stop {pos}: drop-off before any pickup in this route")
+                    Violation(
+                        "precedence",
+                        vid,
+                        rid,
+                        f"stop {pos}: drop-off before any pickup in this route",
+                    )
                 )
                 sign = 0
             else:
@@ -395,7 +403,12 @@ def _check_route(
         )
     if end_arrival > vehicle.shift_end_s + tol:
         out.append(
-            Violation("shift_end", vid, None, f"end arrival {end_arrival} > shift end {vehicle.shift_end_s}")
+            Violation(
+                "shift_end",
+                vid,
+                None,
+                f"end arrival {end_arrival} > shift end {vehicle.shift_end_s}",
+            )
         )
     if vehicle.max_route_duration_s is not None:
         if first_start is None:
@@ -592,9 +605,9 @@ def check_routes(
     Returns
     -------
     (Solution, list[Violation])
-        The scheduled solution (empty objective) and its violations. A route that cannot be
-        scheduled (unknown request or vehicle) is reported as ``unknown_request`` and left
-        out of the solution.
+        The scheduled solution (empty objective) and its violations. Stops naming an unknown
+        request or kind, and routes of unknown vehicles, are reported as ``unknown_request``
+        and left out of the solution; the rest of the route is scheduled and checked.
     """
     vehicles = {v.id: v for v in problem.vehicles}
     built: list[Route] = []
@@ -604,19 +617,21 @@ def check_routes(
         if vehicle is None:
             pre.append(Violation("unknown_request", vid, None, "route of unknown vehicle"))
             continue
-        scheduled = schedule_route(problem, vehicle, stops)
-        if scheduled is None:
-            for stop in stops:
-                if stop.request_id not in problem.requests or stop.kind not in ("pickup", "dropoff"):
-                    pre.append(
-                        Violation(
-                            "unknown_request",
-                            vid,
-                            stop.request_id,
-                            f"cannot schedule {stop.kind} of unknown request",
-                        )
+        known = []
+        for pos, stop in enumerate(stops):
+            if stop.request_id in problem.requests and stop.kind in ("pickup", "dropoff"):
+                known.append(stop)
+            else:
+                pre.append(
+                    Violation(
+                        "unknown_request",
+                        vid,
+                        stop.request_id,
+                        f"stop {pos}: cannot schedule {stop.kind!r} of this request; left out",
                     )
-            continue
+                )
+        scheduled = schedule_route(problem, vehicle, known)
+        assert scheduled is not None  # every stop left is schedulable
         built.append(Route(vid, scheduled, _end_arrival(problem, vehicle, scheduled)))
     solution = Solution(routes=tuple(built), unserved=dict(unserved or {}))  # type: ignore[arg-type]
     violations = pre + check(
