@@ -279,29 +279,6 @@ def _check_route(
         if stop.kind not in ("pickup", "dropoff"):
             out.append(Violation("unknown_request", vid, rid, f"stop {pos}: kind {stop.kind!r}"))
             continue
-        key = (rid, stop.kind)
-        if key in seen_here:
-            out.append(
-                Violation(
-                    "served_twice", vid, rid, f"{stop.kind} at stops {seen_here[key]} and {pos}"
-                )
-            )
-            continue
-        seen_here[key] = pos
-        carrier = onboard_of.get(rid)
-        if carrier is not None and carrier != vid:
-            kind = "wrong_vehicle" if stop.kind == "dropoff" else "precedence"
-            out.append(
-                Violation(
-                    kind, vid, rid, f"rider on board of {carrier} visited by {vid} ({stop.kind})"
-                )
-            )
-            continue
-        if vid not in visits.setdefault(rid, []):
-            visits[rid].append(vid)
-            if len(visits[rid]) > 1:
-                out.append(Violation("served_twice", vid, rid, f"also visited by {visits[rid][0]}"))
-
         loc = _location(req, stop)
         if sstop.location != loc:
             out.append(
@@ -337,6 +314,30 @@ def _check_route(
         if first_start is None:
             first_start, first_loc = start, loc
         departure = start + _service(req, stop)
+        prev_loc, prev_dep = loc, departure
+
+        key = (rid, stop.kind)
+        if key in seen_here:
+            out.append(
+                Violation(
+                    "served_twice", vid, rid, f"{stop.kind} at stops {seen_here[key]} and {pos}"
+                )
+            )
+            continue
+        seen_here[key] = pos
+        carrier = onboard_of.get(rid)
+        if carrier is not None and carrier != vid:
+            kind = "wrong_vehicle" if stop.kind == "dropoff" else "precedence"
+            out.append(
+                Violation(
+                    kind, vid, rid, f"rider on board of {carrier} visited by {vid} ({stop.kind})"
+                )
+            )
+            continue
+        if vid not in visits.setdefault(rid, []):
+            visits[rid].append(vid)
+            if len(visits[rid]) > 1:
+                out.append(Violation("served_twice", vid, rid, f"also visited by {visits[rid][0]}"))
 
         sign = 1 if stop.kind == "pickup" else -1
         if stop.kind == "pickup":
@@ -384,7 +385,6 @@ def _check_route(
                         f"stop {pos} ({stop.kind}): load {tuple(load)} vs capacity {capacity}",
                     )
                 )
-        prev_loc, prev_dep = loc, departure
 
     for rid in picked:
         if rid not in dropped and onboard_of.get(rid) is None and (rid, "pickup") in seen_here:
