@@ -235,3 +235,22 @@ def test_load_rules_reads_times(ref):
     r = load_rules(DEFAULT_DATA_DIR / "rules.json")
     assert r.service_start_local == time(7, 0)
     assert r.service_end_s == 20 * 3600
+
+
+def test_weekday_scenario_is_consistent(ref):
+    """The weekday scenario uses known stops, service hours and allowed party sizes."""
+    path = DEFAULT_DATA_DIR.parent / "scenarios" / "weekday.json"
+    scenario = json.loads(path.read_text(encoding="utf-8"))
+    trips = scenario["trips"]
+    assert 50 <= len(trips) <= 80
+    assert len({t["id"] for t in trips}) == len(trips)
+    for t in trips:
+        assert t["origin"] in ref.stops_by_id and t["destination"] in ref.stops_by_id, t["id"]
+        assert t["origin"] != t["destination"], t["id"]
+        hh, mm = map(int, t["time"].split(":"))
+        assert ref.rules.service_start_local <= time(hh, mm) < ref.rules.service_end_local
+        assert t["kind"] in ("ride", "grocery"), t["id"]
+        if t["kind"] == "ride":
+            assert 1 <= t["party"] <= ref.rules.max_party_size, t["id"]
+        else:
+            assert t["party"] == 0 and t["parcels"] >= 1, t["id"]
