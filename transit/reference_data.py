@@ -14,31 +14,32 @@ import csv
 import json
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
-    "ReferenceDataError",
-    "StopInfo",
-    "Break",
-    "Shift",
-    "FleetVehicle",
-    "ServiceRules",
-    "AreaFeature",
-    "ServiceArea",
-    "ReferenceData",
     "DEFAULT_DATA_DIR",
-    "ZONES",
     "WEEKDAYS",
-    "load_stops",
-    "load_fleet",
-    "load_rules",
+    "ZONES",
+    "AreaFeature",
+    "Break",
+    "FleetVehicle",
+    "ReferenceData",
+    "ReferenceDataError",
+    "ServiceArea",
+    "ServiceRules",
+    "Shift",
+    "StopInfo",
     "load_area",
+    "load_fleet",
     "load_okuma",
+    "load_rules",
+    "load_stops",
 ]
 
 #: The repository's Okuma data directory.
@@ -419,13 +420,13 @@ class ServiceRules:
         """How far ahead a ride may be booked, in seconds."""
         return self.booking_horizon_days * 86400
 
-    def max_ride_s(self, direct_s: int | float) -> int:
+    def max_ride_s(self, direct_s: float) -> int:
         """Longest allowed in-vehicle time (s) for a ride whose direct drive is ``direct_s``."""
         if direct_s < 0:
             raise ValueError(f"direct_s must be >= 0, got {direct_s}")
         additive = direct_s + self.max_ride_abs_s
         factor = self.max_ride_alpha * direct_s + self.max_ride_beta_s
-        return int(math.ceil(min(additive, factor)))
+        return math.ceil(min(additive, factor))
 
     def dwell_s(self, boardings: int = 1, wheelchairs: int = 0, parcels: int = 0) -> int:
         """Dwell time (s) for boarding/alighting this many people, wheelchairs and parcels."""
@@ -569,11 +570,11 @@ class ServiceArea:
             geom = feat.get("geometry") or {}
             props = feat.get("properties") or {}
             gtype = geom.get("type")
-            coords = geom.get("coordinates")
+            coords: Any = geom.get("coordinates") or ()
             if gtype == "Polygon":
                 raw_polys = [coords]
             elif gtype == "MultiPolygon":
-                raw_polys = list(coords or ())
+                raw_polys = list(coords)
             else:
                 raise _fail(fw, f"geometry must be Polygon or MultiPolygon, got {gtype!r}")
             try:

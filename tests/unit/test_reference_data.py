@@ -176,8 +176,9 @@ def test_rules_are_frozen(ref):
 
 def test_bad_stop_raises():
     """A stop without a kana reading or with a bad id raises."""
-    good = dict(stop_id="x_stop", name_ja="駅", name_kana="えき", name_en="Station",
-                lat=37.4, lon=140.98, kiosk=True, wheelchair=True, zone="ono", source="test")
+    good = {"stop_id": "x_stop", "name_ja": "駅", "name_kana": "えき", "name_en": "Station",
+            "lat": 37.4, "lon": 140.98, "kiosk": True, "wheelchair": True, "zone": "ono",
+            "source": "test"}
     StopInfo(**good)
     with pytest.raises(ReferenceDataError):
         StopInfo(**(good | {"name_kana": "Eki"}))
