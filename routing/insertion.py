@@ -1,0 +1,709 @@
+"""Insertion search: where (if anywhere) a new request fits into the vehicles' current plans.
+
+Used for offers (quote) and again for confirmation (inside the transaction that holds the plans).
+It is a pipeline of small named roles:
+
+1. :func:`filter_candidates` — *candidate filter*: vehicles whose capacity fits the load and that
+   can still reach the pickup in time and finish before their shift ends.
+2. :func:`generate_insertions` — *insertion generator*: for one vehicle, every (pickup position,
+   drop-off position) pair, tested in O(1) each with the route's forward time slack
+   (:class:`routing.schedule.RouteSlack`) and pruned early when a position can no longer work.
+3. :func:`insertion_cost` — *insertion cost*: added vehicle time + ``weights.promised_delay`` x
+   added delay to riders already promised (+ optional terms for the new rider); ``math.inf`` means
+   infeasible.
+4. :func:`rank` — *ranking*: best option per vehicle, cheapest first, ties broken by earlier
+   pickup and then vehicle id; every returned option is re-verified by a full schedule
+   evaluation.
+
+Then the *offer policy* :func:`make_promise` turns the chosen option into the promise shown to the
+rider, and the service layer updates the plan.
+
+Request directions
+------------------
+The service layer builds a :class:`~routing.model.Request` from what the rider asked
+(:func:`request_windows` does it). With ``direct_s`` the direct travel time pickup → drop-off,
+``max_ride = max_ride_time_s(direct_s, alpha=..., beta_s=..., abs_s=...)`` and ``s_p`` the pickup
+service time:
+
+* **leave now** (``T`` = now) and **leave at T**: pickup window ``[T, T + max_wait_s]``; drop-off
+  window ``[T + s_p + direct_s, T + max_wait_s + s_p + max_ride]`` (the earliest possible and the
+  latest allowed arrival).
+* **arrive by T**: drop-off window ``[T - arrive_early_s, T]`` (arriving more than
+  ``arrive_early_s`` early is not useful to the rider); pickup window
+  ``[T - arrive_early_s - s_p - max_ride, T - s_p - direct_s]``: every pickup time from which the
+  drop-off window is reachable within the max ride time.
+
+``max_ride_time_s(direct, alpha, beta_s, abs_s) = min(direct + abs_s, floor(alpha x direct) +
+beta_s)``, never below ``direct``.
+
+Hard promises: ``problem.requests`` holds every request already promised; their windows and max
+ride times are hard. An option is infeasible if it would break any of them, or push any stop that
+is already late (a driver running behind) later still.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import ChainMap
+from dataclasses import dataclass, replace
+from typing import Iterable, Literal, Sequence
+
+from routing.model import Problem, Request, Stop, TimeWindow, UnservedCause
+from routing.schedule import RouteSlack, end_limit_s, evaluate, no_worse
+
+__all__ = [
+    "Insertion",
+    "InsertionResult",
+    "InsertionWeights",
+    "filter_candidates",
+    "find_insertions",
+    "generate_insertions",
+    "insertion_cost",
+    "make_promise",
+    "max_ride_time_s",
+    "nearest_feasible_times",
+    "rank",
+    "request_windows",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# parameters and results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InsertionWeights:
+    """Weights of the insertion cost (all per second; must be finite and >= 0).
+
+    ``cost = vehicle_time x added_vehicle_s + promised_delay x added_delay_s
+    + new_rider_wait x (pickup_s - pickup_window.earliest_s) + new_rider_ride x ride_s``.
+    """
+
+    vehicle_time: float = 1.0
+    promised_delay: float = 1.0
+    new_rider_wait: float = 0.0
+    new_rider_ride: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("vehicle_time", "promised_delay", "new_rider_wait", "new_rider_ride"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"InsertionWeights.{name} must be finite and >= 0, got {v!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Insertion:
+    """One way to serve the new request.
+
+    ``route`` is the vehicle's new full route. ``pickup_s``/``dropoff_s`` are the planned starts
+    of service. ``added_vehicle_s`` is the extra driving plus dwell time of the vehicle (idle
+    waiting is not counted); ``added_delay_s`` is the sum, over every stop already planned, of how
+    much later its service starts. ``pickup_index``/``dropoff_index`` are the positions of the new
+    stops in ``route``.
+    """
+
+    vehicle_id: str
+    route: tuple[Stop, ...]
+    cost: float
+    pickup_s: int
+    dropoff_s: int
+    added_vehicle_s: int
+    added_delay_s: int
+    pickup_index: int = 0
+    dropoff_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InsertionResult:
+    """Options, cheapest first; ``cause`` is set exactly when there is none."""
+
+    options: tuple[Insertion, ...]
+    cause: UnservedCause | None = None
+
+    @property
+    def best(self) -> Insertion | None:
+        return self.options[0] if self.options else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """An insertion found feasible by the generator (positions in the old route)."""
+
+    vehicle_index: int
+    i: int  # pickup goes before old stop i
+    j: int  # drop-off goes before old stop j (j >= i; j == i: right after the pickup)
+    pickup_s: int
+    dropoff_s: int
+    added_vehicle_s: int
+    added_delay_s: int
+
+
+# --------------------------------------------------------------------------------------------
+# helpers for the service layer
+# --------------------------------------------------------------------------------------------
+
+
+def max_ride_time_s(direct_s: int, *, alpha: float, beta_s: int, abs_s: int) -> int:
+    """Longest allowed ride for a trip whose direct travel time is ``direct_s`` seconds.
+
+    ``min(direct_s + abs_s, floor(alpha * direct_s) + beta_s)``, but never less than
+    ``direct_s``. ``alpha >= 1``; ``beta_s, abs_s >= 0``.
+    """
+    if direct_s < 0:
+        raise ValueError(f"direct_s must be >= 0, got {direct_s}")
+    if not (math.isfinite(alpha) and alpha >= 1.0):
+        raise ValueError(f"alpha must be finite and >= 1, got {alpha!r}")
+    if beta_s < 0 or abs_s < 0:
+        raise ValueError("beta_s and abs_s must be >= 0")
+    return max(direct_s, min(direct_s + abs_s, math.floor(alpha * direct_s) + beta_s))
+
+
+Direction = Literal["leave_now", "leave_at", "arrive_by"]
+
+
+def request_windows(
+    direction: Direction,
+    time_s: int,
+    *,
+    direct_s: int,
+    max_ride_s: int,
+    max_wait_s: int,
+    pickup_service_s: int = 0,
+    arrive_early_s: int | None = None,
+) -> tuple[TimeWindow, TimeWindow]:
+    """Pickup and drop-off windows for what the rider asked; see the module docstring.
+
+    Parameters
+    ----------
+    direction:
+        ``"leave_now"``/``"leave_at"`` (``time_s`` = earliest departure) or ``"arrive_by"``
+        (``time_s`` = latest arrival).
+    direct_s, max_ride_s:
+        Direct travel time and the allowed ride time, seconds.
+    max_wait_s:
+        Width of the pickup window for leave requests, seconds.
+    pickup_service_s:
+        Dwell at the pickup, seconds.
+    arrive_early_s:
+        For ``arrive_by``: how much earlier than ``time_s`` arriving is still acceptable
+        (defaults to ``max_wait_s``).
+
+    Returns
+    -------
+    (pickup_window, dropoff_window)
+    """
+    if max_ride_s < direct_s:
+        raise ValueError("max_ride_s must be >= direct_s")
+    if max_wait_s < 0:
+        raise ValueError("max_wait_s must be >= 0")
+    if direction in ("leave_now", "leave_at"):
+        pickup = TimeWindow(time_s, time_s + max_wait_s)
+        dropoff = TimeWindow(
+            time_s + pickup_service_s + direct_s,
+            time_s + max_wait_s + pickup_service_s + max_ride_s,
+        )
+        return pickup, dropoff
+    if direction == "arrive_by":
+        early = max_wait_s if arrive_early_s is None else arrive_early_s
+        if early < 0:
+            raise ValueError("arrive_early_s must be >= 0")
+        dropoff = TimeWindow(time_s - early, time_s)
+        pickup = TimeWindow(
+            time_s - early - pickup_service_s - max_ride_s,
+            time_s - pickup_service_s - direct_s,
+        )
+        return pickup, dropoff
+    raise ValueError(f"unknown direction {direction!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# 1. candidate filter
+# --------------------------------------------------------------------------------------------
+
+
+def _fits(load: tuple[int, int, int], capacity: tuple[int, int, int]) -> bool:
+    return load[0] <= capacity[0] and load[1] <= capacity[1] and load[2] <= capacity[2]
+
+
+def filter_candidates(problem: Problem, request: Request) -> tuple[list[int], bool]:
+    """Indices of vehicles worth trying, and whether any vehicle's capacity fits the load at all.
+
+    A vehicle is dropped when its capacity is too small in some dimension, when even driving
+    straight to the pickup now it arrives after the pickup window closes, when the direct trip
+    cannot meet the drop-off window, or when it could not reach its end location by the end of
+    its shift after the direct trip.
+    """
+    q = request.load.as_tuple()
+    travel = problem.travel_s
+    p, d = request.pickup, request.dropoff
+    t_pd = int(travel[p, d])
+    sp, sd = request.pickup_service_s, request.dropoff_service_s
+    e_p, l_p = request.pickup_window.earliest_s, request.pickup_window.latest_s
+    e_d, l_d = request.dropoff_window.earliest_s, request.dropoff_window.latest_s
+    any_fits = False
+    out: list[int] = []
+    starts = [v.start_location for v in problem.vehicles]
+    ends = [v.end_location for v in problem.vehicles]
+    to_p = travel[starts, p].tolist() if starts else []
+    d_to_end = travel[d, ends].tolist() if ends else []
+    for idx, v in enumerate(problem.vehicles):
+        if not _fits(q, v.capacity.as_tuple()):
+            continue
+        any_fits = True
+        a_p = v.start_time_s + to_p[idx]
+        if a_p > l_p:
+            continue
+        b_p = a_p if a_p >= e_p else e_p
+        a_d = b_p + sp + t_pd
+        if a_d > l_d:
+            continue
+        b_d = a_d if a_d >= e_d else e_d
+        if b_d + sd + d_to_end[idx] > end_limit_s(v):
+            continue
+        out.append(idx)
+    return out, any_fits
+
+
+# --------------------------------------------------------------------------------------------
+# 2. insertion generator (+ 3. cost terms measured on the way)
+# --------------------------------------------------------------------------------------------
+
+
+def _tail_ok(S: RouteSlack, k: int, delta: int, i: int, shifts: Sequence[int]) -> bool:
+    """Exact check of a push ``delta`` at old position ``k`` (slow path, O(n)).
+
+    ``fwd[k]`` assumes riders picked up before ``k`` were not moved, which is conservative when
+    the pickup sits between the new pickup (old position ``i``) and ``k`` and was itself pushed
+    by ``shifts[p - i]``. Here ride-time increases are computed exactly; windows were already
+    covered by ``fwd_win[k]``.
+    """
+    wait, ride_slack, ride_from = S.wait, S.ride_slack, S.ride_from
+    shift = delta
+    moved: dict[int, int] = {}
+    for m in range(k, S.n):
+        shift = shift - wait[m] if shift > wait[m] else 0
+        if shift == 0:
+            return True  # nothing further moves
+        moved[m] = shift
+        p = ride_from[m]
+        if p <= S.n:  # a drop-off
+            if p < i:
+                before = 0
+            elif p < k:
+                before = shifts[p - i]
+            else:
+                before = moved[p]
+            if shift - before > ride_slack[m]:
+                return False
+    return True
+
+
+def generate_insertions(
+    problem: Problem,
+    vehicle_index: int,
+    request: Request,
+    *,
+    slack: RouteSlack | None = None,
+) -> list[_Candidate]:
+    """Every feasible (pickup position, drop-off position) for one vehicle.
+
+    Positions refer to the vehicle's current route of ``n`` stops: the pickup goes before old
+    stop ``i`` (``0 <= i <= n``), the drop-off before old stop ``j`` (``i <= j <= n``; ``j == i``
+    means directly after the pickup). Each pair is tested in O(1) amortised: the new stops'
+    windows, capacity on every leg the request is on board (per dimension), the new request's max
+    ride, and the forward slack of everything after. Pushes between the two new stops are tracked
+    stop by stop so a failing stop ends the scan for that pickup position.
+    """
+    vehicle = problem.vehicles[vehicle_index]
+    S = slack if slack is not None else RouteSlack(problem, vehicle)
+    travel = problem.travel_s
+    n = S.n
+    p, d = request.pickup, request.dropoff
+    q = request.load.as_tuple()
+    cap = vehicle.capacity.as_tuple()
+    # dimensions the request occupies; only those can be overloaded by it
+    dims = [k for k in range(3) if q[k] > 0]
+    head = [cap[k] - q[k] for k in range(3)]  # load_before must be <= head[k] in used dims
+
+    e_p, l_p = request.pickup_window.earliest_s, request.pickup_window.latest_s
+    e_d, l_d = request.dropoff_window.earliest_s, request.dropoff_window.latest_s
+    sp, sd = request.pickup_service_s, request.dropoff_service_s
+    max_ride = request.max_ride_s
+    t_pd = int(travel[p, d])
+
+    pre_loc, pre_dep, loc, arr, wait = S.pre_loc, S.pre_dep, S.loc, S.arr, S.wait
+    dep, leg, load_before = S.dep, S.leg, S.load_before
+    win_slack, ride_slack, ride_from, fwd = S.win_slack, S.ride_slack, S.ride_from, S.fwd
+    fwd_win = S.fwd_win
+    to_p = travel[pre_loc, p].tolist()  # from what precedes position k to the pickup
+    p_to = travel[p, loc].tolist()  # from the pickup to position k
+    to_d = travel[loc[:n], d].tolist() if n else []  # from stop m to the drop-off
+    d_to = travel[d, loc].tolist()  # from the drop-off to position k
+    push_delay = S.push_delay
+
+    def load_ok(k: int) -> bool:
+        lb = load_before[k]
+        for dim in dims:
+            if lb[dim] > head[dim]:
+                return False
+        return True
+
+    out: list[_Candidate] = []
+    for i in range(n + 1):
+        prev_dep = pre_dep[i]
+        if prev_dep > l_p:
+            break  # departures only grow along the route
+        a_p = prev_dep + to_p[i]
+        if a_p > l_p:
+            continue
+        if not load_ok(i):
+            continue
+        b_p = a_p if a_p >= e_p else e_p
+        dep_p = b_p + sp
+        detour_p = to_p[i] + sp  # vehicle time to get to and serve the pickup
+
+        # j == i: drop-off right after the pickup
+        a_d = dep_p + t_pd
+        b_d = a_d if a_d >= e_d else e_d
+        if b_d <= l_d and b_d - dep_p <= max_ride:
+            dep_d = b_d + sd
+            delta = dep_d + d_to[i] - arr[i]
+            if delta <= fwd[i] or (delta <= fwd_win[i] and _tail_ok(S, i, delta, i, ())):
+                out.append(
+                    _Candidate(
+                        vehicle_index,
+                        i,
+                        i,
+                        b_p,
+                        b_d,
+                        detour_p + t_pd + sd + d_to[i] - leg[i],
+                        push_delay(i, delta),
+                    )
+                )
+        if i == n:
+            continue
+
+        # j > i: walk the stops between the pickup and the drop-off
+        shift = dep_p + p_to[i] - arr[i]  # push of the arrival at old stop i
+        added_p = detour_p + p_to[i] - leg[i]
+        delay_between = 0
+        shifts: list[int] = []  # start-time shift of old stops i..m
+        for m in range(i, n):
+            shift = shift - wait[m] if shift > wait[m] else 0
+            shifts.append(shift)
+            if shift > win_slack[m]:
+                break
+            if ride_from[m] < i and shift > ride_slack[m]:
+                break
+            if not load_ok(m + 1):
+                break  # the request would be on board when leaving stop m
+            delay_between += shift
+            dep_m = dep[m] + shift
+            if dep_m > l_d:
+                break
+            a_d = dep_m + to_d[m]
+            b_d = a_d if a_d >= e_d else e_d
+            if b_d > l_d:
+                continue
+            if b_d - dep_p > max_ride:
+                if dep_m - dep_p > max_ride:
+                    break
+                continue
+            dep_d = b_d + sd
+            delta = dep_d + d_to[m + 1] - arr[m + 1]
+            if delta > fwd[m + 1] and not (
+                delta <= fwd_win[m + 1] and _tail_ok(S, m + 1, delta, i, shifts)
+            ):
+                continue
+            out.append(
+                _Candidate(
+                    vehicle_index,
+                    i,
+                    m + 1,
+                    b_p,
+                    b_d,
+                    added_p + to_d[m] + sd + d_to[m + 1] - leg[m + 1],
+                    delay_between + push_delay(m + 1, delta),
+                )
+            )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# 3. insertion cost
+# --------------------------------------------------------------------------------------------
+
+
+def insertion_cost(
+    added_vehicle_s: int,
+    added_delay_s: int,
+    *,
+    wait_s: int = 0,
+    ride_s: int = 0,
+    weights: InsertionWeights,
+    feasible: bool = True,
+) -> float:
+    """Cost of one option; ``math.inf`` when it is infeasible.
+
+    ``weights.vehicle_time x added_vehicle_s + weights.promised_delay x added_delay_s
+    + weights.new_rider_wait x wait_s + weights.new_rider_ride x ride_s``.
+    """
+    if not feasible:
+        return math.inf
+    return (
+        weights.vehicle_time * added_vehicle_s
+        + weights.promised_delay * added_delay_s
+        + weights.new_rider_wait * wait_s
+        + weights.new_rider_ride * ride_s
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# 4. ranking
+# --------------------------------------------------------------------------------------------
+
+
+def _new_route(stops: Sequence[Stop], rid: str, i: int, j: int) -> tuple[tuple[Stop, ...], int, int]:
+    """Old ``stops`` with the pickup before old stop ``i`` and the drop-off before old stop ``j``."""
+    pick, drop = Stop(rid, "pickup"), Stop(rid, "dropoff")
+    route = (*stops[:i], pick, *stops[i:j], drop, *stops[j:])
+    return route, i, j + 1
+
+
+def rank(
+    problem: Problem,
+    request: Request,
+    candidates: Iterable[_Candidate],
+    *,
+    weights: InsertionWeights,
+    max_options: int,
+    verify: bool = True,
+) -> tuple[Insertion, ...]:
+    """Best option per vehicle, cheapest first (ties: earlier pickup, then vehicle id).
+
+    Each returned option's route is re-evaluated in full (:func:`routing.schedule.evaluate`) when
+    ``verify`` is true; an option that fails verification is dropped and the vehicle's next best
+    is tried. This guards the O(1) tests against rounding surprises (travel times that break the
+    triangle inequality) at a cost of a few microseconds per returned option.
+    """
+    e_p = request.pickup_window.earliest_s
+    per_vehicle: dict[int, list[tuple[float, int, _Candidate]]] = {}
+    for c in candidates:
+        cost = insertion_cost(
+            c.added_vehicle_s,
+            c.added_delay_s,
+            wait_s=c.pickup_s - e_p,
+            ride_s=c.dropoff_s - c.pickup_s - request.pickup_service_s,
+            weights=weights,
+        )
+        per_vehicle.setdefault(c.vehicle_index, []).append((cost, c.pickup_s, c))
+    order = []
+    for vi, lst in per_vehicle.items():
+        lst.sort(key=lambda x: (x[0], x[1], x[2].i, x[2].j))
+        order.append((lst[0][0], lst[0][1], problem.vehicles[vi].id, vi))
+    order.sort()
+    reqs = ChainMap({request.id: request}, problem.requests) if verify else None
+    out: list[Insertion] = []
+    for _, _, vid, vi in order:
+        if len(out) >= max_options:
+            break
+        vehicle = problem.vehicles[vi]
+        old = evaluate(problem, vehicle, vehicle.route) if verify else None
+        for cost, _, c in per_vehicle[vi]:
+            route, pi, di = _new_route(vehicle.route, request.id, c.i, c.j)
+            if verify:
+                assert old is not None and reqs is not None
+                new = evaluate(problem, vehicle, route, requests=reqs)
+                if not no_worse(new, old, request.id):
+                    continue
+            out.append(
+                Insertion(
+                    vehicle_id=vid,
+                    route=route,
+                    cost=cost,
+                    pickup_s=c.pickup_s,
+                    dropoff_s=c.dropoff_s,
+                    added_vehicle_s=c.added_vehicle_s,
+                    added_delay_s=c.added_delay_s,
+                    pickup_index=pi,
+                    dropoff_index=di,
+                )
+            )
+            break
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------
+# the search
+# --------------------------------------------------------------------------------------------
+
+
+def _check_request(problem: Problem, request: Request) -> None:
+    n = problem.travel_s.shape[0]
+    if not (0 <= request.pickup < n and 0 <= request.dropoff < n):
+        raise ValueError(f"request {request.id!r} refers to a location outside the matrix")
+    if request.on_board:
+        raise ValueError(f"request {request.id!r} is already on board; it cannot be inserted")
+    for v in problem.vehicles:
+        if v.route and any(s.request_id == request.id for s in v.route):
+            raise ValueError(f"request {request.id!r} is already in the route of {v.id!r}")
+
+
+def find_insertions(
+    problem: Problem,
+    request: Request,
+    *,
+    max_options: int = 5,
+    weights: InsertionWeights = InsertionWeights(),
+    check: bool = True,
+) -> InsertionResult:
+    """Cheapest ways to add ``request`` to the vehicles' current plans.
+
+    Parameters
+    ----------
+    problem:
+        ``vehicles`` with their current routes; ``requests`` holds every request already
+        promised (their windows and max ride times stay hard). ``request`` need not be in it.
+    request:
+        The new request (in no route yet).
+    max_options:
+        At most this many options, at most one per vehicle.
+    weights:
+        Cost weights; see :class:`InsertionWeights`.
+    check:
+        Validate that the request is new and its locations exist (cheap; turn off only in
+        benchmarks).
+
+    Returns
+    -------
+    InsertionResult
+        ``options`` cheapest first; when empty, ``cause`` is
+        :attr:`~routing.model.UnservedCause.NO_VEHICLE_FITS` if the load exceeds every vehicle's
+        capacity in some dimension, else
+        :attr:`~routing.model.UnservedCause.NO_FEASIBLE_INSERTION`.
+    """
+    if max_options < 1:
+        raise ValueError("max_options must be >= 1")
+    if check:
+        _check_request(problem, request)
+    candidates, any_fits = filter_candidates(problem, request)
+    if not any_fits:
+        return InsertionResult((), UnservedCause.NO_VEHICLE_FITS)
+    found: list[_Candidate] = []
+    for vi in candidates:
+        found.extend(generate_insertions(problem, vi, request))
+    options = rank(problem, request, found, weights=weights, max_options=max_options)
+    if not options:
+        return InsertionResult((), UnservedCause.NO_FEASIBLE_INSERTION)
+    return InsertionResult(options, None)
+
+
+# --------------------------------------------------------------------------------------------
+# alternatives and the offer policy
+# --------------------------------------------------------------------------------------------
+
+
+def shift_request(request: Request, offset_s: int) -> Request:
+    """``request`` with both windows moved by ``offset_s`` seconds."""
+    pw, dw = request.pickup_window, request.dropoff_window
+    return replace(
+        request,
+        pickup_window=TimeWindow(pw.earliest_s + offset_s, pw.latest_s + offset_s),
+        dropoff_window=TimeWindow(dw.earliest_s + offset_s, dw.latest_s + offset_s),
+    )
+
+
+def nearest_feasible_times(
+    problem: Problem,
+    request: Request,
+    *,
+    step_s: int = 900,
+    horizon_s: int = 3 * 3600,
+    count: int = 3,
+    shift: Literal["both", "earlier", "later"] = "both",
+    not_before_s: int | None = None,
+    weights: InsertionWeights = InsertionWeights(),
+) -> list[int]:
+    """Nearest departure times at which the same trip could be served.
+
+    Tries the request with both windows shifted by ``+-step_s, +-2 step_s, ...`` up to
+    ``horizon_s`` (nearest first; at equal distance earlier first), and returns the shifted
+    ``pickup_window.earliest_s`` of the first ``count`` that have a feasible insertion, in the
+    order found. For an arrive-by request the caller applies the same offset
+    (``time - request.pickup_window.earliest_s``) to the arrive-by time. The unshifted request is
+    not tried.
+
+    Parameters
+    ----------
+    step_s, horizon_s:
+        Granularity and reach of the search, seconds (> 0).
+    count:
+        How many times to return at most.
+    shift:
+        ``"earlier"``, ``"later"`` or ``"both"``.
+    not_before_s:
+        Shifts whose pickup window would close before this time are skipped (default: the
+        earliest vehicle start time, i.e. "now").
+    """
+    if step_s <= 0 or horizon_s <= 0 or count < 1:
+        raise ValueError("step_s and horizon_s must be > 0 and count >= 1")
+    if not_before_s is None:
+        not_before_s = min((v.start_time_s for v in problem.vehicles), default=0)
+    offsets: list[int] = []
+    for k in range(1, horizon_s // step_s + 1):
+        if shift in ("both", "earlier"):
+            offsets.append(-k * step_s)
+        if shift in ("both", "later"):
+            offsets.append(k * step_s)
+    out: list[int] = []
+    for off in offsets:
+        if request.pickup_window.latest_s + off < not_before_s:
+            continue
+        shifted = shift_request(request, off)
+        res = find_insertions(problem, shifted, max_options=1, weights=weights, check=False)
+        if res.options:
+            out.append(shifted.pickup_window.earliest_s)
+            if len(out) >= count:
+                break
+    return out
+
+
+def make_promise(
+    insertion: Insertion, request: Request, *, pickup_window_s: int
+) -> tuple[TimeWindow, int]:
+    """The promise for a rider offered ``insertion``: pickup window and latest drop-off.
+
+    Pickup window: ``[planned - w // 2, planned - w // 2 + w]`` with ``w = pickup_window_s``,
+    clipped to the request's own pickup window (so it always contains the planned pickup).
+    Latest drop-off: the promised pickup window's end + pickup service + ``max_ride_s``, capped
+    at the request's latest drop-off; it is never before the planned drop-off.
+
+    The returned route stays feasible under the promise: the planned pickup starts at
+    ``max(arrival, earliest)``; narrowing the upper ends cannot change that, and the new earliest
+    is either below the (waiting-free) arrival or equal to the request's own earliest, so the
+    schedule is unchanged.
+    """
+    if pickup_window_s < 0:
+        raise ValueError("pickup_window_s must be >= 0")
+    pw, dw = request.pickup_window, request.dropoff_window
+    planned = insertion.pickup_s
+    if not pw.contains(planned):
+        raise ValueError("insertion does not belong to this request (pickup outside its window)")
+    lo = max(pw.earliest_s, planned - pickup_window_s // 2)
+    hi = min(pw.latest_s, lo + pickup_window_s)
+    hi = max(hi, planned)
+    latest_drop = min(dw.latest_s, hi + request.pickup_service_s + request.max_ride_s)
+    latest_drop = max(latest_drop, insertion.dropoff_s)
+    return TimeWindow(lo, hi), latest_drop
+
+
+def promised_request(request: Request, promise: tuple[TimeWindow, int]) -> Request:
+    """``request`` with the windows of ``promise`` (as stored for a confirmed booking)."""
+    pickup_window, latest_drop = promise
+    dw = request.dropoff_window
+    return replace(
+        request,
+        pickup_window=pickup_window,
+        dropoff_window=TimeWindow(min(dw.earliest_s, latest_drop), latest_drop),
+    )
