@@ -1,0 +1,65 @@
+"""The FastAPI application. Engines and collaborators are made in the lifespan, never at import."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import errors
+from api.routers import bookings, stops
+from transit.bootstrap import Runtime, bootstrap
+from transit.clock import Clock
+from transit.reference_data import ReferenceData
+from transit.settings import Settings
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    reference: ReferenceData | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime: Runtime = bootstrap(settings, clock=clock, reference=reference)
+        app.state.runtime = runtime
+        app.state.services = runtime.services
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="Okuma on-demand transit / 大熊町オンデマンド交通",
+        version="1.0.0",
+        description="Book shared minibus rides in Okuma. 乗合ミニバスの予約API。Errors carry message_ja and message_en.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(stops.router)
+    app.include_router(bookings.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if STATIC.exists():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/", include_in_schema=False, response_model=None)
+        async def index() -> FileResponse | RedirectResponse:
+            page = STATIC / "index.html"
+            if page.exists():
+                return FileResponse(page)
+            return RedirectResponse("/docs")
+
+    return app

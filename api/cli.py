@@ -1,0 +1,110 @@
+"""`okuma`: serve, migrate, load data, manage accounts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import datetime
+
+from transit.accounts import ROLES, create_account
+from transit.bootstrap import bootstrap
+from transit.db import make_engine, migrate
+from transit.loading import load_reference
+from transit.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    s = Settings()
+    if getattr(args, "database_url", None):
+        s = s.model_copy(update={"database_url": args.database_url})
+    return s
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _load(settings: Settings) -> dict[str, int]:
+    rt = bootstrap(settings)
+    try:
+        today = datetime.now(rt.reference.rules.tz).date()
+        async with rt.services.uow() as uow:
+            counts = await load_reference(uow, rt.reference, today=today, days=settings.shift_days)
+            await uow.commit()
+        return counts
+    finally:
+        await rt.close()
+
+
+async def _create_account(settings: Settings, args: argparse.Namespace) -> tuple[str, str]:
+    rt = bootstrap(settings)
+    try:
+        async with rt.services.uow() as uow:
+            acc, token = await create_account(
+                uow, role=args.role, name=args.name, stop_id=args.stop, vehicle_id=args.vehicle,
+                door_to_door=args.door_to_door,
+            )
+            await uow.commit()
+        return acc, token
+    finally:
+        await rt.close()
+
+
+async def _list_accounts(settings: Settings) -> list[dict]:
+    rt = bootstrap(settings)
+    try:
+        async with rt.services.uow(readonly=True) as uow:
+            return await uow.accounts.list()
+    finally:
+        await rt.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="okuma", description="大熊町オンデマンド交通 / Okuma on-demand transit")
+    p.add_argument("--database-url", help="defaults to $DATABASE_URL or SQLite in var/okuma.db")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sv = sub.add_parser("serve", help="start the server")
+    sv.add_argument("--host", default=None)
+    sv.add_argument("--port", type=int, default=None)
+    sv.add_argument("--demo", action="store_true", help="demo accounts and a simulated fleet")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser("load-data", help="load Okuma stops, fleet and shifts")
+    acc = sub.add_parser("accounts", help="manage accounts and tokens")
+    asub = acc.add_subparsers(dest="acmd", required=True)
+    ac = asub.add_parser("create", help="create an account and print its token once")
+    ac.add_argument("--role", required=True, choices=ROLES)
+    ac.add_argument("--name", required=True)
+    ac.add_argument("--stop", help="kiosk: the stop it stands at")
+    ac.add_argument("--vehicle", help="driver: the vehicle")
+    ac.add_argument("--door-to-door", action="store_true")
+    asub.add_parser("list", help="list accounts (never tokens)")
+    args = p.parse_args(argv)
+    settings = _settings(args)
+
+    if args.cmd == "migrate":
+        asyncio.run(_migrate(settings))
+        print("migrated:", settings.database_url.split("@")[-1])
+    elif args.cmd == "load-data":
+        counts = asyncio.run(_load(settings))
+        print("loaded:", ", ".join(f"{k}={v}" for k, v in counts.items()))
+    elif args.cmd == "accounts":
+        if args.acmd == "create":
+            acc, token = asyncio.run(_create_account(settings, args))
+            print(f"account {acc} ({args.role}) token: {token}")
+        else:
+            for a in asyncio.run(_list_accounts(settings)):
+                print(a["id"], a["role"], a["name"], a["stop_id"] or "", a["vehicle_id"] or "")
+    elif args.cmd == "serve":
+        from api.server import serve
+
+        return serve(settings, host=args.host, port=args.port, demo=args.demo)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

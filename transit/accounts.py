@@ -1,0 +1,73 @@
+"""Accounts and tokens. Tokens are random secrets; only their SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from transit import errors
+from transit.commands import Actor
+from transit.uow import UnitOfWork
+
+ROLES = ("rider", "kiosk", "operator", "driver", "store", "admin")
+
+
+def hash_token(token: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is enough (no password stretching needed).
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+async def create_account(
+    uow: UnitOfWork,
+    *,
+    role: str,
+    name: str,
+    stop_id: str | None = None,
+    vehicle_id: str | None = None,
+    door_to_door: bool = False,
+    token: str | None = None,
+) -> tuple[str, str]:
+    """Create an account; returns (account id, token). The token is shown once, never stored."""
+    if role not in ROLES:
+        raise errors.InvalidInput(f"役割は {', '.join(ROLES)} のいずれかです。", f"Role must be one of {', '.join(ROLES)}.")
+    if role == "kiosk" and not stop_id:
+        raise errors.InvalidInput("キオスクには停留所が必要です。", "A kiosk must be bound to a stop.")
+    if role == "driver" and not vehicle_id:
+        raise errors.InvalidInput("運転士には車両が必要です。", "A driver must be bound to a vehicle.")
+    if stop_id and await uow.stops.get(stop_id) is None:
+        raise errors.UnknownStop()
+    if vehicle_id and await uow.vehicles.get(vehicle_id) is None:
+        raise errors.NotFound("その車両は見つかりません。", "That vehicle does not exist.")
+    token = token or f"okm_{role}_{secrets.token_urlsafe(32)}"
+    account_id = f"acc_{secrets.token_urlsafe(9)}"
+    await uow.accounts.add(
+        dict(
+            id=account_id,
+            role=role,
+            name=name,
+            token_hash=hash_token(token),
+            stop_id=stop_id,
+            vehicle_id=vehicle_id,
+            door_to_door=door_to_door,
+            locale="ja",
+            created_at=uow.clock.now(),
+            disabled=False,
+        )
+    )
+    return account_id, token
+
+
+async def authenticate(uow: UnitOfWork, token: str | None) -> Actor:
+    if not token:
+        raise errors.Unauthorised()
+    row = await uow.accounts.by_token_hash(hash_token(token))
+    if row is None or row["disabled"]:
+        raise errors.Unauthorised()
+    return Actor(
+        account_id=row["id"],
+        role=row["role"],
+        name=row["name"],
+        stop_id=row["stop_id"],
+        vehicle_id=row["vehicle_id"],
+        door_to_door=bool(row["door_to_door"]),
+    )

@@ -1,0 +1,39 @@
+"""The composition root: picks the concrete database, clock, bus and travel-time provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from routing.traveltime import StraightLineTravelTimes
+from transit.bus import InProcessBus
+from transit.clock import Clock, SystemClock
+from transit.db import make_engine
+from transit.handlers import Services
+from transit.reference_data import ReferenceData, load_okuma
+from transit.settings import Settings
+from transit.uow import UnitOfWorkFactory
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    bus: InProcessBus
+    reference: ReferenceData
+    services: Services
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def bootstrap(settings: Settings, *, clock: Clock | None = None, reference: ReferenceData | None = None) -> Runtime:
+    clock = clock or SystemClock()
+    ref = reference or load_okuma(settings.data_dir)
+    engine = make_engine(settings.database_url)
+    bus = InProcessBus()
+    uow = UnitOfWorkFactory(engine, clock, bus.publish)
+    travel = StraightLineTravelTimes(circuity=ref.rules.circuity, speed_kmh=ref.rules.speed_kmh, min_s=30)
+    services = Services(rules=ref.rules, area=ref.area, travel=travel, clock=clock, uow=uow)
+    return Runtime(settings, engine, bus, ref, services)

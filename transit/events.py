@@ -1,0 +1,48 @@
+"""Domain events: past tense, plain data. Published only after a successful commit."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": type(self).__name__, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class RideBooked(Event):
+    booking_id: str
+    vehicle_id: str
+
+
+@dataclass(frozen=True)
+class BookingCancelled(Event):
+    booking_id: str
+    vehicle_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class BookingStatusChanged(Event):
+    booking_id: str
+    vehicle_id: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class PlanChanged(Event):
+    vehicle_id: str
+    version: int
+    reason: str
+    booking_ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class PromiseAtRisk(Event):
+    booking_id: str
+    vehicle_id: str
+    expected_s: int
+    promised_latest_s: int

@@ -1,0 +1,441 @@
+"""Use cases: async handlers that take a unit of work. Every entry point calls these."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from sqlalchemy.exc import IntegrityError
+
+from routing import insertion as ins
+from routing import model as rm
+from routing.traveltime import TravelTimeProvider
+from transit import errors
+from transit.booking import Booking, BookingStatus, Place
+from transit.clock import Clock, from_epoch, to_epoch
+from transit.commands import Actor, CancelBooking, ConfirmOffer, RequestRide
+from transit.planning import Snapshot, build_snapshot, service_times, visits_for
+from transit.reference_data import ServiceArea, ServiceRules
+from transit.uow import UnitOfWork, UnitOfWorkFactory
+from transit.vehicle import Vehicle, Visit
+
+NEW = "__new__"
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(9)}"
+
+
+@dataclass
+class Services:
+    """The concrete collaborators the handlers need (picked by the composition root)."""
+
+    rules: ServiceRules
+    area: ServiceArea
+    travel: TravelTimeProvider
+    clock: Clock
+    uow: UnitOfWorkFactory
+    new_id: Callable[[str], str] = field(default=new_id)
+
+
+@dataclass(frozen=True)
+class Offer:
+    id: str
+    vehicle_id: str
+    origin: Place
+    destination: Place
+    pickup_earliest: datetime
+    pickup_latest: datetime
+    dropoff_latest: datetime
+    planned_pickup: datetime
+    planned_dropoff: datetime
+    expires_at: datetime
+    party_size: int
+    wheelchairs: int
+    parcels: int
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+async def _place(uow: UnitOfWork, svc: Services, ref: Any, actor: Actor, which: str) -> Place:
+    if ref.stop_id:
+        stop = await uow.stops.get(ref.stop_id)
+        if stop is None:
+            raise errors.UnknownStop(stop_id=ref.stop_id, field=which)
+        return Place(stop["lat"], stop["lon"], stop["id"])
+    if ref.lat is None or ref.lon is None:
+        raise errors.InvalidInput(
+            f"{'乗る' if which == 'origin' else '降りる'}場所を停留所から選んでください。",
+            f"Please choose the {which} stop.", field=which,
+        )
+    if not (actor.door_to_door or actor.role in ("operator", "admin")):
+        raise errors.Forbidden(
+            "ご自宅前などへの送迎は登録された方のみご利用いただけます。停留所を選んでください。",
+            "Door-to-door rides are for registered riders only. Please choose a stop.",
+        )
+    if not svc.area.contains(ref.lat, ref.lon):
+        raise errors.OutsideServiceArea(field=which)
+    return Place(ref.lat, ref.lon, None)
+
+
+def _check_time(svc: Services, when: datetime, now: datetime) -> None:
+    rules = svc.rules
+    if when < now - timedelta(minutes=1):
+        raise errors.TimeInPast()
+    if when > now + timedelta(seconds=rules.booking_horizon_s):
+        raise errors.TooFarAhead(
+            f"予約は{rules.booking_horizon_days}日先までです。",
+            f"Bookings open {rules.booking_horizon_days} days ahead.",
+        )
+    local = when.astimezone(rules.tz)
+    sod = local.hour * 3600 + local.minute * 60 + local.second
+    day = DAY_NAMES[local.weekday()]
+    if day not in rules.service_days or not (rules.service_start_s <= sod <= rules.service_end_s):
+        start = rules.service_start_local.strftime("%H:%M")
+        end = rules.service_end_local.strftime("%H:%M")
+        raise errors.OutsideServiceHours(
+            f"運行時間は {start}〜{end} です。", f"Service hours are {start} to {end}.",
+            service_start=start, service_end=end,
+        )
+
+
+def _check_party(svc: Services, cmd: RequestRide) -> None:
+    limit = svc.rules.max_party_size
+    if cmd.party_size < 1 or cmd.party_size > limit:
+        raise errors.PartyTooLarge(
+            f"1回の予約は1〜{limit}人です。", f"One booking carries 1 to {limit} people.",
+            max_party_size=limit,
+        )
+    if cmd.wheelchairs < 0 or cmd.wheelchairs > cmd.party_size:
+        raise errors.InvalidInput(
+            "車いすの数は人数以下にしてください。", "Wheelchairs cannot exceed the party size."
+        )
+    if cmd.parcels < 0:
+        raise errors.InvalidInput("荷物の数が正しくありません。", "The parcel count is not valid.")
+
+
+def _windows(svc: Services, mode: str, when: datetime, direct_s: int, max_ride_s: int,
+             service_s: int) -> tuple[rm.TimeWindow, rm.TimeWindow]:
+    t = to_epoch(when)
+    wait = svc.rules.max_wait_s
+    if mode == "arrive_by":
+        latest_drop = t
+        earliest_pick = t - max_ride_s - service_s - wait
+        latest_pick = t - direct_s - service_s
+        return (
+            rm.TimeWindow(earliest_pick, max(earliest_pick, latest_pick)),
+            rm.TimeWindow(earliest_pick, latest_drop),
+        )
+    return (
+        rm.TimeWindow(t, t + wait),
+        rm.TimeWindow(t, t + wait + service_s + max_ride_s),
+    )
+
+
+async def _snapshot(uow: UnitOfWork, svc: Services, vehicles: list[Vehicle], window: tuple[datetime, datetime],
+                    extra: list[Place]) -> Snapshot:
+    bookings = {b.id: b for b in await uow.bookings.active()}
+    snap, _ = build_snapshot(
+        vehicles, bookings, now=svc.clock.now(), window=window, travel=svc.travel,
+        extra=[(p.lat, p.lon, p.stop_id) for p in extra],
+    )
+    return snap
+
+
+def _alternatives(snap: Snapshot, req: rm.Request) -> list[int]:
+    try:
+        return list(ins.nearest_feasible_times(snap.problem, req))
+    except Exception:  # noqa: BLE001 - alternatives are a courtesy; never fail the answer for them
+        return []
+
+
+# ----------------------------------------------------------------------------------- offers
+
+
+async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
+    """Find the best insertion for a ride and hold it as an offer for a short time."""
+    if actor.role not in ("rider", "kiosk", "operator", "admin"):
+        raise errors.Forbidden()
+    _check_party(svc, cmd)
+    now = svc.clock.now()
+    async with svc.uow() as uow:
+        origin = await _place(uow, svc, cmd.origin, actor, "origin")
+        destination = await _place(uow, svc, cmd.destination, actor, "destination")
+        if actor.role == "kiosk" and origin.stop_id != actor.stop_id:
+            raise errors.Forbidden(
+                "この端末からは、この停留所からの乗車のみ予約できます。",
+                "This kiosk books rides from its own stop only.",
+            )
+        if (origin.lat, origin.lon) == (destination.lat, destination.lon):
+            raise errors.SameOriginDestination()
+        if cmd.time_mode == "now" or cmd.time is None:
+            if cmd.time_mode != "now":
+                raise errors.InvalidInput("時刻を指定してください。", "Please give a time.", field="time")
+            when = now + timedelta(seconds=svc.rules.min_lead_s)
+        else:
+            when = cmd.time
+        _check_time(svc, when, now)
+        vehicles = await uow.vehicles.list()
+        service_s, drop_s = service_times(svc.rules, cmd.party_size, cmd.wheelchairs, cmd.parcels)
+        horizon = (when - timedelta(hours=2), when + timedelta(hours=2))
+        snap = await _snapshot(uow, svc, vehicles, horizon, [origin, destination])
+        o = snap.locations.index(origin.lat, origin.lon, origin.stop_id)
+        d = snap.locations.index(destination.lat, destination.lon, destination.stop_id)
+        direct = snap.problem.travel(o, d)
+        max_ride = svc.rules.max_ride_s(direct)
+        pw, dw = _windows(svc, cmd.time_mode, when, direct, max_ride, service_s)
+        if cmd.time_mode == "arrive_by" and to_epoch(from_epoch(pw.latest_s)) < to_epoch(now):
+            raise errors.TimeInPast(
+                "その到着時刻には間に合いません。", "That arrival time can no longer be reached."
+            )
+        req = rm.Request(NEW, o, d, rm.Load(cmd.party_size, cmd.wheelchairs, cmd.parcels), pw, dw,
+                         max_ride, service_s, drop_s)
+        result = ins.find_insertions(snap.problem, req, max_options=3)
+        if not result.options:
+            cause = result.cause.value if result.cause else "no_feasible_insertion"
+            alts = [from_epoch(t) for t in _alternatives(snap, req)] if cause != "no_vehicle_fits" else []
+            if cause == "no_vehicle_fits":
+                raise errors.NoRideAvailable(
+                    "この人数・車いす・荷物を一度に乗せられる車両がありません。",
+                    "No vehicle can carry this party, wheelchair or parcel load at once.",
+                    cause=cause, alternatives=[],
+                )
+            raise errors.NoRideAvailable(cause=cause, alternatives=[a.isoformat() for a in alts])
+        best = result.options[0]
+        pickup_window, latest_drop = ins.make_promise(best, req, pickup_window_s=svc.rules.pickup_window_s)
+        offer = Offer(
+            id=svc.new_id("off"),
+            vehicle_id=best.vehicle_id,
+            origin=origin,
+            destination=destination,
+            pickup_earliest=from_epoch(pickup_window.earliest_s),
+            pickup_latest=from_epoch(pickup_window.latest_s),
+            dropoff_latest=from_epoch(latest_drop),
+            planned_pickup=from_epoch(best.pickup_s),
+            planned_dropoff=from_epoch(best.dropoff_s),
+            expires_at=now + timedelta(seconds=svc.rules.offer_ttl_s),
+            party_size=cmd.party_size,
+            wheelchairs=cmd.wheelchairs,
+            parcels=cmd.parcels,
+        )
+        vehicle = snap.vehicles[best.vehicle_id]
+        await uow.offers.add(
+            dict(
+                id=offer.id,
+                account_id=actor.account_id,
+                request=dict(
+                    origin=[origin.lat, origin.lon, origin.stop_id],
+                    destination=[destination.lat, destination.lon, destination.stop_id],
+                    party_size=cmd.party_size,
+                    wheelchairs=cmd.wheelchairs,
+                    parcels=cmd.parcels,
+                    passenger_name=cmd.passenger_name,
+                    contact_phone=cmd.contact_phone,
+                    rider_card=cmd.rider_card,
+                    kind=cmd.kind,
+                    max_ride_s=max_ride,
+                    pickup_service_s=service_s,
+                    dropoff_service_s=drop_s,
+                ),
+                vehicle_id=offer.vehicle_id,
+                plan_version=vehicle.plan_version,
+                pickup_earliest=offer.pickup_earliest,
+                pickup_latest=offer.pickup_latest,
+                dropoff_latest=offer.dropoff_latest,
+                planned_pickup=offer.planned_pickup,
+                planned_dropoff=offer.planned_dropoff,
+                created_at=now,
+                expires_at=offer.expires_at,
+            )
+        )
+        await uow.commit()
+    return offer
+
+
+def _merge_plan(vehicle: Vehicle, new_visits: list[Visit], keep_out: set[str]) -> list[Visit]:
+    """The vehicle's new plan: the re-planned part plus visits of other shifts, in time order."""
+    planned_ids = {v.booking_id for v in new_visits}
+    others = [v for v in vehicle.plan if v.booking_id not in planned_ids and v.booking_id not in keep_out]
+    return sorted(new_visits + others, key=lambda v: v.planned_at)
+
+
+async def _apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_id: str,
+                       route: tuple[rm.Stop, ...], requests: dict[str, rm.Request],
+                       reason: str, booking_ids: tuple[str, ...], drop: set[str] = frozenset()) -> dict[str, tuple[int, int]]:
+    vehicle = snap.vehicles[vehicle_id]
+    visits, times = visits_for(snap, vehicle_id, route, requests)
+    active_ids = set(snap.bookings)
+    merged = [v for v in _merge_plan(vehicle, visits, set(drop)) if v.booking_id in active_ids or v.booking_id in times]
+    vehicle.replace_plan(merged, reason, booking_ids)
+    await uow.vehicles.save(vehicle)
+    now = svc.clock.now()
+    for bid, (p, d) in times.items():
+        b = snap.bookings.get(bid)
+        if b is None:
+            continue
+        changed = False
+        if p and b.status is not BookingStatus.ON_BOARD and b.planned_pickup != from_epoch(p):
+            b.planned_pickup = from_epoch(p)
+            changed = True
+        if d and b.planned_dropoff != from_epoch(d):
+            b.planned_dropoff = from_epoch(d)
+            changed = True
+        if changed:
+            await uow.bookings.save(b, now=now)
+    return times
+
+
+async def confirm_offer(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
+    """Turn an offer into a booking: insertion repeated on the locked current plans."""
+    try:
+        return await _confirm(cmd, actor, svc)
+    except IntegrityError:
+        # Another request with the same Idempotency-Key (or the same offer) won the race.
+        async with svc.uow(readonly=True) as uow:
+            found = await uow.bookings.by_idempotency_key(actor.account_id, cmd.idempotency_key)
+            if found is None:
+                raise errors.OfferNoLongerAvailable() from None
+            booking, offer_id = found
+            if offer_id != cmd.offer_id:
+                raise errors.IdempotencyConflict() from None
+            return booking
+
+
+async def _confirm(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
+    if not cmd.idempotency_key or len(cmd.idempotency_key) > 200:
+        raise errors.InvalidInput(
+            "Idempotency-Key ヘッダー(1〜200文字)が必要です。",
+            "An Idempotency-Key header (1 to 200 characters) is required.",
+        )
+    async with svc.uow() as uow:
+        found = await uow.bookings.by_idempotency_key(actor.account_id, cmd.idempotency_key)
+        if found is not None:
+            booking, offer_id = found
+            if offer_id != cmd.offer_id:
+                raise errors.IdempotencyConflict()
+            return booking
+        offer = await uow.offers.get(cmd.offer_id)
+        if offer is None or offer["account_id"] != actor.account_id:
+            raise errors.NotFound("その提案は見つかりません。", "That offer does not exist.")
+        if offer["booking_id"]:
+            existing = await uow.bookings.get(offer["booking_id"])
+            assert existing is not None
+            return existing
+        now = svc.clock.now()
+        if offer["expires_at"] < now:
+            raise errors.OfferExpired()
+        r = offer["request"]
+        origin = Place(*r["origin"])
+        destination = Place(*r["destination"])
+        vehicles = await uow.vehicles.lock_all()
+        snap = await _snapshot(uow, svc, vehicles, (offer["pickup_earliest"], offer["dropoff_latest"]),
+                               [origin, destination])
+        bid = svc.new_id("bkg")
+        req = rm.Request(
+            bid,
+            snap.locations.index(origin.lat, origin.lon, origin.stop_id),
+            snap.locations.index(destination.lat, destination.lon, destination.stop_id),
+            rm.Load(r["party_size"], r["wheelchairs"], r["parcels"]),
+            rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["pickup_latest"])),
+            rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["dropoff_latest"])),
+            r["max_ride_s"], r["pickup_service_s"], r["dropoff_service_s"],
+        )
+        result = ins.find_insertions(snap.problem, req, max_options=5)
+        if not result.options:
+            raise errors.OfferNoLongerAvailable()
+        # Prefer the offered vehicle when it still fits; any vehicle keeps the same promise.
+        best = next((o for o in result.options if o.vehicle_id == offer["vehicle_id"]), result.options[0])
+        booking = Booking(
+            id=bid,
+            account_id=actor.account_id if actor.role == "rider" else None,
+            booked_by_id=actor.account_id,
+            channel={"rider": "app", "kiosk": "kiosk"}.get(actor.role, "phone"),
+            kind=r.get("kind", "ride"),
+            passenger_name=(r.get("passenger_name") or actor.name or "")[:200],
+            party_size=r["party_size"],
+            wheelchairs=r["wheelchairs"],
+            parcels=r["parcels"],
+            origin=origin,
+            destination=destination,
+            pickup_earliest=offer["pickup_earliest"],
+            pickup_latest=offer["pickup_latest"],
+            dropoff_latest=offer["dropoff_latest"],
+            max_ride_s=r["max_ride_s"],
+            pickup_service_s=r["pickup_service_s"],
+            dropoff_service_s=r["dropoff_service_s"],
+            vehicle_id=best.vehicle_id,
+            planned_pickup=from_epoch(best.pickup_s),
+            planned_dropoff=from_epoch(best.dropoff_s),
+            rider_card=r.get("rider_card"),
+            contact_phone=r.get("contact_phone"),
+        )
+        await uow.bookings.add(booking, offer_id=cmd.offer_id, idempotency_key=cmd.idempotency_key, now=now)
+        snap.bookings[bid] = booking
+        requests = dict(snap.problem.requests)
+        requests[bid] = req
+        times = await _apply_route(uow, svc, snap, best.vehicle_id, best.route, requests, "booking", (bid,))
+        if bid in times:
+            booking.planned_pickup, booking.planned_dropoff = (from_epoch(times[bid][0]), from_epoch(times[bid][1]))
+            await uow.bookings.save(booking, now=now)
+        from transit.events import RideBooked
+
+        booking.events.append(RideBooked(bid, best.vehicle_id))
+        await uow.offers.mark_confirmed(cmd.offer_id, bid)
+        await uow.commit()
+    return booking
+
+
+# ----------------------------------------------------------------------------------- bookings
+
+
+def _may_see(actor: Actor, b: Booking) -> bool:
+    if actor.role in ("operator", "admin"):
+        return True
+    if actor.role == "rider":
+        return b.account_id == actor.account_id
+    if actor.role == "kiosk":
+        return b.booked_by_id == actor.account_id
+    if actor.role == "driver":
+        return actor.vehicle_id is not None and b.vehicle_id == actor.vehicle_id
+    return False
+
+
+async def get_booking(booking_id: str, actor: Actor, svc: Services) -> Booking:
+    async with svc.uow(readonly=True) as uow:
+        b = await uow.bookings.get(booking_id)
+    if b is None or not _may_see(actor, b):
+        raise errors.NotFound("その予約は見つかりません。", "That booking does not exist.")
+    return b
+
+
+async def list_bookings(actor: Actor, svc: Services) -> list[Booking]:
+    async with svc.uow(readonly=True) as uow:
+        if actor.role == "rider":
+            return await uow.bookings.for_account(actor.account_id)
+        if actor.role in ("operator", "admin"):
+            now = svc.clock.now()
+            return await uow.bookings.list_between(now - timedelta(days=1), now + timedelta(days=8))
+    raise errors.Forbidden()
+
+
+async def cancel_booking(cmd: CancelBooking, actor: Actor, svc: Services) -> Booking:
+    async with svc.uow() as uow:
+        b = await uow.bookings.get(cmd.booking_id)
+        if b is None or not _may_see(actor, b) or actor.role == "driver":
+            raise errors.NotFound("その予約は見つかりません。", "That booking does not exist.")
+        if b.status is BookingStatus.CANCELLED:
+            return b  # cancelling twice is harmless
+        b.cancel(cmd.reason)
+        await uow.bookings.save(b, now=svc.clock.now())
+        if b.vehicle_id:
+            vehicles = await uow.vehicles.lock_all()
+            v = next((x for x in vehicles if x.id == b.vehicle_id), None)
+            if v is not None:
+                v.replace_plan([x for x in v.plan if x.booking_id != b.id], "cancellation", (b.id,))
+                await uow.vehicles.save(v)
+        await uow.commit()
+    return b

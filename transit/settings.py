@@ -1,0 +1,25 @@
+"""Typed settings, read from the environment (OKUMA_* or the usual DATABASE_URL / REDIS_URL)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from transit.db import DEFAULT_DATABASE_URL
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OKUMA_", extra="ignore")
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL", "OKUMA_DATABASE_URL")
+    )
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "OKUMA_REDIS_URL"))
+    data_dir: str | None = None
+    environment: str = "development"  # development | production
+    demo: bool = False  # seed demo accounts and run the simulated fleet
+    clock_speed: float = 1.0  # >1 runs the demo clock faster than real time
+    host: str = "127.0.0.1"
+    port: int = 8000
+    dispatcher: bool = True  # run the re-optimising dispatcher in this process
+    shift_days: int = 8  # how many days of shifts to lay out from the fleet file

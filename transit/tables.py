@@ -1,0 +1,199 @@
+"""Table definitions (SQLAlchemy Core). Every timestamp is timezone-aware and stored in UTC."""
+
+from __future__ import annotations
+
+from datetime import timezone
+
+from sqlalchemy import (
+    TypeDecorator,
+    JSON,
+    TIMESTAMP,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator):
+    """TIMESTAMP WITH TIME ZONE that always stores UTC and always returns aware UTC datetimes.
+
+    SQLite keeps no offset, so an aware datetime is converted to UTC before it is written.
+    """
+
+    impl = TIMESTAMP(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; give a timezone")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+TS = UTCDateTime()
+
+stops = Table(
+    "stops",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name_ja", String(200), nullable=False),
+    Column("name_kana", String(200), nullable=False),
+    Column("name_en", String(200), nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("kiosk", Boolean, nullable=False, default=False),
+    Column("wheelchair", Boolean, nullable=False, default=False),
+    Column("zone", String(32), nullable=False, default="other"),
+)
+
+vehicles = Table(
+    "vehicles",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name_ja", String(200), nullable=False),
+    Column("name_en", String(200), nullable=False),
+    Column("seats", Integer, nullable=False),
+    Column("wheelchairs", Integer, nullable=False),
+    Column("parcels", Integer, nullable=False),
+    Column("depot_stop_id", String(64), ForeignKey("stops.id"), nullable=False),
+    Column("plan", JSON, nullable=False),
+    Column("plan_version", Integer, nullable=False, default=0),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("position_at", TS),
+)
+
+shifts = Table(
+    "shifts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("vehicle_id", String(64), ForeignKey("vehicles.id"), nullable=False),
+    Column("starts_at", TS, nullable=False),
+    Column("ends_at", TS, nullable=False),
+    Index("ix_shifts_vehicle_start", "vehicle_id", "starts_at"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(128), nullable=False, unique=True),
+    Column("stop_id", String(64), ForeignKey("stops.id")),  # kiosk: the stop it is bound to
+    Column("vehicle_id", String(64), ForeignKey("vehicles.id")),  # driver: the vehicle
+    Column("door_to_door", Boolean, nullable=False, default=False),
+    Column("locale", String(8), nullable=False, default="ja"),
+    Column("created_at", TS, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("vehicle_id", String(64), ForeignKey("vehicles.id"), nullable=False),
+    Column("plan_version", Integer, nullable=False),
+    Column("pickup_earliest", TS, nullable=False),
+    Column("pickup_latest", TS, nullable=False),
+    Column("dropoff_latest", TS, nullable=False),
+    Column("planned_pickup", TS, nullable=False),
+    Column("planned_dropoff", TS, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("booking_id", String(64)),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id")),
+    Column("booked_by_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("offer_id", String(64), ForeignKey("offers.id"), unique=True),
+    Column("idempotency_key", String(200)),
+    Column("channel", String(16), nullable=False),
+    Column("kind", String(16), nullable=False, default="ride"),
+    Column("passenger_name", String(200), nullable=False),
+    Column("rider_card", String(64)),
+    Column("contact_phone", String(32)),
+    Column("party_size", Integer, nullable=False),
+    Column("wheelchairs", Integer, nullable=False),
+    Column("parcels", Integer, nullable=False),
+    Column("origin_stop_id", String(64), ForeignKey("stops.id")),
+    Column("origin_lat", Float, nullable=False),
+    Column("origin_lon", Float, nullable=False),
+    Column("destination_stop_id", String(64), ForeignKey("stops.id")),
+    Column("destination_lat", Float, nullable=False),
+    Column("destination_lon", Float, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("vehicle_id", String(64), ForeignKey("vehicles.id")),
+    Column("pickup_earliest", TS, nullable=False),
+    Column("pickup_latest", TS, nullable=False),
+    Column("dropoff_latest", TS, nullable=False),
+    Column("max_ride_s", Integer, nullable=False),
+    Column("pickup_service_s", Integer, nullable=False),
+    Column("dropoff_service_s", Integer, nullable=False),
+    Column("planned_pickup", TS),
+    Column("planned_dropoff", TS),
+    Column("picked_up_at", TS),
+    Column("completed_at", TS),
+    Column("cancel_reason", Text),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("booked_by_id", "idempotency_key", name="uq_bookings_idempotency"),
+    Index("ix_bookings_account_status", "account_id", "status"),
+    Index("ix_bookings_vehicle_status", "vehicle_id", "status"),
+)
+
+event_log = Table(
+    "event_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("aggregate_id", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Index("ix_event_log_aggregate", "aggregate_id"),
+)
+
+device_events = Table(
+    # Tablet events applied exactly once: the client event id is the key.
+    "device_events",
+    metadata,
+    Column("client_event_id", String(100), primary_key=True),
+    Column("vehicle_id", String(64), ForeignKey("vehicles.id"), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("result", JSON, nullable=False),
+)

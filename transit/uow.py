@@ -1,0 +1,128 @@
+"""The unit of work: the only place that commits. Events are published after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from transit.clock import Clock
+from transit.events import Event
+from transit.repositories import (
+    AccountRepository,
+    BookingRepository,
+    EventLogRepository,
+    OfferRepository,
+    StopRepository,
+    VehicleRepository,
+)
+
+Publisher = Callable[[Sequence[Event]], Awaitable[None]]
+
+
+async def _no_publish(events: Sequence[Event]) -> None:
+    return None
+
+
+class UnitOfWork:
+    """``async with uow:`` opens a transaction; leaving it without ``await uow.commit()`` rolls back.
+
+    On SQLite (one writer at a time) a writing unit of work holds a process-wide lock for its
+    whole transaction, so two confirms never interleave; on PostgreSQL vehicle rows are locked
+    with ``SELECT ... FOR UPDATE`` instead.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        publish: Publisher = _no_publish,
+        sqlite_lock: asyncio.Lock | None = None,
+        readonly: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self._publish = publish
+        self._sqlite_lock = sqlite_lock
+        self.readonly = readonly
+        self.dialect = engine.dialect.name
+        self._conn: AsyncConnection | None = None
+        self._holding_lock = False
+        self._committed = False
+        self.published: list[Event] = []
+
+    async def __aenter__(self) -> UnitOfWork:
+        if self._sqlite_lock is not None and not self.readonly:
+            await self._sqlite_lock.acquire()
+            self._holding_lock = True
+        try:
+            self._conn = await self.engine.connect()
+            await self._conn.begin()
+        except BaseException:
+            self._release()
+            raise
+        conn = self._conn
+        self.stops = StopRepository(conn)
+        self.vehicles = VehicleRepository(conn, self.dialect)
+        self.bookings = BookingRepository(conn)
+        self.offers = OfferRepository(conn)
+        self.accounts = AccountRepository(conn)
+        self.event_log = EventLogRepository(conn)
+        self._committed = False
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self._conn is not None:
+                if not self._committed:
+                    await self._conn.rollback()
+                await self._conn.close()
+        finally:
+            self._conn = None
+            self._release()
+
+    def _release(self) -> None:
+        if self._holding_lock and self._sqlite_lock is not None:
+            self._sqlite_lock.release()
+            self._holding_lock = False
+
+    @property
+    def connection(self) -> AsyncConnection:
+        assert self._conn is not None, "use inside `async with uow:`"
+        return self._conn
+
+    def collect_events(self) -> list[Event]:
+        events: list[Event] = []
+        for agg in [*self.bookings.seen.values(), *self.vehicles.seen.values()]:
+            events.extend(agg.events)
+            agg.events.clear()
+        return events
+
+    async def commit(self) -> None:
+        assert self._conn is not None
+        events = self.collect_events()
+        now = self.clock.now()
+        for e in events:
+            d = e.as_dict()
+            agg = d.get("booking_id") or d.get("vehicle_id") or "-"
+            await self.event_log.append(now, d["type"], agg, d)
+        await self._conn.commit()
+        self._committed = True
+        self._release()
+        self.published.extend(events)
+        if events:
+            await self._publish(events)
+
+
+class UnitOfWorkFactory:
+    """Makes units of work bound to one engine, clock and publisher (the composition root's)."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock, publish: Publisher = _no_publish) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.publish = publish
+        self._sqlite_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    def __call__(self, *, readonly: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.engine, self.clock, self.publish, self._sqlite_lock, readonly)

@@ -1,0 +1,67 @@
+"""The vehicle aggregate and its plan: ordered visits with planned times and a version number."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from transit.events import Event, PlanChanged
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One planned stop of a vehicle: pick up or drop off one booking."""
+
+    booking_id: str
+    kind: str  # pickup | dropoff
+    lat: float
+    lon: float
+    stop_id: str | None
+    planned_at: datetime
+
+
+@dataclass(frozen=True)
+class Shift:
+    id: str
+    vehicle_id: str
+    starts_at: datetime
+    ends_at: datetime
+
+    def covers(self, when: datetime) -> bool:
+        return self.starts_at <= when <= self.ends_at
+
+
+@dataclass
+class Vehicle:
+    id: str
+    name_ja: str
+    name_en: str
+    seats: int
+    wheelchairs: int
+    parcels: int
+    depot_stop_id: str
+    depot_lat: float
+    depot_lon: float
+    plan: list[Visit] = field(default_factory=list)
+    plan_version: int = 0
+    lat: float | None = None
+    lon: float | None = None
+    position_at: datetime | None = None
+    shifts: list[Shift] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list, repr=False)
+
+    def replace_plan(self, visits: list[Visit], reason: str, booking_ids: tuple[str, ...] = ()) -> None:
+        self.plan = list(visits)
+        self.plan_version += 1
+        self.events.append(PlanChanged(self.id, self.plan_version, reason, booking_ids))
+
+    def shift_at(self, when: datetime) -> Shift | None:
+        for s in self.shifts:
+            if s.covers(when):
+                return s
+        return None
+
+    def position(self) -> tuple[float, float]:
+        if self.lat is not None and self.lon is not None:
+            return self.lat, self.lon
+        return self.depot_lat, self.depot_lon
