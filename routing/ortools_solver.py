@@ -1,0 +1,533 @@
+"""The one module that imports OR-Tools: build -> solve -> extract for the dial-a-ride problem.
+
+The model (see ``docs/optimiser.md``):
+
+* one routing node per vehicle start, per vehicle end, per pickup and per drop-off (a drop-off
+  only for a request already on board). Nodes carry a location index into ``problem.travel_s``;
+  several nodes may share a location.
+* arc cost = integer travel time; time transit = service at the origin node + travel time.
+* ``AddPickupAndDelivery`` + same-vehicle + precedence for every pair.
+* one capacity dimension per load dimension in use (seats, wheelchairs, parcels).
+* maximum ride time as ``AddNodePrecedence(dropoff, pickup, -(L + service_pickup))`` on the time
+  dimension, i.e. ``T(pickup) >= T(dropoff) - L - s(pickup)`` (lets local search work, unlike a
+  ``solver.Add`` on the cumul variables).
+* maximum route duration as a span upper bound, shift end as the end-node cumul upper bound.
+* on-board riders: drop-off restricted to their vehicle and mandatory, start load = what is on
+  board, latest drop-off = ``picked_up_at_s + max_ride_s``.
+* optional requests with a penalty (``AddDisjunction`` over the pair, cardinality 2).
+
+Only integer callbacks/matrices are used (a float callback silently zeroes costs). The API used
+here exists in OR-Tools 9.12-9.15 (``ortools.constraint_solver.pywrapcp``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+from ortools.constraint_solver import routing_ils_pb2  # noqa: F401  (9.12+: ILS parameters)
+
+from routing.model import (
+    DIMENSIONS,
+    Load,
+    Problem,
+    Request,
+    Route,
+    ScheduledStop,
+    Stop,
+)
+
+log = logging.getLogger(__name__)
+
+#: Node kinds of the OR-Tools model.
+START, END, PICKUP, DROPOFF = 0, 1, 2, 3
+
+FIRST_SOLUTION = {
+    "parallel_cheapest_insertion": routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION,
+    "local_cheapest_insertion": routing_enums_pb2.FirstSolutionStrategy.LOCAL_CHEAPEST_INSERTION,
+    "global_cheapest_arc": routing_enums_pb2.FirstSolutionStrategy.GLOBAL_CHEAPEST_ARC,
+    "path_cheapest_arc": routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC,
+    "savings": routing_enums_pb2.FirstSolutionStrategy.SAVINGS,
+    "automatic": routing_enums_pb2.FirstSolutionStrategy.AUTOMATIC,
+}
+METAHEURISTIC = {
+    "gls": routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH,
+    "sa": routing_enums_pb2.LocalSearchMetaheuristic.SIMULATED_ANNEALING,
+    "tabu": routing_enums_pb2.LocalSearchMetaheuristic.TABU_SEARCH,
+    "greedy": routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT,
+}
+
+
+@dataclass
+class NodeTable:
+    """The flat node layout of one OR-Tools model (index = OR-Tools node index)."""
+
+    location: list[int] = field(default_factory=list)
+    kind: list[int] = field(default_factory=list)
+    request: list[str | None] = field(default_factory=list)
+    service: list[int] = field(default_factory=list)
+    earliest: list[int] = field(default_factory=list)
+    latest: list[int] = field(default_factory=list)
+    vehicle: list[int] = field(default_factory=list)  # owning vehicle for start/end/on-board nodes
+    pickup_node: dict[str, int] = field(default_factory=dict)
+    dropoff_node: dict[str, int] = field(default_factory=dict)
+
+    def add(self, loc, kind, req, service, earliest, latest, vehicle=-1) -> int:
+        self.location.append(int(loc))
+        self.kind.append(kind)
+        self.request.append(req)
+        self.service.append(int(service))
+        self.earliest.append(int(earliest))
+        self.latest.append(int(latest))
+        self.vehicle.append(vehicle)
+        return len(self.location) - 1
+
+
+@dataclass
+class Built:
+    """An OR-Tools model ready to solve, with the tables to translate back."""
+
+    problem: Problem
+    nodes: NodeTable
+    starts: list[int]
+    ends: list[int]
+    manager: pywrapcp.RoutingIndexManager
+    routing: pywrapcp.RoutingModel
+    time_dim: pywrapcp.RoutingDimension
+    optional: list[str]  # request ids that may be left unserved
+    horizon: int
+    keep_alive: list = field(default_factory=list)  # callbacks must outlive the model
+    closed: bool = False
+    solved: bool = False
+
+
+@dataclass
+class SolveResult:
+    """Node sequences (OR-Tools node numbers, depots excluded) per vehicle, or None."""
+
+    routes: list[list[int]] | None
+    objective: int | None
+    status: int
+    warm_start_used: bool
+    warm_start_rejected: bool
+    seconds: float
+
+
+def _horizon(problem: Problem) -> int:
+    h = max(v.shift_end_s for v in problem.vehicles)
+    for r in problem.requests.values():
+        h = max(h, r.pickup_window.latest_s, r.dropoff_window.latest_s)
+    return int(h) + 1
+
+
+def build(
+    problem: Problem,
+    *,
+    unserved_penalty: int | None = None,
+    seed: int = 0,
+    capacity_dims: Sequence[str] | None = None,
+) -> Built:
+    """Build the OR-Tools model for ``problem``.
+
+    Parameters
+    ----------
+    problem:
+        The planning problem (integer units).
+    unserved_penalty:
+        Penalty per request left unserved (objective units). ``None`` makes every request
+        mandatory, which turns an infeasible set into "no solution".
+    seed:
+        Permutes the order of requests in the node table; OR-Tools breaks ties by node order,
+        so different seeds give different (equally valid) searches. ``0`` keeps input order.
+    capacity_dims:
+        Which load dimensions get a capacity dimension; default: those any request uses.
+
+    Returns
+    -------
+    Built
+        Model, index manager and node tables.
+    """
+    vehicles = problem.vehicles
+    reqs = problem.requests
+    horizon = _horizon(problem)
+    nodes = NodeTable()
+    starts, ends = [], []
+    veh_index = {v.id: k for k, v in enumerate(vehicles)}
+    onboard_vehicle: dict[str, int] = {}
+    for k, v in enumerate(vehicles):
+        for rid in v.onboard:
+            onboard_vehicle[rid] = k
+    for k, v in enumerate(vehicles):
+        starts.append(nodes.add(v.start_location, START, None, 0, v.start_time_s, v.shift_end_s, k))
+        ends.append(nodes.add(v.end_location, END, None, 0, v.start_time_s, v.shift_end_s, k))
+    order = sorted(reqs)  # deterministic
+    if seed:
+        random.Random(seed).shuffle(order)
+    optional = []
+    for rid in order:
+        r = reqs[rid]
+        if rid in onboard_vehicle:
+            k = onboard_vehicle[rid]
+            latest = r.dropoff_window.latest_s
+            if r.picked_up_at_s is not None:
+                latest = min(latest, r.picked_up_at_s + r.max_ride_s)
+            latest = max(latest, r.dropoff_window.earliest_s)
+            nodes.dropoff_node[rid] = nodes.add(
+                r.dropoff, DROPOFF, rid, r.dropoff_service_s, r.dropoff_window.earliest_s, latest, k
+            )
+        else:
+            nodes.pickup_node[rid] = nodes.add(
+                r.pickup, PICKUP, rid, r.pickup_service_s, r.pickup_window.earliest_s, r.pickup_window.latest_s
+            )
+            nodes.dropoff_node[rid] = nodes.add(
+                r.dropoff, DROPOFF, rid, r.dropoff_service_s, r.dropoff_window.earliest_s, r.dropoff_window.latest_s
+            )
+            optional.append(rid)
+    n = len(nodes.location)
+    manager = pywrapcp.RoutingIndexManager(n, len(vehicles), starts, ends)
+    routing = pywrapcp.RoutingModel(manager)
+    keep = []
+
+    loc = np.asarray(nodes.location, dtype=np.int64)
+    travel = np.asarray(problem.travel_s, dtype=np.int64)
+    arc = travel[np.ix_(loc, loc)]  # node x node travel
+    service = np.asarray(nodes.service, dtype=np.int64)
+    time_mat = arc + service[:, None]
+    arc_l = arc.tolist()
+    time_l = time_mat.tolist()
+    idx2node = [manager.IndexToNode(i) for i in range(routing.Size() + len(vehicles))]
+
+    def cost_cb(i: int, j: int) -> int:
+        return arc_l[idx2node[i]][idx2node[j]]
+
+    def time_cb(i: int, j: int) -> int:
+        return time_l[idx2node[i]][idx2node[j]]
+
+    keep += [cost_cb, time_cb]
+    cost_idx = routing.RegisterTransitCallback(cost_cb)
+    time_idx = routing.RegisterTransitCallback(time_cb)
+    routing.SetArcCostEvaluatorOfAllVehicles(cost_idx)
+
+    routing.AddDimension(time_idx, horizon, horizon, False, "time")
+    tdim = routing.GetDimensionOrDie("time")
+    for node in range(n):
+        if nodes.kind[node] in (START, END):
+            continue
+        idx = manager.NodeToIndex(node)
+        tdim.CumulVar(idx).SetRange(nodes.earliest[node], nodes.latest[node])
+    for k, v in enumerate(vehicles):
+        s_idx, e_idx = routing.Start(k), routing.End(k)
+        tdim.CumulVar(s_idx).SetRange(v.start_time_s, v.shift_end_s)
+        tdim.CumulVar(e_idx).SetRange(v.start_time_s, v.shift_end_s)
+        if v.max_route_duration_s is not None:
+            tdim.SetSpanUpperBoundForVehicle(int(v.max_route_duration_s), k)
+        routing.AddVariableMinimizedByFinalizer(tdim.CumulVar(e_idx))
+        routing.AddVariableMaximizedByFinalizer(tdim.CumulVar(s_idx))
+
+    # capacity dimensions
+    if capacity_dims is None:
+        used = [False] * len(DIMENSIONS)
+        for r in reqs.values():
+            for d, q in enumerate(r.load.as_tuple()):
+                used[d] = used[d] or q != 0
+        capacity_dims = [DIMENSIONS[d] for d in range(len(DIMENSIONS)) if used[d]]
+    for dname in capacity_dims:
+        d = DIMENSIONS.index(dname)
+        demand = [0] * n
+        for rid, node in nodes.pickup_node.items():
+            demand[node] = reqs[rid].load.as_tuple()[d]
+        for rid, node in nodes.dropoff_node.items():
+            demand[node] = -reqs[rid].load.as_tuple()[d]
+        caps = [v.capacity.as_tuple()[d] for v in vehicles]
+
+        def dem_cb(i: int, _dem=demand) -> int:
+            return _dem[idx2node[i]]
+
+        keep.append(dem_cb)
+        didx = routing.RegisterUnaryTransitCallback(dem_cb)
+        routing.AddDimensionWithVehicleCapacity(didx, 0, caps, False, dname)
+        cdim = routing.GetDimensionOrDie(dname)
+        for k, v in enumerate(vehicles):
+            init = sum(reqs[rid].load.as_tuple()[d] for rid in v.onboard if rid in reqs)
+            cdim.CumulVar(routing.Start(k)).SetRange(init, init)
+
+    # pairs, ride time, on-board riders, optional requests
+    solver = routing.solver()
+    for rid, p in nodes.pickup_node.items():
+        r = reqs[rid]
+        d = nodes.dropoff_node[rid]
+        pi, di = manager.NodeToIndex(p), manager.NodeToIndex(d)
+        routing.AddPickupAndDelivery(pi, di)
+        solver.Add(routing.VehicleVar(pi) == routing.VehicleVar(di))
+        solver.Add(tdim.CumulVar(pi) <= tdim.CumulVar(di))
+        tdim.AddNodePrecedence(di, pi, -(int(r.max_ride_s) + int(r.pickup_service_s)))
+        if unserved_penalty is not None:
+            routing.AddDisjunction([pi, di], int(unserved_penalty), 2)
+    for rid, d in nodes.dropoff_node.items():
+        if rid in nodes.pickup_node:
+            continue
+        di = manager.NodeToIndex(d)
+        routing.SetAllowedVehiclesForIndex([nodes.vehicle[d]], di)
+    del veh_index
+    return Built(problem, nodes, starts, ends, manager, routing, tdim, optional, horizon, keep)
+
+
+def search_parameters(
+    time_limit_s: float,
+    *,
+    first_solution: str = "parallel_cheapest_insertion",
+    metaheuristic: str = "gls",
+    ils: bool = False,
+    log_search: bool = False,
+    solution_limit: int | None = None,
+) -> object:
+    """OR-Tools search parameters; ``ils=True`` switches to its iterated local search with
+    SISR ruin & recreate (OR-Tools >= 9.12)."""
+    p = pywrapcp.DefaultRoutingSearchParameters()
+    p.first_solution_strategy = FIRST_SOLUTION[first_solution]
+    p.local_search_metaheuristic = METAHEURISTIC[metaheuristic]
+    p.time_limit.FromMilliseconds(max(1, int(time_limit_s * 1000)))
+    p.log_search = log_search
+    if solution_limit:
+        p.solution_limit = solution_limit
+    if ils:
+        p.use_iterated_local_search = True
+        ilsp = p.iterated_local_search_parameters
+        ilsp.perturbation_strategy = routing_ils_pb2.PerturbationStrategy.RUIN_AND_RECREATE
+        rr = ilsp.ruin_recreate_parameters
+        ruin = rr.ruin_strategies.add()
+        ruin.sisr.max_removed_sequence_size = 10
+        ruin.sisr.avg_num_removed_visits = 10
+        ruin.sisr.bypass_factor = 0.01
+        rr.recreate_strategy.heuristic = routing_enums_pb2.FirstSolutionStrategy.LOCAL_CHEAPEST_INSERTION
+        ilsp.improve_perturbed_solution = True
+        acc = ilsp.reference_solution_acceptance_strategy.simulated_annealing
+        acc.cooling_schedule_strategy = routing_ils_pb2.CoolingScheduleStrategy.EXPONENTIAL
+        acc.automatic_temperatures = True
+        ilsp.best_solution_acceptance_strategy.greedy_descent.SetInParent()
+    return p
+
+
+def node_routes_from_stops(built: Built, plan: Mapping[str, Sequence[Stop]]) -> list[list[int]]:
+    """Vehicle id -> stops  ->  OR-Tools index routes (one list per vehicle, depots excluded).
+
+    Stops of unknown requests are dropped."""
+    nodes, manager = built.nodes, built.manager
+    out: list[list[int]] = []
+    for v in built.problem.vehicles:
+        seq = []
+        for s in plan.get(v.id, ()):
+            table = nodes.pickup_node if s.kind == "pickup" else nodes.dropoff_node
+            node = table.get(s.request_id)
+            if node is not None:
+                seq.append(manager.NodeToIndex(node))
+        out.append(seq)
+    return out
+
+
+def solve(
+    built: Built,
+    params,
+    *,
+    initial_routes: list[list[int]] | None = None,
+) -> SolveResult:
+    """Run the search. ``initial_routes`` (index routes per vehicle) warm-starts it; when
+    OR-Tools rejects them (``ReadAssignmentFromRoutes`` returns None because they break a
+    constraint) the search starts from scratch and ``warm_start_rejected`` is set."""
+    t0 = time.perf_counter()
+    routing = built.routing
+    if not built.closed:
+        routing.CloseModelWithParameters(params)
+        built.closed = True
+    used = rejected = False
+    sol = None
+    if initial_routes is not None and any(initial_routes):
+        if not built.solved:
+            # first use of the model: let OR-Tools verify the routes (None = breaks a constraint)
+            init = routing.ReadAssignmentFromRoutes(initial_routes, True)
+        else:
+            # ReadAssignmentFromRoutes is unreliable on a model that has already searched
+            # (measured: it returns None for valid routes); set the next variables only and let
+            # the search's own propagation restore the rest.
+            init = routing.solver().Assignment()
+            if not routing.RoutesToAssignment(initial_routes, True, True, init):
+                init = None
+        if init is not None:
+            sol = routing.SolveFromAssignmentWithParameters(init, params)
+        if sol is None:
+            rejected = True
+            log.warning("warm start rejected by OR-Tools (breaks a constraint); solving from scratch")
+        else:
+            used = True
+    built.solved = True
+    if sol is None:
+        sol = routing.SolveWithParameters(params)
+    status = routing.status()
+    if sol is None:
+        return SolveResult(None, None, status, used, rejected, time.perf_counter() - t0)
+    routes = []
+    for k in range(len(built.problem.vehicles)):
+        idx = routing.Start(k)
+        seq = []
+        idx = sol.Value(routing.NextVar(idx))
+        while not routing.IsEnd(idx):
+            seq.append(built.manager.IndexToNode(idx))
+            idx = sol.Value(routing.NextVar(idx))
+        routes.append(seq)
+    return SolveResult(routes, sol.ObjectiveValue(), status, used, rejected, time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------------------------
+# schedule and extraction (pure Python, independent of OR-Tools search state)
+
+
+def schedule_route(problem: Problem, vehicle_index: int, stops: Sequence[Stop]) -> list[int] | None:
+    """Earliest feasible start-of-service times for a fixed stop sequence, or None.
+
+    Returns ``[t_start, t_1, ..., t_k, t_end]``. All constraints of a route are difference
+    constraints (travel, windows, ride time, route duration), so the least fixpoint of the
+    lower bounds is the least feasible schedule; it exists iff no upper bound is exceeded.
+    Then pickups are delayed as far as the schedule allows (backward pass over the latest
+    times) to shorten ride times without moving any drop-off or the route end.
+    """
+    v = problem.vehicles[vehicle_index]
+    reqs = problem.requests
+    k = len(stops)
+    locs = [v.start_location]
+    svc = [0]
+    lo = [v.start_time_s]
+    hi = [v.shift_end_s]
+    for s in stops:
+        r = reqs[s.request_id]
+        if s.kind == "pickup":
+            locs.append(r.pickup)
+            svc.append(r.pickup_service_s)
+            lo.append(r.pickup_window.earliest_s)
+            hi.append(r.pickup_window.latest_s)
+        else:
+            locs.append(r.dropoff)
+            svc.append(r.dropoff_service_s)
+            lo.append(r.dropoff_window.earliest_s)
+            late = r.dropoff_window.latest_s
+            if r.picked_up_at_s is not None:
+                late = min(late, r.picked_up_at_s + r.max_ride_s)
+            hi.append(late)
+    locs.append(v.end_location)
+    svc.append(0)
+    lo.append(v.start_time_s)
+    hi.append(v.shift_end_s)
+    m = k + 2
+    tt = problem.travel_s
+    step = [svc[i] + int(tt[locs[i], locs[i + 1]]) for i in range(m - 1)]
+    # ride constraints: (pickup pos, dropoff pos, L + s_p)
+    pos_p: dict[str, int] = {}
+    rides = []
+    for i, s in enumerate(stops, start=1):
+        if s.kind == "pickup":
+            pos_p[s.request_id] = i
+        elif s.request_id in pos_p:
+            r = reqs[s.request_id]
+            rides.append((pos_p[s.request_id], i, r.max_ride_s + r.pickup_service_s))
+    dur = v.max_route_duration_s
+    t = list(lo)
+    for _ in range(4 * m + 4):
+        for i in range(m - 1):
+            if t[i + 1] < t[i] + step[i]:
+                t[i + 1] = t[i] + step[i]
+        changed = False
+        for p, d, lim in rides:
+            if t[p] < t[d] - lim:
+                t[p] = t[d] - lim
+                changed = True
+        if dur is not None and t[0] < t[-1] - dur:
+            t[0] = t[-1] - dur
+            changed = True
+        if any(t[i] > hi[i] for i in range(m)):
+            return None
+        if not changed:
+            ok = all(t[i + 1] >= t[i] + step[i] for i in range(m - 1))
+            if ok:
+                break
+    else:
+        return None
+    # Ride-time reduction: keep every drop-off and the route end at its earliest time and move
+    # pickups (and the departure) as late as the schedule allows -- the greatest solution of the
+    # same difference system with drop-offs pinned. Ride times can only shrink.
+    late = list(t)
+    for i in range(m - 2, -1, -1):
+        pinned = 1 <= i <= k and stops[i - 1].kind == "dropoff"
+        if not pinned:
+            late[i] = max(t[i], min(hi[i], late[i + 1] - step[i]))
+    if _schedule_ok(late, lo, hi, step, rides, dur):
+        return late
+    return t
+
+
+def _schedule_ok(t, lo, hi, step, rides, dur) -> bool:
+    m = len(t)
+    if any(t[i] < lo[i] or t[i] > hi[i] for i in range(m)):
+        return False
+    if any(t[i + 1] < t[i] + step[i] for i in range(m - 1)):
+        return False
+    if any(t[d] - t[p] > lim for p, d, lim in rides):
+        return False
+    if dur is not None and t[-1] - t[0] > dur:
+        return False
+    return True
+
+
+def scheduled_route(problem: Problem, vehicle_index: int, stops: Sequence[Stop]) -> Route | None:
+    """A Route with its schedule and loads, or None if the sequence is infeasible."""
+    times = schedule_route(problem, vehicle_index, stops)
+    if times is None:
+        return None
+    v = problem.vehicles[vehicle_index]
+    reqs = problem.requests
+    load = Load()
+    for rid in v.onboard:
+        if rid in reqs:
+            load = load + reqs[rid].load
+    prev_loc, prev_dep = v.start_location, times[0]
+    out = []
+    for i, s in enumerate(stops, start=1):
+        r = reqs[s.request_id]
+        locn = r.pickup if s.kind == "pickup" else r.dropoff
+        svc = r.pickup_service_s if s.kind == "pickup" else r.dropoff_service_s
+        load = load + r.load if s.kind == "pickup" else load - r.load
+        arrival = prev_dep + int(problem.travel_s[prev_loc, locn])
+        out.append(ScheduledStop(s, locn, arrival, times[i], times[i] + svc, load))
+        prev_loc, prev_dep = locn, times[i] + svc
+    end_arrival = prev_dep + int(problem.travel_s[prev_loc, v.end_location])
+    return Route(v.id, tuple(out), end_arrival)
+
+
+def node_stops(built: Built, node_seq: Sequence[int]) -> list[Stop]:
+    """OR-Tools node numbers -> Stops."""
+    nodes = built.nodes
+    return [
+        Stop(nodes.request[n], "pickup" if nodes.kind[n] == PICKUP else "dropoff")  # type: ignore[arg-type]
+        for n in node_seq
+    ]
+
+
+def route_travel(problem: Problem, vehicle_index: int, stops: Sequence[Stop]) -> int:
+    """Integer travel of a stop sequence from the vehicle start to its end location."""
+    v = problem.vehicles[vehicle_index]
+    reqs = problem.requests
+    cur = v.start_location
+    total = 0
+    for s in stops:
+        r = reqs[s.request_id]
+        nxt = r.pickup if s.kind == "pickup" else r.dropoff
+        total += int(problem.travel_s[cur, nxt])
+        cur = nxt
+    return total + int(problem.travel_s[cur, v.end_location])
+
+
+def request_fits_somewhere(problem: Problem, r: Request) -> bool:
+    return any(r.load.fits_in(v.capacity) for v in problem.vehicles)
