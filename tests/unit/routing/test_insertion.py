@@ -1,0 +1,426 @@
+"""Insertion search on exact scenarios.
+
+Locations are points 0..10 on a line; driving between i and j takes 10 x |i - j| seconds, so
+every expected time below can be worked out by hand.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from routing.insertion import (
+    InsertionWeights,
+    find_insertions,
+    make_promise,
+    max_ride_time_s,
+    nearest_feasible_times,
+    promised_request,
+    request_windows,
+)
+from routing.model import Load, Problem, Request, Stop, TimeWindow, UnservedCause, Vehicle
+from routing.schedule import RouteSlack, evaluate, no_worse
+
+LINE = np.array([[10 * abs(i - j) for j in range(11)] for i in range(11)], dtype=np.int64)
+CAP = Load(seats=4, wheelchairs=1, parcels=2)
+OPEN = TimeWindow(0, 10_000)
+FIRST = TimeWindow(0, 10)  # a pickup at location 1 that must come first (the bus is there at 10)
+
+
+def req(
+    rid: str,
+    pickup: int,
+    dropoff: int,
+    *,
+    load: Load = Load(seats=1),
+    pw: TimeWindow = OPEN,
+    dw: TimeWindow = OPEN,
+    max_ride_s: int = 10_000,
+    service_s: int = 0,
+) -> Request:
+    return Request(rid, pickup, dropoff, load, pw, dw, max_ride_s, service_s, service_s)
+
+
+def bus(
+    vid: str = "v",
+    *,
+    at: int = 0,
+    end: int | None = None,
+    start_s: int = 0,
+    shift_end_s: int = 10_000,
+    capacity: Load = CAP,
+    route: tuple[Stop, ...] = (),
+    onboard: tuple[str, ...] = (),
+) -> Vehicle:
+    return Vehicle(vid, at, start_s, at if end is None else end, shift_end_s, capacity, onboard, route)
+
+
+def P(rid: str) -> Stop:
+    return Stop(rid, "pickup")
+
+
+def D(rid: str) -> Stop:
+    return Stop(rid, "dropoff")
+
+
+def problem(*vehicles: Vehicle, requests: tuple[Request, ...] = ()) -> Problem:
+    return Problem(tuple(vehicles), {r.id: r for r in requests}, LINE)
+
+
+def test_empty_vehicle_drives_out_and_back() -> None:
+    """An empty vehicle serves the request directly; times and added vehicle time are exact."""
+    res = find_insertions(problem(bus()), req("n", 2, 5))
+    assert res.cause is None
+    (opt,) = res.options
+    assert opt.route == (P("n"), D("n"))
+    assert (opt.pickup_s, opt.dropoff_s) == (20, 50)
+    assert opt.added_vehicle_s == 20 + 30 + 50  # 0 -> 2 -> 5 -> 0
+    assert opt.added_delay_s == 0
+    assert opt.cost == 100
+
+
+def test_waits_for_pickup_window() -> None:
+    """A vehicle arriving early waits: the pickup starts at the window's earliest time."""
+    res = find_insertions(problem(bus()), req("n", 2, 5, pw=TimeWindow(100, 200)))
+    (opt,) = res.options
+    assert (opt.pickup_s, opt.dropoff_s) == (100, 130)
+    assert opt.added_vehicle_s == 100  # waiting is not vehicle time
+
+
+def test_insertion_between_existing_stops_on_the_way() -> None:
+    """A trip lying on an existing ride is inserted inside it at zero added vehicle time."""
+    a = req("a", 1, 9, pw=FIRST)
+    v = bus(route=(P("a"), D("a")))
+    res = find_insertions(problem(v, requests=(a,)), req("n", 3, 5))
+    best = res.options[0]
+    assert best.route == (P("a"), P("n"), D("n"), D("a"))
+    assert (best.pickup_s, best.dropoff_s) == (30, 50)
+    assert best.added_vehicle_s == 0
+    assert best.added_delay_s == 0
+    assert (best.pickup_index, best.dropoff_index) == (1, 2)
+
+
+def test_service_time_delays_promised_riders() -> None:
+    """Dwell at the new stops delays later stops; added delay sums the shift of every old stop."""
+    a = req("a", 1, 9, pw=FIRST)
+    v = bus(route=(P("a"), D("a")))
+    res = find_insertions(problem(v, requests=(a,)), req("n", 3, 5, service_s=15))
+    # (a+ n+ n- a-): +30 s, a 30 s later: 60; (a+ n+ a- n-): +30 s, a 15 s later: 45;
+    # (a+ a- n+ n-): +70 s: 70; (n+ ...) breaks a's pickup window
+    best = res.options[0]
+    assert best.route == (P("a"), P("n"), D("a"), D("n"))
+    assert (best.pickup_s, best.dropoff_s) == (30, 145)
+    assert best.added_vehicle_s == 30
+    assert best.added_delay_s == 15  # a's drop-off starts at 105 instead of 90
+    assert best.cost == 45
+
+
+@pytest.mark.parametrize(
+    ("existing", "new", "capacity"),
+    [
+        (Load(seats=2), Load(seats=1), Load(seats=2, wheelchairs=1, parcels=2)),
+        (Load(seats=1, wheelchairs=1), Load(seats=1, wheelchairs=1), Load(seats=4, wheelchairs=1)),
+        (Load(parcels=1), Load(parcels=2), Load(seats=4, parcels=2)),
+    ],
+    ids=["seats-full", "wheelchair-space-taken", "parcels"],
+)
+def test_capacity_by_dimension(existing: Load, new: Load, capacity: Load) -> None:
+    """A load that does not fit next to the riders on board in some dimension must wait until they leave."""
+    a = req("a", 1, 9, load=existing, pw=FIRST)
+    v = bus(capacity=capacity, route=(P("a"), D("a")))
+    res = find_insertions(problem(v, requests=(a,)), req("n", 3, 5, load=new))
+    (opt,) = res.options
+    assert opt.route == (P("a"), D("a"), P("n"), D("n"))
+    assert (opt.pickup_s, opt.dropoff_s) == (150, 170)  # a dropped at 90, 9 -> 3 is 60 s
+
+
+def test_capacity_full_and_window_closed_means_no_feasible_insertion() -> None:
+    """When capacity forces a later pickup than the window allows, nothing is offered."""
+    a = req("a", 1, 9, load=Load(seats=4), pw=FIRST)
+    v = bus(route=(P("a"), D("a")))
+    res = find_insertions(problem(v, requests=(a,)), req("n", 3, 5, pw=TimeWindow(0, 149)))
+    assert res.options == ()
+    assert res.cause is UnservedCause.NO_FEASIBLE_INSERTION
+
+
+def test_existing_promise_is_never_broken() -> None:
+    """A detour that would make a promised drop-off late is infeasible; only later options remain."""
+    a = req("a", 1, 9, pw=FIRST, dw=TimeWindow(0, 90))  # exactly on time with no detour
+    v = bus(route=(P("a"), D("a")))
+    new = req("n", 5, 3, service_s=1)  # picking it up on a's way costs a 1 s
+    res = find_insertions(problem(v, requests=(a,)), new)
+    (opt,) = res.options
+    assert opt.route == (P("a"), D("a"), P("n"), D("n"))
+    assert (opt.pickup_s, opt.dropoff_s) == (130, 151)
+    on_the_way = replace(new, pickup_service_s=0)
+    res = find_insertions(problem(v, requests=(a,)), on_the_way)
+    assert res.options[0].route == (P("a"), P("n"), D("a"), D("n"))
+    tight = replace(new, pickup_window=TimeWindow(0, 129))
+    res = find_insertions(problem(v, requests=(a,)), tight)
+    assert res.cause is UnservedCause.NO_FEASIBLE_INSERTION
+
+
+def test_existing_pickup_window_is_never_broken() -> None:
+    """Pushing a promised pickup past its window's end is infeasible."""
+    new = req("n", 3, 5, service_s=1)
+    a = req("a", 6, 9, pw=TimeWindow(0, 60))
+    v = bus(route=(P("a"), D("a")))
+    # picking n up first reaches 6 at 61 at the earliest: one second too late
+    res = find_insertions(problem(v, requests=(a,)), new)
+    assert all(o.route.index(P("n")) > o.route.index(P("a")) for o in res.options)
+    assert res.options[0].route == (P("a"), D("a"), P("n"), D("n"))
+    assert res.options[0].cost == 42  # 6 -> 9 -> 3 -> 5 -> 0 instead of 6 -> 9 -> 0
+    a = replace(a, pickup_window=TimeWindow(0, 61))
+    res = find_insertions(problem(v, requests=(a,)), new)
+    assert res.options[0].route == (P("n"), P("a"), D("a"), D("n"))
+    assert res.options[0].cost == 2 + 2  # +2 s dwell, a's pickup and drop-off 1 s later
+
+
+def test_promised_max_ride_time_holds() -> None:
+    """Dwell added inside a promised ride is infeasible when that ride has no slack left."""
+    a = req("a", 1, 9, pw=FIRST, max_ride_s=80)  # exactly the direct time
+    v = bus(route=(P("a"), D("a")))
+    res = find_insertions(problem(v, requests=(a,)), req("n", 3, 5, service_s=10))
+    assert [o.route for o in res.options] == [(P("a"), D("a"), P("n"), D("n"))]
+    roomy = replace(a, max_ride_s=90)  # room for exactly one 10 s dwell
+    res = find_insertions(problem(v, requests=(roomy,)), req("n", 3, 5, service_s=10))
+    assert res.options[0].route == (P("a"), P("n"), D("a"), D("n"))
+    assert res.options[0].cost == 20 + 10
+
+
+def test_new_request_max_ride_time_holds() -> None:
+    """The new rider's own ride may not exceed max_ride_s, counting dwell for others on the way."""
+    b = req("b", 4, 4, service_s=10)  # someone boards and alights at 4 (10 s each)
+    v = bus(route=(P("b"), D("b")))
+    tight = req("n", 2, 6, max_ride_s=40)
+    res = find_insertions(problem(v, requests=(b,)), tight)
+    for o in res.options:
+        r = o.route
+        assert not (r.index(P("n")) < r.index(P("b")) < r.index(D("n")))
+    loose = replace(tight, max_ride_s=60)
+    res = find_insertions(problem(v, requests=(b,)), loose)
+    assert res.options[0].route == (P("n"), P("b"), D("b"), D("n"))
+    assert res.options[0].dropoff_s - res.options[0].pickup_s == 60
+
+
+def test_rider_on_board_counts_for_capacity_and_ride_time() -> None:
+    """A rider already on board occupies capacity until dropped and keeps its ride limit."""
+    a = replace(req("a", 0, 9, load=Load(seats=4), max_ride_s=100), picked_up_at_s=0)
+    v = bus(at=1, start_s=10, route=(D("a"),), onboard=("a",))
+    res = find_insertions(problem(v, requests=(a,)), req("n", 3, 5))
+    (opt,) = res.options
+    assert opt.route == (D("a"), P("n"), D("n"))
+    a2 = replace(a, load=Load(seats=1), max_ride_s=90)  # room, but no ride slack for any dwell
+    res = find_insertions(problem(v, requests=(a2,)), req("n", 3, 5, service_s=1))
+    assert [o.route for o in res.options] == [(D("a"), P("n"), D("n"))]
+    res = find_insertions(problem(v, requests=(a2,)), req("n", 5, 3))  # on the way, no dwell
+    assert res.options[0].route == (P("n"), D("a"), D("n"))
+
+
+def test_shift_end_is_exact() -> None:
+    """Returning to the end location exactly at shift end is fine; one second later is not."""
+    ok = find_insertions(problem(bus(shift_end_s=100)), req("n", 3, 5))
+    assert ok.options and ok.options[0].added_vehicle_s == 100
+    late = find_insertions(problem(bus(shift_end_s=99)), req("n", 3, 5))
+    assert late.cause is UnservedCause.NO_FEASIBLE_INSERTION
+
+
+def test_max_route_duration() -> None:
+    """A route-duration limit is enforced like a shift end relative to the vehicle's start."""
+    v = replace(bus(start_s=50), max_route_duration_s=99)
+    assert find_insertions(problem(v), req("n", 3, 5)).options == ()
+    v = replace(v, max_route_duration_s=100)
+    assert find_insertions(problem(v), req("n", 3, 5)).options
+
+
+def test_ranking_by_cost() -> None:
+    """Options come cheapest first, one per vehicle, and max_options caps them."""
+    far = bus("far", at=0)  # 0 -> 3 -> 5 -> 0: 100 s
+    near = bus("near", at=4)  # 4 -> 3 -> 5 -> 4: 40 s
+    mid = bus("mid", at=7)  # 7 -> 3 -> 5 -> 7: 80 s
+    res = find_insertions(problem(far, near, mid), req("n", 3, 5))
+    assert [o.vehicle_id for o in res.options] == ["near", "mid", "far"]
+    assert [o.cost for o in res.options] == [40, 80, 100]
+    res = find_insertions(problem(far, near, mid), req("n", 3, 5), max_options=2)
+    assert [o.vehicle_id for o in res.options] == ["near", "mid"]
+
+
+def test_weights_trade_vehicle_time_against_promised_delay() -> None:
+    """A high weight on delay to promised riders prefers the vehicle that delays nobody."""
+    a = req("a", 1, 9, pw=FIRST)
+    busy = bus("busy", route=(P("a"), D("a")))
+    idle = bus("idle", at=3)
+    new = req("n", 3, 5, pw=TimeWindow(0, 100), service_s=30)
+    # busy: best (a+ n+ a- n-) = +60 s dwell, a 30 s later; idle: 30 + 20 + 30 + 20 = 100 s
+    cheap = find_insertions(problem(busy, idle, requests=(a,)), new)
+    assert [(o.vehicle_id, o.cost) for o in cheap.options] == [("busy", 90), ("idle", 100)]
+    heavy = find_insertions(
+        problem(busy, idle, requests=(a,)), new, weights=InsertionWeights(promised_delay=2.0)
+    )
+    assert [(o.vehicle_id, o.cost) for o in heavy.options] == [("idle", 100), ("busy", 120)]
+
+
+def test_cause_no_vehicle_fits() -> None:
+    """A load exceeding every vehicle's capacity in some dimension is reported as no_vehicle_fits."""
+    res = find_insertions(problem(bus(), bus("w")), req("n", 3, 5, load=Load(seats=1, wheelchairs=2)))
+    assert res.options == () and res.cause is UnservedCause.NO_VEHICLE_FITS
+
+
+def test_cause_no_feasible_insertion() -> None:
+    """A load that fits but cannot be served in time is reported as no_feasible_insertion."""
+    res = find_insertions(problem(bus()), req("n", 5, 3, pw=TimeWindow(0, 49)))
+    assert res.options == () and res.cause is UnservedCause.NO_FEASIBLE_INSERTION
+
+
+def test_late_driver_does_not_block_insertions_after_the_delay() -> None:
+    """A route already late does not forbid options that make nothing later; ones that do are refused."""
+    a = req("a", 1, 9, pw=FIRST, dw=TimeWindow(0, 80))  # already 10 s late at 90
+    v = bus(route=(P("a"), D("a")))
+    res = find_insertions(problem(v, requests=(a,)), req("n", 3, 5, service_s=5))
+    assert [o.route for o in res.options] == [(P("a"), D("a"), P("n"), D("n"))]
+
+
+def test_nearest_feasible_times() -> None:
+    """Shifting the windows by whole steps finds the nearest times that work, nearest first."""
+    v = bus(shift_end_s=10_000)
+    new = req("n", 5, 3, pw=TimeWindow(0, 10), dw=TimeWindow(0, 1000))
+    assert find_insertions(problem(v), new).options == ()  # reaching 5 takes 50 s
+    times = nearest_feasible_times(problem(v), new, step_s=30, horizon_s=300, count=3)
+    assert times == [60, 90, 120]
+    assert nearest_feasible_times(problem(v), new, step_s=30, horizon_s=30) == []
+
+
+def test_nearest_feasible_times_earlier() -> None:
+    """Earlier times are tried too, but never ones whose window closed before now."""
+    a = req("a", 0, 10, load=Load(seats=4), pw=TimeWindow(200, 200), dw=TimeWindow(300, 300))
+    v = bus(route=(P("a"), D("a")))
+    new = req("n", 2, 4, pw=TimeWindow(200, 210), dw=TimeWindow(0, 400))
+    assert find_insertions(problem(v, requests=(a,)), new).options == ()
+    times = nearest_feasible_times(problem(v, requests=(a,)), new, step_s=100, horizon_s=400)
+    # -100 works; +100 fails (bus full until 300, then 2 is reached at 380 > 310); -200 fails
+    # (2 is reached at 20 > 10); +200 and +300 work after a; -300 closed before now
+    assert times == [100, 400, 500]
+
+
+def test_promise_keeps_route_feasible() -> None:
+    """The promised windows contain the plan, respect the request, and keep the route feasible."""
+    a = req("a", 1, 9, pw=FIRST)
+    v = bus(route=(P("a"), D("a")))
+    new = req("n", 3, 5, pw=TimeWindow(0, 600), dw=TimeWindow(0, 2000), max_ride_s=200, service_s=10)
+    pr = problem(v, requests=(a,))
+    opt = find_insertions(pr, new).options[0]
+    window, latest_drop = make_promise(opt, new, pickup_window_s=600)
+    assert window == TimeWindow(0, 600)  # clipped below at the request's earliest
+    assert latest_drop == 600 + 10 + 200
+    window, latest_drop = make_promise(opt, new, pickup_window_s=20)
+    assert window == TimeWindow(opt.pickup_s - 10, opt.pickup_s + 10)
+    assert latest_drop == opt.pickup_s + 10 + 10 + 200
+    promised = promised_request(new, (window, latest_drop))
+    reqs = {**pr.requests, "n": promised}
+    sched = evaluate(Problem(pr.vehicles, reqs, LINE), v, opt.route)
+    assert sched.feasible
+    assert sched.start_s[opt.pickup_index] == opt.pickup_s
+
+
+def test_max_ride_time_formula() -> None:
+    """max ride = min(direct + abs, floor(alpha x direct) + beta), never below direct."""
+    assert max_ride_time_s(600, alpha=1.5, beta_s=300, abs_s=1200) == 1200
+    assert max_ride_time_s(600, alpha=2.0, beta_s=600, abs_s=900) == 1500
+    assert max_ride_time_s(0, alpha=1.5, beta_s=0, abs_s=0) == 0
+    assert max_ride_time_s(101, alpha=1.5, beta_s=0, abs_s=1000) == 151
+    with pytest.raises(ValueError):
+        max_ride_time_s(100, alpha=0.9, beta_s=0, abs_s=0)
+
+
+def test_request_windows_by_direction() -> None:
+    """Leave-at opens the pickup at T for max_wait; arrive-by closes the drop-off at T."""
+    pw, dw = request_windows("leave_at", 1000, direct_s=300, max_ride_s=450, max_wait_s=600, pickup_service_s=30)
+    assert pw == TimeWindow(1000, 1600) and dw == TimeWindow(1330, 2080)
+    pw, dw = request_windows("arrive_by", 5000, direct_s=300, max_ride_s=450, max_wait_s=600, pickup_service_s=30)
+    assert dw == TimeWindow(4400, 5000) and pw == TimeWindow(3920, 4670)
+
+
+def test_arrive_by_request_is_served_in_time() -> None:
+    """An arrive-by request gets a drop-off no later than the asked time."""
+    direct = 20
+    pw, dw = request_windows("arrive_by", 500, direct_s=direct, max_ride_s=40, max_wait_s=60)
+    new = Request("n", 3, 5, Load(seats=1), pw, dw, 40)
+    (opt,) = find_insertions(problem(bus()), new).options
+    assert 440 <= opt.dropoff_s <= 500
+    assert opt.dropoff_s - opt.pickup_s <= 40
+
+
+def test_request_already_in_a_route_is_rejected() -> None:
+    """Inserting a request that is already planned is a programming error."""
+    a = req("a", 1, 9)
+    with pytest.raises(ValueError):
+        find_insertions(problem(bus(route=(P("a"), D("a"))), requests=(a,)), a)
+
+
+def _random_problem(rng: random.Random) -> tuple[Problem, Request]:
+    def rand_req(rid: str) -> Request:
+        p, d = rng.sample(range(11), 2)
+        e = rng.randint(0, 300)
+        w = rng.randint(0, 120)
+        direct = int(LINE[p, d])
+        mr = direct + rng.randint(0, 80)
+        return Request(
+            rid,
+            p,
+            d,
+            Load(rng.randint(0, 2), rng.choice((0, 0, 1)), rng.choice((0, 1))),
+            TimeWindow(e, e + w),
+            TimeWindow(e + direct - rng.randint(0, 50), e + w + mr + rng.randint(0, 100)),
+            mr,
+            rng.randint(0, 10),
+            rng.randint(0, 10),
+        )
+
+    vehicles = [
+        bus(f"v{k}", at=rng.randrange(11), end=rng.randrange(11), shift_end_s=rng.randint(400, 900),
+            capacity=Load(rng.randint(1, 3), rng.randint(0, 1), rng.randint(0, 2)))
+        for k in range(2)
+    ]
+    pr = problem(*vehicles)
+    for k in range(rng.randint(1, 7)):
+        r = rand_req(f"r{k}")
+        res = find_insertions(pr, r, max_options=2)
+        if res.options:
+            o = rng.choice(res.options)
+            vs = tuple(replace(v, route=o.route) if v.id == o.vehicle_id else v for v in pr.vehicles)
+            pr = Problem(vs, {**pr.requests, r.id: r}, LINE)
+    return pr, rand_req("new")
+
+
+def test_generator_agrees_with_exhaustive_evaluation() -> None:
+    """On random small instances the O(1) tests accept exactly the pairs a full re-evaluation accepts."""
+    from routing.insertion import _new_route, generate_insertions
+
+    rng = random.Random(7)
+    checked = 0
+    for _ in range(150):
+        pr, new = _random_problem(rng)
+        reqs = {**pr.requests, "new": new}
+        for vi, v in enumerate(pr.vehicles):
+            old = evaluate(pr, v, v.route)
+            n = len(v.route)
+            expected = set()
+            for i in range(n + 1):
+                for j in range(i, n + 1):
+                    route, _, _ = _new_route(v.route, "new", i, j)
+                    sched = evaluate(pr, v, route, requests=reqs)
+                    if no_worse(sched, old, "new"):
+                        expected.add((i, j))
+            got = generate_insertions(pr, vi, new, slack=RouteSlack(pr, v))
+            assert {(c.i, c.j) for c in got} == expected
+            for c in got:
+                route, pi, di = _new_route(v.route, "new", c.i, c.j)
+                sched = evaluate(pr, v, route, requests=reqs)
+                assert (sched.start_s[pi], sched.start_s[di]) == (c.pickup_s, c.dropoff_s)
+                checked += 1
+    assert checked > 100
+    assert math.isfinite(checked)
