@@ -18,6 +18,7 @@ from transit.reference_data import ReferenceData
 from transit.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
+DRIVER_STATIC = Path(__file__).resolve().parent.parent / "driver_app" / "static"
 
 
 def create_app(
@@ -52,6 +53,8 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    if DRIVER_STATIC.exists():  # the driver tablet page (driver_app/static)
+        app.mount("/driver", StaticFiles(directory=DRIVER_STATIC, html=True), name="driver")
     if STATIC.exists():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
