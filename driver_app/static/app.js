@@ -1,0 +1,562 @@
+// The driver tablet: next stop first and large, the rest of the route below, one tap per event.
+import { me, stops as fetchStops } from "./api.js";
+import { DriverSocket } from "./socket.js";
+
+const TOKEN_KEY = "okuma.driver.token";
+const LANG_KEY = "okuma.driver.lang";
+const LOCAL_KEY = "okuma.driver.local";
+
+const TEXT = {
+  ja: {
+    title: "運転士タブレット", connecting: "接続中…", online: "オンライン", offline: "オフライン",
+    offline_hint: "操作は端末に保存され、再接続時に送信されます。", queued: "未送信 {n} 件",
+    next_stop: "次の停留所", rest: "この後の経路", break_start: "休憩開始", break_end: "休憩終了",
+    on_break: "休憩中", login_title: "運転士トークンを入力してください", token: "トークン", login: "開始",
+    handover_title: "荷物の受け渡し", handover_code: "受取人の確認コード", cancel: "やめる", send: "送信",
+    arrived: "到着", arrived_done: "到着済み", boarded: "乗車", no_show: "不在", dropped_off: "降車",
+    handover: "荷物受け渡し", parcel_pickup: "荷物積込", navigate: "ナビ開始", planned: "予定",
+    eta: "見込み", pickup: "乗車", dropoff: "降車", persons: "{n}名", wheelchair: "車いす {n}",
+    parcels: "荷物 {n}", no_show_in: "不在は {t} 後に押せます", no_show_after_arrival: "不在は到着後 {m} 分から",
+    empty: "予定はありません。", sent_wait: "送信待ち", done: "済", language: "English",
+    changed: "経路が変わりました", cancelled: "取り消し: {who}", rejected: "受け付けられません: {msg}",
+    late: "{m}分遅れ", fatal: "エラー: {msg}", grocery: "買い物便", unknown_stop: "地点",
+    token_bad: "トークンが正しくありません。", not_driver: "運転士のトークンではありません。",
+    count: "人数",
+  },
+  en: {
+    title: "Driver tablet", connecting: "Connecting…", online: "Online", offline: "Offline",
+    offline_hint: "Your taps are saved on the tablet and sent when the link is back.", queued: "{n} not sent",
+    next_stop: "Next stop", rest: "Rest of the route", break_start: "Start break", break_end: "End break",
+    on_break: "On break", login_title: "Enter the driver token", token: "Token", login: "Start",
+    handover_title: "Parcel handover", handover_code: "Recipient's code", cancel: "Cancel", send: "Send",
+    arrived: "Arrived", arrived_done: "Arrived", boarded: "Boarded", no_show: "No-show", dropped_off: "Dropped off",
+    handover: "Hand over parcel", parcel_pickup: "Load parcel", navigate: "Navigate", planned: "Planned",
+    eta: "Expected", pickup: "Board", dropoff: "Alight", persons: "{n} pax", wheelchair: "Wheelchair {n}",
+    parcels: "Parcels {n}", no_show_in: "No-show possible in {t}", no_show_after_arrival: "No-show {m} min after arrival",
+    empty: "Nothing planned.", sent_wait: "waiting to send", done: "done", language: "日本語",
+    changed: "The route changed", cancelled: "Cancelled: {who}", rejected: "Not accepted: {msg}",
+    late: "{m} min late", fatal: "Error: {msg}", grocery: "Grocery", unknown_stop: "Point",
+    token_bad: "The token is not valid.", not_driver: "This is not a driver token.",
+    count: "People",
+  },
+};
+
+const state = {
+  lang: localStorage.getItem(LANG_KEY) || "ja",
+  token: null,
+  vehicleId: null,
+  vehicleName: { ja: "", en: "" },
+  stops: new Map(),
+  visits: [],
+  onBreak: false,
+  noShowWaitS: 180,
+  clockOffsetMs: 0,
+  etas: new Map(),
+  changed: new Set(),     // visit ids to highlight
+  counts: new Map(),      // booking id -> boarded count chosen
+  local: loadLocal(),     // optimistic marks: {"<booking>:arrived": iso, "<booking>:boarded": true, ...}
+  socket: null,
+  beeps: 0,
+};
+
+// ------------------------------------------------------------------------------ helpers
+
+function t(key, vars = {}) {
+  const s = (TEXT[state.lang] && TEXT[state.lang][key]) ?? TEXT.ja[key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+}
+
+function $(id) { return document.getElementById(id); }
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) e.append(c);
+  return e;
+}
+
+function loadLocal() {
+  try { return JSON.parse(localStorage.getItem(LOCAL_KEY) || "{}"); } catch { return {}; }
+}
+function saveLocal() { localStorage.setItem(LOCAL_KEY, JSON.stringify(state.local)); }
+
+function serverNow() { return new Date(Date.now() + state.clockOffsetMs); }
+
+function hhmm(iso) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleTimeString("ja-JP", { hour: "2-digit", minute: "2-digit", timeZone: "Asia/Tokyo" });
+}
+
+function stopOf(v) {
+  const s = v.stop_id ? state.stops.get(v.stop_id) : null;
+  return {
+    ja: v.stop_name_ja || (s && s.name_ja) || `${t("unknown_stop")} ${v.lat.toFixed(4)}, ${v.lon.toFixed(4)}`,
+    en: v.stop_name_en || (s && s.name_en) || `${v.lat.toFixed(4)}, ${v.lon.toFixed(4)}`,
+    kana: (s && s.name_kana) || "",
+  };
+}
+
+/** Consecutive visits at the same place make one stop of the route. */
+function groupStops(visits) {
+  const groups = [];
+  for (const v of visits) {
+    const key = v.stop_id || `${v.lat.toFixed(5)},${v.lon.toFixed(5)}`;
+    const last = groups[groups.length - 1];
+    if (last && last.key === key) last.visits.push(v);
+    else groups.push({ key, visits: [v], lat: v.lat, lon: v.lon, stop_id: v.stop_id });
+  }
+  return groups;
+}
+
+function arrivedAt(v) {
+  return v.arrived_at || (v.kind === "pickup" && state.local[`${v.booking_id}:arrived`]) ||
+    (v.kind === "dropoff" && state.local[`${v.booking_id}:arrived_drop`]) || null;
+}
+
+function localDone(v) {
+  return state.local[`${v.visit_id}:done`] || null;
+}
+
+export function navigationUrl(lat, lon) {
+  // Google Maps directions: opens the Maps app on Android tablets, the web page elsewhere.
+  return `https://www.google.com/maps/dir/?api=1&destination=${lat},${lon}&travelmode=driving`;
+}
+
+// ------------------------------------------------------------------------------ sound
+
+let audio = null;
+function ensureAudio() {
+  if (audio) return audio;
+  const Ctx = window.AudioContext || window.webkitAudioContext;
+  if (!Ctx) return null;
+  try { audio = new Ctx(); } catch { audio = null; }
+  return audio;
+}
+
+function beep() {
+  state.beeps += 1;
+  document.body.dataset.beeps = String(state.beeps);
+  const ctx = ensureAudio();
+  if (!ctx) return;
+  if (ctx.state === "suspended") ctx.resume().catch(() => {});
+  const start = ctx.currentTime;
+  for (const [i, freq] of [[0, 880], [1, 1175]]) {
+    const osc = ctx.createOscillator();
+    const gain = ctx.createGain();
+    osc.type = "sine";
+    osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0.0001, start + i * 0.22);
+    gain.gain.exponentialRampToValueAtTime(0.4, start + i * 0.22 + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, start + i * 0.22 + 0.2);
+    osc.connect(gain).connect(ctx.destination);
+    osc.start(start + i * 0.22);
+    osc.stop(start + i * 0.22 + 0.21);
+  }
+}
+
+// ------------------------------------------------------------------------------ events
+
+function sendEvent(ev) {
+  state.socket.send(ev);
+  renderStatus(state.socket.state, state.socket.outbox.length);
+}
+
+function onArrived(group) {
+  const now = serverNow().toISOString();
+  const ids = [];
+  for (const v of group.visits) {
+    if (arrivedAt(v)) continue;
+    ids.push(v.booking_id);
+    state.local[`${v.booking_id}:${v.kind === "pickup" ? "arrived" : "arrived_drop"}`] = now;
+  }
+  saveLocal();
+  sendEvent({ type: "arrived", stop_id: group.stop_id || null, booking_ids: ids.length ? ids : group.visits.map((v) => v.booking_id) });
+  render();
+}
+
+function markDone(v, what) {
+  state.local[`${v.visit_id}:done`] = what;
+  saveLocal();
+  render();
+}
+
+function onBoarded(v) {
+  const count = state.counts.get(v.booking_id) || v.party_size;
+  sendEvent({ type: "boarded", booking_id: v.booking_id, count });
+  markDone(v, "boarded");
+}
+
+function onNoShow(v) {
+  sendEvent({ type: "no_show", booking_id: v.booking_id });
+  markDone(v, "no_show");
+}
+
+function onDroppedOff(v) {
+  sendEvent({ type: "dropped_off", booking_id: v.booking_id });
+  markDone(v, "dropped_off");
+}
+
+function onParcelPickup(v) {
+  sendEvent({ type: "parcel_picked_up", booking_id: v.booking_id });
+  markDone(v, "parcel_picked_up");
+}
+
+function onHandover(v) {
+  const dlg = $("handover");
+  $("handover-who").textContent = `${v.passenger_name || ""} — ${t("parcels", { n: v.parcels })}`;
+  const input = $("handover-code");
+  input.value = "";
+  const form = $("handover-form");
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    const code = input.value.trim();
+    if (!code) { input.focus(); return; }
+    dlg.close();
+    sendEvent({ type: "parcel_handed_over", booking_id: v.booking_id, code });
+    markDone(v, "parcel_handed_over");
+  };
+  $("handover-cancel").onclick = () => dlg.close();
+  dlg.showModal();
+  input.focus();
+}
+
+function onBreak() {
+  state.onBreak = !state.onBreak;
+  sendEvent({ type: state.onBreak ? "break_start" : "break_end" });
+  render();
+}
+
+// ------------------------------------------------------------------------------ rendering
+
+function renderStatus(conn, queued) {
+  const box = $("conn");
+  box.className = `conn conn-${conn}`;
+  $("conn-label").textContent = t(conn);
+  const q = $("queue-count");
+  q.hidden = queued === 0;
+  q.textContent = t("queued", { n: queued });
+  $("offline-banner").hidden = conn !== "offline";
+  document.body.dataset.conn = conn;
+}
+
+function riderDetails(v) {
+  const bits = [el("span", { text: t("persons", { n: v.party_size }) })];
+  if (v.wheelchairs > 0) {
+    bits.push(el("span", { class: "wheelchair", text: `♿ ${t("wheelchair", { n: v.wheelchairs })}` }));
+  }
+  if (v.parcels > 0) bits.push(el("span", { class: "parcels", text: `📦 ${t("parcels", { n: v.parcels })}` }));
+  if (v.booking_kind === "grocery") bits.push(el("span", { text: t("grocery") }));
+  const eta = state.etas.get(`${v.booking_id}:${v.kind}`);
+  if (eta && eta.late_s > 60) bits.push(el("span", { class: "wheelchair", text: t("late", { m: Math.round(eta.late_s / 60) }) }));
+  return el("div", { class: "details" }, bits);
+}
+
+function countStepper(v) {
+  const out = el("output", { "aria-live": "polite" });
+  const get = () => state.counts.get(v.booking_id) || v.party_size;
+  out.textContent = String(get());
+  const set = (n) => { state.counts.set(v.booking_id, Math.max(1, Math.min(50, n))); out.textContent = String(get()); };
+  return el("span", { class: "count-input", role: "group", "aria-label": t("count") },
+    el("button", { class: "btn btn-secondary", type: "button", "aria-label": "−1", onclick: () => set(get() - 1), text: "−" }),
+    out,
+    el("button", { class: "btn btn-secondary", type: "button", "aria-label": "+1", onclick: () => set(get() + 1), text: "+" }));
+}
+
+function riderRow(v, group) {
+  const done = localDone(v);
+  const arrived = arrivedAt(v);
+  const actions = [];
+  if (done) {
+    actions.push(el("span", { class: "status-tag", text: `${t(done)} ${t("sent_wait")}` }));
+  } else if (v.kind === "pickup" && v.booking_kind === "grocery") {
+    actions.push(el("button", { class: "btn btn-parcel", type: "button", "data-action": "parcel_picked_up", onclick: () => onParcelPickup(v), text: t("parcel_pickup") }));
+  } else if (v.kind === "pickup") {
+    actions.push(countStepper(v));
+    actions.push(el("button", { class: "btn btn-board", type: "button", "data-action": "boarded", onclick: () => onBoarded(v), text: t("boarded") }));
+    const waitLeft = arrived ? state.noShowWaitS - (serverNow() - new Date(arrived)) / 1000 : null;
+    const canNoShow = waitLeft !== null && waitLeft <= 0;
+    actions.push(el("button", {
+      class: "btn btn-noshow", type: "button", "data-action": "no_show", disabled: !canNoShow,
+      "aria-describedby": `wait-${v.visit_id}`, onclick: () => onNoShow(v), text: t("no_show"),
+    }));
+  } else if (v.handover_code_required) {
+    actions.push(el("button", { class: "btn btn-parcel", type: "button", "data-action": "parcel_handed_over", onclick: () => onHandover(v), text: t("handover") }));
+  } else {
+    actions.push(el("button", { class: "btn btn-alight", type: "button", "data-action": "dropped_off", onclick: () => onDroppedOff(v), text: t("dropped_off") }));
+  }
+  let hint = null;
+  if (!done && v.kind === "pickup" && v.booking_kind !== "grocery") {
+    const arrivedIso = arrivedAt(v);
+    let text;
+    if (!arrivedIso) text = t("no_show_after_arrival", { m: Math.round(state.noShowWaitS / 60) });
+    else {
+      const left = Math.ceil(state.noShowWaitS - (serverNow() - new Date(arrivedIso)) / 1000);
+      text = left > 0 ? t("no_show_in", { t: `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` }) : "";
+    }
+    hint = el("div", { class: "wait-hint", id: `wait-${v.visit_id}`, text });
+  }
+  return el("li", {
+    class: `rider${done ? " done" : ""}${state.changed.has(v.visit_id) ? " changed" : ""}`,
+    "data-visit": v.visit_id, "data-booking": v.booking_id,
+  },
+  el("span", { class: `kind kind-${v.kind}`, text: t(v.kind) }),
+  el("div", {}, el("div", { class: "who", text: v.passenger_name || "—" }), riderDetails(v), hint),
+  el("div", { class: "actions" }, actions));
+}
+
+function renderNext(group) {
+  const box = $("next");
+  box.replaceChildren();
+  if (!group) {
+    box.append(el("p", { class: "empty", text: t("empty") }));
+    box.classList.remove("changed");
+    return;
+  }
+  const first = group.visits[0];
+  const name = stopOf(first);
+  const eta = state.etas.get(`${first.booking_id}:${first.kind}`);
+  const allArrived = group.visits.every((v) => arrivedAt(v));
+  const changed = group.visits.some((v) => state.changed.has(v.visit_id));
+  box.classList.toggle("changed", changed);
+  box.append(
+    el("p", { class: "stop-name", id: "next-stop-name", lang: state.lang === "ja" ? "ja" : "en", text: state.lang === "ja" ? name.ja : name.en }),
+    el("p", { class: "stop-kana", lang: "ja", text: state.lang === "ja" ? name.kana : `${name.ja}${name.kana ? `（${name.kana}）` : ""}` }),
+    el("div", { class: "stop-meta" },
+      el("span", { class: "planned", text: `${t("planned")} ${hhmm(first.planned_at)}` }),
+      eta ? el("span", { class: "eta", text: `${t("eta")} ${hhmm(eta.eta)}` }) : null,
+      allArrived ? el("span", { class: "status-tag", text: t("arrived_done") }) : null),
+    el("div", { class: "next-buttons" },
+      el("button", { class: "btn btn-arrived btn-wide", type: "button", id: "btn-arrived", "data-action": "arrived", disabled: allArrived, onclick: () => onArrived(group), text: t("arrived") }),
+      el("a", { class: "btn btn-secondary btn-wide", id: "btn-navigate", href: navigationUrl(group.lat, group.lon), target: "_blank", rel: "noopener", role: "button", style: "display:flex;align-items:center;justify-content:center;text-decoration:none", text: `🧭 ${t("navigate")}` })),
+    el("ol", { class: "riders" }, group.visits.map((v) => riderRow(v, group))),
+  );
+}
+
+function renderRest(groups) {
+  const list = $("rest");
+  list.replaceChildren();
+  for (const g of groups) {
+    const name = stopOf(g.visits[0]);
+    const who = g.visits.map((v) => `${t(v.kind)} ${v.passenger_name || "—"} ${t("persons", { n: v.party_size })}${v.wheelchairs ? " ♿" : ""}${v.parcels ? " 📦" : ""}`).join(" / ");
+    list.append(el("li", {
+      class: `rest-item${g.visits.some((v) => state.changed.has(v.visit_id)) ? " changed" : ""}`,
+      "data-stop": g.stop_id || g.key,
+    },
+    el("span", { class: "rest-time", text: hhmm(g.visits[0].planned_at) }),
+    el("span", { class: "rest-stop", text: state.lang === "ja" ? name.ja : name.en }),
+    el("span", { class: "rest-who", text: who })));
+  }
+}
+
+function visibleVisits() {
+  // A visit done on the tablet but not yet confirmed by the server leaves the next stop only
+  // when every visit of that stop is done; until then it stays, greyed, so the driver sees it.
+  return state.visits;
+}
+
+function render() {
+  document.documentElement.lang = state.lang;
+  for (const n of document.querySelectorAll("[data-i18n]")) n.textContent = t(n.dataset.i18n);
+  $("lang").textContent = t("language");
+  $("lang").setAttribute("lang", state.lang === "ja" ? "en" : "ja");
+  $("vehicle-name").textContent = state.lang === "ja" ? state.vehicleName.ja : state.vehicleName.en;
+  $("break").textContent = state.onBreak ? t("break_end") : t("break_start");
+  let groups = groupStops(visibleVisits());
+  // the next stop is the first one with anything left to do on the tablet
+  while (groups.length > 1 && groups[0].visits.every((v) => localDone(v))) groups = groups.slice(1);
+  renderNext(groups[0]);
+  renderRest(groups.slice(1));
+  if (state.socket) renderStatus(state.socket.state, state.socket.outbox.length);
+}
+
+function tickClock() {
+  $("clock").textContent = serverNow().toLocaleTimeString("ja-JP", { hour: "2-digit", minute: "2-digit", timeZone: "Asia/Tokyo" });
+  // the no-show button becomes available as the wait runs out
+  for (const hint of document.querySelectorAll(".wait-hint")) void hint;
+  if (document.querySelector('[data-action="no_show"][disabled]') && state.visits.some((v) => arrivedAt(v))) render();
+}
+
+// ------------------------------------------------------------------------------ messages
+
+function setPlan(visits, { highlight, added = [], moved = [] }) {
+  const before = new Map(state.visits.map((v) => [v.visit_id, v]));
+  const changed = new Set();
+  if (highlight) {
+    for (const v of visits) {
+      const old = before.get(v.visit_id);
+      if (!old || added.includes(v.booking_id) || moved.includes(v.booking_id) || old.planned_at !== v.planned_at) {
+        changed.add(v.visit_id);
+      }
+    }
+  }
+  // forget optimistic marks for visits the server no longer has (done or removed)
+  const ids = new Set(visits.map((v) => v.visit_id));
+  const bookings = new Set(visits.map((v) => v.booking_id));
+  for (const k of Object.keys(state.local)) {
+    const id = k.slice(0, k.lastIndexOf(":"));
+    if (k.endsWith(":done") ? !ids.has(id) : !bookings.has(id)) delete state.local[k];
+  }
+  saveLocal();
+  state.visits = visits;
+  const removed = [...before.values()].filter((v) => !ids.has(v.visit_id) && !bookings.has(v.booking_id));
+  return { changed, removed };
+}
+
+function notice(text) {
+  const n = $("notice");
+  n.textContent = text;
+  n.hidden = false;
+  clearTimeout(notice.timer);
+  notice.timer = setTimeout(() => { n.hidden = true; }, 8000);
+}
+
+function fatal(err) {
+  console.error(err);
+  const f = $("fatal");
+  f.textContent = t("fatal", { msg: err.message });
+  f.hidden = false;
+}
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case "hello":
+      state.clockOffsetMs = new Date(msg.server_time) - Date.now();
+      state.noShowWaitS = msg.no_show_wait_s;
+      state.vehicleName = { ja: msg.vehicle_name_ja || msg.vehicle_id, en: msg.vehicle_name_en || msg.vehicle_id };
+      break;
+    case "snapshot": {
+      const first = state.visits.length === 0 && !state.hadSnapshot;
+      const { changed } = setPlan(msg.visits, { highlight: !first });
+      state.hadSnapshot = true;
+      state.onBreak = msg.on_break;
+      if (changed.size) { state.changed = changed; beep(); } else state.changed = new Set();
+      break;
+    }
+    case "delta": {
+      const { changed, removed } = setPlan(msg.visits, { highlight: true, added: msg.added, moved: msg.moved });
+      state.changed = changed;
+      const cancelled = removed.filter((v) => (msg.removed || []).includes(v.booking_id));
+      if (cancelled.length) notice(t("cancelled", { who: [...new Set(cancelled.map((v) => v.passenger_name))].join("、") }));
+      else if (changed.size) notice(t("changed"));
+      if (changed.size || cancelled.length) beep();
+      break;
+    }
+    case "eta":
+      state.etas = new Map(msg.etas.map((e) => [`${e.booking_id}:${e.kind}`, e]));
+      break;
+    case "ack":
+      if (msg.result === "rejected") {
+        notice(t("rejected", { msg: state.lang === "ja" ? msg.message_ja : msg.message_en }));
+        // the server said no: drop the optimistic marks so the buttons come back
+        state.local = {};
+        saveLocal();
+      }
+      break;
+    case "error":
+      if (msg.code === "Unauthorised" || msg.code === "Forbidden") {
+        localStorage.removeItem(TOKEN_KEY);
+        showLogin(state.lang === "ja" ? msg.message_ja : msg.message_en);
+        return;
+      }
+      notice(t("rejected", { msg: state.lang === "ja" ? msg.message_ja : msg.message_en }));
+      if (msg.client_event_id) { state.local = {}; saveLocal(); }
+      break;
+    default:
+      throw new Error(`unhandled message type ${msg.type}`);
+  }
+  render();
+}
+
+// ------------------------------------------------------------------------------ start
+
+function showLogin(error = "") {
+  if (state.socket) state.socket.stop();
+  $("main").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = error;
+  render();
+}
+
+async function start(token) {
+  let account;
+  try {
+    account = await me(token);
+  } catch (err) {
+    if (err.status === 401 || err.status === 403) {
+      localStorage.removeItem(TOKEN_KEY);
+      showLogin(t("token_bad"));
+      return;
+    }
+    // offline at start: keep the vehicle we knew
+    account = JSON.parse(localStorage.getItem("okuma.driver.account") || "null");
+    if (!account) { showLogin(String(err.message)); return; }
+  }
+  if (account.role !== "driver" || !account.vehicle_id) { showLogin(t("not_driver")); return; }
+  localStorage.setItem(TOKEN_KEY, token);
+  localStorage.setItem("okuma.driver.account", JSON.stringify(account));
+  state.token = token;
+  state.vehicleId = account.vehicle_id;
+  state.vehicleName = { ja: account.vehicle_id, en: account.vehicle_id };
+  try {
+    for (const s of await fetchStops()) state.stops.set(s.id, s);
+  } catch { /* names also come with each visit */ }
+  $("login").hidden = true;
+  $("main").hidden = false;
+  state.socket = new DriverSocket({
+    token, vehicleId: account.vehicle_id, onMessage, onFatal: fatal,
+    onStatus: (conn, queued) => renderStatus(conn, queued),
+  });
+  state.socket.start();
+  if (navigator.geolocation) {
+    let lastSent = 0;
+    navigator.geolocation.watchPosition((p) => {
+      if (Date.now() - lastSent < 10000) return;
+      lastSent = Date.now();
+      const extra = {};
+      if (p.coords.heading !== null && !Number.isNaN(p.coords.heading)) extra.heading = p.coords.heading % 360;
+      if (p.coords.speed !== null && !Number.isNaN(p.coords.speed)) extra.speed_kmh = Math.min(200, p.coords.speed * 3.6);
+      state.socket.sendPosition(p.coords.latitude, p.coords.longitude, extra);
+    }, () => {}, { enableHighAccuracy: true, maximumAge: 5000 });
+  }
+  render();
+}
+
+function init() {
+  $("lang").addEventListener("click", () => {
+    state.lang = state.lang === "ja" ? "en" : "ja";
+    localStorage.setItem(LANG_KEY, state.lang);
+    render();
+  });
+  $("break").addEventListener("click", onBreak);
+  document.addEventListener("pointerdown", () => ensureAudio(), { once: true });
+  $("login").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const tok = $("token-input").value.trim();
+    if (tok) start(tok);
+  });
+  window.addEventListener("error", (e) => { if (e.error) fatal(e.error); });
+  window.addEventListener("unhandledrejection", (e) => fatal(e.reason instanceof Error ? e.reason : new Error(String(e.reason))));
+  setInterval(tickClock, 1000);
+  tickClock();
+
+  const params = new URLSearchParams(location.search);
+  const fromUrl = params.get("token");
+  if (fromUrl) {
+    localStorage.setItem(TOKEN_KEY, fromUrl);
+    params.delete("token");
+    const q = params.toString();
+    history.replaceState(null, "", location.pathname + (q ? `?${q}` : "") + location.hash);
+  }
+  const token = fromUrl || localStorage.getItem(TOKEN_KEY);
+  if (token) start(token);
+  else showLogin();
+}
+
+window.okumaDriver = { state, render };
+init();
