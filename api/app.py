@@ -11,7 +11,8 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.routers import bookings, stops
+from api.realtime import Hub
+from api.routers import bookings, driver_ws, rider_ws, stops, vehicles
 from transit.bootstrap import Runtime, bootstrap
 from transit.clock import Clock
 from transit.reference_data import ReferenceData
@@ -34,9 +35,13 @@ def create_app(
         runtime: Runtime = bootstrap(settings, clock=clock, reference=reference)
         app.state.runtime = runtime
         app.state.services = runtime.services
+        hub = Hub(runtime)
+        app.state.hub = hub
+        await hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             await runtime.close()
 
     app = FastAPI(
@@ -48,6 +53,9 @@ def create_app(
     errors.install(app)
     app.include_router(stops.router)
     app.include_router(bookings.router)
+    app.include_router(vehicles.router)
+    app.include_router(driver_ws.router)
+    app.include_router(rider_ws.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -65,4 +73,19 @@ def create_app(
                 return FileResponse(page)
             return RedirectResponse("/docs")
 
+        # The pages: static HTML files; the service worker sits at the root so it controls "/".
+        for path, name in (("/kiosk", "kiosk.html"), ("/operator", "operator.html"), ("/store", "store.html")):
+            app.add_api_route(path, _page(STATIC / name), methods=["GET"], include_in_schema=False)
+
+        @app.get("/sw.js", include_in_schema=False)
+        async def service_worker() -> FileResponse:
+            return FileResponse(STATIC / "sw.js", media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
     return app
+
+
+def _page(file: Path):  # type: ignore[no-untyped-def]
+    async def page() -> FileResponse:
+        return FileResponse(file)
+
+    return page

@@ -1,0 +1,31 @@
+// Screen: my bookings, upcoming first.
+import { fmtTime, fmtDayTime, statusText, stopName } from "../api.js";
+import { lang, el } from "../i18n.js";
+
+const ACTIVE = new Set(["confirmed", "arriving", "on_board"]);
+
+export function render(ctx, root) {
+  const { t } = ctx;
+  const L = lang();
+  const alert = el("div", { class: "alert", role: "alert", id: "list-error" });
+  const box = el("div", { id: "booking-list" }, el("p", {}, t("loading")));
+  root.append(el("section", {}, el("h2", {}, t("list_title")), alert, box,
+    el("div", { class: "actions" }, el("a", { class: "button primary", href: "#/new" }, t("new_booking")))));
+
+  const item = (b) => el("li", { class: "card" }, el("a", { href: `#/booking/${b.id}`, dataset: { booking: b.id } },
+    el("span", { class: `badge ${b.status}` }, statusText(b.status, L)), " ",
+    el("strong", {}, `${fmtDayTime(b.pickup_window_start, L)} 〜 ${fmtTime(b.pickup_window_end)}`), el("br"),
+    `${stopName(ctx.stopById.get(b.origin.stop_id), L)} → ${stopName(ctx.stopById.get(b.destination.stop_id), L)}`));
+
+  ctx.api.bookings().then((all) => {
+    if (!all.length) { box.replaceChildren(el("p", {}, t("list_empty"))); return; }
+    const by = (a, b) => a.pickup_window_start.localeCompare(b.pickup_window_start);
+    const up = all.filter((b) => ACTIVE.has(b.status)).sort(by);
+    const past = all.filter((b) => !ACTIVE.has(b.status)).sort(by).reverse();
+    box.replaceChildren(
+      up.length ? el("h3", {}, t("upcoming")) : null,
+      up.length ? el("ul", { class: "booking-list", id: "upcoming" }, up.map(item)) : null,
+      past.length ? el("h3", {}, t("past")) : null,
+      past.length ? el("ul", { class: "booking-list", id: "past" }, past.map(item)) : null);
+  }).catch((e) => { box.replaceChildren(); alert.textContent = e.text ? e.text(L) : String(e); });
+}

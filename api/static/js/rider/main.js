@@ -1,0 +1,71 @@
+// Rider app shell: token, language, stops, and a tiny hash router over the screen modules.
+import { Api, getToken } from "../api.js";
+import { lang, setLang, translator, applyTexts } from "../i18n.js";
+import { TEXTS } from "./texts.js";
+import * as login from "./login.js";
+import * as request from "./request.js";
+import * as picker from "./picker.js";
+import * as offer from "./offer.js";
+import * as booking from "./booking.js";
+import * as list from "./list.js";
+
+const t = translator(TEXTS);
+const root = document.getElementById("main");
+const ctx = {
+  api: new Api("rider"),
+  t,
+  stops: [],
+  stopById: new Map(),
+  // The request being built survives moving between screens.
+  form: { origin: null, destination: null, mode: "now", day: null, time: "", party: 1, wheelchair: false },
+  offer: null,
+  go(hash) { if (location.hash === hash) route(); else location.hash = hash; },
+  rerender() { route(); },
+};
+
+let cleanup = null;
+
+async function loadStops() {
+  if (ctx.stops.length) return;
+  ctx.stops = await ctx.api.stops();
+  ctx.stopById = new Map(ctx.stops.map((s) => [s.id, s]));
+}
+
+async function route() {
+  if (cleanup) { cleanup(); cleanup = null; }
+  applyTexts(document, t);
+  document.getElementById("lang-toggle").textContent = lang() === "en" ? "日本語" : "English";
+  document.getElementById("lang-toggle").lang = lang() === "en" ? "ja" : "en";
+  const hash = location.hash || "#/new";
+  const [, name = "new", arg] = hash.split("/");
+  for (const a of document.querySelectorAll("nav.tabs a")) {
+    const on = (name === "bookings" || name === "booking") ? a.id === "tab-list" : a.id === "tab-new";
+    if (on) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  root.replaceChildren();
+  if (!getToken("rider")) {
+    cleanup = login.render(ctx, root) || null;
+    return;
+  }
+  try {
+    await loadStops();
+  } catch (e) {
+    root.textContent = e.text ? e.text(lang()) : String(e);
+    return;
+  }
+  const screens = { new: request, pick: picker, offer, booking, bookings: list };
+  const screen = screens[name];
+  if (!screen) { ctx.go("#/new"); return; }
+  cleanup = screen.render(ctx, root, arg) || null;
+}
+
+document.getElementById("lang-toggle").addEventListener("click", () => {
+  setLang(lang() === "en" ? "ja" : "en");
+  route();
+});
+window.addEventListener("hashchange", route);
+route();
+
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("/sw.js").catch((e) => console.warn("service worker:", e));
+}

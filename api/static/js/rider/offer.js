@@ -1,0 +1,53 @@
+// Screen: the offer (pickup window, latest arrival, fare) and one confirm button.
+import { fmtTime, fmtDayTime, stopName } from "../api.js";
+import { lang, el } from "../i18n.js";
+
+export function render(ctx, root) {
+  const { t } = ctx;
+  const L = lang();
+  if (!ctx.offer) { ctx.go("#/new"); return; }
+  const { offer, key } = ctx.offer;
+  const alert = el("div", { class: "alert", role: "alert", id: "offer-error" });
+  const from = ctx.stopById.get(offer.origin.stop_id);
+  const to = ctx.stopById.get(offer.destination.stop_id);
+  const btn = el("button", { type: "button", class: "primary", id: "confirm" }, t("confirm"));
+  let busy = false;
+
+  btn.addEventListener("click", async () => {
+    if (busy) return; // a second tap while the first is on its way does nothing
+    busy = true;
+    btn.disabled = true;
+    btn.textContent = t("confirming");
+    alert.textContent = "";
+    try {
+      const b = await ctx.api.confirm(offer.offer_id, key);
+      ctx.offer = null;
+      ctx.justBooked = b.id;
+      ctx.go(`#/booking/${b.id}`);
+    } catch (e) {
+      busy = false;
+      btn.disabled = false;
+      btn.textContent = t("confirm");
+      alert.textContent = e.code === "OfferExpired" ? t("expired") : e.text ? e.text(L) : String(e);
+    }
+  });
+
+  root.append(el("section", { class: "card", "aria-labelledby": "offer-title" },
+    el("h2", { id: "offer-title", tabindex: "-1" }, t("offer_title")),
+    el("p", {}, t("pickup_window")),
+    el("p", { class: "big-time", id: "pickup-window" },
+      `${fmtTime(offer.pickup_window_start)} 〜 ${fmtTime(offer.pickup_window_end)}`),
+    el("p", { class: "muted" }, fmtDayTime(offer.pickup_window_start, L).split(" ")[0]),
+    el("dl", { class: "facts" },
+      el("dt", {}, t("origin")), el("dd", { id: "offer-from" }, stopName(from, L)),
+      el("dt", {}, t("destination")), el("dd", { id: "offer-to" }, stopName(to, L)),
+      el("dt", {}, t("latest_arrival")), el("dd", { id: "latest-arrival" }, fmtTime(offer.latest_dropoff)),
+      el("dt", {}, t("people")), el("dd", {}, t("persons", { n: offer.party_size })),
+      offer.wheelchairs ? [el("dt", {}, t("wheelchairs")), el("dd", {}, String(offer.wheelchairs))] : null,
+      el("dt", {}, t("fare")), el("dd", { id: "fare" }, offer.fare_yen === 0 ? t("fare_free") : `${offer.fare_yen}円`)),
+    el("p", { class: "muted" }, t("offer_expires", { time: fmtTime(offer.expires_at) })),
+    alert,
+    el("div", { class: "actions" }, btn,
+      el("button", { type: "button", id: "change", onclick: () => ctx.go("#/new") }, t("change")))));
+  root.querySelector("#offer-title").focus();
+}

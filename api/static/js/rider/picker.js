@@ -1,0 +1,46 @@
+// Screen: choose a stop by name (kanji, kana or English) or by area (大川原 / 大野駅周辺).
+import { fold, ZONES, stopName } from "../api.js";
+import { lang, el } from "../i18n.js";
+
+let zoneChoice = "all";
+
+export function render(ctx, root, which) {
+  const { t, form } = ctx;
+  const L = lang();
+  if (which !== "origin" && which !== "destination") { ctx.go("#/new"); return; }
+  const input = el("input", { id: "stop-search", type: "search", name: "q", autocomplete: "off", lang: "ja" });
+  const list = el("ul", { class: "stop-list", id: "stop-list", "aria-live": "polite" });
+  const zones = ["all", ...Object.keys(ZONES)];
+  const zoneBar = el("div", { class: "seg", role: "group", "aria-label": t("area") });
+
+  const draw = () => {
+    zoneBar.replaceChildren(...zones.map((z) => el("button", {
+      type: "button", "aria-pressed": String(zoneChoice === z), dataset: { zone: z },
+      onclick: () => { zoneChoice = z; draw(); },
+    }, z === "all" ? t("all") : ZONES[z][L])));
+    const q = fold(input.value);
+    const found = ctx.stops.filter((s) =>
+      (zoneChoice === "all" || s.zone === zoneChoice) &&
+      (!q || fold(s.name_ja).includes(q) || fold(s.name_kana).includes(q) || fold(s.name_en).includes(q)));
+    if (!found.length) { list.replaceChildren(el("li", { class: "muted" }, t("no_match"))); return; }
+    list.replaceChildren(...found.map((s) => el("li", {},
+      el("button", {
+        type: "button", dataset: { stop: s.id }, "aria-current": form[which] === s.id ? "true" : null,
+        onclick: () => { form[which] = s.id; ctx.go("#/new"); },
+      },
+      el("span", {}, stopName(s, L)),
+      el("span", { class: "kana" }, `${L === "en" ? s.name_ja : s.name_kana} · ${ZONES[s.zone] ? ZONES[s.zone][L] : s.zone}${s.wheelchair ? " · " + t("wheelchair_ok") : ""}`)))));
+  };
+  input.addEventListener("input", draw);
+
+  root.append(el("section", { class: "card stack" },
+    el("h2", { id: "picker-title" }, t(which === "origin" ? "pick_origin" : "pick_destination")),
+    el("button", { type: "button", id: "picker-back", onclick: () => ctx.go("#/new") }, "← ", t("back")),
+    el("label", { for: "stop-search" }, t("kana_search")),
+    input,
+    el("p", { class: "muted", id: "area-label" }, t("area")),
+    zoneBar,
+    list));
+  draw();
+  input.focus();
+}

@@ -1,0 +1,144 @@
+// Screen: what ride? from, to, when (now / leave at / arrive by), party, wheelchair → an offer.
+import { newKey, tokyoDate, addDays, tokyoIso, fmtDayTime, fmtTime, serviceNow, causeText, stopName, hm, tokyoMinutes } from "../api.js";
+import { lang, el } from "../i18n.js";
+
+const MAX_PARTY = 6;
+
+export function render(ctx, root) {
+  const { t, form } = ctx;
+  const L = lang();
+  if (!form.day) form.day = tokyoDate();
+
+  const alert = el("div", { class: "alert", role: "alert", id: "request-error" });
+  const result = el("section", { id: "no-ride", "aria-live": "polite" });
+
+  const placeButton = (which) => {
+    const stop = ctx.stopById.get(form[which]);
+    return el("button", {
+      type: "button", class: "place-btn", id: `pick-${which}`,
+      onclick: () => ctx.go(`#/pick/${which}`),
+    },
+    el("span", {}, t(which)),
+    el("span", { class: "value" }, stop ? stopName(stop, L) : t("choose")));
+  };
+
+  const swap = el("button", {
+    type: "button", id: "swap", "aria-label": t("swap"), title: t("swap"),
+    onclick: () => { [form.origin, form.destination] = [form.destination, form.origin]; ctx.rerender(); },
+  }, "⇅");
+
+  // when
+  const modeButtons = ["now", "leave_at", "arrive_by"].map((m) => el("button", {
+    type: "button", id: `mode-${m}`, "aria-pressed": String(form.mode === m),
+    onclick: () => { form.mode = m; ctx.rerender(); },
+  }, t(m)));
+  const whenBox = el("fieldset", {}, el("legend", {}, t("when")), el("div", { class: "seg" }, modeButtons));
+  if (form.mode === "now") {
+    const s = serviceNow();
+    if (!s.open) {
+      const when = fmtDayTime(s.iso, L);
+      whenBox.append(el("div", { class: "notice", id: "closed-now" },
+        el("p", {}, t("closed_now", { when })),
+        el("button", {
+          type: "button", class: "primary", id: "book-next",
+          onclick: () => { form.mode = "leave_at"; form.day = s.day; form.time = s.time; ctx.autoSearch = true; ctx.rerender(); },
+        }, t("book_next", { when }))));
+    }
+  } else {
+    const daySel = el("select", { id: "day", name: "day", onchange: (e) => { form.day = e.target.value; } });
+    const today = tokyoDate();
+    for (let i = 0; i < 7; i++) {
+      const d = addDays(today, i);
+      const label = i === 0 ? t("today") : i === 1 ? t("tomorrow") : fmtDayTime(tokyoIso(d, "12:00"), L).split(" ")[0];
+      daySel.append(el("option", { value: d, selected: d === form.day }, label));
+    }
+    if (!form.time) {
+      const m = Math.min(Math.max(Math.ceil((tokyoMinutes() + 30) / 15) * 15, 7 * 60), 19 * 60 + 45);
+      form.time = hm(m);
+    }
+    const timeIn = el("input", {
+      id: "time", name: "time", type: "time", min: "07:00", max: "20:00", step: "300", value: form.time,
+      oninput: (e) => { form.time = e.target.value; },
+    });
+    whenBox.append(el("div", { class: "row" },
+      el("div", { style: "flex:1 1 8em" }, el("label", { for: "day" }, t("day")), daySel),
+      el("div", { style: "flex:1 1 8em" }, el("label", { for: "time" }, t(form.mode === "arrive_by" ? "arrive_by" : "leave_at")), timeIn)));
+  }
+
+  // party and wheelchair
+  const out = el("output", { id: "party", "aria-live": "polite", for: "party-minus party-plus" }, t("persons", { n: form.party }));
+  const setParty = (n) => { form.party = Math.min(MAX_PARTY, Math.max(1, n)); out.textContent = t("persons", { n: form.party }); };
+  const partyBox = el("fieldset", {}, el("legend", { id: "party-legend" }, t("party")),
+    el("div", { class: "stepper" },
+      el("button", { type: "button", id: "party-minus", "aria-label": t("fewer"), onclick: () => setParty(form.party - 1) }, "−"),
+      out,
+      el("button", { type: "button", id: "party-plus", "aria-label": t("more"), onclick: () => setParty(form.party + 1) }, "+")));
+  const wc = el("input", { type: "checkbox", id: "wheelchair", name: "wheelchair", checked: form.wheelchair,
+    onchange: (e) => { form.wheelchair = e.target.checked; } });
+
+  const submit = el("button", { type: "submit", class: "primary", id: "search" }, t("search"));
+  const formEl = el("form", { class: "card", novalidate: true, onsubmit: (e) => { e.preventDefault(); search(); } },
+    el("h2", {}, t("req_title")),
+    el("div", { class: "stack" }, placeButton("origin"), el("div", { class: "row", style: "justify-content:center" }, swap), placeButton("destination")),
+    whenBox, partyBox,
+    el("div", { class: "check" }, wc, el("label", { for: "wheelchair" }, t("wheelchair"))),
+    alert,
+    el("div", { class: "actions" }, submit));
+  root.append(formEl, result);
+  if (ctx.autoSearch) { ctx.autoSearch = false; search(); }
+
+  async function search() {
+    alert.textContent = "";
+    result.replaceChildren();
+    if (!form.origin || !form.destination) { alert.textContent = t("need_places"); return; }
+    if (form.origin === form.destination) { alert.textContent = t("same_places"); return; }
+    const req = {
+      origin: { stop_id: form.origin }, destination: { stop_id: form.destination },
+      time_mode: form.mode, party_size: form.party, wheelchairs: form.wheelchair ? 1 : 0,
+    };
+    if (form.mode !== "now") {
+      if (!form.time) { alert.textContent = t("need_time"); return; }
+      req.time = tokyoIso(form.day, form.time);
+    }
+    submit.disabled = true;
+    submit.textContent = t("searching");
+    try {
+      const offer = await ctx.api.offer(req);
+      // One Idempotency-Key per offer: a double tap on confirm can never book twice.
+      ctx.offer = { offer, key: newKey(), request: req };
+      ctx.go("#/offer");
+    } catch (e) {
+      submit.disabled = false;
+      submit.textContent = t("search");
+      showError(e);
+    }
+  }
+
+  function showError(e) {
+    const code = e.code;
+    if (code === "NoRideAvailable") {
+      const alts = e.body.alternatives || [];
+      result.append(el("div", { class: "card stack", role: "alert" },
+        el("h2", {}, t("no_ride")),
+        el("p", { id: "cause" }, causeText(e.body.cause, L)),
+        alts.length ? el("p", {}, t("alts_intro")) : el("p", {}, t("no_alts")),
+        el("div", { class: "alts" }, alts.map((iso) => el("button", {
+          type: "button", class: "primary alt", dataset: { time: iso },
+          onclick: () => { form.mode = "leave_at"; form.day = tokyoDate(new Date(iso)); form.time = fmtTime(iso).padStart(5, "0"); ctx.autoSearch = true; ctx.rerender(); },
+        }, t("alt_button", { when: fmtDayTime(iso, L) }))))));
+      return;
+    }
+    if (code === "OutsideServiceHours") {
+      const s = serviceNow(e.body.service_start, e.body.service_end);
+      alert.textContent = e.text(L);
+      if (!s.open) {
+        alert.append(el("br"), el("button", {
+          type: "button", class: "primary", id: "book-next-err",
+          onclick: () => { form.mode = "leave_at"; form.day = s.day; form.time = s.time; ctx.rerender(); },
+        }, t("book_next", { when: fmtDayTime(s.iso, L) })));
+      }
+      return;
+    }
+    alert.textContent = e.text ? e.text(L) : String(e);
+  }
+}
