@@ -1,0 +1,278 @@
+// Operator console: phone booking for a caller, today's bookings with cancel, KPIs, an SVG map.
+import { Api, ApiError, getToken, setToken, clearToken, newKey, tokyoDate, tokyoIso, fmtTime, fmtDayTime, serviceNow, causeText, statusText, ZONES, addDays, tokyoMinutes, hm } from "./api.js";
+import { el } from "./i18n.js";
+
+const api = new Api("operator");
+const root = document.getElementById("main");
+const REFRESH_MS = 20000;
+let stops = [];
+let byId = new Map();
+let pending = null; // {offer, key, request}
+let confirmingCancel = null;
+let vehiclesAvailable = true;
+
+const name = (id) => (byId.get(id) || { name_ja: id || "—" }).name_ja;
+const errText = (e) => (e instanceof ApiError ? e.text("ja") : String(e));
+
+function stopSelect(id, label) {
+  const sel = el("select", { id, name: id, required: true }, el("option", { value: "" }, "選んでください"));
+  for (const zone of Object.keys(ZONES)) {
+    const g = el("optgroup", { label: ZONES[zone].ja });
+    for (const s of stops.filter((x) => x.zone === zone)) g.append(el("option", { value: s.id }, `${s.name_ja}(${s.name_kana})`));
+    sel.append(g);
+  }
+  return [el("label", { for: id }, label), sel];
+}
+
+function bookingForm() {
+  const alert = el("div", { class: "alert", role: "alert", id: "phone-error" });
+  const result = el("div", { id: "phone-result", "aria-live": "polite" });
+  const today = tokyoDate();
+  const open = serviceNow();
+  const defaultDay = open.open ? today : open.day;
+  const defaultTime = open.open ? hm(Math.min(Math.ceil((tokyoMinutes() + 30) / 15) * 15, 19 * 60 + 45)) : open.time;
+  const days = el("select", { id: "day", name: "day" });
+  for (let i = 0; i < 7; i++) {
+    const d = addDays(today, i);
+    days.append(el("option", { value: d, selected: d === defaultDay }, fmtDayTime(tokyoIso(d, "12:00"), "ja").split(" ")[0]));
+  }
+  const form = el("form", { id: "phone-form", novalidate: true },
+    el("h2", { id: "phone-h" }, "電話予約"),
+    el("div", { class: "grid2" },
+      el("div", {}, el("label", { for: "caller" }, "お名前"), el("input", { id: "caller", name: "caller", autocomplete: "off", required: true })),
+      el("div", {}, el("label", { for: "phone" }, "電話番号"), el("input", { id: "phone", name: "phone", type: "tel", inputmode: "tel", autocomplete: "off" }))),
+    el("div", {}, ...stopSelect("origin", "乗る場所")),
+    el("div", {}, ...stopSelect("destination", "降りる場所")),
+    el("fieldset", {}, el("legend", {}, "時刻"),
+      el("label", { for: "mode" }, "指定方法"),
+      el("select", { id: "mode", name: "mode" },
+        el("option", { value: "leave_at" }, "出発時刻"),
+        el("option", { value: "arrive_by" }, "到着時刻"),
+        el("option", { value: "now" }, "今すぐ")),
+      el("div", { class: "grid2" },
+        el("div", {}, el("label", { for: "day" }, "日にち"), days),
+        el("div", {}, el("label", { for: "time" }, "時刻"), el("input", { id: "time", name: "time", type: "time", min: "07:00", max: "20:00", step: "300", value: defaultTime })))),
+    el("div", { class: "grid2" },
+      el("div", {}, el("label", { for: "party" }, "人数"), el("input", { id: "party", name: "party", type: "number", min: "1", max: "6", value: "1", inputmode: "numeric" })),
+      el("div", {}, el("label", { for: "wheelchairs" }, "車いす(台)"), el("input", { id: "wheelchairs", name: "wheelchairs", type: "number", min: "0", max: "6", value: "0", inputmode: "numeric" }))),
+    alert,
+    el("p", {}, el("button", { type: "submit", class: "primary", id: "get-offer" }, "空きを調べる")),
+    result);
+
+  const v = (id) => form.querySelector(`#${id}`).value.trim();
+  async function search(timeIso) {
+    alert.textContent = "";
+    result.replaceChildren();
+    pending = null;
+    const caller = v("caller");
+    const problems = [];
+    if (!caller) problems.push("お名前を入れてください。");
+    if (!v("origin") || !v("destination")) problems.push("乗る場所と降りる場所を選んでください。");
+    else if (v("origin") === v("destination")) problems.push("乗る場所と降りる場所が同じです。");
+    const mode = timeIso ? "leave_at" : v("mode");
+    if (mode !== "now" && !timeIso && !v("time")) problems.push("時刻を入れてください。");
+    if (problems.length) { alert.textContent = problems.join(" "); return; }
+    const req = {
+      origin: { stop_id: v("origin") }, destination: { stop_id: v("destination") },
+      time_mode: mode, party_size: Number(v("party") || 1), wheelchairs: Number(v("wheelchairs") || 0),
+      passenger_name: caller,
+    };
+    if (v("phone")) req.contact_phone = v("phone");
+    if (mode !== "now") req.time = timeIso || tokyoIso(v("day"), v("time"));
+    const btn = form.querySelector("#get-offer");
+    btn.disabled = true;
+    try {
+      const offer = await api.offer(req);
+      pending = { offer, key: newKey(), request: req };
+      showOffer();
+    } catch (e) {
+      if (e.code === "NoRideAvailable") {
+        const alts = e.body.alternatives || [];
+        result.append(el("div", { class: "alert", role: "alert", id: "no-ride" },
+          el("p", {}, causeText(e.body.cause, "ja")),
+          alts.length ? el("p", {}, "乗れる時刻:") : null,
+          el("div", { class: "row" }, alts.map((iso) => el("button", { type: "button", class: "alt", onclick: () => search(iso) }, `${fmtDayTime(iso, "ja")} 出発で調べる`)))));
+      } else alert.textContent = errText(e);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  function showOffer() {
+    const o = pending.offer;
+    const btn = el("button", { type: "button", class: "primary", id: "confirm" }, "この内容で予約を確定");
+    btn.addEventListener("click", async () => {
+      if (btn.disabled) return;
+      btn.disabled = true;
+      try {
+        const b = await api.confirm(o.offer_id, pending.key);
+        pending = null;
+        result.replaceChildren(el("p", { role: "status", id: "booked" },
+          `予約しました: ${b.passenger_name} 様 ${fmtDayTime(b.pickup_window_start, "ja")}〜${fmtTime(b.pickup_window_end)}(予約番号 ${b.id})。お客様に迎えの時間をお伝えください。`));
+        form.querySelector("#caller").value = "";
+        form.querySelector("#phone").value = "";
+        await refresh();
+      } catch (e) {
+        btn.disabled = false;
+        alert.textContent = errText(e);
+      }
+    });
+    result.replaceChildren(el("div", { class: "offer-box", id: "offer" },
+      el("p", {}, "迎えの時間(お客様にお伝えください)"),
+      el("p", { class: "big", id: "offer-window" }, `${fmtDayTime(o.pickup_window_start, "ja")} 〜 ${fmtTime(o.pickup_window_end)}`),
+      el("p", {}, `${name(o.origin.stop_id)} → ${name(o.destination.stop_id)} ・ ${o.party_size}人 ・ 遅くとも ${fmtTime(o.latest_dropoff)} 到着 ・ 運賃 ${o.fare_yen}円`),
+      el("p", { class: "muted" }, `${fmtTime(o.expires_at)} まで有効`),
+      el("div", { class: "row" }, btn, el("button", { type: "button", onclick: () => { pending = null; result.replaceChildren(); } }, "やめる"))));
+  }
+
+  form.addEventListener("submit", (e) => { e.preventDefault(); search(null); });
+  return el("section", { class: "panel", "aria-labelledby": "phone-h" }, form);
+}
+
+// ---- today's bookings, KPIs, map
+const kpis = el("ul", { class: "kpis", id: "kpis" });
+const tbody = el("tbody", { id: "bookings-body" });
+const tableAlert = el("div", { class: "alert", role: "alert", id: "table-error" });
+const mapBox = el("div", { id: "map-box" });
+
+function row(b) {
+  const cancellable = b.status === "confirmed" || b.status === "arriving";
+  const cell = el("td", {});
+  if (cancellable) {
+    if (confirmingCancel === b.id) {
+      cell.append(
+        el("button", { type: "button", class: "danger primary", "aria-label": `${b.passenger_name} 様の予約を本当に取り消す`, onclick: () => cancel(b.id) }, "本当に取消"),
+        " ",
+        el("button", { type: "button", onclick: () => { confirmingCancel = null; refresh(); } }, "やめる"));
+    } else {
+      cell.append(el("button", { type: "button", class: "danger", "aria-label": `${b.passenger_name} 様の予約を取り消す`, onclick: () => { confirmingCancel = b.id; refresh(); } }, "取消"));
+    }
+  }
+  return el("tr", { class: b.status, dataset: { booking: b.id } },
+    el("td", {}, `${fmtTime(b.pickup_window_start)}〜${fmtTime(b.pickup_window_end)}`),
+    el("td", {}, b.passenger_name),
+    el("td", {}, `${name(b.origin.stop_id)} → ${name(b.destination.stop_id)}`),
+    el("td", {}, `${b.party_size}${b.wheelchairs ? ` (車いす${b.wheelchairs})` : ""}`),
+    el("td", { class: "status" }, statusText(b.status, "ja")),
+    el("td", {}, b.vehicle_id || "—"),
+    el("td", {}, { app: "アプリ", kiosk: "端末", phone: "電話" }[b.channel] || b.channel),
+    cell);
+}
+
+async function cancel(id) {
+  try {
+    await api.cancel(id, "operator");
+    confirmingCancel = null;
+  } catch (e) {
+    tableAlert.textContent = errText(e);
+  }
+  await refresh();
+}
+
+function drawMap(vehicles) {
+  const pts = stops.map((s) => [s.lat, s.lon]).concat((vehicles || []).filter((v) => v.lat != null).map((v) => [v.lat, v.lon]));
+  const lats = pts.map((p) => p[0]);
+  const lons = pts.map((p) => p[1]);
+  const [minLat, maxLat, minLon, maxLon] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
+  const W = 800;
+  const H = 560;
+  const pad = 40;
+  const kx = Math.cos((((minLat + maxLat) / 2) * Math.PI) / 180); // equirectangular, good enough for a town
+  const sx = (W - 2 * pad) / ((maxLon - minLon) * kx || 1);
+  const sy = (H - 2 * pad) / (maxLat - minLat || 1);
+  const k = Math.min(sx, sy);
+  const x = (lon) => pad + (lon - minLon) * kx * k;
+  const y = (lat) => H - pad - (lat - minLat) * k;
+  const NS = "http://www.w3.org/2000/svg";
+  const s = (tag, attrs, text) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [a, v] of Object.entries(attrs)) e.setAttribute(a, v);
+    if (text) e.textContent = text;
+    return e;
+  };
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "map", role: "img", "aria-labelledby": "map-title map-desc" });
+  svg.append(s("title", { id: "map-title" }, "停留所と車両の地図"),
+    s("desc", { id: "map-desc" }, `停留所 ${stops.length} か所${vehicles ? `、車両 ${vehicles.length} 台` : ""}。北が上。`));
+  const colour = { ogawara: "#0b4f8a", ono: "#7a2a8c", other: "#3d3d3d" };
+  for (const st of stops) {
+    const g = s("g", {});
+    g.append(s("circle", { cx: x(st.lon), cy: y(st.lat), r: st.kiosk ? 7 : 5, fill: colour[st.zone] || "#333", stroke: "#fff", "stroke-width": 2 }));
+    g.append(s("title", {}, `${st.name_ja}${st.kiosk ? "(端末あり)" : ""}`));
+    if (st.kiosk) g.append(s("text", { x: x(st.lon) + 9, y: y(st.lat) + 4 }, st.name_ja));
+    svg.append(g);
+  }
+  for (const v of vehicles || []) {
+    if (v.lat == null || v.lon == null) continue;
+    const g = s("g", { class: "vehicle" });
+    g.append(s("rect", { x: x(v.lon) - 10, y: y(v.lat) - 10, width: 20, height: 20, rx: 4, fill: "#ff9f1a", stroke: "#000", "stroke-width": 2 }));
+    g.append(s("text", { x: x(v.lon) + 13, y: y(v.lat) - 8, "font-weight": "700" }, v.name_ja || v.id));
+    svg.append(g);
+  }
+  mapBox.replaceChildren(svg, el("p", { class: "legend" },
+    "● 青: 大川原 ● 紫: 大野駅周辺 ● 大きな点: 予約端末のある停留所", vehicles ? " ■ 橙: 車両" : ""));
+}
+
+async function refresh() {
+  let all;
+  try {
+    all = await api.bookings();
+    tableAlert.textContent = "";
+  } catch (e) {
+    tableAlert.textContent = errText(e);
+    return;
+  }
+  const today = tokyoDate();
+  const list = all.filter((b) => tokyoDate(new Date(b.pickup_window_start)) === today)
+    .sort((a, b) => a.pickup_window_start.localeCompare(b.pickup_window_start));
+  tbody.replaceChildren(...(list.length ? list.map(row) : [el("tr", {}, el("td", { colspan: "8" }, "今日の予約はまだありません。"))]));
+  const count = (f) => list.filter(f).length;
+  const live = count((b) => b.status !== "cancelled");
+  kpis.replaceChildren(
+    el("li", { id: "kpi-booked" }, "今日の予約", el("strong", {}, String(live))),
+    el("li", { id: "kpi-riders" }, "乗車予定の人数", el("strong", {}, String(list.filter((b) => b.status !== "cancelled" && b.status !== "no_show").reduce((n, b) => n + b.party_size, 0)))),
+    el("li", { id: "kpi-cancelled" }, "取り消し", el("strong", {}, String(count((b) => b.status === "cancelled")))),
+    el("li", { id: "kpi-noshow" }, "乗車なし", el("strong", {}, String(count((b) => b.status === "no_show")))));
+  let vehicles = null;
+  if (vehiclesAvailable) {
+    try { vehicles = await api.vehicles(); } catch (e) { if (e.status === 404) vehiclesAvailable = false; }
+  }
+  drawMap(Array.isArray(vehicles) ? vehicles : vehicles && vehicles.vehicles);
+}
+
+function login(message) {
+  root.replaceChildren(el("section", { class: "panel" }, el("form", { class: "stack", onsubmit: async (e) => {
+    e.preventDefault();
+    setToken("operator", document.getElementById("op-token").value);
+    try { await boot(); } catch (err) { clearToken("operator"); login(errText(err)); }
+  } },
+  el("h2", {}, "ログイン(職員)"),
+  el("label", { for: "op-token" }, "職員用トークン"),
+  el("input", { id: "op-token", name: "token", type: "text", autocomplete: "off", spellcheck: "false", required: true }),
+  el("div", { class: "alert", role: "alert" }, message || ""),
+  el("button", { type: "submit", class: "primary" }, "ログイン"))));
+  document.getElementById("op-token").focus();
+}
+
+async function boot() {
+  const me = await api.me();
+  if (me.role !== "operator" && me.role !== "admin") throw new ApiError(403, { message_ja: "職員用のトークンではありません。" });
+  document.getElementById("who").textContent = me.name;
+  stops = await api.stops();
+  byId = new Map(stops.map((s) => [s.id, s]));
+  root.replaceChildren(
+    bookingForm(),
+    el("div", { class: "right" },
+      el("section", { class: "panel", "aria-labelledby": "kpi-h" }, el("h2", { id: "kpi-h" }, "今日の運行"), kpis),
+      el("section", { class: "panel", "aria-labelledby": "table-h" },
+        el("h2", { id: "table-h" }, "今日の予約"), tableAlert,
+        el("div", { class: "table-wrap" }, el("table", { id: "bookings" },
+          el("caption", { class: "visually-hidden" }, "今日の予約一覧(迎えの時間順)"),
+          el("thead", {}, el("tr", {}, ["迎えの時間", "お名前", "区間", "人数", "状態", "車両", "受付", "操作"].map((h) => el("th", { scope: "col" }, h)))),
+          tbody))),
+      el("section", { class: "panel", "aria-labelledby": "map-h" }, el("h2", { id: "map-h" }, "地図"), mapBox)));
+  await refresh();
+  setInterval(() => { if (!confirmingCancel) refresh(); }, REFRESH_MS);
+}
+
+if (getToken("operator")) boot().catch((e) => login(errText(e)));
+else login();
