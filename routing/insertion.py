@@ -46,10 +46,12 @@ from __future__ import annotations
 import math
 from collections import ChainMap
 from dataclasses import dataclass, replace
-from typing import Iterable, Literal, Sequence
+from typing import Callable, Iterable, Literal, NamedTuple, Sequence
+
+import numpy as np
 
 from routing.model import Problem, Request, Stop, TimeWindow, UnservedCause
-from routing.schedule import RouteSlack, end_limit_s, evaluate, no_worse
+from routing.schedule import RouteSlack, end_limit_s, evaluate, no_worse_than
 
 __all__ = [
     "Insertion",
@@ -126,8 +128,7 @@ class InsertionResult:
         return self.options[0] if self.options else None
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
+class _Candidate(NamedTuple):
     """An insertion found feasible by the generator (positions in the old route)."""
 
     vehicle_index: int
@@ -299,12 +300,64 @@ def _tail_ok(S: RouteSlack, k: int, delta: int, i: int, shifts: Sequence[int]) -
     return True
 
 
+class _Rows:
+    """Travel times to and from the new request's two locations, as Python lists (one per quote)."""
+
+    __slots__ = ("to_p", "p_to", "to_d", "d_to", "t_pd")
+
+    def __init__(self, problem: Problem, request: Request) -> None:
+        travel = problem.travel_s
+        p, d = request.pickup, request.dropoff
+        self.to_p: list[int] = travel[:, p].tolist()
+        self.p_to: list[int] = travel[p].tolist()
+        self.to_d: list[int] = travel[:, d].tolist()
+        self.d_to: list[int] = travel[d].tolist()
+        self.t_pd = int(travel[p, d])
+
+
+class PreparedPlans:
+    """The vehicles' current plans, preprocessed once for many insertion searches.
+
+    Holds one :class:`~routing.schedule.RouteSlack` per vehicle, built lazily on first use. Valid
+    as long as ``problem`` (its vehicles, their routes, the promised requests and the travel-time
+    matrix) does not change: keep one per plan version, e.g. in the dispatcher between commits,
+    and make a new one after every plan change. :func:`nearest_feasible_times` uses one for its
+    repeated searches.
+    """
+
+    __slots__ = ("problem", "_slack", "_stack")
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self._slack: dict[int, RouteSlack] = {}
+        self._stack: _Stack | None = None
+
+    def stack(self, vehicle_indices: Sequence[int]) -> _Stack:
+        """The slacks of ``vehicle_indices`` stacked; all vehicles are stacked once and reused."""
+        if self._stack is None:
+            every = list(range(len(self.problem.vehicles)))
+            missing = [vi for vi in every if vi not in self._slack]
+            for vi, s in zip(missing, _build_slacks(self.problem, missing)):
+                self._slack[vi] = s
+            self._stack = _Stack(every, [self._slack[vi] for vi in every])
+        return self._stack
+
+    def slack(self, vehicle_index: int) -> RouteSlack:
+        s = self._slack.get(vehicle_index)
+        if s is None:
+            s = self._slack[vehicle_index] = RouteSlack(
+                self.problem, self.problem.vehicles[vehicle_index]
+            )
+        return s
+
+
 def generate_insertions(
     problem: Problem,
     vehicle_index: int,
     request: Request,
     *,
     slack: RouteSlack | None = None,
+    rows: _Rows | None = None,
 ) -> list[_Candidate]:
     """Every feasible (pickup position, drop-off position) for one vehicle.
 
@@ -317,9 +370,8 @@ def generate_insertions(
     """
     vehicle = problem.vehicles[vehicle_index]
     S = slack if slack is not None else RouteSlack(problem, vehicle)
-    travel = problem.travel_s
+    R = rows if rows is not None else _Rows(problem, request)
     n = S.n
-    p, d = request.pickup, request.dropoff
     q = request.load.as_tuple()
     cap = vehicle.capacity.as_tuple()
     # dimensions the request occupies; only those can be overloaded by it
@@ -330,16 +382,22 @@ def generate_insertions(
     e_d, l_d = request.dropoff_window.earliest_s, request.dropoff_window.latest_s
     sp, sd = request.pickup_service_s, request.dropoff_service_s
     max_ride = request.max_ride_s
-    t_pd = int(travel[p, d])
+    t_pd = R.t_pd
 
     pre_loc, pre_dep, loc, arr, wait = S.pre_loc, S.pre_dep, S.loc, S.arr, S.wait
     dep, leg, load_before = S.dep, S.leg, S.load_before
     win_slack, ride_slack, ride_from, fwd = S.win_slack, S.ride_slack, S.ride_from, S.fwd
     fwd_win = S.fwd_win
-    to_p = travel[pre_loc, p].tolist()  # from what precedes position k to the pickup
-    p_to = travel[p, loc].tolist()  # from the pickup to position k
-    to_d = travel[loc[:n], d].tolist() if n else []  # from stop m to the drop-off
-    d_to = travel[d, loc].tolist()  # from the drop-off to position k
+    # travel from what precedes position k to the pickup, pickup -> position k, stop m -> drop-off,
+    # drop-off -> position k
+    row = R.to_p
+    to_p = [row[x] for x in pre_loc]
+    row = R.p_to
+    p_to = [row[x] for x in loc]
+    row = R.to_d
+    to_d = [row[x] for x in loc]
+    row = R.d_to
+    d_to = [row[x] for x in loc]
     push_delay = S.push_delay
 
     def load_ok(k: int) -> bool:
@@ -431,6 +489,194 @@ def generate_insertions(
 
 
 # --------------------------------------------------------------------------------------------
+# 2b. the same generator, vectorised over vehicles and positions (what find_insertions runs)
+# --------------------------------------------------------------------------------------------
+
+
+class _Stack:
+    """The :class:`RouteSlack` of many vehicles as padded numpy arrays ``(V, K + 1)``.
+
+    ``K`` is the longest route; position ``n_v`` of vehicle ``v`` is its end location and
+    positions beyond it are padding (``valid`` is false there).
+    """
+
+    __slots__ = (
+        "vehicle_index", "slacks", "n", "K", "valid", "is_stop", "pre_loc", "pre_dep", "loc",
+        "arr", "dep", "wait", "leg", "win_slack", "ride_slack", "ride_from", "fwd", "fwd_win",
+        "load_before", "wc", "cap",
+    )  # fmt: skip
+
+    def __init__(self, vehicle_index: Sequence[int], slacks: Sequence[RouteSlack]) -> None:
+        self.vehicle_index = np.asarray(vehicle_index, dtype=np.int64)
+        self.slacks = list(slacks)
+        ns = [s.n for s in slacks]
+        K = max(ns, default=0)
+        P = K + 1
+        self.K = K
+        self.n = np.asarray(ns, dtype=np.int64)
+        pos = np.arange(P)
+        self.valid = pos[None, :] <= self.n[:, None]
+        self.is_stop = pos[None, :] < self.n[:, None]
+
+        def pad(attr: str, fill: float, dtype: type) -> np.ndarray:
+            return np.array(
+                [(v := getattr(s, attr)) + [fill] * (P - len(v)) for s in slacks], dtype=dtype
+            ).reshape(len(slacks), P)
+
+        self.pre_loc = pad("pre_loc", 0, np.int64)
+        self.pre_dep = pad("pre_dep", 0, np.int64)
+        self.loc = pad("loc", 0, np.int64)
+        self.arr = pad("arr", 0, np.int64)
+        self.dep = pad("dep", 0, np.int64)  # n entries; padded beyond
+        self.wait = pad("wait", 0, np.int64)
+        self.leg = pad("leg", 0, np.int64)[:, :P]
+        self.win_slack = pad("win_slack", -1.0, np.float64)
+        self.ride_slack = pad("ride_slack", _INF, np.float64)
+        self.ride_from = pad("ride_from", 1 << 30, np.int64)
+        self.fwd = pad("fwd", -1.0, np.float64)
+        self.fwd_win = pad("fwd_win", -1.0, np.float64)
+        self.load_before = np.array(
+            [s.load_before + [(0, 0, 0)] * (P - len(s.load_before)) for s in slacks],
+            dtype=np.int64,
+        ).reshape(len(slacks), P, 3)
+        wc = np.zeros((len(slacks), P + 1), dtype=np.int64)
+        np.cumsum(self.wait, axis=1, out=wc[:, 1:])
+        self.wc = wc
+        self.cap = np.array(
+            [s.vehicle.capacity.as_tuple() for s in slacks], dtype=np.int64
+        ).reshape(len(slacks), 3)
+
+
+_INF = float("inf")
+#: Candidates kept per vehicle for ranking (the next ones are used if verification fails).
+_KEEP_PER_VEHICLE = 3
+
+
+def _push_delays(st: _Stack, v: np.ndarray, k: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Vectorised :meth:`RouteSlack.push_delay` for entries ``(v, k, delta)``."""
+    K = st.K
+    if K == 0 or len(v) == 0:
+        return np.zeros(len(v), dtype=np.int64)
+    m = np.arange(K)[None, :]
+    wc = st.wc[v]  # (F, P + 1)
+    w = wc[:, 1 : K + 1] - wc[np.arange(len(v)), k][:, None]  # W(k..m)
+    sh = np.maximum(0, delta[:, None] - w)
+    sh[(m < k[:, None]) | (m >= st.n[v][:, None])] = 0
+    return sh.sum(axis=1)
+
+
+def _generate_stacked(problem: Problem, st: _Stack, request: Request) -> list[_Candidate]:
+    """All feasible insertions for the stacked vehicles; same result as :func:`generate_insertions`."""
+    travel = problem.travel_s
+    p, d = request.pickup, request.dropoff
+    K = st.K
+    P = K + 1
+    V = len(st.slacks)
+    if V == 0:
+        return []
+    e_p, l_p = request.pickup_window.earliest_s, request.pickup_window.latest_s
+    e_d, l_d = request.dropoff_window.earliest_s, request.dropoff_window.latest_s
+    sp, sd = request.pickup_service_s, request.dropoff_service_s
+    max_ride = request.max_ride_s
+    t_pd = int(travel[p, d])
+    q = request.load.as_tuple()
+
+    to_p = travel[st.pre_loc, p]
+    p_to = travel[p, st.loc]
+    to_d = travel[st.loc, d]
+    d_to = travel[d, st.loc]
+
+    load_ok = np.ones((V, P), dtype=bool)
+    for dim in range(3):
+        if q[dim] > 0:
+            load_ok &= st.load_before[:, :, dim] <= (st.cap[:, dim] - q[dim])[:, None]
+
+    a_p = st.pre_dep + to_p
+    ok_p = st.valid & (a_p <= l_p) & load_ok
+    if not ok_p.any():
+        return []
+    b_p = np.maximum(a_p, e_p)
+    dep_p = b_p + sp
+    out: list[_Candidate] = []
+
+    # -- drop-off right after the pickup ------------------------------------------------------
+    b_d = np.maximum(dep_p + t_pd, e_d)
+    delta = b_d + sd + d_to - st.arr
+    base = ok_p & (b_d <= l_d) & (b_d - dep_p <= max_ride)
+    ok0 = base & (delta <= st.fwd)
+    maybe = base & ~ok0 & (delta <= st.fwd_win)
+    if maybe.any():
+        for v, i in zip(*np.nonzero(maybe)):
+            if _tail_ok(st.slacks[v], int(i), int(delta[v, i]), int(i), ()):
+                ok0[v, i] = True
+    vs, is_ = np.nonzero(ok0)
+    if len(vs):
+        added_v = (to_p + sp + t_pd + sd + d_to - st.leg)[vs, is_]
+        added_d = _push_delays(st, vs, is_, delta[vs, is_])
+        vi = st.vehicle_index[vs]
+        out.extend(
+            map(
+                _Candidate._make,
+                zip(
+                    vi.tolist(), is_.tolist(), is_.tolist(), b_p[vs, is_].tolist(),
+                    b_d[vs, is_].tolist(), added_v.tolist(), added_d.tolist(),
+                ),
+            )
+        )  # fmt: skip
+    if K == 0:
+        return out
+
+    # -- drop-off after old stop m (i <= m < n) -------------------------------------------------
+    ii = np.arange(P)[None, :, None]
+    mm = np.arange(K)[None, None, :]
+    d1 = dep_p + p_to - st.arr  # push of the arrival at old stop i
+    wc = st.wc
+    w = wc[:, None, 1 : K + 1] - wc[:, :P, None]  # W(i..m), (V, P, K)
+    shift = np.maximum(0, d1[:, :, None] - w)
+    after = mm >= ii
+    stop_ok = (
+        (shift <= st.win_slack[:, None, :K])
+        & ((st.ride_from[:, None, :K] >= ii) | (shift <= st.ride_slack[:, None, :K]))
+        & load_ok[:, None, 1:]
+    )
+    stop_ok |= ~after
+    run_ok = np.logical_and.accumulate(stop_ok, axis=2)
+    run_ok &= after & (mm < st.n[:, None, None]) & ok_p[:, :, None]
+    if not run_ok.any():
+        return out
+    dep_m = st.dep[:, None, :K] + shift
+    b_d2 = np.maximum(dep_m + to_d[:, None, :K], e_d)
+    delta2 = b_d2 + sd + d_to[:, None, 1:] - st.arr[:, None, 1:]
+    base2 = run_ok & (b_d2 <= l_d) & (b_d2 - dep_p[:, :, None] <= max_ride)
+    fwd_next = st.fwd[:, None, 1:]
+    ok2 = base2 & (delta2 <= fwd_next)
+    maybe2 = base2 & ~ok2 & (delta2 <= st.fwd_win[:, None, 1:])
+    if maybe2.any():
+        for v, i, m in zip(*np.nonzero(maybe2)):
+            shifts = shift[v, i, i : m + 1].tolist()
+            if _tail_ok(st.slacks[v], int(m) + 1, int(delta2[v, i, m]), int(i), shifts):
+                ok2[v, i, m] = True
+    vs, is_, ms = np.nonzero(ok2)
+    if len(vs):
+        between = np.cumsum(np.where(after, shift, 0), axis=2)[vs, is_, ms]
+        added_v = (to_p + sp + p_to - st.leg)[vs, is_] + (
+            to_d[vs, ms] + sd + d_to[vs, ms + 1] - st.leg[vs, ms + 1]
+        )
+        added_d = between + _push_delays(st, vs, ms + 1, delta2[vs, is_, ms])
+        vi = st.vehicle_index[vs]
+        out.extend(
+            map(
+                _Candidate._make,
+                zip(
+                    vi.tolist(), is_.tolist(), (ms + 1).tolist(), b_p[vs, is_].tolist(),
+                    b_d2[vs, is_, ms].tolist(), added_v.tolist(), added_d.tolist(),
+                ),
+            )
+        )  # fmt: skip
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # 3. insertion cost
 # --------------------------------------------------------------------------------------------
 
@@ -479,6 +725,7 @@ def rank(
     weights: InsertionWeights,
     max_options: int,
     verify: bool = True,
+    slack: Callable[[int], RouteSlack] | None = None,
 ) -> tuple[Insertion, ...]:
     """Best option per vehicle, cheapest first (ties: earlier pickup, then vehicle id).
 
@@ -509,13 +756,14 @@ def rank(
         if len(out) >= max_options:
             break
         vehicle = problem.vehicles[vi]
-        old = evaluate(problem, vehicle, vehicle.route) if verify else None
+        old = None
+        if verify:
+            old = slack(vi) if slack is not None else RouteSlack(problem, vehicle)
         for cost, _, c in per_vehicle[vi]:
             route, pi, di = _new_route(vehicle.route, request.id, c.i, c.j)
-            if verify:
-                assert old is not None and reqs is not None
+            if old is not None and reqs is not None:
                 new = evaluate(problem, vehicle, route, requests=reqs)
-                if not no_worse(new, old, request.id):
+                if not no_worse_than(new, old.excess, old.end_excess, request.id):
                     continue
             out.append(
                 Insertion(
@@ -539,12 +787,37 @@ def rank(
 # --------------------------------------------------------------------------------------------
 
 
+def _build_slacks(problem: Problem, vehicle_indices: Sequence[int]) -> list[RouteSlack]:
+    """:class:`RouteSlack` for several vehicles, with one travel-matrix lookup for all legs."""
+    paths: list[int] = []
+    bounds = [0]
+    for vi in vehicle_indices:
+        v = problem.vehicles[vi]
+        reqs = problem.requests
+        paths.append(v.start_location)
+        for s in v.route:
+            r = reqs[s.request_id]
+            paths.append(r.pickup if s.kind == "pickup" else r.dropoff)
+        paths.append(v.end_location)
+        bounds.append(len(paths))
+    if not paths:
+        return []
+    arr = np.asarray(paths, dtype=np.int64)
+    legs = problem.travel_s[arr[:-1], arr[1:]].tolist()
+    return [
+        RouteSlack(problem, problem.vehicles[vi], legs=legs[bounds[k] : bounds[k + 1] - 1])
+        for k, vi in enumerate(vehicle_indices)
+    ]
+
+
 def _check_request(problem: Problem, request: Request) -> None:
     n = problem.travel_s.shape[0]
     if not (0 <= request.pickup < n and 0 <= request.dropoff < n):
         raise ValueError(f"request {request.id!r} refers to a location outside the matrix")
     if request.on_board:
         raise ValueError(f"request {request.id!r} is already on board; it cannot be inserted")
+    if request.id not in problem.requests:
+        return  # every stop in a route refers to a request in problem.requests
     for v in problem.vehicles:
         if v.route and any(s.request_id == request.id for s in v.route):
             raise ValueError(f"request {request.id!r} is already in the route of {v.id!r}")
@@ -557,6 +830,7 @@ def find_insertions(
     max_options: int = 5,
     weights: InsertionWeights = InsertionWeights(),
     check: bool = True,
+    prepared: PreparedPlans | None = None,
 ) -> InsertionResult:
     """Cheapest ways to add ``request`` to the vehicles' current plans.
 
@@ -572,8 +846,10 @@ def find_insertions(
     weights:
         Cost weights; see :class:`InsertionWeights`.
     check:
-        Validate that the request is new and its locations exist (cheap; turn off only in
-        benchmarks).
+        Validate that the request is new and its locations exist (cheap).
+    prepared:
+        The same plans preprocessed by :class:`PreparedPlans` (must wrap this ``problem``);
+        saves rebuilding each vehicle's slack when many requests are searched against one plan.
 
     Returns
     -------
@@ -590,10 +866,25 @@ def find_insertions(
     candidates, any_fits = filter_candidates(problem, request)
     if not any_fits:
         return InsertionResult((), UnservedCause.NO_VEHICLE_FITS)
-    found: list[_Candidate] = []
-    for vi in candidates:
-        found.extend(generate_insertions(problem, vi, request))
-    options = rank(problem, request, found, weights=weights, max_options=max_options)
+    if prepared is not None and prepared.problem is not problem:
+        raise ValueError("prepared plans belong to another problem")
+    if prepared is not None:
+        stack = prepared.stack(candidates)
+    else:
+        stack = _Stack(candidates, _build_slacks(problem, candidates))
+    found = _generate_stacked(problem, stack, request)
+    if prepared is not None and len(candidates) < len(problem.vehicles):
+        keep = set(candidates)
+        found = [c for c in found if c.vehicle_index in keep]
+    by_vehicle = dict(zip(stack.vehicle_index.tolist(), stack.slacks))
+    options = rank(
+        problem,
+        request,
+        found,
+        weights=weights,
+        max_options=max_options,
+        slack=by_vehicle.__getitem__,
+    )
     if not options:
         return InsertionResult((), UnservedCause.NO_FEASIBLE_INSERTION)
     return InsertionResult(options, None)
@@ -657,11 +948,14 @@ def nearest_feasible_times(
         if shift in ("both", "later"):
             offsets.append(k * step_s)
     out: list[int] = []
+    prepared = PreparedPlans(problem)
     for off in offsets:
         if request.pickup_window.latest_s + off < not_before_s:
             continue
         shifted = shift_request(request, off)
-        res = find_insertions(problem, shifted, max_options=1, weights=weights, check=False)
+        res = find_insertions(
+            problem, shifted, max_options=1, weights=weights, check=False, prepared=prepared
+        )
         if res.options:
             out.append(shifted.pickup_window.earliest_s)
             if len(out) >= count:

@@ -255,9 +255,17 @@ def no_worse(new: Schedule, old: Schedule, new_request_id: str) -> bool:
     Stops of ``new_request_id`` must have no violation; every other stop's violation must not
     exceed what it was in ``old``; nor may the lateness at the end location.
     """
-    if new.end_excess_s > old.end_excess_s:
+    return no_worse_than(
+        new, dict(zip(old.stops, old.excess)), old.end_excess_s, new_request_id
+    )
+
+
+def no_worse_than(
+    new: Schedule, before: Mapping[Stop, int], end_excess_s: int, new_request_id: str
+) -> bool:
+    """:func:`no_worse` against violations given as stop -> excess and the end excess."""
+    if new.end_excess_s > end_excess_s:
         return False
-    before = {s: x for s, x in zip(old.stops, old.excess)}
     for s, x in zip(new.stops, new.excess):
         if s.request_id == new_request_id:
             if x:
@@ -305,11 +313,16 @@ class RouteSlack:
         "ride_from",
         "fwd",
         "fwd_win",
+        "excess",
+        "end_excess",
         "_wc",
         "_wcc",
     )
 
-    def __init__(self, problem: Problem, vehicle: Vehicle) -> None:
+    def __init__(
+        self, problem: Problem, vehicle: Vehicle, *, legs: list[int] | None = None
+    ) -> None:
+        """``legs`` (optional): travel times along start, stops..., end, if already looked up."""
         reqs = problem.requests
         stops = vehicle.route
         n = len(stops)
@@ -320,12 +333,15 @@ class RouteSlack:
         kinds = [s.kind == "pickup" for s in stops]
         locs = [r.pickup if p else r.dropoff for p, r in zip(kinds, rs)]
         locs.append(vehicle.end_location)
-        path = np.fromiter([vehicle.start_location, *locs], dtype=np.int64, count=n + 2)
-        legs = problem.travel_s[path[:-1], path[1:]].tolist()
+        if legs is None:
+            path = np.fromiter([vehicle.start_location, *locs], dtype=np.int64, count=n + 2)
+            legs = problem.travel_s[path[:-1], path[1:]].tolist()
+        cap = vehicle.capacity.as_tuple()
 
         load = list(initial_load(vehicle, reqs))
         pick_end: dict[str, int] = {}
         pick_pos: dict[str, int] = {}
+        excess: dict[Stop, int] = {}
         for rid in vehicle.onboard:
             at = reqs[rid].picked_up_at_s
             pick_end[rid] = vehicle.start_time_s if at is None else at
@@ -357,16 +373,21 @@ class RouteSlack:
                 load[2] += q.parcels
                 ride_slack.append(_INF)
                 ride_from.append(n + 1)
+                x = 0
             else:
                 w = r.dropoff_window
                 b = a if a >= w.earliest_s else w.earliest_s
                 t = b + r.dropoff_service_s
                 rid = stops[k].request_id
-                ride_slack.append(max(0, r.max_ride_s - (b - pick_end[rid])))
+                x = b - pick_end[rid] - r.max_ride_s
+                ride_slack.append(-x if x < 0 else 0)
                 ride_from.append(pick_pos[rid])
                 load[0] -= q.seats
                 load[1] -= q.wheelchairs
                 load[2] -= q.parcels
+            x = max(x, b - w.latest_s, load[0] - cap[0], load[1] - cap[1], load[2] - cap[2])
+            if x > 0:
+                excess[stops[k]] = x
             arr_l.append(a)
             start_l.append(b)
             wait_l.append(b - a)
@@ -378,6 +399,8 @@ class RouteSlack:
         wait_l.append(0)
         load_before.append((load[0], load[1], load[2]))
         win_slack.append(max(0, end_limit_s(vehicle) - end_arr))
+        self.excess = excess  # violations already in the plan (a driver running late), by stop
+        self.end_excess = max(0, end_arr - end_limit_s(vehicle))
         ride_slack.append(_INF)
         ride_from.append(n + 1)
 
