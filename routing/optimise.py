@@ -21,6 +21,8 @@ import random
 import time
 from typing import Mapping, Sequence
 
+import numpy as np
+
 from routing import ortools_solver as ort
 from routing.model import (
     Objective,
@@ -100,7 +102,7 @@ def optimise(
 
     built = ort.build(sub, unserved_penalty=penalty, seed=seed)
     remaining = deadline - time.perf_counter()
-    first_share = remaining if not lns else max(0.05, min(remaining * 0.3, 2.0))
+    first_share = remaining if not lns else max(0.05, min(remaining * 0.15, 1.5))
     params = ort.search_parameters(first_share, first_solution="parallel_cheapest_insertion")
     init = ort.node_routes_from_stops(built, warm_start) if warm_start else None
     res = ort.solve(built, params, initial_routes=init)
@@ -135,75 +137,289 @@ def _cost(built: ort.Built, routes: list[list[int]], penalty: int) -> int:
     return travel + penalty * (len(built.optional) - served)
 
 
+class _Fast:
+    """Node-level arrays for the Python insertion (recreate) step and its exact time check."""
+
+    def __init__(self, built: ort.Built) -> None:
+        nodes = built.nodes
+        p = built.problem
+        loc = np.asarray(nodes.location, dtype=np.int64)
+        self.arc = np.asarray(p.travel_s, dtype=np.int64)[np.ix_(loc, loc)]
+        self.arc_l = self.arc.tolist()
+        self.svc = list(nodes.service)
+        self.lo = list(nodes.earliest)
+        self.hi = list(nodes.latest)
+        self.kind = list(nodes.kind)
+        self.req = list(nodes.request)
+        n = len(loc)
+        self.partner = [-1] * n
+        self.ride = [0] * n  # at a drop-off node: L + s(pickup)
+        self.load = [(0,) * 3] * n
+        for rid, pn in nodes.pickup_node.items():
+            dn = nodes.dropoff_node[rid]
+            r = p.requests[rid]
+            self.partner[pn], self.partner[dn] = dn, pn
+            self.ride[dn] = r.max_ride_s + r.pickup_service_s
+            self.load[pn] = r.load.as_tuple()
+            self.load[dn] = tuple(-x for x in r.load.as_tuple())
+        for rid, dn in nodes.dropoff_node.items():
+            if rid not in nodes.pickup_node:
+                self.load[dn] = tuple(-x for x in p.requests[rid].load.as_tuple())
+        self.starts, self.ends = built.starts, built.ends
+        self.cap = [v.capacity.as_tuple() for v in p.vehicles]
+        self.init_load = [
+            tuple(sum(p.requests[r].load.as_tuple()[d] for r in v.onboard if r in p.requests) for d in range(3))
+            for v in p.vehicles
+        ]
+        self.dur = [v.max_route_duration_s for v in p.vehicles]
+        self._cache: dict = {}
+
+    def times(self, k: int, seq: Sequence[int]) -> list[int] | None:
+        """Least feasible schedule of start + seq + end for vehicle k, or None."""
+        a = [self.starts[k], *seq, self.ends[k]]
+        m = len(a)
+        arc, svc, lo, hi = self.arc_l, self.svc, self.lo, self.hi
+        step = [svc[a[i]] + arc[a[i]][a[i + 1]] for i in range(m - 1)]
+        pos = {}
+        rides = []
+        for i in range(1, m - 1):
+            node = a[i]
+            if self.kind[node] == ort.PICKUP:
+                pos[node] = i
+            else:
+                pp = self.partner[node]
+                if pp >= 0 and pp in pos:
+                    rides.append((pos[pp], i, self.ride[node]))
+        t = [lo[x] for x in a]
+        dur = self.dur[k]
+        for _ in range(2 * m + 4):
+            for i in range(m - 1):
+                v = t[i] + step[i]
+                if t[i + 1] < v:
+                    t[i + 1] = v
+                    if v > hi[a[i + 1]]:
+                        return None
+            changed = False
+            for pi, di, lim in rides:
+                if t[pi] < t[di] - lim:
+                    t[pi] = t[di] - lim
+                    changed = True
+            if dur is not None and t[0] < t[-1] - dur:
+                t[0] = t[-1] - dur
+                changed = True
+            if not changed:
+                return t if t[0] <= hi[a[0]] and all(t[i] <= hi[a[i]] for i in range(m)) else None
+            if any(t[i] > hi[a[i]] for i in range(m)):
+                return None
+        return None
+
+    def loads(self, k: int, seq: Sequence[int]) -> list[tuple[int, ...]]:
+        cur = self.init_load[k]
+        out = [cur]
+        for node in seq:
+            cur = tuple(x + y for x, y in zip(cur, self.load[node]))
+            out.append(cur)
+        return out  # load after start, after each stop
+
+    def cost(self, k: int, seq: Sequence[int]) -> int:
+        a = [self.starts[k], *seq, self.ends[k]]
+        arc = self.arc_l
+        return sum(arc[a[i]][a[i + 1]] for i in range(len(a) - 1))
+
+    def _route_data(self, k: int, seq: tuple[int, ...]):
+        """Cached per-route arrays: nodes, least times, latest times, loads (or None)."""
+        key = (k, seq)
+        hit = self._cache.get(key)
+        if hit is not None or key in self._cache:
+            return hit
+        if len(self._cache) > 20000:
+            self._cache.clear()
+        t = self.times(k, seq)
+        if t is None:
+            self._cache[key] = None
+            return None
+        arc = self.arc
+        full = [self.starts[k], *seq, self.ends[k]]
+        a = np.asarray(full, dtype=np.int64)
+        n = len(a) - 1
+        svc = np.asarray([self.svc[x] for x in full], dtype=np.int64)
+        step = svc[:-1] + arc[a[:-1], a[1:]]
+        late = [self.hi[x] for x in full]
+        st = step.tolist()
+        for i in range(n - 1, -1, -1):
+            v = late[i + 1] - st[i]
+            if v < late[i]:
+                late[i] = v
+        lds = np.asarray(self.loads(k, seq), dtype=np.int64)
+        data = (a, np.asarray(t[:-1], dtype=np.int64) + svc[:-1], np.asarray(late[1:], dtype=np.int64),
+                lds, arc[a[:-1], a[1:]])
+        self._cache[key] = data
+        return data
+
+    def route_best(self, k: int, seq: tuple[int, ...], pn: int, dn: int, max_checks: int = 25):
+        """Cheapest feasible insertion of pair (pn, dn) into route k: (delta, new seq) or None."""
+        lp = self.load[pn]
+        cap = self.cap[k]
+        if any(q > c for q, c in zip(lp, cap)):
+            return None
+        data = self._route_data(k, seq)
+        if data is None:
+            return None
+        a, dep, late1, lds, base = data
+        arc = self.arc
+        n = len(a) - 1
+        svp, svd = self.svc[pn], self.svc[dn]
+        a0, a1 = a[:-1], a[1:]
+        to_p, p_to = arc[a0, pn], arc[pn, a1]
+        to_d, d_to = arc[a0, dn], arc[dn, a1]
+        arr_p = np.maximum(dep + to_p, self.lo[pn])
+        ok_p = (arr_p <= self.hi[pn]) & (arr_p + svp + p_to <= late1)
+        if not ok_p.any():
+            return None
+        arr_d = np.maximum(dep + to_d, self.lo[dn])
+        ok_d = (arr_d <= self.hi[dn]) & (arr_d + svd + d_to <= late1)
+        arr_pd = np.maximum(arr_p + svp + arc[pn, dn], self.lo[dn])
+        ok_pd = ok_p & (arr_pd <= self.hi[dn]) & (arr_pd + svd + d_to <= late1)
+        ok_pd &= arr_pd - arr_p <= self.ride[dn]
+        big = np.iinfo(np.int64).max // 4
+        dp = np.where(ok_p, to_p + p_to - base, big)
+        dd = np.where(ok_d, to_d + d_to - base, big)
+        tot = dp[:, None] + dd[None, :]
+        tot[np.tril_indices(n)] = big
+        diag = np.arange(n)
+        tot[diag, diag] = np.where(ok_pd, to_p + arc[pn, dn] + d_to - base, big)
+        # ride time of the new request: earliest drop-off minus latest pickup must fit
+        latest_p = np.minimum(self.hi[pn], late1 - svp - p_to)
+        tot[arr_d[None, :] - latest_p[:, None] > self.ride[dn]] = big
+        ok_pos = np.all(lds[:n] + np.asarray(lp) <= np.asarray(cap), axis=1)
+        if not ok_pos.all():
+            bad = np.cumsum(~ok_pos)
+            span_bad = bad[None, :] - np.concatenate(([0], bad[:-1]))[:, None]
+            tot[span_bad > 0] = big
+        flat = tot.ravel()
+        m = min(max_checks, flat.size)
+        idx = np.argpartition(flat, m - 1)[:m] if m < flat.size else np.arange(flat.size)
+        idx = idx[np.argsort(flat[idx], kind="stable")]
+        for f in idx.tolist():
+            c = int(flat[f])
+            if c >= big // 2:
+                break
+            i, j = divmod(f, n)
+            new = (*seq[:i], pn, *seq[i:j], dn, *seq[j:])
+            if self._route_data(k, new) is not None:
+                return c, new
+        return None
+
+    def recreate(self, routes: list[tuple[int, ...]], pending: list[str], nodes, rng, regret: int, noise: float):
+        """Insert ``pending`` requests (regret-k; k=1 is greedy); returns (added cost, missing)."""
+        table = {}
+        for rid in pending:
+            pn, dn = nodes.pickup_node[rid], nodes.dropoff_node[rid]
+            table[rid] = [self.route_best(k, seq, pn, dn) for k, seq in enumerate(routes)]
+        added = 0
+        missing = []
+        pending = list(pending)
+        while pending:
+            best_key, best_rid, best_choice = None, None, None
+            for rid in pending:
+                opts = sorted(
+                    (c[0] * (1.0 + noise * rng.random()), k) for k, c in enumerate(table[rid]) if c is not None
+                )
+                if not opts:
+                    continue
+                if regret <= 1:
+                    key = opts[0][0]
+                else:
+                    far = opts[min(regret, len(opts)) - 1][0] if len(opts) > 1 else 1e18
+                    key = -(far - opts[0][0]) if len(opts) >= regret else -1e18 + opts[0][0]
+                if best_key is None or key < best_key:
+                    best_key, best_rid, best_choice = key, rid, opts[0][1]
+            if best_rid is None:
+                missing.extend(pending)
+                break
+            k = best_choice
+            c, new = table[best_rid][k]
+            routes[k] = new
+            added += c
+            pending.remove(best_rid)
+            del table[best_rid]
+            for rid in pending:
+                table[rid][k] = self.route_best(k, new, nodes.pickup_node[rid], nodes.dropoff_node[rid])
+        return added, missing
+
+
 def _lns(built, current, current_cost, penalty, deadline, rng):
-    """Ruin & recreate around OR-Tools. Returns (best routes, best cost)."""
+    """Ruin & recreate: Python removal + cheapest feasible re-insertion, OR-Tools local search
+    as the periodic polisher. Returns (best routes, best cost)."""
     nodes = built.nodes
     p = built.problem
     manager = built.manager
+    fast = _Fast(built)
     best, best_cost = current, current_cost
     n_req = len(built.optional)
     if n_req < 2:
         return best, best_cost
-    # request "position": pickup/dropoff locations and window midpoints, for relatedness
     info = {}
     for rid in built.optional:
         r = p.requests[rid]
-        info[rid] = (
-            r.pickup,
-            r.dropoff,
-            (r.pickup_window.earliest_s + min(r.pickup_window.latest_s, r.dropoff_window.latest_s)) // 2,
-        )
+        info[rid] = (r.pickup, r.dropoff, (r.pickup_window.earliest_s + r.dropoff_window.latest_s) // 2)
     tt = p.travel_s
-    time_scale = max(1, int(tt.max()))
     it = 0
-    temp = 0.002 * current_cost / max(1, n_req)  # small random-walk allowance
+    accepted = improved = 0
+    temp0 = 0.01 * sum(fast.cost(k, r) for k, r in enumerate(current)) / max(1, sum(1 for s in current if s))
+    t_begin = time.perf_counter()
+    span = max(1e-3, deadline - t_begin)
+    polish_every = 25
+    current = [tuple(x) for x in current]
+    best = current
     while time.perf_counter() < deadline - 0.02:
         it += 1
-        served = [
-            nodes.request[n] for seq in current for n in seq if nodes.kind[n] == ort.PICKUP
-        ]
+        served = [nodes.request[n] for seq in current for n in seq if nodes.kind[n] == ort.PICKUP]
+        unrouted = [rid for rid in built.optional if rid not in set(served)]
         if not served:
             break
-        q = rng.randint(max(2, n_req // 10), max(3, min(n_req // 3, 30)))
+        q = rng.randint(2, max(3, min(n_req // 4, 15)))
         mode = rng.random()
         if mode < 0.6:  # related (Shaw) removal
-            seed_r = rng.choice(served)
-            a = info[seed_r]
+            a = info[rng.choice(served)]
 
             def rel(rid, a=a):
                 b = info[rid]
-                return (
-                    tt[a[0], b[0]] + tt[a[1], b[1]] + abs(a[2] - b[2]) * 0.5
-                ) * (0.8 + 0.4 * rng.random())
+                return (tt[a[0], b[0]] + tt[a[1], b[1]] + abs(a[2] - b[2]) * 0.5) * (0.7 + 0.6 * rng.random())
 
             removed = set(sorted(served, key=rel)[:q])
-        elif mode < 0.8:  # one or two whole routes
+        elif mode < 0.75:  # a whole short route
             used = [k for k, seq in enumerate(current) if seq]
-            ks = rng.sample(used, min(len(used), rng.choice((1, 2))))
-            removed = {nodes.request[n] for k in ks for n in current[k] if nodes.request[n] in info}
+            kk = min(rng.sample(used, min(2, len(used))), key=lambda k: len(current[k]))
+            removed = {nodes.request[x] for x in current[kk] if nodes.request[x] in info}
         else:
             removed = set(rng.sample(served, min(q, len(served))))
-        partial = [
-            [manager.NodeToIndex(n) for n in seq if nodes.request[n] not in removed] for seq in current
-        ]
-        left = deadline - time.perf_counter()
-        if left < 0.05:
-            break
-        tl = min(left, 0.25 + 0.01 * len(removed))
-        params = ort.search_parameters(tl, metaheuristic=rng.choice(("gls", "greedy")))
-        res = ort.solve(built, params, initial_routes=partial)
-        if res.routes is None:
-            continue
-        cost = _cost(built, res.routes, penalty)
-        log.debug("lns it %d removed %d mode %.2f cost %d cur %d best %d t %.2f used %s", it, len(removed), mode, cost, current_cost, best_cost, res.seconds, res.warm_start_used)
+        routes = [tuple(n for n in seq if nodes.request[n] not in removed) for seq in current]
+        order = list(removed) + unrouted
+        rng.shuffle(order)
+        regret = rng.choice((1, 2, 2, 3))
+        noise = rng.choice((0.0, 0.0, 0.1))
+        _, missing = fast.recreate(routes, order, nodes, rng, regret, noise)
+        cost = sum(fast.cost(k, r) for k, r in enumerate(routes)) + penalty * len(missing)
+        if it % polish_every == 0 or (cost < best_cost and rng.random() < 0.2):
+            left = deadline - time.perf_counter()
+            if left > 0.1:
+                params = ort.search_parameters(min(left, 0.3), metaheuristic="greedy")
+                res = ort.solve(built, params, initial_routes=[[manager.NodeToIndex(x) for x in s] for s in routes])
+                if res.routes is not None:
+                    c2 = _cost(built, res.routes, penalty)
+                    if c2 <= cost:
+                        routes, cost = [tuple(x) for x in res.routes], c2
+        frac = (time.perf_counter() - t_begin) / span
+        temp = temp0 * max(0.0, 1.0 - frac)
         if cost < best_cost:
-            best, best_cost = res.routes, cost
-        if cost <= current_cost + temp * rng.random():
-            current, current_cost = res.routes, cost
-        elif rng.random() < 0.05:
-            current, current_cost = best, best_cost
-    log.debug("lns: %d iterations, best %d", it, best_cost)
-    return best, best_cost
+            best, best_cost = routes, cost
+            improved += 1
+        if cost < current_cost or (temp > 0 and rng.random() < math.exp(-(cost - current_cost) / temp)):
+            current, current_cost = routes, cost
+            accepted += 1
+    log.debug("lns: %d iterations, %d accepted, %d improved, best %d", it, accepted, improved, best_cost)
+    return [list(x) for x in best], best_cost
 
 
 def _relax_onboard(problem: Problem) -> Problem:

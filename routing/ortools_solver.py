@@ -200,17 +200,11 @@ def build(
     time_mat = arc + service[:, None]
     arc_l = arc.tolist()
     time_l = time_mat.tolist()
-    idx2node = [manager.IndexToNode(i) for i in range(routing.Size() + len(vehicles))]
 
-    def cost_cb(i: int, j: int) -> int:
-        return arc_l[idx2node[i]][idx2node[j]]
-
-    def time_cb(i: int, j: int) -> int:
-        return time_l[idx2node[i]][idx2node[j]]
-
-    keep += [cost_cb, time_cb]
-    cost_idx = routing.RegisterTransitCallback(cost_cb)
-    time_idx = routing.RegisterTransitCallback(time_cb)
+    # integer matrices evaluated on the C++ side (RegisterTransitMatrix takes node indices);
+    # much faster than Python callbacks, and integer so costs are never silently zeroed.
+    cost_idx = routing.RegisterTransitMatrix(arc_l)
+    time_idx = routing.RegisterTransitMatrix(time_l)
     routing.SetArcCostEvaluatorOfAllVehicles(cost_idx)
 
     routing.AddDimension(time_idx, horizon, horizon, False, "time")
@@ -245,11 +239,7 @@ def build(
             demand[node] = -reqs[rid].load.as_tuple()[d]
         caps = [v.capacity.as_tuple()[d] for v in vehicles]
 
-        def dem_cb(i: int, _dem=demand) -> int:
-            return _dem[idx2node[i]]
-
-        keep.append(dem_cb)
-        didx = routing.RegisterUnaryTransitCallback(dem_cb)
+        didx = routing.RegisterUnaryTransitVector(demand)
         routing.AddDimensionWithVehicleCapacity(didx, 0, caps, False, dname)
         cdim = routing.GetDimensionOrDie(dname)
         for k, v in enumerate(vehicles):
