@@ -1,0 +1,403 @@
+"""A vehicle simulator: drives a vehicle along its plan in simulated time, over the websocket only.
+
+Each simulated vehicle is one ``DriverClient``. It takes the first stop of the plan the server
+sent, leaves so as to arrive at the planned time, moves along a straight line from where it is to
+the stop over the leg's travel time (reporting positions on the way), reports ``arrived``, then
+for each visit there: a drop-off (``dropped_off``), a boarding (``boarded`` with the party size),
+or a no-show (``no_show`` once the wait time has passed). Travel takes ``delay_factor`` times the
+nominal time, so factors above 1 make the vehicle late and exercise the ETA and promise checks.
+
+Time comes from an injected ``transit.clock.Clock``: an ``AcceleratedClock`` (the demo), or a
+``FakeClock`` the caller (or ``FleetSimulator(drive_clock=True)``) moves forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from api import protocol as p
+from driver_app.client import DriverClient, Refused
+from transit.clock import Clock
+
+log = logging.getLogger("okuma.simulator")
+
+# Okuma town hall, where the Okuma fleet starts the day; override with ``start``.
+DEFAULT_START = (37.38200, 140.95870)
+
+
+@dataclass(frozen=True)
+class SimulationOptions:
+    """How the simulated drivers and riders behave. Times in simulated seconds."""
+
+    no_show_rate: float = 0.0  # chance that a rider is not at the stop
+    delay_factor: float = 1.0  # actual travel time / nominal travel time
+    speed_kmh: float = 30.0  # nominal speed on the leg (straight line x circuity)
+    circuity: float = 1.3
+    min_leg_s: float = 30.0
+    position_every_s: float = 15.0  # a GPS fix this often while moving
+    board_s_per_person: float = 30.0
+    board_s_per_wheelchair: float = 180.0
+    parcel_s: float = 60.0
+    arrive_early_s: float = 0.0  # leave this much earlier than needed
+    seed: int | None = None
+    handover_code: Callable[[str], str | None] | None = None  # grocery: booking id -> code
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.no_show_rate <= 1.0:
+            raise ValueError("no_show_rate must be within 0..1")
+        if self.delay_factor <= 0:
+            raise ValueError("delay_factor must be positive")
+        if self.speed_kmh <= 0 or self.circuity < 1 or self.position_every_s <= 0:
+            raise ValueError("speed_kmh > 0, circuity >= 1 and position_every_s > 0 are required")
+
+
+def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance in metres (haversine)."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (a[0], a[1], b[0], b[1]))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_000.0 * math.asin(min(1.0, math.sqrt(h)))
+
+
+def interpolate(a: tuple[float, float], b: tuple[float, float], f: float) -> tuple[float, float]:
+    """The point a fraction ``f`` (0..1) of the way from ``a`` to ``b`` (short legs: linear is fine)."""
+    f = min(1.0, max(0.0, f))
+    return a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f
+
+
+@dataclass
+class Tally:
+    """What a simulated vehicle did, for tests and the demo log."""
+
+    arrived: int = 0
+    boarded: int = 0
+    no_shows: int = 0
+    dropped_off: int = 0
+    rejected: int = 0
+    positions: int = 0
+    log: list[tuple[str, str]] = field(default_factory=list)  # (event type, booking id)
+
+
+class VehicleSimulator:
+    """One simulated vehicle and its driver."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        clock: Clock,
+        *,
+        vehicle_id: str | None = None,
+        options: SimulationOptions | None = None,
+        start: tuple[float, float] | None = None,
+        rng: random.Random | None = None,
+        client: DriverClient | None = None,
+    ) -> None:
+        self.clock = clock
+        self.options = options or SimulationOptions()
+        self.client = client or DriverClient(base_url, token, vehicle_id, client_name="okuma-simulator/1")
+        self.vehicle_id = vehicle_id
+        self.position = start or DEFAULT_START
+        self.rng = rng or random.Random(self.options.seed)
+        self.tally = Tally()
+        self._no_show: dict[str, bool] = {}  # booking id -> decided once
+        self._done: set[str] = set()  # visit ids handled here, until the server drops them
+        self._skipped: set[str] = set()  # visit ids the server refused; not retried
+
+    # ------------------------------------------------------------------ time
+
+    def _real_slice(self, sim_s: float) -> float:
+        speed = getattr(self.clock, "speed", 1.0) or 0.0
+        if speed <= 0:  # a FakeClock moved by someone else: poll often
+            return 0.02
+        return max(0.005, min(sim_s / speed, 0.25))
+
+    async def _wait_until(self, when: datetime, *, wake_on_change: bool = True) -> bool:
+        """Wait until the clock reaches ``when``; True if a plan change cut the wait short."""
+        seq = self.client.plan.seq
+        while True:
+            left = (when - self.clock.now()).total_seconds()
+            if left <= 0:
+                return False
+            if wake_on_change and self.client.plan.seq != seq:
+                return True
+            await asyncio.sleep(self._real_slice(left))
+
+    def _travel_s(self, a: tuple[float, float], b: tuple[float, float]) -> float:
+        o = self.options
+        d = distance_m(a, b) * o.circuity
+        return max(o.min_leg_s, d / (o.speed_kmh / 3.6)) if d > 1 else 0.0
+
+    def _at(self) -> str:
+        return self.clock.now().isoformat()
+
+    # ------------------------------------------------------------------ the plan
+
+    def _todo(self) -> list[p.VisitOut]:
+        return [v for v in self.client.plan.visits
+                if v.visit_id not in self._done and v.visit_id not in self._skipped
+                and not (v.kind == "pickup" and v.status == "on_board")]
+
+    def _next_stop(self) -> list[p.VisitOut]:
+        """The first run of visits at one place."""
+        todo = self._todo()
+        if not todo:
+            return []
+        first = todo[0]
+        group = [first]
+        for v in todo[1:]:
+            same = (v.stop_id is not None and v.stop_id == first.stop_id) or (
+                v.stop_id is None and first.stop_id is None
+                and distance_m((v.lat, v.lon), (first.lat, first.lon)) < 5)
+            if not same:
+                break
+            group.append(v)
+        return group
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Drive until cancelled."""
+        self.client.start()
+        await self.client.wait_synced(timeout=30)
+        if self.vehicle_id is None and self.client.hello is not None:
+            self.vehicle_id = self.client.hello.vehicle_id
+        await self._report_position()
+        while True:
+            group = self._next_stop()
+            if not group:
+                await self._idle()
+                continue
+            if await self._drive_to(group):
+                continue  # the plan changed on the way: look again from here
+            await self._serve(group)
+
+    async def _idle(self) -> None:
+        self._done &= {v.visit_id for v in self.client.plan.visits}
+        await self.client.wait_changed(timeout=0.5)
+
+    async def _report_position(self) -> None:
+        await self.client.send_position(self.position[0], self.position[1], at=self._at())
+        self.tally.positions += 1
+
+    async def _drive_to(self, group: list[p.VisitOut]) -> bool:
+        """Move to the stop of ``group``; True if the plan changed and the leg was abandoned."""
+        o = self.options
+        first = group[0]
+        target = (first.lat, first.lon)
+        nominal = self._travel_s(self.position, target)
+        # Leave so as to be there at the planned time (a bus does not run early).
+        leave = first.planned_at - timedelta(seconds=nominal + o.arrive_early_s)
+        if self.clock.now() < leave and await self._wait_until(leave):
+            return True
+        actual = nominal * o.delay_factor
+        if actual <= 0:
+            return False
+        origin, t0 = self.position, self.clock.now()
+        seq = self.client.plan.seq
+        while True:
+            step_end = min(self.clock.now() + timedelta(seconds=o.position_every_s),
+                           t0 + timedelta(seconds=actual))
+            changed = await self._wait_until(step_end)
+            frac = (self.clock.now() - t0).total_seconds() / actual
+            self.position = interpolate(origin, target, frac)
+            await self._report_position()
+            if frac >= 1.0:
+                self.position = target
+                return False
+            if changed or self.client.plan.seq != seq:
+                nxt = self._next_stop()
+                if not nxt or nxt[0].visit_id != first.visit_id:
+                    return True
+                seq = self.client.plan.seq
+
+    async def _serve(self, group: list[p.VisitOut]) -> None:
+        o = self.options
+        arrived_at = self.clock.now()
+        first = group[0]
+        ack = await self.client.event("arrived", stop_id=first.stop_id,
+                                      booking_ids=list(dict.fromkeys(v.booking_id for v in group)),
+                                      at=self._at())
+        if not self._ok(ack, "arrived", first.booking_id):
+            for v in group:
+                self._skipped.add(v.visit_id)
+            return
+        self.tally.arrived += 1
+        # Drop-offs first (people get off before others get on), then boardings.
+        for v in sorted(group, key=lambda v: v.kind != "dropoff"):
+            if v.kind == "dropoff":
+                await self._sleep(o.parcel_s * v.parcels + o.board_s_per_person * (v.party_size > 0)
+                                  + o.board_s_per_wheelchair * v.wheelchairs)
+                if v.handover_code_required:
+                    code = o.handover_code(v.booking_id) if o.handover_code else None
+                    if not code:
+                        log.warning("%s: no handover code for %s; skipped", self.vehicle_id, v.booking_id)
+                        self._skipped.add(v.visit_id)
+                        continue
+                    ack = await self.client.event("parcel_handed_over", booking_id=v.booking_id, code=code,
+                                                  at=self._at())
+                else:
+                    ack = await self.client.event("dropped_off", booking_id=v.booking_id, at=self._at())
+                if self._ok(ack, "dropped_off", v.booking_id, v.visit_id):
+                    self.tally.dropped_off += 1
+            elif v.booking_kind == "grocery":
+                await self._sleep(o.parcel_s * max(1, v.parcels))
+                ack = await self.client.event("parcel_picked_up", booking_id=v.booking_id, at=self._at())
+                if self._ok(ack, "parcel_picked_up", v.booking_id, v.visit_id):
+                    self.tally.boarded += 1
+            else:
+                no_show = self._no_show.setdefault(v.booking_id, self.rng.random() < o.no_show_rate)
+                if no_show:
+                    wait = self.client.hello.no_show_wait_s if self.client.hello else 180
+                    await self._wait_until(arrived_at + timedelta(seconds=wait + 1), wake_on_change=False)
+                    ack = await self.client.event("no_show", booking_id=v.booking_id, at=self._at())
+                    if self._ok(ack, "no_show", v.booking_id, v.visit_id):
+                        self.tally.no_shows += 1
+                        # its drop-off goes from the plan too
+                        self._done.update(x.visit_id for x in self.client.plan.visits
+                                          if x.booking_id == v.booking_id)
+                else:
+                    await self._sleep(o.board_s_per_person * v.party_size
+                                      + o.board_s_per_wheelchair * v.wheelchairs)
+                    ack = await self.client.event("boarded", booking_id=v.booking_id,
+                                                  count=v.party_size, at=self._at())
+                    if self._ok(ack, "boarded", v.booking_id, v.visit_id):
+                        self.tally.boarded += 1
+
+    async def _sleep(self, sim_s: float) -> None:
+        if sim_s > 0:
+            await self._wait_until(self.clock.now() + timedelta(seconds=sim_s), wake_on_change=False)
+
+    def _ok(self, ack: p.Ack | p.ErrorMessage, what: str, booking_id: str, visit_id: str | None = None) -> bool:
+        good = isinstance(ack, p.Ack) and ack.result in ("applied", "duplicate")
+        if good:
+            self.tally.log.append((what, booking_id))
+            if visit_id:
+                self._done.add(visit_id)
+        else:
+            self.tally.rejected += 1
+            log.warning("%s: %s %s refused: %s %s", self.vehicle_id, what, booking_id,
+                        getattr(ack, "code", None), ack.message_en)
+            if visit_id:
+                self._skipped.add(visit_id)
+        return good
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class FleetSimulator:
+    """One ``VehicleSimulator`` per vehicle, all on the same clock."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tokens_by_vehicle: Mapping[str, str],
+        clock: Clock,
+        *,
+        options: SimulationOptions | None = None,
+        starts: Mapping[str, tuple[float, float]] | None = None,
+        drive_clock: bool = False,
+        clock_speed: float = 60.0,
+    ) -> None:
+        self.clock = clock
+        self.options = options or SimulationOptions()
+        base_seed = self.options.seed
+        self.vehicles: dict[str, VehicleSimulator] = {}
+        for n, (vid, token) in enumerate(sorted(tokens_by_vehicle.items())):
+            rng = random.Random(None if base_seed is None else base_seed * 1000 + n)
+            self.vehicles[vid] = VehicleSimulator(
+                base_url, token, clock, vehicle_id=vid, options=self.options,
+                start=(starts or {}).get(vid), rng=rng,
+            )
+        self.drive_clock = drive_clock
+        self.clock_speed = clock_speed
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _tick(self) -> None:
+        """Move a FakeClock forward at ``clock_speed`` simulated seconds per real second."""
+        advance = self.clock.advance
+        step = 0.05
+        while True:
+            await asyncio.sleep(step)
+            advance(step * self.clock_speed)
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        if self.drive_clock:
+            self._tasks.append(asyncio.create_task(self._tick(), name="fleet-clock"))
+        for vid, sim in self.vehicles.items():
+            self._tasks.append(asyncio.create_task(self._guard(vid, sim), name=f"sim-{vid}"))
+
+    async def _guard(self, vid: str, sim: VehicleSimulator) -> None:
+        try:
+            await sim.run()
+        except asyncio.CancelledError:
+            raise
+        except Refused as exc:
+            log.error("simulated %s refused by the server: %s", vid, exc)
+        except Exception:
+            log.exception("simulated %s stopped", vid)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        await asyncio.gather(*(s.close() for s in self.vehicles.values()), return_exceptions=True)
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set (or until cancelled)."""
+        self.start()
+        try:
+            if stop is None:
+                await asyncio.gather(*self._tasks)
+            else:
+                await stop.wait()
+        finally:
+            await self.stop()
+
+    def tallies(self) -> dict[str, Tally]:
+        return {vid: s.tally for vid, s in self.vehicles.items()}
+
+
+async def run_demo_fleet(
+    base_url: str,
+    tokens_by_vehicle: Mapping[str, str],
+    clock: Clock,
+    *,
+    no_show_rate: float = 0.05,
+    delay_factor: float = 1.0,
+    seed: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Animate the demo fleet until ``stop`` is set or the task is cancelled.
+
+    Give the server's own clock (an ``AcceleratedClock`` for a fast demo) so the vehicles and the
+    server agree on the time. Vehicles whose token is refused are logged and left out.
+    """
+    fleet = FleetSimulator(
+        base_url, tokens_by_vehicle, clock,
+        options=SimulationOptions(no_show_rate=no_show_rate, delay_factor=delay_factor, seed=seed),
+    )
+    await fleet.run(stop)
+
+
+def parse_tokens(items: Iterable[str]) -> dict[str, str]:
+    """``["minibus_1=TOKEN", ...]`` -> ``{"minibus_1": "TOKEN"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        vid, sep, token = item.partition("=")
+        if not sep or not vid or not token:
+            raise ValueError(f"expected VEHICLE=TOKEN, got {item!r}")
+        out[vid.strip()] = token.strip()
+    return out
