@@ -106,6 +106,8 @@ class Delta(_Out):
     removed: list[str] = Field(default_factory=list, description="booking ids gone from the plan")
     moved: list[str] = Field(default_factory=list, description="booking ids whose order or time changed")
     generated_at: datetime
+    committed_ts: float | None = Field(
+        None, description="server wall clock (Unix s) when the commit reached the hub; for latency figures")
 
 
 AckResult = Literal["applied", "duplicate", "rejected"]

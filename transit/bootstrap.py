@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from routing.traveltime import StraightLineTravelTimes
-from transit.bus import InProcessBus
+from transit.bus import InProcessBus, make_bus
 from transit.clock import Clock, SystemClock
 from transit.db import make_engine
 from transit.handlers import Services
+from transit.operations import Operations
 from transit.reference_data import ReferenceData, load_okuma
 from transit.settings import Settings
 from transit.uow import UnitOfWorkFactory
@@ -23,8 +24,14 @@ class Runtime:
     bus: InProcessBus
     reference: ReferenceData
     services: Services
+    operations: Operations | None = None
+
+    async def start(self) -> None:
+        """Start background parts (the Redis subscription); call inside a running loop."""
+        await self.bus.start()
 
     async def close(self) -> None:
+        await self.bus.close()
         await self.engine.dispose()
 
 
@@ -32,8 +39,9 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None, reference: Refe
     clock = clock or SystemClock()
     ref = reference or load_okuma(settings.data_dir)
     engine = make_engine(settings.database_url)
-    bus = InProcessBus()
+    bus = make_bus(settings.redis_url)
     uow = UnitOfWorkFactory(engine, clock, bus.publish)
     travel = StraightLineTravelTimes(circuity=ref.rules.circuity, speed_kmh=ref.rules.speed_kmh, min_s=30)
     services = Services(rules=ref.rules, area=ref.area, travel=travel, clock=clock, uow=uow)
-    return Runtime(settings, engine, bus, ref, services)
+    operations = Operations(services, handover_secret=settings.handover_secret)
+    return Runtime(settings, engine, bus, ref, services, operations)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from transit.db import DEFAULT_DATABASE_URL
+
+DEFAULT_HANDOVER_SECRET = "dev-handover-secret"
 
 
 class Settings(BaseSettings):
@@ -23,3 +25,11 @@ class Settings(BaseSettings):
     port: int = 8000
     dispatcher: bool = True  # run the re-optimising dispatcher in this process
     shift_days: int = 8  # how many days of shifts to lay out from the fleet file
+    handover_secret: str = DEFAULT_HANDOVER_SECRET  # derives grocery handover codes
+    ws_queue_size: int = 256  # messages held per live connection before a slow one is dropped
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> "Settings":
+        if self.environment != "development" and self.handover_secret == DEFAULT_HANDOVER_SECRET:
+            raise ValueError("set OKUMA_HANDOVER_SECRET outside development")
+        return self

@@ -1,0 +1,45 @@
+"""Vehicles: the fleet with positions (operators) and one vehicle's plan (its driver, operators)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+
+from api import protocol as p
+from api.deps import CurrentActor, require
+from transit import errors
+from transit.commands import Actor
+
+router = APIRouter(prefix="/api/v1", tags=["vehicles"])
+Operator = Annotated[Actor, require("operator", "admin")]
+
+ERRORS = {
+    401: {"description": "認証が必要 / authentication required"},
+    403: {"description": "権限なし / wrong role"},
+    404: {"description": "見つからない / not found"},
+}
+
+
+@router.get("/vehicles", response_model=list[p.VehicleLive], operation_id="list_vehicles", responses=ERRORS)
+async def list_vehicles(actor: Operator, request: Request) -> list[p.VehicleLive]:
+    """Every vehicle with its last position, plan version, visits left and whether a tablet is online."""
+    hub = request.app.state.hub
+    return await hub.views.vehicles(set(hub.tablets))
+
+
+@router.get("/vehicles/{vehicle_id}/plan", response_model=p.PlanOut, operation_id="read_vehicle_plan",
+            responses=ERRORS)
+async def read_plan(vehicle_id: str, actor: CurrentActor, request: Request) -> p.PlanOut:
+    """The vehicle's current plan (the same visits a tablet snapshot carries)."""
+    if actor.role == "driver":
+        if actor.vehicle_id != vehicle_id:
+            raise errors.Forbidden("この運転士はその車両に割り当てられていません。",
+                                   "This driver is not assigned to that vehicle.")
+    elif actor.role not in ("operator", "admin"):
+        raise errors.Forbidden()
+    hub = request.app.state.hub
+    vehicle, visits, _ = await hub.views.vehicle_plan(vehicle_id)
+    if vehicle is None:
+        raise errors.NotFound("その車両は見つかりません。", "That vehicle does not exist.")
+    return p.PlanOut(vehicle_id=vehicle.id, plan_version=vehicle.plan_version, visits=visits)
