@@ -271,7 +271,7 @@ def filter_candidates(problem: Problem, request: Request) -> tuple[list[int], bo
 # --------------------------------------------------------------------------------------------
 
 
-def _tail_ok(S: RouteSlack, k: int, delta: int, i: int, shifts: Sequence[int]) -> bool:
+def _tail_ok(S: RouteSlack | _SlackView, k: int, delta: int, i: int, shifts: Sequence[int]) -> bool:
     """Exact check of a push ``delta`` at old position ``k`` (slow path, O(n)).
 
     ``fwd[k]`` assumes riders picked up before ``k`` were not moved, which is conservative when
@@ -318,7 +318,8 @@ class _Rows:
 class PreparedPlans:
     """The vehicles' current plans, preprocessed once for many insertion searches.
 
-    Holds one :class:`~routing.schedule.RouteSlack` per vehicle, built lazily on first use. Valid
+    Holds every vehicle's route timing and forward slack (as arrays, built on first use) and,
+    for the reference generator, one :class:`~routing.schedule.RouteSlack` per vehicle. Valid
     as long as ``problem`` (its vehicles, their routes, the promised requests and the travel-time
     matrix) does not change: keep one per plan version, e.g. in the dispatcher between commits,
     and make a new one after every plan change. :func:`nearest_feasible_times` uses one for its
@@ -332,14 +333,10 @@ class PreparedPlans:
         self._slack: dict[int, RouteSlack] = {}
         self._stack: _Stack | None = None
 
-    def stack(self, vehicle_indices: Sequence[int]) -> _Stack:
-        """The slacks of ``vehicle_indices`` stacked; all vehicles are stacked once and reused."""
+    def stack(self) -> _Stack:
+        """Every vehicle's timing and slack as arrays, built on first use and then reused."""
         if self._stack is None:
-            every = list(range(len(self.problem.vehicles)))
-            missing = [vi for vi in every if vi not in self._slack]
-            for vi, s in zip(missing, _build_slacks(self.problem, missing)):
-                self._slack[vi] = s
-            self._stack = _Stack(every, [self._slack[vi] for vi in every])
+            self._stack = _Stack(self.problem, range(len(self.problem.vehicles)))
         return self._stack
 
     def slack(self, vehicle_index: int) -> RouteSlack:
@@ -494,57 +491,196 @@ def generate_insertions(
 
 
 class _Stack:
-    """The :class:`RouteSlack` of many vehicles as padded numpy arrays ``(V, K + 1)``.
+    """Timing and slack of many vehicles' routes as padded numpy arrays ``(V, K + 1)``.
 
-    ``K`` is the longest route; position ``n_v`` of vehicle ``v`` is its end location and
-    positions beyond it are padding (``valid`` is false there).
+    The vectorised twin of :class:`~routing.schedule.RouteSlack` (same fields, same meaning),
+    computed for all vehicles at once: Python only reads each stop's request once; the schedule
+    is a loop over positions with numpy operations across vehicles. ``K`` is the longest route;
+    position ``n_v`` of vehicle ``v`` is its end location, positions beyond it are padding
+    (``valid`` is false there).
     """
 
     __slots__ = (
-        "vehicle_index", "slacks", "n", "K", "valid", "is_stop", "pre_loc", "pre_dep", "loc",
-        "arr", "dep", "wait", "leg", "win_slack", "ride_slack", "ride_from", "fwd", "fwd_win",
-        "load_before", "wc", "cap",
+        "problem", "vehicle_index", "n", "K", "valid", "pre_loc", "pre_dep", "loc", "arr",
+        "dep", "wait", "leg", "win_slack", "ride_slack", "ride_from", "fwd", "fwd_win",
+        "load_before", "wc", "cap", "excess", "end_excess",
     )  # fmt: skip
 
-    def __init__(self, vehicle_index: Sequence[int], slacks: Sequence[RouteSlack]) -> None:
-        self.vehicle_index = np.asarray(vehicle_index, dtype=np.int64)
-        self.slacks = list(slacks)
-        ns = [s.n for s in slacks]
-        K = max(ns, default=0)
+    def __init__(self, problem: Problem, vehicle_index: Sequence[int]) -> None:
+        self.problem = problem
+        vidx = list(vehicle_index)
+        self.vehicle_index = np.asarray(vidx, dtype=np.int64)
+        V = len(vidx)
+        reqs = problem.requests
+        vehicles = [problem.vehicles[vi] for vi in vidx]
+
+        # -- read the plain data once -------------------------------------------------------
+        rows: list[tuple[int, ...]] = []  # one per stop: v, k, loc, e, l, svc, pick?, q x3, mr, from, at
+        head: list[tuple[int, ...]] = []  # one per vehicle
+        for v, veh in enumerate(vehicles):
+            pos: dict[str, int] = {}
+            s0 = w0 = p0 = 0
+            for rid in veh.onboard:
+                r = reqs[rid]
+                s0 += r.load.seats
+                w0 += r.load.wheelchairs
+                p0 += r.load.parcels
+                pos[rid] = -1
+            for k, st in enumerate(veh.route):
+                r = reqs[st.request_id]
+                q = r.load
+                if st.kind == "pickup":
+                    w = r.pickup_window
+                    pos[st.request_id] = k
+                    rows.append((v, k, r.pickup, w.earliest_s, w.latest_s, r.pickup_service_s,
+                                 1, q.seats, q.wheelchairs, q.parcels, 0, 0, 0))  # fmt: skip
+                else:
+                    w = r.dropoff_window
+                    at = r.picked_up_at_s
+                    rows.append((v, k, r.dropoff, w.earliest_s, w.latest_s, r.dropoff_service_s,
+                                 0, -q.seats, -q.wheelchairs, -q.parcels, r.max_ride_s,
+                                 pos.get(st.request_id, -1),
+                                 veh.start_time_s if at is None else at))  # fmt: skip
+            c = veh.capacity
+            head.append((len(veh.route), veh.start_location, veh.start_time_s, veh.end_location,
+                         end_limit_s(veh), c.seats, c.wheelchairs, c.parcels, s0, w0, p0))  # fmt: skip
+        hd = np.array(head, dtype=np.int64).reshape(V, 11)
+        n = hd[:, 0]
+        K = int(n.max()) if V else 0
         P = K + 1
         self.K = K
-        self.n = np.asarray(ns, dtype=np.int64)
-        pos = np.arange(P)
-        self.valid = pos[None, :] <= self.n[:, None]
-        self.is_stop = pos[None, :] < self.n[:, None]
+        self.n = n
+        pos_ = np.arange(P)
+        valid = pos_[None, :] <= n[:, None]
+        self.valid = valid
+        vv = np.arange(V)
+        self.cap = hd[:, 5:8]
 
-        def pad(attr: str, fill: float, dtype: type) -> np.ndarray:
-            return np.array(
-                [(v := getattr(s, attr)) + [fill] * (P - len(v)) for s in slacks], dtype=dtype
-            ).reshape(len(slacks), P)
+        def grid(fill: int) -> np.ndarray:
+            return np.full((V, K), fill, dtype=np.int64)
 
-        self.pre_loc = pad("pre_loc", 0, np.int64)
-        self.pre_dep = pad("pre_dep", 0, np.int64)
-        self.loc = pad("loc", 0, np.int64)
-        self.arr = pad("arr", 0, np.int64)
-        self.dep = pad("dep", 0, np.int64)  # n entries; padded beyond
-        self.wait = pad("wait", 0, np.int64)
-        self.leg = pad("leg", 0, np.int64)[:, :P]
-        self.win_slack = pad("win_slack", -1.0, np.float64)
-        self.ride_slack = pad("ride_slack", _INF, np.float64)
-        self.ride_from = pad("ride_from", 1 << 30, np.int64)
-        self.fwd = pad("fwd", -1.0, np.float64)
-        self.fwd_win = pad("fwd_win", -1.0, np.float64)
-        self.load_before = np.array(
-            [s.load_before + [(0, 0, 0)] * (P - len(s.load_before)) for s in slacks],
-            dtype=np.int64,
-        ).reshape(len(slacks), P, 3)
-        wc = np.zeros((len(slacks), P + 1), dtype=np.int64)
-        np.cumsum(self.wait, axis=1, out=wc[:, 1:])
+        loc_s, e_s, l_s, svc_s, pick_s = grid(0), grid(0), grid(0), grid(0), grid(1)
+        dq = np.zeros((V, K, 3), dtype=np.int64)
+        mr_s, from_s, at_s = grid(0), grid(1 << 30), grid(0)
+        if rows:
+            a = np.array(rows, dtype=np.int64)
+            rv, rk = a[:, 0], a[:, 1]
+            loc_s[rv, rk] = a[:, 2]
+            e_s[rv, rk] = a[:, 3]
+            l_s[rv, rk] = a[:, 4]
+            svc_s[rv, rk] = a[:, 5]
+            pick_s[rv, rk] = a[:, 6]
+            dq[rv, rk] = a[:, 7:10]
+            mr_s[rv, rk] = a[:, 10]
+            from_s[rv, rk] = np.where(a[:, 6] == 1, 1 << 30, a[:, 11])
+            at_s[rv, rk] = a[:, 12]
+
+        # -- locations and legs -----------------------------------------------------------------
+        loc = np.empty((V, P), dtype=np.int64)
+        loc[:, :K] = loc_s
+        loc[:, K] = 0
+        pad = pos_[None, :] >= n[:, None]
+        loc[pad] = np.broadcast_to(hd[:, 3:4], (V, P))[pad]  # end location at n and beyond
+        pre_loc = np.empty((V, P), dtype=np.int64)
+        pre_loc[:, 0] = hd[:, 1]
+        pre_loc[:, 1:] = loc[:, :K]
+        travel = problem.travel_s
+        leg = travel[pre_loc, loc].astype(np.int64, copy=False)
+        self.loc, self.pre_loc, self.leg = loc, pre_loc, leg
+
+        # -- earliest-start schedule, one position at a time across all vehicles ----------------
+        arr = np.zeros((V, P), dtype=np.int64)
+        start = np.zeros((V, P), dtype=np.int64)
+        pre_dep = np.zeros((V, P), dtype=np.int64)
+        t = hd[:, 2].copy()
+        pre_dep[:, 0] = t
+        for k in range(K):
+            a_k = t + leg[:, k]
+            b_k = np.maximum(a_k, e_s[:, k])
+            live = k < n
+            arr[:, k] = a_k
+            start[:, k] = b_k
+            t = np.where(live, b_k + svc_s[:, k], t)
+            pre_dep[:, k + 1] = t
+        end_arr = t + leg[vv, n]
+        arr[vv, n] = end_arr
+        start[vv, n] = end_arr
+        is_stop = pos_[None, :] < n[:, None]
+        wait = np.where(is_stop, start - arr, 0)
+        self.arr, self.pre_dep, self.wait = arr, pre_dep, wait
+        self.dep = pre_dep[:, 1:]  # dep[k] = departure from stop k (k < n)
+
+        # -- loads ----------------------------------------------------------------------------
+        load_before = np.empty((V, P, 3), dtype=np.int64)
+        load_before[:, 0] = hd[:, 8:11]
+        if K:
+            np.cumsum(dq, axis=1, out=load_before[:, 1:])
+            load_before[:, 1:] += hd[:, None, 8:11]
+        self.load_before = load_before
+
+        # -- slack and existing violations --------------------------------------------------------
+        stop_k = is_stop[:, :K]
+        is_drop = stop_k & (pick_s == 0)
+        pick_end = np.where(
+            from_s >= 0,
+            np.take_along_axis(self.dep, np.clip(from_s, 0, max(K - 1, 0)), axis=1) if K else at_s,
+            at_s,
+        )
+        ride_excess = np.where(is_drop, start[:, :K] - pick_end - mr_s, -1)
+        ride_slack = np.full((V, P), _INF)
+        ride_slack[:, :K] = np.where(is_drop, np.maximum(0, -ride_excess), _INF)
+        ride_from = np.full((V, P), 1 << 30, dtype=np.int64)
+        ride_from[:, :K] = np.where(is_drop, from_s, 1 << 30)
+        win_slack = np.full((V, P), -1.0)
+        win_slack[:, :K] = np.where(stop_k, np.maximum(0, l_s - start[:, :K]), -1.0)
+        win_slack[vv, n] = np.maximum(0, hd[:, 4] - end_arr)
+        over = np.max(load_before[:, 1:] - self.cap[:, None, :], axis=2) if K else np.zeros((V, 0))
+        excess = np.maximum.reduce(
+            [np.maximum(0, ride_excess), np.maximum(0, start[:, :K] - l_s), np.maximum(0, over)]
+        ) if K else np.zeros((V, 0), dtype=np.int64)  # fmt: skip
+        self.excess = np.where(stop_k, excess, 0)
+        self.end_excess = np.maximum(0, end_arr - hd[:, 4])
+        self.win_slack, self.ride_slack, self.ride_from = win_slack, ride_slack, ride_from
+
+        wc = np.zeros((V, P + 1), dtype=np.int64)
+        np.cumsum(wait, axis=1, out=wc[:, 1:])
         self.wc = wc
-        self.cap = np.array(
-            [s.vehicle.capacity.as_tuple() for s in slacks], dtype=np.int64
-        ).reshape(len(slacks), 3)
+        # forward slack: windows by a suffix minimum, then each drop-off's ride slack
+        val = np.where(valid, win_slack + wc[:, 1:], _INF)
+        fwd_win = np.minimum.accumulate(val[:, ::-1], axis=1)[:, ::-1] - wc[:, :P]
+        fwd_win[~valid] = -1.0
+        fwd = fwd_win.copy()
+        for m in range(K):
+            dm = is_drop[:, m]
+            if not dm.any():
+                continue
+            v_m = ride_slack[:, m] + wc[:, m + 1]
+            mask = dm[:, None] & (pos_[None, :] > ride_from[:, m : m + 1]) & (pos_[None, :] <= m)
+            np.minimum(fwd, np.where(mask, v_m[:, None] - wc[:, :P], _INF), out=fwd)
+        self.fwd, self.fwd_win = fwd, fwd_win
+
+    def old_excess(self, v: int) -> tuple[dict[Stop, int], int]:
+        """Violations already in vehicle ``v``'s plan: stop -> excess, and the end excess."""
+        route = self.problem.vehicles[int(self.vehicle_index[v])].route
+        ex = self.excess[v].tolist()
+        return {s: x for s, x in zip(route, ex) if x > 0}, int(self.end_excess[v])
+
+    def tail_ok(self, v: int, k: int, delta: int, i: int, shifts: Sequence[int]) -> bool:
+        """:func:`_tail_ok` for vehicle ``v`` of the stack."""
+        view = _SlackView(
+            int(self.n[v]), self.wait[v].tolist(), self.ride_slack[v].tolist(),
+            self.ride_from[v].tolist(),
+        )  # fmt: skip
+        return _tail_ok(view, k, delta, i, shifts)
+
+
+class _SlackView(NamedTuple):
+    """The fields of :class:`RouteSlack` that :func:`_tail_ok` reads."""
+
+    n: int
+    wait: list[int]
+    ride_slack: list[float]
+    ride_from: list[int]
 
 
 _INF = float("inf")
@@ -565,13 +701,18 @@ def _push_delays(st: _Stack, v: np.ndarray, k: np.ndarray, delta: np.ndarray) ->
     return sh.sum(axis=1)
 
 
-def _generate_stacked(problem: Problem, st: _Stack, request: Request) -> list[_Candidate]:
-    """All feasible insertions for the stacked vehicles; same result as :func:`generate_insertions`."""
+def _generate_stacked(
+    problem: Problem, st: _Stack, request: Request, *, only: Sequence[int] | None = None
+) -> list[_Candidate]:
+    """All feasible insertions for the stacked vehicles; same result as :func:`generate_insertions`.
+
+    ``only``: restrict to these vehicle indices (when the stack holds every vehicle).
+    """
     travel = problem.travel_s
     p, d = request.pickup, request.dropoff
     K = st.K
     P = K + 1
-    V = len(st.slacks)
+    V = len(st.vehicle_index)
     if V == 0:
         return []
     e_p, l_p = request.pickup_window.earliest_s, request.pickup_window.latest_s
@@ -593,6 +734,10 @@ def _generate_stacked(problem: Problem, st: _Stack, request: Request) -> list[_C
 
     a_p = st.pre_dep + to_p
     ok_p = st.valid & (a_p <= l_p) & load_ok
+    if only is not None and len(only) < V:
+        chosen = np.zeros(V, dtype=bool)
+        chosen[np.searchsorted(st.vehicle_index, np.asarray(only, dtype=np.int64))] = True
+        ok_p &= chosen[:, None]
     if not ok_p.any():
         return []
     b_p = np.maximum(a_p, e_p)
@@ -607,7 +752,7 @@ def _generate_stacked(problem: Problem, st: _Stack, request: Request) -> list[_C
     maybe = base & ~ok0 & (delta <= st.fwd_win)
     if maybe.any():
         for v, i in zip(*np.nonzero(maybe)):
-            if _tail_ok(st.slacks[v], int(i), int(delta[v, i]), int(i), ()):
+            if st.tail_ok(int(v), int(i), int(delta[v, i]), int(i), ()):
                 ok0[v, i] = True
     vs, is_ = np.nonzero(ok0)
     if len(vs):
@@ -654,7 +799,7 @@ def _generate_stacked(problem: Problem, st: _Stack, request: Request) -> list[_C
     if maybe2.any():
         for v, i, m in zip(*np.nonzero(maybe2)):
             shifts = shift[v, i, i : m + 1].tolist()
-            if _tail_ok(st.slacks[v], int(m) + 1, int(delta2[v, i, m]), int(i), shifts):
+            if st.tail_ok(int(v), int(m) + 1, int(delta2[v, i, m]), int(i), shifts):
                 ok2[v, i, m] = True
     vs, is_, ms = np.nonzero(ok2)
     if len(vs):
@@ -725,7 +870,7 @@ def rank(
     weights: InsertionWeights,
     max_options: int,
     verify: bool = True,
-    slack: Callable[[int], RouteSlack] | None = None,
+    old_excess: Callable[[int], tuple[dict[Stop, int], int]] | None = None,
 ) -> tuple[Insertion, ...]:
     """Best option per vehicle, cheapest first (ties: earlier pickup, then vehicle id).
 
@@ -756,14 +901,18 @@ def rank(
         if len(out) >= max_options:
             break
         vehicle = problem.vehicles[vi]
-        old = None
+        old: tuple[dict[Stop, int], int] | None = None
         if verify:
-            old = slack(vi) if slack is not None else RouteSlack(problem, vehicle)
+            if old_excess is not None:
+                old = old_excess(vi)
+            else:
+                o = RouteSlack(problem, vehicle)
+                old = (o.excess, o.end_excess)
         for cost, _, c in per_vehicle[vi]:
             route, pi, di = _new_route(vehicle.route, request.id, c.i, c.j)
             if old is not None and reqs is not None:
                 new = evaluate(problem, vehicle, route, requests=reqs)
-                if not no_worse_than(new, old.excess, old.end_excess, request.id):
+                if not no_worse_than(new, old[0], old[1], request.id):
                     continue
             out.append(
                 Insertion(
@@ -869,21 +1018,19 @@ def find_insertions(
     if prepared is not None and prepared.problem is not problem:
         raise ValueError("prepared plans belong to another problem")
     if prepared is not None:
-        stack = prepared.stack(candidates)
+        stack = prepared.stack()
+        found = _generate_stacked(problem, stack, request, only=candidates)
     else:
-        stack = _Stack(candidates, _build_slacks(problem, candidates))
-    found = _generate_stacked(problem, stack, request)
-    if prepared is not None and len(candidates) < len(problem.vehicles):
-        keep = set(candidates)
-        found = [c for c in found if c.vehicle_index in keep]
-    by_vehicle = dict(zip(stack.vehicle_index.tolist(), stack.slacks))
+        stack = _Stack(problem, candidates)
+        found = _generate_stacked(problem, stack, request)
+    row_of = {vi: row for row, vi in enumerate(stack.vehicle_index.tolist())}
     options = rank(
         problem,
         request,
         found,
         weights=weights,
         max_options=max_options,
-        slack=by_vehicle.__getitem__,
+        old_excess=lambda vi: stack.old_excess(row_of[vi]),
     )
     if not options:
         return InsertionResult((), UnservedCause.NO_FEASIBLE_INSERTION)
