@@ -1,0 +1,339 @@
+"""The driver tablet channel over a real websocket (uvicorn on a free port), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import pytest
+import uvicorn
+import websockets
+
+from tests.conftest import TOKYO, Served, start_served
+from transit.accounts import create_account
+
+HALL = "okuma_town_hall"
+WEST = "ono_station_west_plaza"
+SKIP = {"ping", "pong", "eta"}
+
+
+@asynccontextmanager
+async def live_server(app: Any) -> AsyncIterator[str]:
+    """Serve an app whose lifespan already ran, in this event loop; yields ws://host:port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", ws="websockets-sansio"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()
+
+
+class Tablet:
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []
+
+    async def send(self, **msg: Any) -> None:
+        await self.ws.send(json.dumps(msg))
+
+    async def next(self, *types: str, timeout: float = 3.0) -> dict[str, Any]:
+        """The next message of one of ``types``; others wait in order for a later call (heartbeats dropped)."""
+        for i, m in enumerate(self.pending):
+            if m["type"] in types:
+                return self.pending.pop(i)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            raw = await asyncio.wait_for(self.ws.recv(), max(0.01, deadline - loop.time()))
+            m = json.loads(raw)
+            self.seen.append(m)
+            if m["type"] in types:
+                return m
+            if m["type"] not in SKIP:
+                self.pending.append(m)
+
+    async def event(self, **msg: Any) -> dict[str, Any]:
+        await self.send(**msg)
+        return await self.next("ack", "error")
+
+
+@asynccontextmanager
+async def tablet(base: str, token: str | None, **query: Any) -> AsyncIterator[Tablet]:
+    q = "&".join(f"{k}={v}" for k, v in {"token": token, **query}.items() if v is not None)
+    async with websockets.connect(f"{base}/ws/driver?{q}", open_timeout=5) as ws:
+        yield Tablet(ws)
+
+
+async def drivers_for_all(served: Served) -> dict[str, str]:
+    """A driver token for every vehicle of the fleet."""
+    tokens = {}
+    async with served.runtime.services.uow() as uow:  # type: ignore[attr-defined]
+        for v in served.runtime.reference.fleet:  # type: ignore[attr-defined]
+            _, tok = await create_account(uow, role="driver", name=f"driver {v.id}", vehicle_id=v.id)
+            tokens[v.id] = tok
+        await uow.commit()
+    return tokens
+
+
+async def book(served: Served, key: str, origin: str = HALL, dest: str = WEST, **kw: Any) -> dict[str, Any]:
+    h = served.auth("rider")
+    r = await served.client.post("/api/v1/offers", headers=h,
+                                 json={"origin": {"stop_id": origin}, "destination": {"stop_id": dest}, **kw})
+    assert r.status_code == 201, r.text
+    r = await served.client.post("/api/v1/bookings", json={"offer_id": r.json()["offer_id"]},
+                                 headers={**h, "Idempotency-Key": key})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def test_snapshot_then_delta_on_booking(served: Served) -> None:
+    """A tablet gets hello and a snapshot on connect, then a delta with the new booking within a second."""
+    tokens = await drivers_for_all(served)
+    async with live_server(served.app) as base:
+        async with contextlib_all([tablet(base, t) for t in tokens.values()]) as tabs:
+            by_vehicle = dict(zip(tokens, tabs))
+            for vid, t in by_vehicle.items():
+                hello = await t.next("hello")
+                assert hello["vehicle_id"] == vid and hello["no_show_wait_s"] == 180
+                snap = await t.next("snapshot")
+                assert snap["seq"] == snap["plan_version"] and snap["visits"] == []
+            b = await book(served, "d1", passenger_name="大熊 太郎", contact_phone="0240-11-2222")
+            t = by_vehicle[b["vehicle_id"]]
+            delta = await t.next("delta", timeout=1.0)
+            assert delta["added"] == [b["id"]] and delta["reason"] == "booking"
+            assert delta["seq"] > snap["seq"]
+            kinds = [(v["booking_id"], v["kind"]) for v in delta["visits"]]
+            assert kinds == [(b["id"], "pickup"), (b["id"], "dropoff")]
+            pick = delta["visits"][0]
+            assert pick["passenger_name"] == "大熊 太郎" and pick["stop_name_ja"] and pick["party_size"] == 1
+            assert "0240" not in json.dumps(delta), "no phone numbers go to drivers"
+            # cancelling reaches the tablet too
+            r = await served.client.post(f"/api/v1/bookings/{b['id']}/cancel", headers=served.auth("rider"))
+            assert r.status_code == 200
+            delta2 = await t.next("delta", timeout=1.0)
+            assert delta2["removed"] == [b["id"]] and delta2["visits"] == [] and delta2["seq"] > delta["seq"]
+
+
+@asynccontextmanager
+async def contextlib_all(cms: list[Any]) -> AsyncIterator[list[Any]]:
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(cm) for cm in cms]
+
+
+async def _booked_on_driver(served: Served, key: str) -> tuple[dict[str, Any], str]:
+    """A booking and a driver token for the vehicle it landed on."""
+    b = await book(served, key)
+    first = served.runtime.reference.fleet[0].id  # type: ignore[attr-defined]
+    if b["vehicle_id"] == first:
+        return b, served.tokens["driver"]
+    async with served.runtime.services.uow() as uow:  # type: ignore[attr-defined]
+        _, tok = await create_account(uow, role="driver", name="driver", vehicle_id=b["vehicle_id"])
+        await uow.commit()
+    return b, tok
+
+
+async def test_events_exactly_once_and_no_show_rules(served: Served) -> None:
+    """Arrived, boarded, dropped off: applied once (a resend is 'duplicate'); an early no-show is refused."""
+    b, driver = await _booked_on_driver(served, "x")
+    async with live_server(served.app) as base, tablet(base, driver) as t:
+        await t.next("hello")
+        snap = await t.next("snapshot")
+        mine = {v["booking_id"] for v in snap["visits"]}
+        assert b["id"] in mine
+        pickup = next(v for v in snap["visits"] if v["booking_id"] == b["id"] and v["kind"] == "pickup")
+        # a no-show before arriving, and too early after arriving, is refused with a reason
+        a = await t.event(type="no_show", client_event_id="ns-1", booking_id=b["id"])
+        assert a["result"] == "rejected" and a["code"] == "NotArrived"
+        a = await t.event(type="arrived", client_event_id="arr-1", stop_id=pickup["stop_id"], booking_ids=[b["id"]])
+        assert a["result"] == "applied"
+        served.clock.advance(60)
+        a = await t.event(type="no_show", client_event_id="ns-2", booking_id=b["id"])
+        assert a["result"] == "rejected" and a["code"] == "NoShowTooEarly"
+        assert "分" in a["message_ja"] and "min" in a["message_en"]
+        # boarded: applied, plan shrinks, booking on board; a resend is a duplicate and changes nothing
+        a = await t.event(type="boarded", client_event_id="brd-1", booking_id=b["id"], count=1)
+        assert a["result"] == "applied"
+        d = await t.next("delta")
+        assert d["reason"] == "boarded" and [v["kind"] for v in d["visits"] if v["booking_id"] == b["id"]] == ["dropoff"]
+        a = await t.event(type="boarded", client_event_id="brd-1", booking_id=b["id"], count=1)
+        assert a["result"] == "duplicate"
+        r = await served.client.get(f"/api/v1/bookings/{b['id']}", headers=served.auth("rider"))
+        assert r.json()["status"] == "on_board"
+        plan = (await served.client.get(f"/api/v1/vehicles/{b['vehicle_id']}/plan",
+                                        headers={"Authorization": f"Bearer {driver}"})).json()
+        assert plan["plan_version"] == d["seq"]
+        a = await t.event(type="dropped_off", client_event_id="drp-1", booking_id=b["id"])
+        assert a["result"] == "applied"
+        a = await t.event(type="dropped_off", client_event_id="drp-1", booking_id=b["id"])
+        assert a["result"] == "duplicate"
+        r = await served.client.get(f"/api/v1/bookings/{b['id']}", headers=served.auth("rider"))
+        assert r.json()["status"] == "completed"
+        # a rider not on this vehicle, an unknown booking: rejected, the link stays
+        a = await t.event(type="boarded", client_event_id="brd-x", booking_id="bkg_nope", count=1)
+        assert a["result"] == "rejected" and a["code"] == "NotOnThisVehicle"
+        await t.send(type="ping", t=1.5)
+        assert (await t.next("pong"))["t"] == 1.5
+
+
+async def test_no_show_after_the_wait(served: Served) -> None:
+    """After no_show_wait_s at the pickup, a no-show is applied and both visits leave the plan."""
+    b, driver = await _booked_on_driver(served, "n")
+    async with live_server(served.app) as base, tablet(base, driver) as t:
+        await t.next("hello")
+        await t.next("snapshot")
+        a = await t.event(type="arrived", client_event_id="a1", booking_ids=[b["id"]])
+        assert a["result"] == "applied"
+        served.clock.advance(served.runtime.reference.rules.no_show_wait_s)  # type: ignore[attr-defined]
+        a = await t.event(type="no_show", client_event_id="n1", booking_id=b["id"])
+        assert a["result"] == "applied", a
+        d = await t.next("delta")
+        assert d["reason"] == "no_show" and b["id"] not in {v["booking_id"] for v in d["visits"]}
+        r = await served.client.get(f"/api/v1/bookings/{b['id']}", headers=served.auth("rider"))
+        assert r.json()["status"] == "no_show"
+
+
+async def test_malformed_and_unauthorised(served: Served) -> None:
+    """Malformed JSON and unknown types get an error and the link stays; wrong tokens and roles are refused."""
+    async with live_server(served.app) as base:
+        async with tablet(base, served.tokens["driver"]) as t:
+            await t.next("hello")
+            await t.next("snapshot")
+            await t.ws.send("{not json")
+            assert (await t.next("error"))["code"] == "InvalidJson"
+            await t.send(type="teleport", client_event_id="z")
+            e = await t.next("error")
+            assert e["code"] == "UnknownType" and e["message_ja"] and e["message_en"]
+            await t.send(type="boarded", client_event_id="b", booking_id="x", count=0)
+            e = await t.next("error")
+            assert e["code"] == "InvalidMessage" and e["client_event_id"] == "b"
+            await t.ws.send(b"\xff\xfe")
+            assert (await t.next("error"))["code"] == "InvalidJson"
+            await t.send(type="ping")
+            await t.next("pong")
+            a = await t.event(type="position", client_event_id="p1", lat=37.41, lon=141.0)
+            assert a["result"] == "applied"
+        for token, role_code in [("nope", "Unauthorised"), (served.tokens["rider"], "Forbidden"), (None, "Unauthorised")]:
+            async with tablet(base, token) as t:
+                if token is None:
+                    await t.send(type="ping")
+                e = await t.next("error")
+                assert e["code"] == role_code
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await t.ws.recv()
+                assert closed.value.rcvd.code in (4401, 4403)
+        # first-message authentication works, and a driver cannot claim another vehicle
+        other = served.runtime.reference.fleet[1].id  # type: ignore[attr-defined]
+        async with tablet(base, None) as t:
+            await t.send(type="hello", token=served.tokens["driver"], vehicle_id=other, last_seq=0)
+            assert (await t.next("error"))["code"] == "Forbidden"
+        async with tablet(base, None) as t:
+            await t.send(type="hello", token=served.tokens["driver"], last_seq=0)
+            assert (await t.next("hello"))["resumed_from_seq"] == 0
+            await t.next("snapshot")
+
+
+async def test_offline_five_minutes_then_reconnect(served: Served) -> None:
+    """Tablets away 5 minutes reconnect with their last seq and get a snapshot with every change they missed."""
+    tokens = await drivers_for_all(served)
+    async with live_server(served.app) as base:
+        last: dict[str, int] = {}
+        for vid, tok in tokens.items():
+            async with tablet(base, tok) as t:
+                await t.next("hello")
+                last[vid] = (await t.next("snapshot"))["seq"]
+        booked: dict[str, set[str]] = {}
+        for i in range(6):
+            served.clock.advance(50)
+            b = await book(served, f"off-{i}")
+            booked.setdefault(b["vehicle_id"], set()).add(b["id"])
+        for vid, ids in booked.items():
+            async with tablet(base, tokens[vid], last_seq=last[vid]) as t:
+                assert (await t.next("hello"))["resumed_from_seq"] == last[vid]
+                snap = await t.next("snapshot")
+                assert snap["seq"] > last[vid]
+                assert ids <= {v["booking_id"] for v in snap["visits"]}
+
+
+async def test_restart_loses_nothing(database_url: str, clock) -> None:  # type: ignore[no-untyped-def]
+    """A new app on the same database keeps bookings, the plan and acknowledged events (resend = duplicate)."""
+    s, ctx = await start_served(database_url, clock)
+    try:
+        b, driver = await _booked_on_driver(s, "r")
+        async with live_server(s.app) as base, tablet(base, driver) as t:
+            await t.next("hello")
+            before = await t.next("snapshot")
+            a = await t.event(type="arrived", client_event_id="r-arr", booking_ids=[b["id"]])
+            assert a["result"] == "applied"
+    finally:
+        await s.client.aclose()
+        await ctx.__aexit__(None, None, None)
+
+    from api.app import create_app
+    from transit.settings import Settings
+
+    app2 = create_app(Settings(database_url=database_url, dispatcher=False), clock=clock)
+    ctx2 = app2.router.lifespan_context(app2)
+    await ctx2.__aenter__()
+    try:
+        async with live_server(app2) as base, tablet(base, driver, last_seq=before["seq"]) as t:
+            await t.next("hello")
+            snap = await t.next("snapshot")
+            assert snap["seq"] == before["seq"], "seq never goes backwards"
+            assert snap["visits"] == before["visits"] or [v["visit_id"] for v in snap["visits"]] == [
+                v["visit_id"] for v in before["visits"]]
+            a = await t.event(type="arrived", client_event_id="r-arr", booking_ids=[b["id"]])
+            assert a["result"] == "duplicate"
+            pickup = next(v for v in snap["visits"] if v["visit_id"] == f"{b['id']}:pickup")
+            assert pickup["status"] == "arriving" and pickup["arrived_at"]
+    finally:
+        await ctx2.__aexit__(None, None, None)
+
+
+async def test_rider_channel_follows_the_booking(served: Served) -> None:
+    """The rider's page gets the booking's status live; another rider is refused."""
+    b, driver = await _booked_on_driver(served, "rc")
+    async with live_server(served.app) as base:
+        async with websockets.connect(f"{base}/ws/bookings/{b['id']}?token={served.tokens['rider2']}") as ws:
+            e = json.loads(await ws.recv())
+            assert e["type"] == "error" and e["code"] == "NotFound"
+        async with websockets.connect(f"{base}/ws/bookings/{b['id']}?token={served.tokens['rider']}") as ws, \
+                tablet(base, driver) as t:
+            rider = Tablet(ws)
+            first = await rider.next("booking")
+            assert first["status"] == "confirmed" and first["booking_id"] == b["id"]
+            await t.next("snapshot")
+            served.clock.advance(30)
+            a = await t.event(type="position", client_event_id="pos-1", lat=37.4046, lon=140.9853)
+            assert a["result"] == "applied"
+            a = await t.event(type="boarded", client_event_id="b-1", booking_id=b["id"], count=1)
+            assert a["result"] == "applied"
+            for _ in range(5):
+                m = await rider.next("booking", timeout=2)
+                if m["status"] == "on_board":
+                    break
+            assert m["status"] == "on_board"
+        async with websockets.connect(f"{base}/ws/operator?token={served.tokens['operator']}") as ws:
+            m = json.loads(await ws.recv())
+            assert m["type"] == "vehicle"
+    r = await served.client.get("/api/v1/vehicles", headers=served.auth("operator"))
+    assert r.status_code == 200 and len(r.json()) == len(served.runtime.reference.fleet)  # type: ignore[attr-defined]
+    assert (await served.client.get("/api/v1/vehicles", headers=served.auth("driver"))).status_code == 403
+
+
+del TOKYO
