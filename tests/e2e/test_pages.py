@@ -93,6 +93,8 @@ def test_rider_books_sees_and_cancels(new_page: Any, live_server: LiveServer) ->
     page.wait_for_selector("#booking-status")
     assert page.locator("#booking-status").inner_text() == "予約済み"
     assert page.locator("#eta").is_visible()
+    # The live channel (/ws/bookings/{id}) names the vehicle; polling alone gives only its id.
+    page.wait_for_function("() => /バス/.test(document.querySelector('#booking-body').textContent)")
     page.screenshot(path="/tmp/rider_booking.png", full_page=True)
     booking_id = page.url.rsplit("/", 1)[1]
 
@@ -204,7 +206,7 @@ def test_kiosk_books_with_big_buttons_and_keyboard_only(new_page: Any, live_serv
     # Inactivity: a warning first (with time to answer), then back to the start.
     tab_to(page, "#finish")
     page.keyboard.press("Enter")
-    page.click("[data-stop=okumart]")
+    page.click("[data-stop=okumart]")  # a common destination, shown first
     page.wait_for_selector("[data-party='1']")
     page.clock.run_for(91_000)
     assert page.locator("#idle-warning").is_visible()

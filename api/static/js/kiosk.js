@@ -101,14 +101,19 @@ function render() {
   if (s.step === "dest") {
     say = `${stopName(me.stop_id)}から乗ります。行き先を選んでください。`;
     body.push(...heading("行き先を えらんでください", 1));
+    // Stops with a kiosk are the common destinations: they fit one screen; the rest on request.
     for (const zone of Object.keys(ZONES)) {
-      const list = stops.filter((x) => x.zone === zone && x.id !== me.stop_id);
+      const list = stops.filter((x) => x.zone === zone && x.id !== me.stop_id && (s.showAll || x.kiosk));
       if (!list.length) continue;
       body.push(el("h2", {}, ZONES[zone].ja), el("div", { class: "grid" }, list.map((x) => el("button", {
         type: "button", dataset: { stop: x.id },
         onclick: () => { s.destination = x.id; go("party"); },
       }, x.name_ja, el("small", {}, x.name_kana)))));
     }
+    body.push(el("div", { class: "nav" }, el("button", {
+      type: "button", id: "more-stops", "aria-expanded": String(!!s.showAll),
+      onclick: () => { s.showAll = !s.showAll; render(); },
+    }, s.showAll ? "おもな行き先だけを表示" : "ほかの行き先を見る")));
   } else if (s.step === "party") {
     say = `${stopName(s.destination)}まで。何人で乗りますか。`;
     body.push(...heading("何人で のりますか", 2),
@@ -167,7 +172,7 @@ function render() {
       el("p", {}, `予約番号 ${b.id.slice(-6).toUpperCase()}`)),
       el("div", { class: "nav" }, el("button", { type: "button", class: "primary", id: "finish", onclick: start }, "おわる")));
   } else if (s.step === "noride") {
-    const alts = s.noride.alternatives || [];
+    const alts = [...(s.noride.alternatives || [])].sort((a, b) => new Date(a) - new Date(b));
     say = `${causeText(s.noride.cause, "ja")}${alts.length ? `${fmtTime(alts[0])}なら乗れます。` : ""}`;
     body.push(el("h1", { id: "step-title", tabindex: "-1" }, "その時間は 乗れません"),
       el("p", { class: "alert", role: "alert", id: "cause" }, causeText(s.noride.cause, "ja")),

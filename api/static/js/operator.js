@@ -87,7 +87,7 @@ function bookingForm() {
       showOffer();
     } catch (e) {
       if (e.code === "NoRideAvailable") {
-        const alts = e.body.alternatives || [];
+        const alts = [...(e.body.alternatives || [])].sort((a, b) => new Date(a) - new Date(b));
         result.append(el("div", { class: "alert", role: "alert", id: "no-ride" },
           el("p", {}, causeText(e.body.cause, "ja")),
           alts.length ? el("p", {}, "乗れる時刻:") : null,
@@ -201,11 +201,17 @@ function drawMap(vehicles) {
     if (st.kiosk) g.append(s("text", { x: x(st.lon) + 9, y: y(st.lat) + 4 }, st.name_ja));
     svg.append(g);
   }
+  const seen = new Map(); // vehicles at the same place (the depot) are stacked, not drawn on top of each other
   for (const v of vehicles || []) {
     if (v.lat == null || v.lon == null) continue;
+    const at = `${v.lat.toFixed(4)},${v.lon.toFixed(4)}`;
+    const n = seen.get(at) || 0;
+    seen.set(at, n + 1);
+    const vx = x(v.lon) + n * 8;
+    const vy = y(v.lat) - n * 22;
     const g = s("g", { class: "vehicle" });
-    g.append(s("rect", { x: x(v.lon) - 10, y: y(v.lat) - 10, width: 20, height: 20, rx: 4, fill: "#ff9f1a", stroke: "#000", "stroke-width": 2 }));
-    g.append(s("text", { x: x(v.lon) + 13, y: y(v.lat) - 8, "font-weight": "700" }, v.name_ja || v.id));
+    g.append(s("rect", { x: vx - 9, y: vy - 9, width: 18, height: 18, rx: 4, fill: "#ff9f1a", stroke: "#000", "stroke-width": 2 }));
+    g.append(s("text", { x: vx + 13, y: vy + 4, "font-weight": "700" }, `${v.name_ja || v.vehicle_id || v.id}${v.on_break ? "(休憩)" : ""}`));
     svg.append(g);
   }
   mapBox.replaceChildren(svg, el("p", { class: "legend" },

@@ -4,22 +4,32 @@ const POLL_MS = 15000;
 
 export class UnknownMessage extends Error {}
 
-// Known message types and what they carry; anything else is a protocol error.
+// The server's rider messages (api/protocol.py RiderServerMessage); anything else is a protocol error.
 const HANDLERS = {
-  snapshot: (m, on) => on.booking(m.booking || m.data || m),
-  booking: (m, on) => on.booking(m.booking || m.data || m),
-  booking_updated: (m, on) => on.booking(m.booking || m.data || m),
-  status: (m, on) => on.patch({ status: m.status }),
-  eta: (m, on) => on.patch({ eta: m.eta || m.pickup_eta || m.planned_pickup }),
-  heartbeat: () => {},
-  ping: () => {},
+  booking: (m, on) => on.patch({
+    status: m.status,
+    vehicle_id: m.vehicle_id,
+    vehicle_name_ja: m.vehicle_name_ja,
+    vehicle_name_en: m.vehicle_name_en,
+    pickup_window_start: m.pickup_window_start,
+    pickup_window_end: m.pickup_window_end,
+    latest_dropoff: m.latest_dropoff,
+    planned_pickup: m.planned_pickup,
+    eta: m.eta_pickup || m.planned_pickup,
+    at_risk: m.at_risk,
+    live_message_ja: m.message_ja,
+    live_message_en: m.message_en,
+  }),
+  promise_at_risk: (m, on) => on.patch({ at_risk: true, eta: m.expected, live_message_ja: m.message_ja, live_message_en: m.message_en }),
+  error: (m) => { console.error("live channel error:", m.code, m.message_en); },
+  ping: (m, on, ws) => { if (ws) ws.send(JSON.stringify({ type: "pong", t: m.t })); },
   pong: () => {},
 };
 
-export function handleMessage(msg, on) {
+export function handleMessage(msg, on, ws) {
   const h = HANDLERS[msg && msg.type];
   if (!h) throw new UnknownMessage(`unknown message type: ${JSON.stringify(msg && msg.type)}`);
-  h(msg, on);
+  h(msg, on, ws);
 }
 
 // Watch a booking. on = {booking(b), patch(p), error(e)}. Returns stop().
@@ -42,7 +52,7 @@ export function watchBooking(api, id, on) {
     ws = new WebSocket(url);
     ws.onmessage = (ev) => {
       try {
-        handleMessage(JSON.parse(ev.data), on);
+        handleMessage(JSON.parse(ev.data), on, ws);
       } catch (e) {
         console.error("live channel:", e); // loud, then fall back to polling
         on.error && on.error(e);

@@ -45,7 +45,8 @@ export function render(ctx, root, id) {
         CANCELLABLE.has(b.status) && eta ? [el("dt", {}, t("eta")), el("dd", { id: "eta" }, fmtTime(eta))] : null,
         el("dt", {}, t("latest_arrival")), el("dd", {}, fmtTime(b.latest_dropoff)),
         el("dt", {}, t("people")), el("dd", {}, t("persons", { n: b.party_size })),
-        b.vehicle_id ? [el("dt", {}, t("vehicle")), el("dd", {}, b.vehicle_id)] : null),
+        b.vehicle_id ? [el("dt", {}, t("vehicle")), el("dd", {}, (L === "en" ? b.vehicle_name_en : b.vehicle_name_ja) || b.vehicle_id)] : null),
+      b.at_risk ? el("p", { class: "notice", role: "alert", id: "at-risk" }, (L === "en" ? b.live_message_en : b.live_message_ja) || t("late")) : null,
       CANCELLABLE.has(b.status) ? el("p", {}, t("be_there")) : null,
       CANCELLABLE.has(b.status) ? el("p", { class: "muted" }, "⟳ ", t("live")) : null,
       actions);

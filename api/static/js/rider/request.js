@@ -117,15 +117,16 @@ export function render(ctx, root) {
   function showError(e) {
     const code = e.code;
     if (code === "NoRideAvailable") {
-      const alts = e.body.alternatives || [];
+      const alts = [...(e.body.alternatives || [])].sort((a, b) => new Date(a) - new Date(b));
       result.append(el("div", { class: "card stack", role: "alert" },
-        el("h2", {}, t("no_ride")),
+        el("h2", { id: "no-ride-title", tabindex: "-1" }, t("no_ride")),
         el("p", { id: "cause" }, causeText(e.body.cause, L)),
         alts.length ? el("p", {}, t("alts_intro")) : el("p", {}, t("no_alts")),
         el("div", { class: "alts" }, alts.map((iso) => el("button", {
           type: "button", class: "primary alt", dataset: { time: iso },
           onclick: () => { form.mode = "leave_at"; form.day = tokyoDate(new Date(iso)); form.time = fmtTime(iso).padStart(5, "0"); ctx.autoSearch = true; ctx.rerender(); },
         }, t("alt_button", { when: fmtDayTime(iso, L) }))))));
+      result.querySelector("#no-ride-title").focus();
       return;
     }
     if (code === "OutsideServiceHours") {

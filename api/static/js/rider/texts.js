@@ -86,6 +86,7 @@ export const TEXTS = {
   cancel_yes: { ja: "はい、取り消します", en: "Yes, cancel it" },
   cancel_no: { ja: "いいえ、取り消しません", en: "No, keep it" },
   cancelled_ok: { ja: "予約を取り消しました。", en: "The booking is cancelled." },
+  late: { ja: "ミニバスが遅れています。到着予定の時刻をご確認ください。", en: "The minibus is running late. Please check the expected time." },
   live: { ja: "自動で更新しています", en: "Updates automatically" },
   to_list: { ja: "わたしの予約を見る", en: "See my bookings" },
   // list
