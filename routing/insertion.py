@@ -503,11 +503,12 @@ class _Stack:
     __slots__ = (
         "problem", "vehicle_index", "n", "K", "valid", "pre_loc", "pre_dep", "loc", "arr",
         "dep", "wait", "leg", "win_slack", "ride_slack", "ride_from", "fwd", "fwd_win",
-        "load_before", "wc", "cap", "excess", "end_excess",
+        "load_before", "wc", "cap", "excess", "end_excess", "_views",
     )  # fmt: skip
 
     def __init__(self, problem: Problem, vehicle_index: Sequence[int]) -> None:
         self.problem = problem
+        self._views: dict[int, _SlackView] = {}
         vidx = list(vehicle_index)
         self.vehicle_index = np.asarray(vidx, dtype=np.int64)
         V = len(vidx)
@@ -667,10 +668,12 @@ class _Stack:
 
     def tail_ok(self, v: int, k: int, delta: int, i: int, shifts: Sequence[int]) -> bool:
         """:func:`_tail_ok` for vehicle ``v`` of the stack."""
-        view = _SlackView(
-            int(self.n[v]), self.wait[v].tolist(), self.ride_slack[v].tolist(),
-            self.ride_from[v].tolist(),
-        )  # fmt: skip
+        view = self._views.get(v)
+        if view is None:
+            view = self._views[v] = _SlackView(
+                int(self.n[v]), self.wait[v].tolist(), self.ride_slack[v].tolist(),
+                self.ride_from[v].tolist(),
+            )  # fmt: skip
         return _tail_ok(view, k, delta, i, shifts)
 
 
@@ -684,8 +687,6 @@ class _SlackView(NamedTuple):
 
 
 _INF = float("inf")
-#: Candidates kept per vehicle for ranking (the next ones are used if verification fails).
-_KEEP_PER_VEHICLE = 3
 
 
 def _push_delays(st: _Stack, v: np.ndarray, k: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -880,16 +881,23 @@ def rank(
     triangle inequality) at a cost of a few microseconds per returned option.
     """
     e_p = request.pickup_window.earliest_s
+    sp = request.pickup_service_s
+    wv, wd = weights.vehicle_time, weights.promised_delay
+    ww, wr = weights.new_rider_wait, weights.new_rider_ride
     per_vehicle: dict[int, list[tuple[float, int, _Candidate]]] = {}
     for c in candidates:
-        cost = insertion_cost(
-            c.added_vehicle_s,
-            c.added_delay_s,
-            wait_s=c.pickup_s - e_p,
-            ride_s=c.dropoff_s - c.pickup_s - request.pickup_service_s,
-            weights=weights,
+        # insertion_cost(), inlined: this loop sees every feasible option
+        cost = (
+            wv * c.added_vehicle_s
+            + wd * c.added_delay_s
+            + ww * (c.pickup_s - e_p)
+            + wr * (c.dropoff_s - c.pickup_s - sp)
         )
-        per_vehicle.setdefault(c.vehicle_index, []).append((cost, c.pickup_s, c))
+        lst = per_vehicle.get(c.vehicle_index)
+        if lst is None:
+            per_vehicle[c.vehicle_index] = [(cost, c.pickup_s, c)]
+        else:
+            lst.append((cost, c.pickup_s, c))
     order = []
     for vi, lst in per_vehicle.items():
         lst.sort(key=lambda x: (x[0], x[1], x[2].i, x[2].j))
