@@ -39,7 +39,7 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None, reference: Refe
     clock = clock or SystemClock()
     ref = reference or load_okuma(settings.data_dir)
     engine = make_engine(settings.database_url)
-    bus = make_bus(settings.redis_url)
+    bus = make_bus(settings.redis_url, settings.bus_channel)
     uow = UnitOfWorkFactory(engine, clock, bus.publish)
     travel = StraightLineTravelTimes(circuity=ref.rules.circuity, speed_kmh=ref.rules.speed_kmh, min_s=30)
     services = Services(rules=ref.rules, area=ref.area, travel=travel, clock=clock, uow=uow)

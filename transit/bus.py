@@ -174,5 +174,5 @@ class RedisBus(InProcessBus):
             self._redis = None
 
 
-def make_bus(redis_url: str | None) -> InProcessBus:
-    return RedisBus(redis_url) if redis_url else InProcessBus()
+def make_bus(redis_url: str | None, channel: str = CHANNEL) -> InProcessBus:
+    return RedisBus(redis_url, channel) if redis_url else InProcessBus()

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     shift_days: int = 8  # how many days of shifts to lay out from the fleet file
     handover_secret: str = DEFAULT_HANDOVER_SECRET  # derives grocery handover codes
     ws_queue_size: int = 256  # messages held per live connection before a slow one is dropped
+    bus_channel: str = "okuma:events"  # the Redis pub/sub channel (one per deployment)
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> "Settings":
