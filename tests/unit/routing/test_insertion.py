@@ -6,7 +6,6 @@ every expected time below can be worked out by hand.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import replace
 
@@ -393,17 +392,44 @@ def _random_problem(rng: random.Random) -> tuple[Problem, Request]:
             o = rng.choice(res.options)
             vs = tuple(replace(v, route=o.route) if v.id == o.vehicle_id else v for v in pr.vehicles)
             pr = Problem(vs, {**pr.requests, r.id: r}, LINE)
-    return pr, rand_req("new")
+    return _disturb(rng, pr), rand_req("new")
+
+
+def _disturb(rng: random.Random, pr: Problem) -> Problem:
+    """Put a first rider on board (pickup served) and make a promise already late, at random."""
+    reqs = dict(pr.requests)
+    vehicles = []
+    for v in pr.vehicles:
+        if v.route and v.route[0].kind == "pickup" and rng.random() < 0.5:
+            rid = v.route[0].request_id
+            sched = evaluate(pr, v, v.route)
+            reqs[rid] = replace(reqs[rid], picked_up_at_s=sched.departure_s[0])
+            v = replace(
+                v,
+                start_location=reqs[rid].pickup,
+                start_time_s=sched.departure_s[0],
+                onboard=(rid,),
+                route=v.route[1:],
+            )
+        if v.route and rng.random() < 0.3:
+            stop = rng.choice(v.route)
+            r = reqs[stop.request_id]
+            if stop.kind == "dropoff":
+                late = TimeWindow(r.dropoff_window.earliest_s - 500, r.dropoff_window.earliest_s - 400)
+                reqs[r.id] = replace(r, dropoff_window=late)
+        vehicles.append(v)
+    return Problem(tuple(vehicles), reqs, LINE)
 
 
 def test_generator_agrees_with_exhaustive_evaluation() -> None:
     """On random small instances the O(1) tests accept exactly the pairs a full re-evaluation accepts."""
-    from routing.insertion import _new_route, generate_insertions
+    from routing.insertion import _new_route, _generate_stacked, _Stack, generate_insertions
 
     rng = random.Random(7)
     checked = 0
-    for _ in range(150):
+    for _ in range(200):
         pr, new = _random_problem(rng)
+        stacked = _generate_stacked(pr, _Stack(pr, range(len(pr.vehicles))), new)
         reqs = {**pr.requests, "new": new}
         for vi, v in enumerate(pr.vehicles):
             old = evaluate(pr, v, v.route)
@@ -417,10 +443,10 @@ def test_generator_agrees_with_exhaustive_evaluation() -> None:
                         expected.add((i, j))
             got = generate_insertions(pr, vi, new, slack=RouteSlack(pr, v))
             assert {(c.i, c.j) for c in got} == expected
+            assert sorted(c for c in stacked if c.vehicle_index == vi) == sorted(got)
             for c in got:
                 route, pi, di = _new_route(v.route, "new", c.i, c.j)
                 sched = evaluate(pr, v, route, requests=reqs)
                 assert (sched.start_s[pi], sched.start_s[di]) == (c.pickup_s, c.dropoff_s)
                 checked += 1
     assert checked > 100
-    assert math.isfinite(checked)
