@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     sv.add_argument("--host", default=None)
     sv.add_argument("--port", type=int, default=None)
     sv.add_argument("--demo", action="store_true", help="demo accounts and a simulated fleet")
+    sv.add_argument("--no-simulator", action="store_true", help="with --demo: no simulated fleet")
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("load-data", help="load Okuma stops, fleet and shifts")
     acc = sub.add_parser("accounts", help="manage accounts and tokens")
@@ -102,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "serve":
         from api.server import serve
 
-        return serve(settings, host=args.host, port=args.port, demo=args.demo)
+        return serve(settings, host=args.host, port=args.port, demo=args.demo,
+                     simulator=not args.no_simulator)
     return 0
 
 

@@ -27,7 +27,10 @@ async def ensure_demo_accounts(settings: Settings) -> list[tuple[str, str]]:
     rt = bootstrap(settings)
     try:
         async with rt.services.uow() as uow:
+            vehicle_ids = [v.id for v in await uow.vehicles.list()]
             for role, name, token, stop, vehicle in DEMO_ACCOUNTS:
+                if vehicle is not None and vehicle not in vehicle_ids:
+                    vehicle = vehicle_ids[0] if vehicle_ids else None
                 if await uow.accounts.by_token_hash(hash_token(token)) is None:
                     await create_account(uow, role=role, name=name, stop_id=stop, vehicle_id=vehicle, token=token)
             await uow.commit()
@@ -36,12 +39,15 @@ async def ensure_demo_accounts(settings: Settings) -> list[tuple[str, str]]:
     return [(role, token) for role, _, token, _, _ in DEMO_ACCOUNTS]
 
 
-def serve(settings: Settings, *, host: str | None = None, port: int | None = None, demo: bool = False) -> int:
+def serve(
+    settings: Settings, *, host: str | None = None, port: int | None = None, demo: bool = False,
+    simulator: bool = True,
+) -> int:
     host = host or settings.host
     port = port or settings.port
     if demo:
         creds = asyncio.run(ensure_demo_accounts(settings))
-        settings = settings.model_copy(update={"demo": True})
+        settings = settings.model_copy(update={"demo": True, "simulate_fleet": simulator})
         print("\n大熊町オンデマンド交通 / Okuma on-demand transit (demo)")
         print(f"  http://{host}:{port}/            rider app / 予約")
         print(f"  http://{host}:{port}/docs        API (OpenAPI)")

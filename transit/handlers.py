@@ -16,7 +16,7 @@ from transit import errors
 from transit.booking import Booking, BookingStatus, Place
 from transit.clock import Clock, from_epoch, to_epoch
 from transit.commands import Actor, CancelBooking, ConfirmOffer, RequestRide
-from transit.planning import Snapshot, build_snapshot, service_times, visits_for
+from transit.planning import Snapshot, build_snapshot, relevant_booking_ids, service_times, visits_for
 from transit.reference_data import ServiceArea, ServiceRules
 from transit.uow import UnitOfWork, UnitOfWorkFactory
 from transit.vehicle import Vehicle, Visit
@@ -138,7 +138,8 @@ def _windows(svc: Services, mode: str, when: datetime, direct_s: int, max_ride_s
 
 async def _snapshot(uow: UnitOfWork, svc: Services, vehicles: list[Vehicle], window: tuple[datetime, datetime],
                     extra: list[Place]) -> Snapshot:
-    bookings = {b.id: b for b in await uow.bookings.active()}
+    ids = relevant_booking_ids(vehicles, window)
+    bookings = {b.id: b for b in await uow.bookings.active(ids)} if ids else {}
     snap, _ = build_snapshot(
         vehicles, bookings, now=svc.clock.now(), window=window, travel=svc.travel,
         extra=[(p.lat, p.lon, p.stop_id) for p in extra],
@@ -162,7 +163,7 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
         raise errors.Forbidden()
     _check_party(svc, cmd)
     now = svc.clock.now()
-    async with svc.uow() as uow:
+    async with svc.uow(readonly=True) as uow:
         origin = await _place(uow, svc, cmd.origin, actor, "origin")
         destination = await _place(uow, svc, cmd.destination, actor, "destination")
         if actor.role == "kiosk" and origin.stop_id != actor.stop_id:
@@ -179,9 +180,9 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
         else:
             when = cmd.time
         _check_time(svc, when, now)
-        vehicles = await uow.vehicles.list()
-        service_s, drop_s = service_times(svc.rules, cmd.party_size, cmd.wheelchairs, cmd.parcels)
         horizon = (when - timedelta(hours=2), when + timedelta(hours=2))
+        vehicles = await uow.vehicles.list(horizon)
+        service_s, drop_s = service_times(svc.rules, cmd.party_size, cmd.wheelchairs, cmd.parcels)
         snap = await _snapshot(uow, svc, vehicles, horizon, [origin, destination])
         o = snap.locations.index(origin.lat, origin.lon, origin.stop_id)
         d = snap.locations.index(destination.lat, destination.lon, destination.stop_id)
@@ -223,6 +224,8 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
             parcels=cmd.parcels,
         )
         vehicle = snap.vehicles[best.vehicle_id]
+    # Planning read the plans without holding the writer; storing the offer is a short write.
+    async with svc.uow() as uow:
         await uow.offers.add(
             dict(
                 id=offer.id,
@@ -268,8 +271,7 @@ async def _apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_i
                        reason: str, booking_ids: tuple[str, ...], drop: set[str] = frozenset()) -> dict[str, tuple[int, int]]:
     vehicle = snap.vehicles[vehicle_id]
     visits, times = visits_for(snap, vehicle_id, route, requests)
-    active_ids = set(snap.bookings)
-    merged = [v for v in _merge_plan(vehicle, visits, set(drop)) if v.booking_id in active_ids or v.booking_id in times]
+    merged = _merge_plan(vehicle, visits, set(drop))
     vehicle.replace_plan(merged, reason, booking_ids)
     await uow.vehicles.save(vehicle)
     now = svc.clock.now()
@@ -331,9 +333,9 @@ async def _confirm(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
         r = offer["request"]
         origin = Place(*r["origin"])
         destination = Place(*r["destination"])
-        vehicles = await uow.vehicles.lock_all()
-        snap = await _snapshot(uow, svc, vehicles, (offer["pickup_earliest"], offer["dropoff_latest"]),
-                               [origin, destination])
+        window = (offer["pickup_earliest"], offer["dropoff_latest"])
+        vehicles = await uow.vehicles.lock_all(window)
+        snap = await _snapshot(uow, svc, vehicles, window, [origin, destination])
         bid = svc.new_id("bkg")
         req = rm.Request(
             bid,

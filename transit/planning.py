@@ -73,6 +73,19 @@ def shift_for(vehicle: Vehicle, start: datetime, end: datetime) -> Shift | None:
     return best
 
 
+def relevant_booking_ids(vehicles: Sequence[Vehicle], window: tuple[datetime, datetime]) -> set[str]:
+    """Bookings on the plans a snapshot of ``window`` looks at (so only those are loaded)."""
+    ids: set[str] = set()
+    for v in vehicles:
+        shift = shift_for(v, window[0], window[1])
+        if shift is None:
+            continue
+        for visit in v.plan:
+            if shift.starts_at <= visit.planned_at <= shift.ends_at:
+                ids.add(visit.booking_id)
+    return ids
+
+
 @dataclass
 class Snapshot:
     """A routing Problem built from the domain, with the maps back."""

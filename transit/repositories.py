@@ -76,7 +76,7 @@ class VehicleRepository:
         self.dialect = dialect
         self.seen: dict[str, Vehicle] = {}
 
-    async def _load(self, rows: Iterable[Any]) -> list[Vehicle]:
+    async def _load(self, rows: Iterable[Any], window: tuple[datetime, datetime] | None = None) -> list[Vehicle]:
         out = []
         rows = list(rows)
         if not rows:
@@ -90,11 +90,10 @@ class VehicleRepository:
                 )
             ).mappings()
         }
-        shift_rows = (
-            await self.conn.execute(
-                select(t.shifts).where(t.shifts.c.vehicle_id.in_(ids)).order_by(t.shifts.c.starts_at)
-            )
-        ).mappings()
+        sq = select(t.shifts).where(t.shifts.c.vehicle_id.in_(ids)).order_by(t.shifts.c.starts_at)
+        if window is not None:  # only the shifts that matter for this planning step
+            sq = sq.where(and_(t.shifts.c.starts_at <= window[1], t.shifts.c.ends_at >= window[0]))
+        shift_rows = (await self.conn.execute(sq)).mappings()
         shifts: dict[str, list[Shift]] = {}
         for s in shift_rows:
             shifts.setdefault(s["vehicle_id"], []).append(
@@ -123,9 +122,9 @@ class VehicleRepository:
             out.append(v)
         return out
 
-    async def list(self) -> list[Vehicle]:
+    async def list(self, window: tuple[datetime, datetime] | None = None) -> list[Vehicle]:
         rows = (await self.conn.execute(select(t.vehicles).order_by(t.vehicles.c.id))).mappings()
-        return await self._load(rows)
+        return await self._load(rows, window)
 
     async def get(self, vehicle_id: str, *, for_update: bool = False) -> Vehicle | None:
         q = select(t.vehicles).where(t.vehicles.c.id == vehicle_id)
@@ -135,12 +134,15 @@ class VehicleRepository:
         loaded = await self._load(rows)
         return loaded[0] if loaded else None
 
-    async def lock_all(self) -> list[Vehicle]:
-        """Every vehicle, locked in id order (PostgreSQL) so writers queue without deadlock."""
+    async def lock_all(self, window: tuple[datetime, datetime] | None = None) -> list[Vehicle]:
+        """Every vehicle, locked in id order (PostgreSQL) so writers queue without deadlock.
+
+        With ``window``, only the shifts overlapping it are loaded (the plan is always whole).
+        """
         q = select(t.vehicles).order_by(t.vehicles.c.id)
         if self.dialect == "postgresql":
             q = q.with_for_update()
-        return await self._load((await self.conn.execute(q)).mappings().all())
+        return await self._load((await self.conn.execute(q)).mappings().all(), window)
 
     async def add(self, v: Vehicle) -> None:
         await self.conn.execute(

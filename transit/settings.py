@@ -19,7 +19,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "OKUMA_REDIS_URL"))
     data_dir: str | None = None
     environment: str = "development"  # development | production
-    demo: bool = False  # seed demo accounts and run the simulated fleet
+    demo: bool = False  # seed demo accounts
+    simulate_fleet: bool = False  # with demo: drive the fleet with the vehicle simulator
     clock_speed: float = 1.0  # >1 runs the demo clock faster than real time
     host: str = "127.0.0.1"
     port: int = 8000

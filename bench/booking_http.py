@@ -1,0 +1,119 @@
+"""Offers and confirms over HTTP, 20 concurrent clients, against a server on SQLite and PostgreSQL.
+
+    python bench/booking_http.py [--database-url URL] [--clients 20] [--seconds 15]
+
+Without --database-url it runs both SQLite and PostgreSQL (postgresql://postgres@127.0.0.1/postgres
+is used to create a scratch database). Each client loops: ask for an offer (leave at a time in the
+coming days' service hours), confirm it with an Idempotency-Key. Latency is per HTTP call.
+Last line: {"sqlite": {"rps": .., "p95_ms": ..}, "postgresql": {"rps": .., "p95_ms": ..}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import Server, data_dir_with_fleet, fresh_postgres  # noqa: E402
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+STOPS = ["okuma_town_hall", "okumart", "okuma_clinic_welfare_centre", "ogawara_disaster_public_housing",
+         "ono_station_west_plaza", "ono_station_east_plaza", "kuma_sun_terrace", "manabiya_yumenomori"]
+
+
+def pct(xs: list[float], p: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+async def run_load(url: str, clients: int, seconds: float, seed: int = 1) -> dict[str, float]:
+    rng = random.Random(seed)
+    lat_offer: list[float] = []
+    lat_confirm: list[float] = []
+    outcomes: dict[int, int] = {}
+    tomorrow = datetime.now(TOKYO).date() + timedelta(days=1)
+    stop_at = time.perf_counter() + seconds
+
+    async def client(i: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30,
+                                     headers={"Authorization": "Bearer demo-operator"}) as c:
+            n = 0
+            while time.perf_counter() < stop_at:
+                o, d = rng.sample(STOPS, 2)
+                day = tomorrow + timedelta(days=rng.randrange(5))
+                when = datetime(day.year, day.month, day.day, 7, 30, tzinfo=TOKYO) + timedelta(
+                    minutes=rng.randrange(0, 11 * 60))
+                body = {"origin": {"stop_id": o}, "destination": {"stop_id": d}, "time_mode": "leave_at",
+                        "time": when.isoformat(), "passenger_name": f"bench {i}"}
+                t = time.perf_counter()
+                r = await c.post("/api/v1/offers", json=body)
+                lat_offer.append((time.perf_counter() - t) * 1000)
+                outcomes[r.status_code] = outcomes.get(r.status_code, 0) + 1
+                if r.status_code != 201:
+                    continue
+                t = time.perf_counter()
+                r = await c.post("/api/v1/bookings", json={"offer_id": r.json()["offer_id"]},
+                                 headers={"Idempotency-Key": f"bench-{i}-{n}"})
+                lat_confirm.append((time.perf_counter() - t) * 1000)
+                outcomes[r.status_code] = outcomes.get(r.status_code, 0) + 1
+                n += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    elapsed = time.perf_counter() - t0
+    every = lat_offer + lat_confirm
+    if outcomes.get(500):
+        raise SystemExit(f"server answered 500 {outcomes[500]} times")
+    return {
+        "requests": len(every),
+        "rps": round(len(every) / elapsed, 1),
+        "p50_ms": round(pct(every, 50), 1),
+        "p95_ms": round(pct(every, 95), 1),
+        "offer_p95_ms": round(pct(lat_offer, 95), 1),
+        "confirm_p95_ms": round(pct(lat_confirm, 95), 1),
+        "status_counts": {str(k): v for k, v in sorted(outcomes.items())},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--database-url", help="run only this database (sqlite+aiosqlite:///… or postgresql://…)")
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--vehicles", type=int, default=20)
+    ap.add_argument("--pg-admin-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    args = ap.parse_args()
+    data = data_dir_with_fleet(args.vehicles)
+    targets: dict[str, str] = {}
+    if args.database_url:
+        targets["postgresql" if args.database_url.startswith("postgres") else "sqlite"] = args.database_url
+    else:
+        targets["sqlite"] = f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bench.db"
+        targets["postgresql"] = fresh_postgres(args.pg_admin_url)
+    out: dict[str, dict[str, float]] = {}
+    for name, url in targets.items():
+        with Server(url, data) as srv:
+            res = asyncio.run(run_load(srv.url, args.clients, args.seconds))
+        out[name] = res
+        print(f"{name:10s} requests={res['requests']:5d} rps={res['rps']:7.1f} p50={res['p50_ms']:6.1f} ms "
+              f"p95={res['p95_ms']:6.1f} ms (offer p95 {res['offer_p95_ms']}, confirm p95 {res['confirm_p95_ms']}) "
+              f"statuses={res['status_counts']}")
+    print(json.dumps({k: {"rps": v["rps"], "p95_ms": v["p95_ms"], "offer_p95_ms": v["offer_p95_ms"],
+                          "confirm_p95_ms": v["confirm_p95_ms"]} for k, v in out.items()}))
+
+
+if __name__ == "__main__":
+    main()
