@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from routing.insertion import (  # noqa: E402
+from routing.insertion import (
     PreparedPlans,
     find_insertions,
     make_promise,
@@ -35,8 +35,8 @@ from routing.insertion import (  # noqa: E402
     promised_request,
     request_windows,
 )
-from routing.model import Load, Problem, Request, Vehicle  # noqa: E402
-from routing.traveltime import StraightLineTravelTimes  # noqa: E402
+from routing.model import Load, Problem, Request, Vehicle
+from routing.traveltime import StraightLineTravelTimes
 
 HUBS = ((37.380, 140.960), (37.409, 140.984))  # Ono station area, Okuma town office area
 SPREAD_DEG = 0.012  # ~1.3 km standard deviation around each hub
@@ -56,7 +56,9 @@ def points(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     return lat, lon
 
 
-def random_request(rng: random.Random, rid: str, travel: np.ndarray, now_s: int, ahead_s: int) -> Request:
+def random_request(
+    rng: random.Random, rid: str, travel: np.ndarray, now_s: int, ahead_s: int
+) -> Request:
     n = travel.shape[0]
     while True:
         p, d = rng.randrange(n), rng.randrange(n)
@@ -66,7 +68,11 @@ def random_request(rng: random.Random, rid: str, travel: np.ndarray, now_s: int,
     max_ride = max_ride_time_s(direct, alpha=1.5, beta_s=600, abs_s=1200)
     t = now_s + rng.randrange(0, ahead_s)
     r = rng.random()
-    q = Load(seats=rng.choice((1, 1, 1, 2, 3)), wheelchairs=1 if r < 0.05 else 0, parcels=1 if r > 0.9 else 0)
+    q = Load(
+        seats=rng.choice((1, 1, 1, 2, 3)),
+        wheelchairs=1 if r < 0.05 else 0,
+        parcels=1 if r > 0.9 else 0,
+    )
     direction = "arrive_by" if rng.random() < 0.3 else "leave_at"
     if direction == "arrive_by":
         t += direct + MAX_WAIT_S

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from routing.traveltime import StraightLineTravelTimes, haversine_m  # noqa: E402
+from routing.traveltime import StraightLineTravelTimes, haversine_m
 
 HUBS = ((37.380, 140.960), (37.409, 140.984))
 
@@ -80,7 +80,9 @@ def main() -> None:
     print(f"speed ratio                          : {t_geo / best_np:9.0f} x")
     print(f"max relative error haversine/geodesic: {rel.max():9.5f} ({rel.max() * 100:.3f} %)")
     print(f"max absolute error                   : {abs_err.max():9.2f} m")
-    print(f"provider matrix first / cached       : {t_first * 1e3:.3f} ms / {t_cached * 1e3:.3f} ms")
+    print(
+        f"provider matrix first / cached       : {t_first * 1e3:.3f} ms / {t_cached * 1e3:.3f} ms"
+    )
     print(
         json.dumps(
             {

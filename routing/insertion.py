@@ -45,8 +45,9 @@ from __future__ import annotations
 
 import math
 from collections import ChainMap
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Literal, NamedTuple, Sequence
+from typing import Literal, NamedTuple, cast
 
 import numpy as np
 
@@ -255,11 +256,11 @@ def filter_candidates(problem: Problem, request: Request) -> tuple[list[int], bo
         a_p = v.start_time_s + to_p[idx]
         if a_p > l_p:
             continue
-        b_p = a_p if a_p >= e_p else e_p
+        b_p = max(a_p, e_p)
         a_d = b_p + sp + t_pd
         if a_d > l_d:
             continue
-        b_d = a_d if a_d >= e_d else e_d
+        b_d = max(a_d, e_d)
         if b_d + sd + d_to_end[idx] > end_limit_s(v):
             continue
         out.append(idx)
@@ -303,7 +304,7 @@ def _tail_ok(S: RouteSlack | _SlackView, k: int, delta: int, i: int, shifts: Seq
 class _Rows:
     """Travel times to and from the new request's two locations, as Python lists (one per quote)."""
 
-    __slots__ = ("to_p", "p_to", "to_d", "d_to", "t_pd")
+    __slots__ = ("d_to", "p_to", "t_pd", "to_d", "to_p")
 
     def __init__(self, problem: Problem, request: Request) -> None:
         travel = problem.travel_s
@@ -326,7 +327,7 @@ class PreparedPlans:
     repeated searches.
     """
 
-    __slots__ = ("problem", "_slack", "_stack")
+    __slots__ = ("_slack", "_stack", "problem")
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
@@ -414,13 +415,13 @@ def generate_insertions(
             continue
         if not load_ok(i):
             continue
-        b_p = a_p if a_p >= e_p else e_p
+        b_p = max(a_p, e_p)
         dep_p = b_p + sp
         detour_p = to_p[i] + sp  # vehicle time to get to and serve the pickup
 
         # j == i: drop-off right after the pickup
         a_d = dep_p + t_pd
-        b_d = a_d if a_d >= e_d else e_d
+        b_d = max(a_d, e_d)
         if b_d <= l_d and b_d - dep_p <= max_ride:
             dep_d = b_d + sd
             delta = dep_d + d_to[i] - arr[i]
@@ -458,7 +459,7 @@ def generate_insertions(
             if dep_m > l_d:
                 break
             a_d = dep_m + to_d[m]
-            b_d = a_d if a_d >= e_d else e_d
+            b_d = max(a_d, e_d)
             if b_d > l_d:
                 continue
             if b_d - dep_p > max_ride:
@@ -501,9 +502,29 @@ class _Stack:
     """
 
     __slots__ = (
-        "problem", "vehicle_index", "n", "K", "valid", "pre_loc", "pre_dep", "loc", "arr",
-        "dep", "wait", "leg", "win_slack", "ride_slack", "ride_from", "fwd", "fwd_win",
-        "load_before", "wc", "cap", "excess", "end_excess", "_views",
+        "K",
+        "_views",
+        "arr",
+        "cap",
+        "dep",
+        "end_excess",
+        "excess",
+        "fwd",
+        "fwd_win",
+        "leg",
+        "load_before",
+        "loc",
+        "n",
+        "pre_dep",
+        "pre_loc",
+        "problem",
+        "ride_from",
+        "ride_slack",
+        "valid",
+        "vehicle_index",
+        "wait",
+        "wc",
+        "win_slack",
     )  # fmt: skip
 
     def __init__(self, problem: Problem, vehicle_index: Sequence[int]) -> None:
@@ -516,7 +537,9 @@ class _Stack:
         vehicles = [problem.vehicles[vi] for vi in vidx]
 
         # -- read the plain data once -------------------------------------------------------
-        rows: list[tuple[int, ...]] = []  # one per stop: v, k, loc, e, l, svc, pick?, q x3, mr, from, at
+        rows: list[
+            tuple[int, ...]
+        ] = []  # one per stop: v, k, loc, e, l, svc, pick?, q x3, mr, from, at
         head: list[tuple[int, ...]] = []  # one per vehicle
         for v, veh in enumerate(vehicles):
             pos: dict[str, int] = {}
@@ -856,7 +879,9 @@ def insertion_cost(
 # --------------------------------------------------------------------------------------------
 
 
-def _new_route(stops: Sequence[Stop], rid: str, i: int, j: int) -> tuple[tuple[Stop, ...], int, int]:
+def _new_route(
+    stops: Sequence[Stop], rid: str, i: int, j: int
+) -> tuple[tuple[Stop, ...], int, int]:
     """Old ``stops`` with the pickup before old stop ``i`` and the drop-off before old stop ``j``."""
     pick, drop = Stop(rid, "pickup"), Stop(rid, "dropoff")
     route = (*stops[:i], pick, *stops[i:j], drop, *stops[j:])
@@ -903,7 +928,11 @@ def rank(
         lst.sort(key=lambda x: (x[0], x[1], x[2].i, x[2].j))
         order.append((lst[0][0], lst[0][1], problem.vehicles[vi].id, vi))
     order.sort()
-    reqs = ChainMap({request.id: request}, problem.requests) if verify else None
+    reqs = (
+        ChainMap({request.id: request}, cast(MutableMapping[str, Request], problem.requests))
+        if verify
+        else None
+    )
     out: list[Insertion] = []
     for _, _, vid, vi in order:
         if len(out) >= max_options:

@@ -33,8 +33,8 @@ every insertion infeasible.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -90,13 +90,18 @@ class Schedule:
 
     @property
     def excess(self) -> tuple[int, ...]:
-        return tuple(max(a, b, c) for a, b, c in zip(self.lateness_s, self.ride_excess_s, self.overload))
+        return tuple(
+            max(a, b, c) for a, b, c in zip(self.lateness_s, self.ride_excess_s, self.overload)
+        )
 
     @property
     def feasible(self) -> bool:
-        return self.end_excess_s == 0 and not any(self.lateness_s) and not any(
-            self.ride_excess_s
-        ) and not any(self.overload)
+        return (
+            self.end_excess_s == 0
+            and not any(self.lateness_s)
+            and not any(self.ride_excess_s)
+            and not any(self.overload)
+        )
 
     def to_route(self, vehicle_id: str) -> Route:
         """The schedule as the shared model's :class:`~routing.model.Route`."""
@@ -124,7 +129,9 @@ class Schedule:
         )
 
 
-def check_structure(vehicle: Vehicle, stops: Sequence[Stop], requests: Mapping[str, Request]) -> None:
+def check_structure(
+    vehicle: Vehicle, stops: Sequence[Stop], requests: Mapping[str, Request]
+) -> None:
     """Raise ``ValueError`` if ``stops`` is not a well-formed route for ``vehicle``.
 
     Well formed: every request is known, visited at most once per kind, picked up before it is
@@ -145,7 +152,9 @@ def check_structure(vehicle: Vehicle, stops: Sequence[Stop], requests: Mapping[s
             if s.request_id in dropped:
                 raise ValueError(f"request {s.request_id!r} dropped off twice in {vehicle.id!r}")
             if s.request_id not in onboard and s.request_id not in picked:
-                raise ValueError(f"request {s.request_id!r} dropped before pickup in {vehicle.id!r}")
+                raise ValueError(
+                    f"request {s.request_id!r} dropped before pickup in {vehicle.id!r}"
+                )
             dropped.add(s.request_id)
         else:
             raise ValueError(f"unknown stop kind {s.kind!r}")
@@ -210,7 +219,7 @@ def evaluate(
         q = r.load
         if s.kind == "pickup":
             w = r.pickup_window
-            b = arr if arr >= w.earliest_s else w.earliest_s
+            b = max(arr, w.earliest_s)
             d = b + r.pickup_service_s
             pick_end[s.request_id] = d
             load[0] += q.seats
@@ -219,7 +228,7 @@ def evaluate(
             ride_x.append(0)
         else:
             w = r.dropoff_window
-            b = arr if arr >= w.earliest_s else w.earliest_s
+            b = max(arr, w.earliest_s)
             d = b + r.dropoff_service_s
             ride = b - pick_end.get(s.request_id, b)
             ride_x.append(max(0, ride - r.max_ride_s))
@@ -255,9 +264,7 @@ def no_worse(new: Schedule, old: Schedule, new_request_id: str) -> bool:
     Stops of ``new_request_id`` must have no violation; every other stop's violation must not
     exceed what it was in ``old``; nor may the lateness at the end location.
     """
-    return no_worse_than(
-        new, dict(zip(old.stops, old.excess)), old.end_excess_s, new_request_id
-    )
+    return no_worse_than(new, dict(zip(old.stops, old.excess)), old.end_excess_s, new_request_id)
 
 
 def no_worse_than(
@@ -296,27 +303,27 @@ class RouteSlack:
     """
 
     __slots__ = (
-        "vehicle",
-        "stops",
-        "n",
-        "pre_loc",
-        "pre_dep",
-        "loc",
-        "arr",
-        "start",
-        "dep",
-        "wait",
-        "leg",
-        "load_before",
-        "win_slack",
-        "ride_slack",
-        "ride_from",
-        "fwd",
-        "fwd_win",
-        "excess",
-        "end_excess",
         "_wc",
         "_wcc",
+        "arr",
+        "dep",
+        "end_excess",
+        "excess",
+        "fwd",
+        "fwd_win",
+        "leg",
+        "load_before",
+        "loc",
+        "n",
+        "pre_dep",
+        "pre_loc",
+        "ride_from",
+        "ride_slack",
+        "start",
+        "stops",
+        "vehicle",
+        "wait",
+        "win_slack",
     )
 
     def __init__(
@@ -363,7 +370,7 @@ class RouteSlack:
             q = r.load
             if kinds[k]:
                 w = r.pickup_window
-                b = a if a >= w.earliest_s else w.earliest_s
+                b = max(a, w.earliest_s)
                 t = b + r.pickup_service_s
                 rid = stops[k].request_id
                 pick_end[rid] = t
@@ -376,7 +383,7 @@ class RouteSlack:
                 x = 0
             else:
                 w = r.dropoff_window
-                b = a if a >= w.earliest_s else w.earliest_s
+                b = max(a, w.earliest_s)
                 t = b + r.dropoff_service_s
                 rid = stops[k].request_id
                 x = b - pick_end[rid] - r.max_ride_s
@@ -432,19 +439,16 @@ class RouteSlack:
         best = _INF
         for k in range(n, -1, -1):
             v = win_slack[k] + wc[k + 1]
-            if v < best:
-                best = v
+            best = min(best, v)
             fwd_win[k] = best - wc[k]
         fwd = list(fwd_win)
         for m in range(n):
             rsl = ride_slack[m]
             if rsl == _INF:
                 continue
-            v = rsl + wc[m + 1]
+            top = rsl + wc[m + 1]
             for k in range(ride_from[m] + 1, m + 1):
-                x = v - wc[k]
-                if x < fwd[k]:
-                    fwd[k] = x
+                fwd[k] = min(fwd[k], top - wc[k])
         self.fwd = fwd
         self.fwd_win = fwd_win
 

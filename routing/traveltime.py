@@ -81,7 +81,9 @@ def _check_points(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndar
     lat_a = np.ascontiguousarray(lat, dtype=np.float64)
     lon_a = np.ascontiguousarray(lon, dtype=np.float64)
     if lat_a.ndim != 1 or lon_a.ndim != 1 or lat_a.shape != lon_a.shape:
-        raise ValueError(f"lat and lon must be 1-D of equal length, got {lat_a.shape}, {lon_a.shape}")
+        raise ValueError(
+            f"lat and lon must be 1-D of equal length, got {lat_a.shape}, {lon_a.shape}"
+        )
     if not (np.all(np.isfinite(lat_a)) and np.all(np.isfinite(lon_a))):
         raise ValueError("lat/lon must be finite")
     if np.any(np.abs(lat_a) > 90.0) or np.any(np.abs(lon_a) > 180.0):
@@ -143,7 +145,7 @@ class StraightLineTravelTimes:
 
     def travel_s(self, distance_m: float) -> int:
         """Travel time in seconds for one road-distance estimate in metres (no ``min_s``)."""
-        return int(round(distance_m / (self.speed_kmh / 3.6)))
+        return round(distance_m / (self.speed_kmh / 3.6))
 
     # -- internals --------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from routing.schedule import RouteSlack, evaluate, no_worse
 LINE = np.array([[10 * abs(i - j) for j in range(11)] for i in range(11)], dtype=np.int64)
 CAP = Load(seats=4, wheelchairs=1, parcels=2)
 OPEN = TimeWindow(0, 10_000)
+ONE_SEAT = Load(seats=1)
 FIRST = TimeWindow(0, 10)  # a pickup at location 1 that must come first (the bus is there at 10)
 
 
@@ -35,7 +36,7 @@ def req(
     pickup: int,
     dropoff: int,
     *,
-    load: Load = Load(seats=1),
+    load: Load = ONE_SEAT,
     pw: TimeWindow = OPEN,
     dw: TimeWindow = OPEN,
     max_ride_s: int = 10_000,
@@ -55,7 +56,9 @@ def bus(
     route: tuple[Stop, ...] = (),
     onboard: tuple[str, ...] = (),
 ) -> Vehicle:
-    return Vehicle(vid, at, start_s, at if end is None else end, shift_end_s, capacity, onboard, route)
+    return Vehicle(
+        vid, at, start_s, at if end is None else end, shift_end_s, capacity, onboard, route
+    )
 
 
 def P(rid: str) -> Stop:
@@ -265,7 +268,9 @@ def test_weights_trade_vehicle_time_against_promised_delay() -> None:
 
 def test_cause_no_vehicle_fits() -> None:
     """A load exceeding every vehicle's capacity in some dimension is reported as no_vehicle_fits."""
-    res = find_insertions(problem(bus(), bus("w")), req("n", 3, 5, load=Load(seats=1, wheelchairs=2)))
+    res = find_insertions(
+        problem(bus(), bus("w")), req("n", 3, 5, load=Load(seats=1, wheelchairs=2))
+    )
     assert res.options == () and res.cause is UnservedCause.NO_VEHICLE_FITS
 
 
@@ -309,7 +314,9 @@ def test_promise_keeps_route_feasible() -> None:
     """The promised windows contain the plan, respect the request, and keep the route feasible."""
     a = req("a", 1, 9, pw=FIRST)
     v = bus(route=(P("a"), D("a")))
-    new = req("n", 3, 5, pw=TimeWindow(0, 600), dw=TimeWindow(0, 2000), max_ride_s=200, service_s=10)
+    new = req(
+        "n", 3, 5, pw=TimeWindow(0, 600), dw=TimeWindow(0, 2000), max_ride_s=200, service_s=10
+    )
     pr = problem(v, requests=(a,))
     opt = find_insertions(pr, new).options[0]
     window, latest_drop = make_promise(opt, new, pickup_window_s=600)
@@ -337,9 +344,13 @@ def test_max_ride_time_formula() -> None:
 
 def test_request_windows_by_direction() -> None:
     """Leave-at opens the pickup at T for max_wait; arrive-by closes the drop-off at T."""
-    pw, dw = request_windows("leave_at", 1000, direct_s=300, max_ride_s=450, max_wait_s=600, pickup_service_s=30)
+    pw, dw = request_windows(
+        "leave_at", 1000, direct_s=300, max_ride_s=450, max_wait_s=600, pickup_service_s=30
+    )
     assert pw == TimeWindow(1000, 1600) and dw == TimeWindow(1330, 2080)
-    pw, dw = request_windows("arrive_by", 5000, direct_s=300, max_ride_s=450, max_wait_s=600, pickup_service_s=30)
+    pw, dw = request_windows(
+        "arrive_by", 5000, direct_s=300, max_ride_s=450, max_wait_s=600, pickup_service_s=30
+    )
     assert dw == TimeWindow(4400, 5000) and pw == TimeWindow(3920, 4670)
 
 
@@ -380,8 +391,13 @@ def _random_problem(rng: random.Random) -> tuple[Problem, Request]:
         )
 
     vehicles = [
-        bus(f"v{k}", at=rng.randrange(11), end=rng.randrange(11), shift_end_s=rng.randint(400, 900),
-            capacity=Load(rng.randint(1, 3), rng.randint(0, 1), rng.randint(0, 2)))
+        bus(
+            f"v{k}",
+            at=rng.randrange(11),
+            end=rng.randrange(11),
+            shift_end_s=rng.randint(400, 900),
+            capacity=Load(rng.randint(1, 3), rng.randint(0, 1), rng.randint(0, 2)),
+        )
         for k in range(2)
     ]
     pr = problem(*vehicles)
@@ -390,7 +406,9 @@ def _random_problem(rng: random.Random) -> tuple[Problem, Request]:
         res = find_insertions(pr, r, max_options=2)
         if res.options:
             o = rng.choice(res.options)
-            vs = tuple(replace(v, route=o.route) if v.id == o.vehicle_id else v for v in pr.vehicles)
+            vs = tuple(
+                replace(v, route=o.route) if v.id == o.vehicle_id else v for v in pr.vehicles
+            )
             pr = Problem(vs, {**pr.requests, r.id: r}, LINE)
     return _disturb(rng, pr), rand_req("new")
 
@@ -415,7 +433,9 @@ def _disturb(rng: random.Random, pr: Problem) -> Problem:
             stop = rng.choice(v.route)
             r = reqs[stop.request_id]
             if stop.kind == "dropoff":
-                late = TimeWindow(r.dropoff_window.earliest_s - 500, r.dropoff_window.earliest_s - 400)
+                late = TimeWindow(
+                    r.dropoff_window.earliest_s - 500, r.dropoff_window.earliest_s - 400
+                )
                 reqs[r.id] = replace(r, dropoff_window=late)
         vehicles.append(v)
     return Problem(tuple(vehicles), reqs, LINE)
@@ -423,7 +443,7 @@ def _disturb(rng: random.Random, pr: Problem) -> Problem:
 
 def test_generator_agrees_with_exhaustive_evaluation() -> None:
     """On random small instances the O(1) tests accept exactly the pairs a full re-evaluation accepts."""
-    from routing.insertion import _new_route, _generate_stacked, _Stack, generate_insertions
+    from routing.insertion import _generate_stacked, _new_route, _Stack, generate_insertions
 
     rng = random.Random(7)
     checked = 0
