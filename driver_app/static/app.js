@@ -21,7 +21,7 @@ const TEXT = {
     changed: "経路が変わりました", cancelled: "取り消し: {who}", rejected: "受け付けられません: {msg}",
     late: "{m}分遅れ", fatal: "エラー: {msg}", grocery: "買い物便", unknown_stop: "地点",
     token_bad: "トークンが正しくありません。", not_driver: "運転士のトークンではありません。",
-    count: "人数",
+    count: "人数", parcel_handed_over: "受け渡し", parcel_picked_up: "積込",
   },
   en: {
     title: "Driver tablet", connecting: "Connecting…", online: "Online", offline: "Offline",
@@ -37,7 +37,7 @@ const TEXT = {
     changed: "The route changed", cancelled: "Cancelled: {who}", rejected: "Not accepted: {msg}",
     late: "{m} min late", fatal: "Error: {msg}", grocery: "Grocery", unknown_stop: "Point",
     token_bad: "The token is not valid.", not_driver: "This is not a driver token.",
-    count: "People",
+    count: "People", parcel_handed_over: "Handed over", parcel_picked_up: "Loaded",
   },
 };
 
@@ -162,21 +162,41 @@ function beep() {
 
 // ------------------------------------------------------------------------------ events
 
-function sendEvent(ev) {
-  state.socket.send(ev);
+// Optimistic marks made by each queued event, so a rejection undoes exactly those.
+const MARKS_KEY = "okuma.driver.marks";
+function loadMarks() {
+  try { return JSON.parse(localStorage.getItem(MARKS_KEY) || "{}"); } catch { return {}; }
+}
+
+function sendEvent(ev, keys = []) {
+  const cid = state.socket.send(ev);
+  const marks = loadMarks();
+  marks[cid] = keys;
+  localStorage.setItem(MARKS_KEY, JSON.stringify(marks));
   renderStatus(state.socket.state, state.socket.outbox.length);
+}
+
+function settleMarks(cid, rejected) {
+  const marks = loadMarks();
+  if (rejected) for (const k of marks[cid] || []) delete state.local[k];
+  delete marks[cid];
+  localStorage.setItem(MARKS_KEY, JSON.stringify(marks));
+  saveLocal();
 }
 
 function onArrived(group) {
   const now = serverNow().toISOString();
   const ids = [];
+  const keys = [];
   for (const v of group.visits) {
     if (arrivedAt(v)) continue;
     ids.push(v.booking_id);
-    state.local[`${v.booking_id}:${v.kind === "pickup" ? "arrived" : "arrived_drop"}`] = now;
+    const key = `${v.booking_id}:${v.kind === "pickup" ? "arrived" : "arrived_drop"}`;
+    state.local[key] = now;
+    keys.push(key);
   }
   saveLocal();
-  sendEvent({ type: "arrived", stop_id: group.stop_id || null, booking_ids: ids.length ? ids : group.visits.map((v) => v.booking_id) });
+  sendEvent({ type: "arrived", stop_id: group.stop_id || null, booking_ids: [...new Set(ids.length ? ids : group.visits.map((v) => v.booking_id))] }, keys);
   render();
 }
 
@@ -184,27 +204,28 @@ function markDone(v, what) {
   state.local[`${v.visit_id}:done`] = what;
   saveLocal();
   render();
+  return [`${v.visit_id}:done`];
+}
+
+function doneEvent(v, what, ev) {
+  sendEvent(ev, markDone(v, what));
 }
 
 function onBoarded(v) {
   const count = state.counts.get(v.booking_id) || v.party_size;
-  sendEvent({ type: "boarded", booking_id: v.booking_id, count });
-  markDone(v, "boarded");
+  doneEvent(v, "boarded", { type: "boarded", booking_id: v.booking_id, count });
 }
 
 function onNoShow(v) {
-  sendEvent({ type: "no_show", booking_id: v.booking_id });
-  markDone(v, "no_show");
+  doneEvent(v, "no_show", { type: "no_show", booking_id: v.booking_id });
 }
 
 function onDroppedOff(v) {
-  sendEvent({ type: "dropped_off", booking_id: v.booking_id });
-  markDone(v, "dropped_off");
+  doneEvent(v, "dropped_off", { type: "dropped_off", booking_id: v.booking_id });
 }
 
 function onParcelPickup(v) {
-  sendEvent({ type: "parcel_picked_up", booking_id: v.booking_id });
-  markDone(v, "parcel_picked_up");
+  doneEvent(v, "parcel_picked_up", { type: "parcel_picked_up", booking_id: v.booking_id });
 }
 
 function onHandover(v) {
@@ -218,8 +239,7 @@ function onHandover(v) {
     const code = input.value.trim();
     if (!code) { input.focus(); return; }
     dlg.close();
-    sendEvent({ type: "parcel_handed_over", booking_id: v.booking_id, code });
-    markDone(v, "parcel_handed_over");
+    doneEvent(v, "parcel_handed_over", { type: "parcel_handed_over", booking_id: v.booking_id, code });
   };
   $("handover-cancel").onclick = () => dlg.close();
   dlg.showModal();
@@ -250,7 +270,7 @@ function riderDetails(v) {
   if (v.wheelchairs > 0) {
     bits.push(el("span", { class: "wheelchair", text: `♿ ${t("wheelchair", { n: v.wheelchairs })}` }));
   }
-  if (v.parcels > 0) bits.push(el("span", { class: "parcels", text: `📦 ${t("parcels", { n: v.parcels })}` }));
+  if (v.parcels > 0) bits.push(el("span", { class: "parcels", text: t("parcels", { n: v.parcels }) }));
   if (v.booking_kind === "grocery") bits.push(el("span", { text: t("grocery") }));
   const eta = state.etas.get(`${v.booking_id}:${v.kind}`);
   if (eta && eta.late_s > 60) bits.push(el("span", { class: "wheelchair", text: t("late", { m: Math.round(eta.late_s / 60) }) }));
@@ -333,7 +353,7 @@ function renderNext(group) {
       allArrived ? el("span", { class: "status-tag", text: t("arrived_done") }) : null),
     el("div", { class: "next-buttons" },
       el("button", { class: "btn btn-arrived btn-wide", type: "button", id: "btn-arrived", "data-action": "arrived", disabled: allArrived, onclick: () => onArrived(group), text: t("arrived") }),
-      el("a", { class: "btn btn-secondary btn-wide", id: "btn-navigate", href: navigationUrl(group.lat, group.lon), target: "_blank", rel: "noopener", role: "button", style: "display:flex;align-items:center;justify-content:center;text-decoration:none", text: `🧭 ${t("navigate")}` })),
+      el("a", { class: "btn btn-secondary btn-wide", id: "btn-navigate", href: navigationUrl(group.lat, group.lon), target: "_blank", rel: "noopener", role: "button", style: "display:flex;align-items:center;justify-content:center;text-decoration:none", text: `${t("navigate")} ➔` })),
     el("ol", { class: "riders" }, group.visits.map((v) => riderRow(v, group))),
   );
 }
@@ -343,7 +363,7 @@ function renderRest(groups) {
   list.replaceChildren();
   for (const g of groups) {
     const name = stopOf(g.visits[0]);
-    const who = g.visits.map((v) => `${t(v.kind)} ${v.passenger_name || "—"} ${t("persons", { n: v.party_size })}${v.wheelchairs ? " ♿" : ""}${v.parcels ? " 📦" : ""}`).join(" / ");
+    const who = g.visits.map((v) => `${t(v.kind)} ${v.passenger_name || "—"} ${t("persons", { n: v.party_size })}${v.wheelchairs ? " ♿" : ""}${v.parcels ? ` ${t("parcels", { n: v.parcels })}` : ""}`).join(" / ");
     list.append(el("li", {
       class: `rest-item${g.visits.some((v) => state.changed.has(v.visit_id)) ? " changed" : ""}`,
       "data-stop": g.stop_id || g.key,
@@ -377,9 +397,19 @@ function render() {
 
 function tickClock() {
   $("clock").textContent = serverNow().toLocaleTimeString("ja-JP", { hour: "2-digit", minute: "2-digit", timeZone: "Asia/Tokyo" });
-  // the no-show button becomes available as the wait runs out
-  for (const hint of document.querySelectorAll(".wait-hint")) void hint;
-  if (document.querySelector('[data-action="no_show"][disabled]') && state.visits.some((v) => arrivedAt(v))) render();
+  // the no-show button becomes available as the wait runs out (updated in place: no re-render,
+  // so focus and the change highlight stay)
+  for (const row of document.querySelectorAll("li.rider[data-visit]")) {
+    const v = state.visits.find((x) => x.visit_id === row.dataset.visit);
+    const button = row.querySelector('[data-action="no_show"]');
+    const hint = row.querySelector(".wait-hint");
+    if (!v || !button || !hint) continue;
+    const arrived = arrivedAt(v);
+    if (!arrived) continue;
+    const left = Math.ceil(state.noShowWaitS - (serverNow() - new Date(arrived)) / 1000);
+    button.disabled = left > 0;
+    hint.textContent = left > 0 ? t("no_show_in", { t: `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` }) : "";
+  }
 }
 
 // ------------------------------------------------------------------------------ messages
@@ -406,6 +436,13 @@ function setPlan(visits, { highlight, added = [], moved = [] }) {
   state.visits = visits;
   const removed = [...before.values()].filter((v) => !ids.has(v.visit_id) && !bookings.has(v.booking_id));
   return { changed, removed };
+}
+
+// The highlight stays long enough to be seen after a glance back from the road, then goes.
+function highlight(changed) {
+  state.changed = changed;
+  clearTimeout(highlight.timer);
+  if (changed.size) highlight.timer = setTimeout(() => { state.changed = new Set(); render(); }, 20000);
 }
 
 function notice(text) {
@@ -435,12 +472,13 @@ function onMessage(msg) {
       const { changed } = setPlan(msg.visits, { highlight: !first });
       state.hadSnapshot = true;
       state.onBreak = msg.on_break;
-      if (changed.size) { state.changed = changed; beep(); } else state.changed = new Set();
+      highlight(changed);
+      if (changed.size) beep();
       break;
     }
     case "delta": {
       const { changed, removed } = setPlan(msg.visits, { highlight: true, added: msg.added, moved: msg.moved });
-      state.changed = changed;
+      highlight(changed);
       const cancelled = removed.filter((v) => (msg.removed || []).includes(v.booking_id));
       if (cancelled.length) notice(t("cancelled", { who: [...new Set(cancelled.map((v) => v.passenger_name))].join("、") }));
       else if (changed.size) notice(t("changed"));
@@ -451,12 +489,9 @@ function onMessage(msg) {
       state.etas = new Map(msg.etas.map((e) => [`${e.booking_id}:${e.kind}`, e]));
       break;
     case "ack":
-      if (msg.result === "rejected") {
-        notice(t("rejected", { msg: state.lang === "ja" ? msg.message_ja : msg.message_en }));
-        // the server said no: drop the optimistic marks so the buttons come back
-        state.local = {};
-        saveLocal();
-      }
+      // the server said no: drop that event's optimistic marks so its buttons come back
+      settleMarks(msg.client_event_id, msg.result === "rejected");
+      if (msg.result === "rejected") notice(t("rejected", { msg: state.lang === "ja" ? msg.message_ja : msg.message_en }));
       break;
     case "error":
       if (msg.code === "Unauthorised" || msg.code === "Forbidden") {
@@ -465,7 +500,7 @@ function onMessage(msg) {
         return;
       }
       notice(t("rejected", { msg: state.lang === "ja" ? msg.message_ja : msg.message_en }));
-      if (msg.client_event_id) { state.local = {}; saveLocal(); }
+      if (msg.client_event_id && msg.code !== "InternalError") settleMarks(msg.client_event_id, true);
       break;
     default:
       throw new Error(`unhandled message type ${msg.type}`);
@@ -509,7 +544,7 @@ async function start(token) {
   $("login").hidden = true;
   $("main").hidden = false;
   state.socket = new DriverSocket({
-    token, vehicleId: account.vehicle_id, onMessage, onFatal: fatal,
+    token, vehicleId: account.vehicle_id, onMessage, onFatal: fatal, now: serverNow,
     onStatus: (conn, queued) => renderStatus(conn, queued),
   });
   state.socket.start();
@@ -558,5 +593,5 @@ function init() {
   else showLogin();
 }
 
-window.okumaDriver = { state, render };
+window.okumaDriver = { state, render, socket: () => state.socket };
 init();

@@ -31,7 +31,8 @@ export class DriverSocket {
    * @param {(state: string, queued: number) => void} o.onStatus  "connecting" | "online" | "offline"
    * @param {(err: Error) => void} o.onFatal  unknown message types and other protocol breaks
    */
-  constructor({ token, vehicleId, onMessage, onStatus, onFatal, url }) {
+  constructor({ token, vehicleId, onMessage, onStatus, onFatal, url, now }) {
+    this.now = now || (() => new Date());
     this.token = token;
     this.vehicleId = vehicleId;
     this.onMessage = onMessage;
@@ -90,7 +91,7 @@ export class DriverSocket {
 
   /** Queue a driver event (arrived, boarded, ...); returns its client_event_id. */
   send(event) {
-    const e = { ...event, client_event_id: newEventId(), at: new Date().toISOString() };
+    const e = { ...event, client_event_id: newEventId(), at: this.now().toISOString() };
     this.outbox = [...this.outbox, e];
     if (this.synced) this._raw(e);
     return e.client_event_id;
@@ -99,7 +100,7 @@ export class DriverSocket {
   /** A position is only worth sending live: it is never queued. */
   sendPosition(lat, lon, extra = {}) {
     if (!this.synced) return;
-    this._raw({ type: "position", lat, lon, ...extra, client_event_id: newEventId(), at: new Date().toISOString() });
+    this._raw({ type: "position", lat, lon, ...extra, client_event_id: newEventId(), at: this.now().toISOString() });
   }
 
   resync() {
@@ -183,7 +184,8 @@ export class DriverSocket {
         this.onMessage(msg);
         return;
       case "error":
-        if (msg.client_event_id) this._settle(msg.client_event_id);
+        // InternalError: the server could not record it now; it stays queued for the next replay
+        if (msg.client_event_id && msg.code !== "InternalError") this._settle(msg.client_event_id);
         this.onMessage(msg);
         if (msg.code === "Unauthorised" || msg.code === "Forbidden") this.stopped = true;
         return;

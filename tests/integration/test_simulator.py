@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import threading
 import time
@@ -79,7 +80,9 @@ def start_live_server(tmp_path: Path, clock: FakeClock) -> LiveServer:
     from transit.settings import Settings
 
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/okuma.db", dispatcher=False)
-    tokens, drivers = asyncio.run(_prepare(settings, clock))
+    # a thread of its own: the caller may already run an event loop (pytest-asyncio, Playwright)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        tokens, drivers = pool.submit(asyncio.run, _prepare(settings, clock)).result()
     port = _free_port()
     config = uvicorn.Config(create_app(settings, clock=clock), host="127.0.0.1", port=port,
                             log_level="warning", lifespan="on")
