@@ -365,9 +365,11 @@ class Hub:
 
     async def _push_once(self, vehicle_id: str, committed_ts: float) -> None:
         conns = [c for c in self.tablets.get(vehicle_id, ()) if c.seq >= 0]
-        vehicle, visits, _ = await self.views.vehicle_plan(vehicle_id)
-        if vehicle is None:
-            return
+        async with self.views.svc.uow(readonly=True) as uow:
+            vehicle = await uow.vehicles.get(vehicle_id)
+            if vehicle is None:
+                return
+            visits = await self.views.plan(uow, vehicle, _eta_map(self.last_etas.get(vehicle_id)))
         reason = self._reasons.pop(vehicle_id, "update")
         for c in conns:
             if vehicle.plan_version <= c.seq:
@@ -384,11 +386,15 @@ class Hub:
             ))
             c.seq = vehicle.plan_version
             c.visits = new
-        # riders of this vehicle: planned times may have moved
+        # Riders and ETAs after the tablets, in their own task: the deltas must not wait for them.
+        self._spawn(self._after_plan_change(vehicle_id))
+
+    async def _after_plan_change(self, vehicle_id: str) -> None:
         for bid, rconns in list(self.riders.items()):
             if any(r.vehicle_id == vehicle_id for r in rconns):
                 await self.refresh_rider(bid)
         if self.tablets.get(vehicle_id) or any(r.vehicle_id == vehicle_id for rs in self.riders.values() for r in rs):
+            await asyncio.sleep(0)  # let the queued deltas go out first
             await self._refresh_etas(vehicle_id)
 
     async def _refresh_etas(self, vehicle_id: str) -> None:
