@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -130,7 +131,7 @@ def build_fleet(n_vehicles: int, seed: int) -> Problem:
 
 def time_quotes(
     problem: Problem, n_quotes: int, seed: int, *, warm: bool
-) -> tuple[list[float], int]:
+) -> tuple[list[float], list[float], int]:
     """Time ``find_insertions`` for ``n_quotes`` new requests.
 
     cold: every quote starts from the plain ``Problem`` (per-vehicle slack rebuilt each time, as
@@ -143,13 +144,16 @@ def time_quotes(
     for r in new[:20]:  # warm-up (imports, caches of the interpreter)
         find_insertions(problem, r, prepared=prepared)
     times: list[float] = []
+    cpu: list[float] = []
     served = 0
     for r in new:
+        c0 = time.process_time()
         t0 = time.perf_counter()
         res = find_insertions(problem, r, prepared=prepared)
         times.append((time.perf_counter() - t0) * 1000.0)
+        cpu.append((time.process_time() - c0) * 1000.0)
         served += bool(res.options)
-    return times, served
+    return times, cpu, served
 
 
 def pct(values: list[float], q: float) -> float:
@@ -163,21 +167,24 @@ def main() -> None:
     ap.add_argument("--fleets", type=int, nargs="*", default=[10, 50, 200])
     args = ap.parse_args()
     rows = []
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average {load:.2f} on {os.cpu_count()} CPUs (wall-clock figures suffer when busy)")
     print(
         f"{'vehicles':>8} {'visits':>7} {'mode':>5} {'quotes':>7} {'served':>7} {'p50 ms':>8} "
-        f"{'p95 ms':>8} {'max ms':>8}"
+        f"{'p95 ms':>8} {'max ms':>8} {'cpu p50':>8} {'cpu p95':>8}"
     )
     for nv in args.fleets:
         problem = build_fleet(nv, args.seed)
         visits = sum(len(v.route) for v in problem.vehicles)
         for warm in (False, True):
-            times, served = time_quotes(problem, args.quotes, args.seed, warm=warm)
+            times, cpu, served = time_quotes(problem, args.quotes, args.seed, warm=warm)
             row = (nv, pct(times, 50), pct(times, 95), max(times))
             if not warm:
                 rows.append(row)
             print(
                 f"{nv:>8} {visits:>7} {'warm' if warm else 'cold':>5} {len(times):>7} {served:>7} "
-                f"{row[1]:>8.3f} {row[2]:>8.3f} {row[3]:>8.3f}"
+                f"{row[1]:>8.3f} {row[2]:>8.3f} {row[3]:>8.3f} {pct(cpu, 50):>8.3f} "
+                f"{pct(cpu, 95):>8.3f}"
             )
     print(
         f"python {sys.version.split()[0]}, numpy {np.__version__}; JSON below = cold figures; "
