@@ -35,6 +35,9 @@ from routing.model import (
 
 log = logging.getLogger(__name__)
 
+#: run a short OR-Tools local search on LNS solutions now and then
+POLISH = True
+
 
 def default_penalty(problem: Problem) -> int:
     """A penalty per unserved request far above any detour: 100 x the largest travel time x
@@ -103,7 +106,7 @@ def optimise(
     built = ort.build(sub, unserved_penalty=penalty, seed=seed)
     remaining = deadline - time.perf_counter()
     first_share = remaining if not lns else max(0.05, min(remaining * 0.15, 1.5))
-    params = ort.search_parameters(first_share, first_solution="parallel_cheapest_insertion")
+    params = ort.search_parameters(first_share, first_solution="parallel_cheapest_insertion", lns_operators=True)
     init = ort.node_routes_from_stops(built, warm_start) if warm_start else None
     res = ort.solve(built, params, initial_routes=init)
     if res.routes is None and any(v.onboard for v in sub.vehicles):
@@ -173,6 +176,13 @@ class _Fast:
         ]
         self.dur = [v.max_route_duration_s for v in p.vehicles]
         self._cache: dict = {}
+        self._tril: dict = {}
+        self.svc_arr = np.asarray(self.svc, dtype=np.int64)
+        self.hi_arr = np.asarray(self.hi, dtype=np.int64)
+        self.load_arr = np.asarray(self.load, dtype=np.int64).reshape(n, 3)
+        for st in self.starts:
+            self.load_arr[st] = 0
+        self.init_load_arr = [np.asarray(x, dtype=np.int64) for x in self.init_load]
 
     def times(self, k: int, seq: Sequence[int]) -> list[int] | None:
         """Least feasible schedule of start + seq + end for vehicle k, or None."""
@@ -239,20 +249,19 @@ class _Fast:
             self._cache[key] = None
             return None
         arc = self.arc
-        full = [self.starts[k], *seq, self.ends[k]]
-        a = np.asarray(full, dtype=np.int64)
+        a = np.asarray((self.starts[k], *seq, self.ends[k]), dtype=np.int64)
         n = len(a) - 1
-        svc = np.asarray([self.svc[x] for x in full], dtype=np.int64)
-        step = svc[:-1] + arc[a[:-1], a[1:]]
-        late = [self.hi[x] for x in full]
-        st = step.tolist()
+        svc = self.svc_arr[a]
+        base = arc[a[:-1], a[1:]]
+        step = (svc[:-1] + base).tolist()
+        late = self.hi_arr[a].tolist()
         for i in range(n - 1, -1, -1):
-            v = late[i + 1] - st[i]
+            v = late[i + 1] - step[i]
             if v < late[i]:
                 late[i] = v
-        lds = np.asarray(self.loads(k, seq), dtype=np.int64)
+        lds = self.init_load_arr[k] + np.cumsum(self.load_arr[a[:-1]], axis=0)
         data = (a, np.asarray(t[:-1], dtype=np.int64) + svc[:-1], np.asarray(late[1:], dtype=np.int64),
-                lds, arc[a[:-1], a[1:]])
+                lds, base)
         self._cache[key] = data
         return data
 
@@ -278,14 +287,21 @@ class _Fast:
             return None
         arr_d = np.maximum(dep + to_d, self.lo[dn])
         ok_d = (arr_d <= self.hi[dn]) & (arr_d + svd + d_to <= late1)
-        arr_pd = np.maximum(arr_p + svp + arc[pn, dn], self.lo[dn])
-        ok_pd = ok_p & (arr_pd <= self.hi[dn]) & (arr_pd + svd + d_to <= late1)
-        ok_pd &= arr_pd - arr_p <= self.ride[dn]
+        # pickup directly followed by its drop-off: the pickup may wait (ride-time rule), so
+        # test with the latest pickup that still lets the drop-off reach the next stop
+        pd = int(arc[pn, dn])
+        lat_d = np.minimum(self.hi[dn], late1 - svd - d_to)
+        lat_pp = np.minimum(self.hi[pn], lat_d - svp - pd)
+        ok_pd = ok_p & (lat_pp >= arr_p) & (self.lo[dn] <= lat_d) & (svp + pd <= self.ride[dn])
+        ok_pd &= self.lo[dn] - lat_pp <= self.ride[dn]
         big = np.iinfo(np.int64).max // 4
         dp = np.where(ok_p, to_p + p_to - base, big)
         dd = np.where(ok_d, to_d + d_to - base, big)
         tot = dp[:, None] + dd[None, :]
-        tot[np.tril_indices(n)] = big
+        tri = self._tril.get(n)
+        if tri is None:
+            tri = self._tril[n] = np.tril(np.ones((n, n), dtype=bool))
+        tot[tri] = big
         diag = np.arange(n)
         tot[diag, diag] = np.where(ok_pd, to_p + arc[pn, dn] + d_to - base, big)
         # ride time of the new request: earliest drop-off minus latest pickup must fit
@@ -378,7 +394,7 @@ def _lns(built, current, current_cost, penalty, deadline, rng):
         unrouted = [rid for rid in built.optional if rid not in set(served)]
         if not served:
             break
-        q = rng.randint(2, max(3, min(n_req // 4, 15)))
+        q = rng.randint(2, max(3, min(n_req // 4, 10)))
         mode = rng.random()
         if mode < 0.6:  # related (Shaw) removal
             a = info[rng.choice(served)]
@@ -401,7 +417,7 @@ def _lns(built, current, current_cost, penalty, deadline, rng):
         noise = rng.choice((0.0, 0.0, 0.1))
         _, missing = fast.recreate(routes, order, nodes, rng, regret, noise)
         cost = sum(fast.cost(k, r) for k, r in enumerate(routes)) + penalty * len(missing)
-        if it % polish_every == 0 or (cost < best_cost and rng.random() < 0.2):
+        if POLISH and (it % polish_every == 0 or (cost < best_cost and rng.random() < 0.1)):
             left = deadline - time.perf_counter()
             if left > 0.1:
                 params = ort.search_parameters(min(left, 0.3), metaheuristic="greedy")

@@ -31,6 +31,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 from ortools.constraint_solver import routing_ils_pb2  # noqa: F401  (9.12+: ILS parameters)
+from ortools.util import optional_boolean_pb2
 
 from routing.model import (
     DIMENSIONS,
@@ -262,7 +263,9 @@ def build(
         if rid in nodes.pickup_node:
             continue
         di = manager.NodeToIndex(d)
-        routing.SetAllowedVehiclesForIndex([nodes.vehicle[d]], di)
+        # (SetAllowedVehiclesForIndex's Python wrapper rejects every argument in 9.15, so the
+        # vehicle variable's domain is cut directly; OR-Tools' vehicle-var filter honours it)
+        routing.VehicleVar(di).SetValue(nodes.vehicle[d])
     del veh_index
     return Built(problem, nodes, starts, ends, manager, routing, tdim, optional, horizon, keep)
 
@@ -275,6 +278,8 @@ def search_parameters(
     ils: bool = False,
     log_search: bool = False,
     solution_limit: int | None = None,
+    lns_operators: bool = False,
+    close_nodes: int = 6,
 ) -> object:
     """OR-Tools search parameters; ``ils=True`` switches to its iterated local search with
     SISR ruin & recreate (OR-Tools >= 9.12)."""
@@ -285,6 +290,13 @@ def search_parameters(
     p.log_search = log_search
     if solution_limit:
         p.solution_limit = solution_limit
+    if lns_operators:
+        ops = p.local_search_operators
+        ops.use_global_cheapest_insertion_close_nodes_lns = optional_boolean_pb2.BOOL_TRUE
+        ops.use_local_cheapest_insertion_close_nodes_lns = optional_boolean_pb2.BOOL_TRUE
+        ops.use_global_cheapest_insertion_expensive_chain_lns = optional_boolean_pb2.BOOL_TRUE
+        ops.use_local_cheapest_insertion_expensive_chain_lns = optional_boolean_pb2.BOOL_TRUE
+        p.heuristic_close_nodes_lns_num_nodes = close_nodes
     if ils:
         p.use_iterated_local_search = True
         ilsp = p.iterated_local_search_parameters
