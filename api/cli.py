@@ -84,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     ac.add_argument("--vehicle", help="driver: the vehicle")
     ac.add_argument("--door-to-door", action="store_true")
     asub.add_parser("list", help="list accounts (never tokens)")
+    sm = sub.add_parser("simulate", help="drive vehicles of a running server with the vehicle simulator")
+    sm.add_argument("--url", default="http://127.0.0.1:8000")
+    sm.add_argument("--token", action="append", default=[], metavar="VEHICLE=TOKEN",
+                    help="a driver token per vehicle (repeat); default: the demo drivers")
+    sm.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    sm.add_argument("--no-show-rate", type=float, default=0.0)
+    sm.add_argument("--delay-factor", type=float, default=1.0, help="actual / planned travel time")
+    sm.add_argument("--seed", type=int, default=None)
     args = p.parse_args(argv)
     settings = _settings(args)
 
@@ -100,6 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for a in asyncio.run(_list_accounts(settings)):
                 print(a["id"], a["role"], a["name"], a["stop_id"] or "", a["vehicle_id"] or "")
+    elif args.cmd == "simulate":
+        from api.server import DEMO_ACCOUNTS
+        from driver_app.simulator import parse_tokens, simulate_cli
+
+        tokens = parse_tokens(args.token) or {v: t for r, _, t, _, v in DEMO_ACCOUNTS if r == "driver" and v}
+        try:
+            asyncio.run(simulate_cli(args.url, tokens, speed=args.speed, no_show_rate=args.no_show_rate,
+                                     delay_factor=args.delay_factor, seed=args.seed))
+        except KeyboardInterrupt:
+            pass
     elif args.cmd == "serve":
         from api.server import serve
 

@@ -114,7 +114,7 @@ def test_tablet_shows_plan_changes_events_and_survives_offline(browser: Any, tab
 def test_tablet_speaks_english_and_fails_loudly_on_unknown_message_types(browser: Any, tablet_server: LiveServer) -> None:
     """The English toggle works; a message type the page does not know shows an error banner."""
     srv = tablet_server
-    vid = sorted(srv.drivers)[0]
+    vid = min(srv.drivers)
     ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ja-JP")
     page = ctx.new_page()
     try:
