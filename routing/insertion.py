@@ -47,6 +47,7 @@ import math
 from collections import ChainMap
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Literal, NamedTuple, cast
 
 import numpy as np
@@ -587,7 +588,9 @@ class _Stack:
         dq = np.zeros((V, K, 3), dtype=np.int64)
         mr_s, from_s, at_s = grid(0), grid(1 << 30), grid(0)
         if rows:
-            a = np.array(rows, dtype=np.int64)
+            a = np.fromiter(
+                chain.from_iterable(rows), dtype=np.int64, count=13 * len(rows)
+            ).reshape(len(rows), 13)
             rv, rk = a[:, 0], a[:, 1]
             loc_s[rv, rk] = a[:, 2]
             e_s[rv, rk] = a[:, 3]
@@ -612,24 +615,25 @@ class _Stack:
         leg = travel[pre_loc, loc].astype(np.int64, copy=False)
         self.loc, self.pre_loc, self.leg = loc, pre_loc, leg
 
-        # -- earliest-start schedule, one position at a time across all vehicles ----------------
-        arr = np.zeros((V, P), dtype=np.int64)
-        start = np.zeros((V, P), dtype=np.int64)
-        pre_dep = np.zeros((V, P), dtype=np.int64)
-        t = hd[:, 2].copy()
-        pre_dep[:, 0] = t
-        for k in range(K):
-            a_k = t + leg[:, k]
-            b_k = np.maximum(a_k, e_s[:, k])
-            live = k < n
-            arr[:, k] = a_k
-            start[:, k] = b_k
-            t = np.where(live, b_k + svc_s[:, k], t)
-            pre_dep[:, k + 1] = t
-        end_arr = t + leg[vv, n]
-        arr[vv, n] = end_arr
-        start[vv, n] = end_arr
+        # -- earliest-start schedule without a loop -------------------------------------------
+        # departure d_k = max(d_{k-1} + leg_k, e_k) + svc_k. With C_k = sum_{k' <= k} (leg + svc),
+        # d_k - C_k = max(d_{k-1} - C_{k-1}, e_k + svc_k - C_k), a running maximum:
+        # d_k = C_k + max(t0, max_{k' <= k} (e_k' + svc_k' - C_k')).
         is_stop = pos_[None, :] < n[:, None]
+        t0 = hd[:, 2]
+        pre_dep = np.empty((V, P), dtype=np.int64)
+        pre_dep[:, 0] = t0
+        if K:
+            stop_leg = np.where(is_stop[:, :K], leg[:, :K], 0)
+            cum = np.cumsum(stop_leg + svc_s, axis=1)
+            g = np.where(is_stop[:, :K], e_s + svc_s - cum, np.iinfo(np.int64).min // 2)
+            run = np.maximum.accumulate(np.maximum(g, t0[:, None]), axis=1)
+            pre_dep[:, 1:] = cum + run
+        arr = pre_dep + leg
+        start = arr.copy()
+        if K:
+            start[:, :K] = np.where(is_stop[:, :K], pre_dep[:, 1:] - svc_s, arr[:, :K])
+        end_arr = arr[vv, n]
         wait = np.where(is_stop, start - arr, 0)
         self.arr, self.pre_dep, self.wait = arr, pre_dep, wait
         self.dep = pre_dep[:, 1:]  # dep[k] = departure from stop k (k < n)
@@ -674,13 +678,17 @@ class _Stack:
         fwd_win = np.minimum.accumulate(val[:, ::-1], axis=1)[:, ::-1] - wc[:, :P]
         fwd_win[~valid] = -1.0
         fwd = fwd_win.copy()
-        for m in range(K):
-            dm = is_drop[:, m]
-            if not dm.any():
-                continue
-            v_m = ride_slack[:, m] + wc[:, m + 1]
-            mask = dm[:, None] & (pos_[None, :] > ride_from[:, m : m + 1]) & (pos_[None, :] <= m)
-            np.minimum(fwd, np.where(mask, v_m[:, None] - wc[:, :P], _INF), out=fwd)
+        if K and is_drop.any():
+            # drop-off m limits a push at k for pickup(m) < k <= m: (V, m, k)
+            kk = pos_[None, None, :]
+            mask = (
+                is_drop[:, :, None]
+                & (kk > ride_from[:, :K, None])
+                & (kk <= np.arange(K)[None, :, None])
+            )
+            top = ride_slack[:, :K] + wc[:, 1 : K + 1]
+            lim = np.where(mask, top[:, :, None] - wc[:, None, :P], _INF)
+            np.minimum(fwd, lim.min(axis=1), out=fwd)
         self.fwd, self.fwd_win = fwd, fwd_win
 
     def old_excess(self, v: int) -> tuple[dict[Stop, int], int]:
