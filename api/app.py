@@ -15,6 +15,7 @@ from api.realtime import Hub
 from api.routers import bookings, driver_ws, rider_ws, stops, vehicles
 from transit.bootstrap import Runtime, bootstrap
 from transit.clock import Clock
+from transit.dispatcher import Dispatcher
 from transit.reference_data import ReferenceData
 from transit.settings import Settings
 
@@ -38,9 +39,19 @@ def create_app(
         hub = Hub(runtime)
         app.state.hub = hub
         await hub.start()
+        dispatcher = None
+        if settings.dispatcher:
+            dispatcher = Dispatcher(runtime.services, runtime.engine, interval_s=settings.reoptimise_interval_s,
+                                    budget_s=settings.reoptimise_budget_s,
+                                    evening_batch_local=settings.evening_batch_local)
+            runtime.bus.subscribe(dispatcher.on_events)
+            dispatcher.start()
+        app.state.dispatcher = dispatcher
         try:
             yield
         finally:
+            if dispatcher is not None:
+                await dispatcher.stop()
             await hub.stop()
             await runtime.close()
 

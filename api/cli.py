@@ -64,6 +64,28 @@ async def _list_accounts(settings: Settings) -> list[dict]:
         await rt.close()
 
 
+async def _dispatch(settings: Settings, args: argparse.Namespace) -> list:
+    from datetime import date, timedelta
+
+    from transit.dispatcher import Dispatcher
+
+    rt = bootstrap(settings)
+    try:
+        d = Dispatcher(rt.services, rt.engine, budget_s=args.budget)
+        if not await d.leader.acquire():
+            raise SystemExit("another dispatcher holds the lock for this service area")
+        try:
+            if args.cmd == "reoptimise":
+                return [await d.reoptimise("manual")]
+            tz = rt.reference.rules.tz
+            day = date.fromisoformat(args.date) if args.date else datetime.now(tz).date() + timedelta(days=1)
+            return await d.evening_batch(day, budget_s=args.budget)
+        finally:
+            await d.leader.release()
+    finally:
+        await rt.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="okuma", description="大熊町オンデマンド交通 / Okuma on-demand transit")
     p.add_argument("--database-url", help="defaults to $DATABASE_URL or SQLite in var/okuma.db")
@@ -92,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     sm.add_argument("--no-show-rate", type=float, default=0.0)
     sm.add_argument("--delay-factor", type=float, default=1.0, help="actual / planned travel time")
     sm.add_argument("--seed", type=int, default=None)
+    rp = sub.add_parser("reoptimise", help="re-plan the coming hours now (inside every promise)")
+    rp.add_argument("--budget", type=float, default=5.0, help="solver seconds")
+    bp = sub.add_parser("batch", help="optimise a day's bookings together (the evening batch)")
+    bp.add_argument("--date", help="YYYY-MM-DD (default: tomorrow, Asia/Tokyo)")
+    bp.add_argument("--budget", type=float, default=30.0, help="solver seconds per shift window")
     args = p.parse_args(argv)
     settings = _settings(args)
 
@@ -118,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
                                      delay_factor=args.delay_factor, seed=args.seed))
         except KeyboardInterrupt:
             pass
+    elif args.cmd in ("reoptimise", "batch"):
+        for r in asyncio.run(_dispatch(settings, args)):
+            print(f"{r.reason}: {r.requests} requests on {r.vehicles} vehicles, vehicle time "
+                  f"{r.travel_before_s} s -> {r.travel_after_s} s, {'applied' if r.applied else 'not applied'}"
+                  f" ({r.why}), solver {r.solve_s:.1f} s")
     elif args.cmd == "serve":
         from api.server import serve
 

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     dispatcher: bool = True  # run the re-optimising dispatcher in this process
+    reoptimise_interval_s: float = 120.0  # re-plan on this timer (and soon after cancellations)
+    reoptimise_budget_s: float = 2.0  # solver time budget per re-plan
+    evening_batch_local: str = "20:30"  # when next-day bookings are optimised together
     shift_days: int = 8  # how many days of shifts to lay out from the fleet file
     handover_secret: str = DEFAULT_HANDOVER_SECRET  # derives grocery handover codes
     ws_queue_size: int = 256  # messages held per live connection before a slow one is dropped

@@ -1,0 +1,278 @@
+"""The dispatcher: re-optimises every plan inside its promises, and the evening batch.
+
+One dispatcher per service area: on PostgreSQL the process holding an advisory lock is the
+leader; on SQLite (one process) it always leads. It re-plans on a timer and soon after a
+cancellation, a no-show or a delay, off the event loop (the solver runs in a worker thread), and
+applies the result only if (1) no plan changed meanwhile (plan versions), (2) the independent
+checker finds no violation, (3) every promised request is still served, and (4) the vehicle time
+went down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Sequence
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from routing import model as rm
+from routing.check import check
+from routing.optimise import optimise
+from transit.booking import BookingStatus
+from transit.clock import from_epoch
+from transit.events import BookingCancelled, BookingStatusChanged, Event
+from transit.handlers import Services, _apply_route
+from transit.planning import Snapshot, build_snapshot, relevant_booking_ids
+
+log = logging.getLogger("okuma.dispatcher")
+ADVISORY_KEY = 0x0C0A_7A1  # one dispatcher per service area (one area per database today)
+
+
+@dataclass(frozen=True)
+class ReoptResult:
+    reason: str
+    applied: bool
+    why: str
+    requests: int
+    vehicles: int
+    travel_before_s: int
+    travel_after_s: int
+    solve_s: float
+
+    @property
+    def saving_s(self) -> int:
+        return self.travel_before_s - self.travel_after_s if self.applied else 0
+
+
+def route_travel_s(problem: rm.Problem, vehicle: rm.Vehicle, stops: Sequence[rm.Stop]) -> int:
+    """Driving time of a route: start, its stops' locations, end (no waiting, no dwell)."""
+    locs = [vehicle.start_location]
+    for s in stops:
+        r = problem.requests[s.request_id]
+        locs.append(r.pickup if s.kind == "pickup" else r.dropoff)
+    locs.append(vehicle.end_location)
+    return sum(problem.travel(a, b) for a, b in zip(locs, locs[1:]))
+
+
+class LeaderLock:
+    """Leadership for one service area: a PostgreSQL session advisory lock, or always on SQLite."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def acquire(self) -> bool:
+        if self.engine.dialect.name != "postgresql":
+            return True
+        if self._conn is not None:
+            return True
+        conn = await self.engine.connect()
+        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})).scalar()
+        await conn.commit()
+        if got:
+            self._conn = conn  # the lock lives as long as this connection
+            return True
+        await conn.close()
+        return False
+
+    async def release(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        svc: Services,
+        engine: AsyncEngine,
+        *,
+        interval_s: float = 120.0,
+        budget_s: float = 2.0,
+        lookahead_s: int = 3 * 3600,
+        debounce_s: float = 5.0,
+        evening_batch_local: str | None = "20:30",
+        evening_budget_s: float = 30.0,
+    ) -> None:
+        self.svc = svc
+        self.leader = LeaderLock(engine)
+        self.interval_s = interval_s
+        self.budget_s = budget_s
+        self.lookahead_s = lookahead_s
+        self.debounce_s = debounce_s
+        self._task: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.history: list[ReoptResult] = []
+        self.evening_batch_local = evening_batch_local
+        self.evening_budget_s = evening_budget_s
+        self._batched_for: date | None = None
+
+    # ------------------------------------------------------------------ wiring
+
+    async def on_events(self, events: Sequence[Event]) -> None:
+        """Bus subscriber: cancellations, no-shows and delays ask for a re-plan soon."""
+        for e in events:
+            name = type(e).__name__
+            if isinstance(e, BookingCancelled) or name in ("ReplanRequested", "PromiseAtRisk") or (
+                isinstance(e, BookingStatusChanged) and e.status == BookingStatus.NO_SHOW.value
+            ):
+                self._kick.set()
+                return
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="dispatcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.leader.release()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._kick.wait(), timeout=self.interval_s)
+                reason = "event"
+                await asyncio.sleep(self.debounce_s)
+            except asyncio.TimeoutError:
+                reason = "timer"
+            self._kick.clear()
+            try:
+                if await self.leader.acquire():
+                    await self.reoptimise(reason)
+                    await self._maybe_evening_batch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the dispatcher must keep running; the plans stay as they were
+                log.exception("re-optimisation failed")
+
+    # ------------------------------------------------------------------ the work
+
+    async def _snapshot(self, window: tuple[datetime, datetime]) -> tuple[Snapshot, dict[str, int]]:
+        async with self.svc.uow(readonly=True) as uow:
+            vehicles = await uow.vehicles.list(window)
+            ids = relevant_booking_ids(vehicles, window)
+            bookings = {b.id: b for b in await uow.bookings.active(ids)} if ids else {}
+        snap, _ = build_snapshot(vehicles, bookings, now=self.svc.clock.now(), window=window,
+                                 travel=self.svc.travel)
+        versions = {v.id: v.plan_version for v in vehicles}
+        return snap, versions
+
+    async def reoptimise(
+        self, reason: str = "manual", *, window: tuple[datetime, datetime] | None = None,
+        budget_s: float | None = None,
+    ) -> ReoptResult:
+        """Re-plan every request not yet on board, inside every promise; apply only if better."""
+        async with self._lock:
+            now = self.svc.clock.now()
+            window = window or (now, now + timedelta(seconds=self.lookahead_s))
+            budget = self.budget_s if budget_s is None else budget_s
+            snap, versions = await self._snapshot(window)
+            problem = snap.problem
+            before = sum(route_travel_s(problem, v, v.route) for v in problem.vehicles)
+            n_req = len(problem.requests)
+            if n_req == 0:
+                return self._done(ReoptResult(reason, False, "nothing to plan", 0, len(problem.vehicles),
+                                              before, before, 0.0))
+            t0 = time.perf_counter()
+            solution = await asyncio.to_thread(optimise, problem, time_limit_s=budget, seed=0)
+            solve_s = time.perf_counter() - t0
+            after = sum(
+                route_travel_s(problem, next(v for v in problem.vehicles if v.id == r.vehicle_id),
+                               [s.stop for s in r.stops])
+                for r in solution.routes
+            )
+            result = ReoptResult(reason, False, "", n_req, len(problem.vehicles), before, after, solve_s)
+            if solution.unserved:
+                return self._done(_why(result, f"would drop {len(solution.unserved)} promised request(s)"))
+            violations = check(problem, solution)
+            if violations:
+                return self._done(_why(result, f"checker rejected the plan: {violations[0].kind}"))
+            if after >= before:
+                return self._done(_why(result, "no improvement"))
+            applied = await self._apply(snap, versions, solution)
+            if not applied:
+                return self._done(_why(result, "plans changed meanwhile"))
+            res = ReoptResult(reason, True, "applied", n_req, len(problem.vehicles), before, after, solve_s)
+            log.info("re-optimised (%s): %d requests, vehicle time %d s -> %d s (saved %d s) in %.2f s",
+                     reason, n_req, before, after, before - after, solve_s)
+            return self._done(res)
+
+    def _done(self, r: ReoptResult) -> ReoptResult:
+        self.history.append(r)
+        del self.history[:-100]
+        return r
+
+    async def _apply(self, snap: Snapshot, versions: dict[str, int], solution: rm.Solution) -> bool:
+        problem = snap.problem
+        planned = set(problem.requests)
+        async with self.svc.uow() as uow:
+            current = {v.id: v for v in await uow.vehicles.lock_all()}
+            if any(current[vid].plan_version != ver for vid, ver in versions.items() if vid in current):
+                return False
+            # Work on the freshly locked vehicles, with the snapshot's bookings.
+            for vid in list(snap.vehicles):
+                if vid in current:
+                    current[vid].shifts = snap.vehicles[vid].shifts
+                    snap.vehicles[vid] = current[vid]
+            for b in snap.bookings.values():
+                uow.bookings.seen[b.id] = b
+            routes = {r.vehicle_id: tuple(s.stop for s in r.stops) for r in solution.routes}
+            for v in problem.vehicles:
+                route = routes.get(v.id, ())
+                if tuple(route) == tuple(v.route):
+                    continue
+                for s in route:
+                    b = snap.bookings[s.request_id]
+                    if b.vehicle_id != v.id:
+                        b.vehicle_id = v.id
+                        await uow.bookings.save(b, now=self.svc.clock.now())
+                await _apply_route(uow, self.svc, snap, v.id, route, dict(problem.requests),
+                                   "reoptimise", tuple(sorted({s.request_id for s in route})), drop=planned)
+            await uow.commit()
+        return True
+
+    async def _maybe_evening_batch(self) -> None:
+        """Once a day, after the evening cut-off, optimise tomorrow's bookings together."""
+        if not self.evening_batch_local:
+            return
+        local = self.svc.clock.now().astimezone(self.svc.rules.tz)
+        hh, mm = (int(x) for x in self.evening_batch_local.split(":"))
+        tomorrow = local.date() + timedelta(days=1)
+        if (local.hour, local.minute) >= (hh, mm) and self._batched_for != tomorrow:
+            self._batched_for = tomorrow
+            results = await self.evening_batch(tomorrow, budget_s=self.evening_budget_s)
+            log.info("evening batch for %s: saved %d s of vehicle time over %d requests", tomorrow,
+                     sum(r.saving_s for r in results), sum(r.requests for r in results))
+
+    async def evening_batch(self, day: date, *, budget_s: float = 30.0) -> list[ReoptResult]:
+        """Optimise a day's bookings made ahead together, window by window of the fleet's shifts."""
+        tz = self.svc.rules.tz
+        start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+        end = start + timedelta(days=1)
+        async with self.svc.uow(readonly=True) as uow:
+            vehicles = await uow.vehicles.list((start, end))
+        edges = sorted({(s.starts_at, s.ends_at) for v in vehicles for s in v.shifts
+                        if s.starts_at < end and s.ends_at > start})
+        out = []
+        for a, b in edges:
+            mid = a + (b - a) / 2
+            out.append(await self.reoptimise("evening_batch", window=(mid, mid), budget_s=budget_s))
+        return out
+
+
+def _why(r: ReoptResult, why: str) -> ReoptResult:
+    return ReoptResult(r.reason, False, why, r.requests, r.vehicles, r.travel_before_s, r.travel_after_s,
+                       r.solve_s)
+
+
+__all__ = ["Dispatcher", "LeaderLock", "ReoptResult", "from_epoch", "route_travel_s"]
