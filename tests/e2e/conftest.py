@@ -100,8 +100,10 @@ def live_server() -> Iterator[LiveServer]:
         shutil.rmtree(db_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope: Playwright's sync API keeps an event loop running in this thread while it is
+    # open, which would break pytest-asyncio tests collected after this module.
     if not Path(CHROMIUM).exists():
         unavailable("Chromium", f"{CHROMIUM} not found")
     try:

@@ -95,6 +95,7 @@ def test_rider_books_sees_and_cancels(new_page: Any, live_server: LiveServer) ->
     assert page.locator("#eta").is_visible()
     # The live channel (/ws/bookings/{id}) names the vehicle; polling alone gives only its id.
     page.wait_for_function("() => /バス/.test(document.querySelector('#booking-body').textContent)")
+    assert "null" not in page.locator("#booking-body").inner_text()
     page.screenshot(path="/tmp/rider_booking.png", full_page=True)
     booking_id = page.url.rsplit("/", 1)[1]
 

@@ -186,7 +186,7 @@ function render() {
     body.push(el("h1", { id: "step-title", tabindex: "-1", role: "status" }, "しらべています…"));
   }
   if (s.error && s.step !== "confirm") body.push(el("div", { class: "alert", role: "alert", id: "kiosk-error" }, s.error));
-  root.replaceChildren(...body);
+  root.replaceChildren(...body.filter(Boolean));
   const title = document.getElementById("step-title");
   if (title) title.focus();
   speak(say);

@@ -34,7 +34,7 @@ export function render(ctx, root, id) {
       }
     }
     actions.append(el("a", { class: "button", href: "#/bookings", id: "to-list" }, t("to_list")));
-    body.replaceChildren(
+    body.replaceChildren(...[
       el("p", {}, el("span", { class: `badge ${b.status}`, id: "booking-status" }, statusText(b.status, L))),
       el("p", {}, t("pickup_window")),
       el("p", { class: "big-time", id: "booking-window" }, `${fmtTime(b.pickup_window_start)} 〜 ${fmtTime(b.pickup_window_end)}`),
@@ -49,7 +49,7 @@ export function render(ctx, root, id) {
       b.at_risk ? el("p", { class: "notice", role: "alert", id: "at-risk" }, (L === "en" ? b.live_message_en : b.live_message_ja) || t("late")) : null,
       CANCELLABLE.has(b.status) ? el("p", {}, t("be_there")) : null,
       CANCELLABLE.has(b.status) ? el("p", { class: "muted" }, "⟳ ", t("live")) : null,
-      actions);
+      actions].filter(Boolean));
   };
 
   async function doCancel() {
@@ -57,7 +57,7 @@ export function render(ctx, root, id) {
     if (yes) yes.disabled = true;
     alert.textContent = "";
     try {
-      current = await ctx.api.cancel(id, "rider");
+      current = { ...current, ...(await ctx.api.cancel(id, "rider")) };
       asking = false;
       draw();
       status.textContent = t("cancelled_ok");
@@ -68,8 +68,9 @@ export function render(ctx, root, id) {
   }
 
   const stop = watchBooking(ctx.api, id, {
+    // REST answers and live messages merge in arrival order; draw once the full booking is known.
     booking: (b) => { current = { ...(current || {}), ...b }; if (!asking) draw(); },
-    patch: (p) => { if (current) { current = { ...current, ...p }; if (!asking) draw(); } },
+    patch: (p) => { current = { ...(current || {}), ...p }; if (current.origin && !asking) draw(); },
     error: (e) => { if (!current) alert.textContent = e.text ? e.text(L) : String(e); },
   });
   title.focus();

@@ -22,10 +22,10 @@ export function render(ctx, root) {
     const by = (a, b) => a.pickup_window_start.localeCompare(b.pickup_window_start);
     const up = all.filter((b) => ACTIVE.has(b.status)).sort(by);
     const past = all.filter((b) => !ACTIVE.has(b.status)).sort(by).reverse();
-    box.replaceChildren(
+    box.replaceChildren(...[
       up.length ? el("h3", {}, t("upcoming")) : null,
       up.length ? el("ul", { class: "booking-list", id: "upcoming" }, up.map(item)) : null,
       past.length ? el("h3", {}, t("past")) : null,
-      past.length ? el("ul", { class: "booking-list", id: "past" }, past.map(item)) : null);
+      past.length ? el("ul", { class: "booking-list", id: "past" }, past.map(item)) : null].filter(Boolean));
   }).catch((e) => { box.replaceChildren(); alert.textContent = e.text ? e.text(L) : String(e); });
 }
