@@ -959,6 +959,9 @@ def rank(
                 new = evaluate(problem, vehicle, route, requests=reqs)
                 if not no_worse_than(new, old[0], old[1], request.id):
                     continue
+                # the full schedule is authoritative (identical unless the matrix breaks the
+                # triangle inequality, where a detour can make later stops earlier)
+                c = c._replace(pickup_s=new.start_s[pi], dropoff_s=new.start_s[di])
             out.append(
                 Insertion(
                     vehicle_id=vid,

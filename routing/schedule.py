@@ -10,7 +10,8 @@ Timing rules (all integer seconds):
   ``start = max(arrival, window.earliest_s)`` (it waits when early), ``departure = start +
   service``; the window is the request's ``pickup_window`` or ``dropoff_window``;
 * ride time of a request = start of service at the drop-off minus the end of service at the
-  pickup (``picked_up_at_s`` for a rider already on board) and must be ``<= max_ride_s``;
+  pickup (``picked_up_at_s`` for a rider already on board; the vehicle's ``start_time_s`` if that
+  is unknown) and must be ``<= max_ride_s``;
 * after the last stop it drives to ``end_location``; that arrival must be ``<= shift_end_s`` and,
   when ``max_route_duration_s`` is set, ``<= start_time_s + max_route_duration_s``;
 * load on departure from each stop must fit ``capacity`` in every dimension; the vehicle starts
