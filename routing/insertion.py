@@ -5,9 +5,11 @@ It is a pipeline of small named roles:
 
 1. :func:`filter_candidates` — *candidate filter*: vehicles whose capacity fits the load and that
    can still reach the pickup in time and finish before their shift ends.
-2. :func:`generate_insertions` — *insertion generator*: for one vehicle, every (pickup position,
-   drop-off position) pair, tested in O(1) each with the route's forward time slack
-   (:class:`routing.schedule.RouteSlack`) and pruned early when a position can no longer work.
+2. *insertion generator*: every (pickup position, drop-off position) pair of every candidate,
+   tested in O(1) each with the route's forward time slack (see :mod:`routing.schedule`).
+   :func:`generate_insertions` is the readable per-vehicle reference; :func:`find_insertions`
+   runs ``_generate_stacked``, the same tests vectorised with numpy over vehicles x positions x
+   positions (identical results, checked by the unit tests against exhaustive evaluation).
 3. :func:`insertion_cost` — *insertion cost*: added vehicle time + ``weights.promised_delay`` x
    added delay to riders already promised (+ optional terms for the new rider); ``math.inf`` means
    infeasible.
@@ -320,19 +322,17 @@ class _Rows:
 class PreparedPlans:
     """The vehicles' current plans, preprocessed once for many insertion searches.
 
-    Holds every vehicle's route timing and forward slack (as arrays, built on first use) and,
-    for the reference generator, one :class:`~routing.schedule.RouteSlack` per vehicle. Valid
+    Holds every vehicle's route timing and forward slack as arrays, built on first use. Valid
     as long as ``problem`` (its vehicles, their routes, the promised requests and the travel-time
     matrix) does not change: keep one per plan version, e.g. in the dispatcher between commits,
     and make a new one after every plan change. :func:`nearest_feasible_times` uses one for its
     repeated searches.
     """
 
-    __slots__ = ("_slack", "_stack", "problem")
+    __slots__ = ("_stack", "problem")
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
-        self._slack: dict[int, RouteSlack] = {}
         self._stack: _Stack | None = None
 
     def stack(self) -> _Stack:
@@ -340,14 +340,6 @@ class PreparedPlans:
         if self._stack is None:
             self._stack = _Stack(self.problem, range(len(self.problem.vehicles)))
         return self._stack
-
-    def slack(self, vehicle_index: int) -> RouteSlack:
-        s = self._slack.get(vehicle_index)
-        if s is None:
-            s = self._slack[vehicle_index] = RouteSlack(
-                self.problem, self.problem.vehicles[vehicle_index]
-            )
-        return s
 
 
 def generate_insertions(
@@ -982,29 +974,6 @@ def rank(
 # --------------------------------------------------------------------------------------------
 # the search
 # --------------------------------------------------------------------------------------------
-
-
-def _build_slacks(problem: Problem, vehicle_indices: Sequence[int]) -> list[RouteSlack]:
-    """:class:`RouteSlack` for several vehicles, with one travel-matrix lookup for all legs."""
-    paths: list[int] = []
-    bounds = [0]
-    for vi in vehicle_indices:
-        v = problem.vehicles[vi]
-        reqs = problem.requests
-        paths.append(v.start_location)
-        for s in v.route:
-            r = reqs[s.request_id]
-            paths.append(r.pickup if s.kind == "pickup" else r.dropoff)
-        paths.append(v.end_location)
-        bounds.append(len(paths))
-    if not paths:
-        return []
-    arr = np.asarray(paths, dtype=np.int64)
-    legs = problem.travel_s[arr[:-1], arr[1:]].tolist()
-    return [
-        RouteSlack(problem, problem.vehicles[vi], legs=legs[bounds[k] : bounds[k + 1] - 1])
-        for k, vi in enumerate(vehicle_indices)
-    ]
 
 
 def _check_request(problem: Problem, request: Request) -> None:
