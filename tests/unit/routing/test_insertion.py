@@ -470,3 +470,31 @@ def test_generator_agrees_with_exhaustive_evaluation() -> None:
                 assert (sched.start_s[pi], sched.start_s[di]) == (c.pickup_s, c.dropoff_s)
                 checked += 1
     assert checked > 100
+
+
+def test_prepared_plans_give_the_same_answers() -> None:
+    """Reusing PreparedPlans between searches changes nothing but speed."""
+    from routing.insertion import PreparedPlans
+
+    rng = random.Random(11)
+    for _ in range(40):
+        pr, new = _random_problem(rng)
+        prepared = PreparedPlans(pr)
+        assert find_insertions(pr, new, prepared=prepared) == find_insertions(pr, new)
+        other = replace(new, id="other", pickup=(new.pickup + 3) % 11)
+        assert find_insertions(pr, other, prepared=prepared) == find_insertions(pr, other)
+    with pytest.raises(ValueError):
+        find_insertions(pr, new, prepared=PreparedPlans(problem(bus())))
+
+
+def test_nearest_feasible_times_one_direction() -> None:
+    """shift="later" never proposes an earlier time, shift="earlier" never a later one."""
+    v = bus()
+    new = req("n", 5, 3, pw=TimeWindow(600, 610), dw=TimeWindow(0, 5000))
+    a = req("a", 0, 10, load=Load(seats=4), pw=TimeWindow(550, 560), dw=TimeWindow(650, 700))
+    pr = problem(replace(v, route=(P("a"), D("a"))), requests=(a,))
+    assert find_insertions(pr, new).options == ()
+    later = nearest_feasible_times(pr, new, step_s=60, horizon_s=600, shift="later")
+    earlier = nearest_feasible_times(pr, new, step_s=60, horizon_s=600, shift="earlier")
+    assert later and all(t > 600 for t in later)
+    assert earlier and all(t < 600 for t in earlier)
