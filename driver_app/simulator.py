@@ -82,6 +82,7 @@ class Tally:
     rejected: int = 0
     positions: int = 0
     log: list[tuple[str, str]] = field(default_factory=list)  # (event type, booking id)
+    late_s: dict[str, float] = field(default_factory=dict)  # visit id -> arrival minus planned time
 
 
 class VehicleSimulator:
@@ -229,6 +230,8 @@ class VehicleSimulator:
                 self._skipped.add(v.visit_id)
             return
         self.tally.arrived += 1
+        for v in group:
+            self.tally.late_s[v.visit_id] = (arrived_at - v.planned_at).total_seconds()
         # Drop-offs first (people get off before others get on), then boardings.
         for v in sorted(group, key=lambda v: v.kind != "dropoff"):
             if v.kind == "dropoff":

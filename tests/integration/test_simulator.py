@@ -174,6 +174,21 @@ async def test_no_show_rate_one_marks_no_show_after_the_wait(live_server: LiveSe
     assert tally.no_shows == 1 and tally.rejected == 0 and tally.boarded == 0
 
 
+async def test_delay_factor_makes_the_vehicle_late(live_server: LiveServer) -> None:
+    """Travel three times slower than planned: the drop-off is reached well after its planned time."""
+    b = await book(live_server)
+    fleet = FleetSimulator(live_server.url, live_server.drivers, live_server.clock,
+                           options=SimulationOptions(delay_factor=3.0, seed=1),
+                           drive_clock=True, clock_speed=300)
+    fleet.start()
+    try:
+        await wait_status(live_server, b["id"], {"completed"})
+    finally:
+        await fleet.stop()
+    late = fleet.tallies()[b["vehicle_id"]].late_s
+    assert late[f"{b['id']}:dropoff"] > 600 > late[f"{b['id']}:pickup"], late
+
+
 async def test_client_resends_unacknowledged_events_after_a_reconnect(live_server: LiveServer) -> None:
     """An event queued while offline goes out on reconnect and is applied once; last_seq is kept."""
     b = await book(live_server)
