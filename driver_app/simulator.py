@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from api import protocol as p
 from driver_app.client import DriverClient, Refused
-from transit.clock import Clock
+from transit.clock import Clock, FakeClock
 
 log = logging.getLogger("okuma.simulator")
 
@@ -327,17 +327,20 @@ class FleetSimulator:
                 base_url, token, clock, vehicle_id=vid, options=self.options,
                 start=(starts or {}).get(vid), rng=rng,
             )
+        if drive_clock and not isinstance(clock, FakeClock):
+            raise ValueError("drive_clock needs a FakeClock")
         self.drive_clock = drive_clock
         self.clock_speed = clock_speed
         self._tasks: list[asyncio.Task[None]] = []
 
     async def _tick(self) -> None:
         """Move a FakeClock forward at ``clock_speed`` simulated seconds per real second."""
-        advance = self.clock.advance
+        clock = self.clock
+        assert isinstance(clock, FakeClock)
         step = 0.05
         while True:
             await asyncio.sleep(step)
-            advance(step * self.clock_speed)
+            clock.advance(step * self.clock_speed)
 
     def start(self) -> None:
         if self._tasks:
