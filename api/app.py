@@ -36,6 +36,7 @@ def create_app(
         runtime: Runtime = bootstrap(settings, clock=clock, reference=reference)
         app.state.runtime = runtime
         app.state.services = runtime.services
+        app.state.actor_cache = {}
         hub = Hub(runtime)
         app.state.hub = hub
         await hub.start()

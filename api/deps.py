@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from transit import errors
-from transit.accounts import authenticate
+from transit.accounts import authenticate, hash_token
 from transit.commands import Actor
 from transit.handlers import Services
 
@@ -22,13 +23,27 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+ACTOR_TTL_S = 30.0  # a disabled account stops working within this time
+
+
 async def current_actor(
+    request: Request,
     svc: ServicesDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     token = creds.credentials if creds else None
+    # A short per-process cache keyed by the token's hash saves a database round trip per call.
+    cache: dict[str, tuple[float, Actor]] = request.app.state.actor_cache
+    key = hash_token(token) if token else ""
+    hit = cache.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
     async with svc.uow(readonly=True) as uow:
-        return await authenticate(uow, token)
+        actor = await authenticate(uow, token)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key] = (time.monotonic() + ACTOR_TTL_S, actor)
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
