@@ -57,6 +57,8 @@ import numpy as np
 from routing.model import Problem, Request, Stop, TimeWindow, UnservedCause
 from routing.schedule import RouteSlack, end_limit_s, evaluate, no_worse_than
 
+_INF = float("inf")
+
 __all__ = [
     "Insertion",
     "InsertionResult",
@@ -707,9 +709,6 @@ class _SlackView(NamedTuple):
     wait: list[int]
     ride_slack: list[float]
     ride_from: list[int]
-
-
-_INF = float("inf")
 
 
 def _push_delays(st: _Stack, v: np.ndarray, k: np.ndarray, delta: np.ndarray) -> np.ndarray:
