@@ -36,7 +36,7 @@ from routing.model import (
 log = logging.getLogger(__name__)
 
 #: run a short OR-Tools local search on LNS solutions now and then
-POLISH = True
+POLISH = False
 
 
 def default_penalty(problem: Problem) -> int:
@@ -152,6 +152,11 @@ class _Fast:
         self.svc = list(nodes.service)
         self.lo = list(nodes.earliest)
         self.hi = list(nodes.latest)
+        for rid, pn in nodes.pickup_node.items():  # implied windows prune insertions early
+            (p_lo, p_hi), (d_lo, d_hi) = ort.tightened_windows(p, p.requests[rid])
+            dn = nodes.dropoff_node[rid]
+            self.lo[pn], self.hi[pn] = max(self.lo[pn], p_lo), min(self.hi[pn], p_hi)
+            self.lo[dn], self.hi[dn] = max(self.lo[dn], d_lo), min(self.hi[dn], d_hi)
         self.kind = list(nodes.kind)
         self.req = list(nodes.request)
         n = len(loc)
@@ -266,7 +271,11 @@ class _Fast:
         return data
 
     def route_best(self, k: int, seq: tuple[int, ...], pn: int, dn: int, max_checks: int = 25):
-        """Cheapest feasible insertion of pair (pn, dn) into route k: (delta, new seq) or None."""
+        """Cheapest feasible insertion of pair (pn, dn) into route k: (delta, new seq) or None.
+
+        Necessary conditions (windows against the route's earliest/latest times, the new
+        rider's ride limit, capacity over the span) prune the positions; the survivors are
+        tried cheapest first with the exact schedule until one is feasible."""
         lp = self.load[pn]
         cap = self.cap[k]
         if any(q > c for q, c in zip(lp, cap)):
@@ -276,51 +285,57 @@ class _Fast:
             return None
         a, dep, late1, lds, base = data
         arc = self.arc
-        n = len(a) - 1
-        svp, svd = self.svc[pn], self.svc[dn]
         a0, a1 = a[:-1], a[1:]
-        to_p, p_to = arc[a0, pn], arc[pn, a1]
-        to_d, d_to = arc[a0, dn], arc[dn, a1]
+        svp, svd = self.svc[pn], self.svc[dn]
+        to_p = arc[a0, pn]
+        p_to = arc[pn, a1]
         arr_p = np.maximum(dep + to_p, self.lo[pn])
-        ok_p = (arr_p <= self.hi[pn]) & (arr_p + svp + p_to <= late1)
-        if not ok_p.any():
+        ok_p = (arr_p <= self.hi[pn]) & (arr_p + (svp + p_to) <= late1)
+        ip = np.flatnonzero(ok_p).tolist()
+        if not ip:
             return None
+        to_d = arc[a0, dn]
+        d_to = arc[dn, a1]
         arr_d = np.maximum(dep + to_d, self.lo[dn])
-        ok_d = (arr_d <= self.hi[dn]) & (arr_d + svd + d_to <= late1)
-        # pickup directly followed by its drop-off: the pickup may wait (ride-time rule), so
-        # test with the latest pickup that still lets the drop-off reach the next stop
+        ok_d = (arr_d <= self.hi[dn]) & (arr_d + (svd + d_to) <= late1)
+        jd = np.flatnonzero(ok_d).tolist()
+        ride = self.ride[dn]
         pd = int(arc[pn, dn])
-        lat_d = np.minimum(self.hi[dn], late1 - svd - d_to)
-        lat_pp = np.minimum(self.hi[pn], lat_d - svp - pd)
-        ok_pd = ok_p & (lat_pp >= arr_p) & (self.lo[dn] <= lat_d) & (svp + pd <= self.ride[dn])
-        ok_pd &= self.lo[dn] - lat_pp <= self.ride[dn]
-        big = np.iinfo(np.int64).max // 4
-        dp = np.where(ok_p, to_p + p_to - base, big)
-        dd = np.where(ok_d, to_d + d_to - base, big)
-        tot = dp[:, None] + dd[None, :]
-        tri = self._tril.get(n)
-        if tri is None:
-            tri = self._tril[n] = np.tril(np.ones((n, n), dtype=bool))
-        tot[tri] = big
-        diag = np.arange(n)
-        tot[diag, diag] = np.where(ok_pd, to_p + arc[pn, dn] + d_to - base, big)
-        # ride time of the new request: earliest drop-off minus latest pickup must fit
-        latest_p = np.minimum(self.hi[pn], late1 - svp - p_to)
-        tot[arr_d[None, :] - latest_p[:, None] > self.ride[dn]] = big
-        ok_pos = np.all(lds[:n] + np.asarray(lp) <= np.asarray(cap), axis=1)
-        if not ok_pos.all():
-            bad = np.cumsum(~ok_pos)
-            span_bad = bad[None, :] - np.concatenate(([0], bad[:-1]))[:, None]
-            tot[span_bad > 0] = big
-        flat = tot.ravel()
-        m = min(max_checks, flat.size)
-        idx = np.argpartition(flat, m - 1)[:m] if m < flat.size else np.arange(flat.size)
-        idx = idx[np.argsort(flat[idx], kind="stable")]
-        for f in idx.tolist():
-            c = int(flat[f])
-            if c >= big // 2:
-                break
-            i, j = divmod(f, n)
+        hi_p, hi_d, lo_d = self.hi[pn], self.hi[dn], self.lo[dn]
+        late_l = late1.tolist()
+        dep_l = dep.tolist()
+        arr_p_l, arr_d_l = arr_p.tolist(), arr_d.tolist()
+        to_p_l, p_to_l, to_d_l, d_to_l, base_l = (
+            to_p.tolist(), p_to.tolist(), to_d.tolist(), d_to.tolist(), base.tolist()
+        )
+        # capacity: prefix count of positions where the new load does not fit
+        fits = np.all(lds + np.asarray(lp) <= np.asarray(cap), axis=1)
+        badpre = np.concatenate(([0], np.cumsum(~fits))).tolist()
+        cands = []
+        for i in ip:
+            if badpre[i + 1] - badpre[i]:
+                continue
+            latest_p = min(hi_p, late_l[i] - svp - p_to_l[i])
+            dpi = to_p_l[i] + p_to_l[i] - base_l[i]
+            # drop-off right after the pickup
+            lat_d = min(hi_d, late_l[i] - svd - d_to_l[i])
+            lat_pp = min(hi_p, lat_d - svp - pd)
+            if lat_pp >= arr_p_l[i] and lo_d <= lat_d and svp + pd <= ride and lo_d - lat_pp <= ride:
+                cands.append((to_p_l[i] + pd + d_to_l[i] - base_l[i], i, i))
+            for j in jd:
+                if j <= i:
+                    continue
+                if badpre[j + 1] - badpre[i]:
+                    break
+                if dep_l[j] - latest_p > ride:  # departures only grow along the route
+                    break
+                if arr_d_l[j] - latest_p > ride:
+                    continue
+                cands.append((dpi + to_d_l[j] + d_to_l[j] - base_l[j], i, j))
+        if not cands:
+            return None
+        cands.sort()
+        for c, i, j in cands[:max_checks]:
             new = (*seq[:i], pn, *seq[i:j], dn, *seq[j:])
             if self._route_data(k, new) is not None:
                 return c, new
