@@ -1,14 +1,19 @@
-"""Starting the server; with --demo, demo accounts with well-known tokens (development only)."""
+"""Starting the server; with --demo, demo accounts with well-known tokens and a simulated fleet."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from datetime import datetime, timezone
 
 import uvicorn
 
 from transit.accounts import create_account, hash_token
 from transit.bootstrap import bootstrap
+from transit.clock import AcceleratedClock, Clock, SystemClock
 from transit.settings import Settings
+
+log = logging.getLogger("okuma.server")
 
 DEMO_ACCOUNTS = [
     # (role, name, token, stop, vehicle)
@@ -21,22 +26,45 @@ DEMO_ACCOUNTS = [
 ]
 
 
-async def ensure_demo_accounts(settings: Settings) -> list[tuple[str, str]]:
+def demo_driver_token(vehicle_id: str) -> str:
+    return f"demo-driver-{vehicle_id}"
+
+
+async def ensure_demo_accounts(settings: Settings) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """Demo accounts (development only); returns (role, token) pairs and a driver token per vehicle."""
     if settings.environment != "development":
         raise SystemExit("demo accounts have well-known tokens: refused outside development")
     rt = bootstrap(settings)
+    drivers: dict[str, str] = {}
     try:
         async with rt.services.uow() as uow:
             vehicle_ids = [v.id for v in await uow.vehicles.list()]
-            for role, name, token, stop, vehicle in DEMO_ACCOUNTS:
+            wanted = list(DEMO_ACCOUNTS) + [
+                ("driver", f"{vid} 運転士 (demo driver)", demo_driver_token(vid), None, vid) for vid in vehicle_ids
+            ]
+            for role, name, token, stop, vehicle in wanted:
                 if vehicle is not None and vehicle not in vehicle_ids:
                     vehicle = vehicle_ids[0] if vehicle_ids else None
+                if role == "driver" and vehicle is None:
+                    continue
                 if await uow.accounts.by_token_hash(hash_token(token)) is None:
                     await create_account(uow, role=role, name=name, stop_id=stop, vehicle_id=vehicle, token=token)
+                if role == "driver" and token.startswith("demo-driver-"):
+                    drivers[vehicle] = token  # type: ignore[index]
             await uow.commit()
     finally:
         await rt.close()
-    return [(role, token) for role, _, token, _, _ in DEMO_ACCOUNTS]
+    return [(role, token) for role, _, token, _, _ in DEMO_ACCOUNTS], drivers
+
+
+async def _fleet_when_started(server: uvicorn.Server, base_url: str, drivers: dict[str, str], clock: Clock,
+                              stop: asyncio.Event) -> None:
+    from driver_app.simulator import run_demo_fleet
+
+    while not server.started:
+        await asyncio.sleep(0.1)
+    log.info("simulated fleet: %d vehicles", len(drivers))
+    await run_demo_fleet(base_url, drivers, clock, stop=stop)
 
 
 def serve(
@@ -45,17 +73,47 @@ def serve(
 ) -> int:
     host = host or settings.host
     port = port or settings.port
+    drivers: dict[str, str] = {}
     if demo:
-        creds = asyncio.run(ensure_demo_accounts(settings))
+        creds, drivers = asyncio.run(ensure_demo_accounts(settings))
         settings = settings.model_copy(update={"demo": True, "simulate_fleet": simulator})
         print("\n大熊町オンデマンド交通 / Okuma on-demand transit (demo)")
-        print(f"  http://{host}:{port}/            rider app / 予約")
-        print(f"  http://{host}:{port}/docs        API (OpenAPI)")
+        print(f"  http://127.0.0.1:{port}/            予約 / rider app")
+        print(f"  http://127.0.0.1:{port}/kiosk       キオスク / kiosk")
+        print(f"  http://127.0.0.1:{port}/operator    窓口 / operator console")
+        print(f"  http://127.0.0.1:{port}/driver/     運転士 / driver tablet")
+        print(f"  http://127.0.0.1:{port}/docs        API (OpenAPI)")
         print("  demo tokens / デモ用トークン:")
         for role, token in creds:
             print(f"    {role:9s} {token}")
+        if drivers:
+            print(f"    drivers   {', '.join(sorted(drivers.values()))}")
+        if simulator:
+            print("  simulated fleet on / 車両シミュレーター起動")
         print()
+    clock: Clock = (
+        AcceleratedClock(datetime.now(timezone.utc), settings.clock_speed)
+        if settings.clock_speed != 1.0 else SystemClock()
+    )
     from api.app import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, clock=clock), host=host, port=port, log_level="info"))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        fleet = None
+        if settings.demo and settings.simulate_fleet and drivers:
+            fleet = asyncio.create_task(_fleet_when_started(server, f"http://127.0.0.1:{port}", drivers, clock, stop))
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+            if fleet is not None:
+                fleet.cancel()
+                try:
+                    await fleet
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    asyncio.run(main())
     return 0
