@@ -346,11 +346,16 @@ async def _confirm(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
             rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["dropoff_latest"])),
             r["max_ride_s"], r["pickup_service_s"], r["dropoff_service_s"],
         )
-        result = ins.find_insertions(snap.problem, req, max_options=5)
+        # The offered vehicle first (one vehicle: cheap while the plans are locked); any other
+        # vehicle keeps the same promise if the seat went meanwhile.
+        offered = tuple(v for v in snap.problem.vehicles if v.id == offer["vehicle_id"])
+        result = ins.find_insertions(rm.Problem(offered, snap.problem.requests, snap.problem.travel_s), req,
+                                     max_options=1)
+        if not result.options:
+            result = ins.find_insertions(snap.problem, req, max_options=1)
         if not result.options:
             raise errors.OfferNoLongerAvailable()
-        # Prefer the offered vehicle when it still fits; any vehicle keeps the same promise.
-        best = next((o for o in result.options if o.vehicle_id == offer["vehicle_id"]), result.options[0])
+        best = result.options[0]
         booking = Booking(
             id=bid,
             account_id=actor.account_id if actor.role == "rider" else None,
