@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -140,8 +141,9 @@ async def _snapshot(uow: UnitOfWork, svc: Services, vehicles: list[Vehicle], win
                     extra: list[Place]) -> Snapshot:
     ids = relevant_booking_ids(vehicles, window)
     bookings = {b.id: b for b in await uow.bookings.active(ids)} if ids else {}
-    snap, _ = build_snapshot(
-        vehicles, bookings, now=svc.clock.now(), window=window, travel=svc.travel,
+    # Planning is CPU work: off the event loop, so pushes to tablets and other requests go on.
+    snap, _ = await asyncio.to_thread(
+        build_snapshot, vehicles, bookings, now=svc.clock.now(), window=window, travel=svc.travel,
         extra=[(p.lat, p.lon, p.stop_id) for p in extra],
     )
     return snap
@@ -195,10 +197,11 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
             )
         req = rm.Request(NEW, o, d, rm.Load(cmd.party_size, cmd.wheelchairs, cmd.parcels), pw, dw,
                          max_ride, service_s, drop_s)
-        result = ins.find_insertions(snap.problem, req, max_options=3)
+        result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=3)
         if not result.options:
             cause = result.cause.value if result.cause else "no_feasible_insertion"
-            alts = [from_epoch(t) for t in _alternatives(snap, req)] if cause != "no_vehicle_fits" else []
+            alts = ([from_epoch(t) for t in await asyncio.to_thread(_alternatives, snap, req)]
+                    if cause != "no_vehicle_fits" else [])
             if cause == "no_vehicle_fits":
                 raise errors.NoRideAvailable(
                     "この人数・車いす・荷物を一度に乗せられる車両がありません。",
@@ -349,10 +352,11 @@ async def _confirm(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
         # The offered vehicle first (one vehicle: cheap while the plans are locked); any other
         # vehicle keeps the same promise if the seat went meanwhile.
         offered = tuple(v for v in snap.problem.vehicles if v.id == offer["vehicle_id"])
-        result = ins.find_insertions(rm.Problem(offered, snap.problem.requests, snap.problem.travel_s), req,
-                                     max_options=1)
+        result = await asyncio.to_thread(
+            ins.find_insertions, rm.Problem(offered, snap.problem.requests, snap.problem.travel_s), req,
+            max_options=1)
         if not result.options:
-            result = ins.find_insertions(snap.problem, req, max_options=1)
+            result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=1)
         if not result.options:
             raise errors.OfferNoLongerAvailable()
         best = result.options[0]
