@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from datetime import datetime
 
@@ -136,15 +137,17 @@ def main(argv: list[str] | None = None) -> int:
             for a in asyncio.run(_list_accounts(settings)):
                 print(a["id"], a["role"], a["name"], a["stop_id"] or "", a["vehicle_id"] or "")
     elif args.cmd == "simulate":
-        from api.server import DEMO_ACCOUNTS
-        from driver_app.simulator import parse_tokens, simulate_cli
+        # The simulator is a separate program that talks to the server over the network only.
+        from api.server import demo_driver_token
+        from transit.reference_data import load_okuma
 
-        tokens = parse_tokens(args.token) or {v: t for r, _, t, _, v in DEMO_ACCOUNTS if r == "driver" and v}
-        try:
-            asyncio.run(simulate_cli(args.url, tokens, speed=args.speed, no_show_rate=args.no_show_rate,
-                                     delay_factor=args.delay_factor, seed=args.seed))
-        except KeyboardInterrupt:
-            pass
+        tokens = args.token or [f"{v.id}={demo_driver_token(v.id)}" for v in load_okuma(settings.data_dir).fleet]
+        cmd = [sys.executable, "-m", "driver_app", "--url", args.url, "--speed", str(args.speed),
+               "--no-show-rate", str(args.no_show_rate), "--delay-factor", str(args.delay_factor)]
+        cmd += [x for t in tokens for x in ("--token", t)]
+        if args.seed is not None:
+            cmd += ["--seed", str(args.seed)]
+        os.execv(sys.executable, cmd)
     elif args.cmd in ("reoptimise", "batch"):
         for r in asyncio.run(_dispatch(settings, args)):
             print(f"{r.reason}: {r.requests} requests on {r.vehicles} vehicles, vehicle time "

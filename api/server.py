@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from datetime import datetime, timezone
 
 import uvicorn
@@ -57,14 +58,21 @@ async def ensure_demo_accounts(settings: Settings) -> tuple[list[tuple[str, str]
     return [(role, token) for role, _, token, _, _ in DEMO_ACCOUNTS], drivers
 
 
-async def _fleet_when_started(server: uvicorn.Server, base_url: str, drivers: dict[str, str], clock: Clock,
-                              stop: asyncio.Event) -> None:
-    from driver_app.simulator import run_demo_fleet
-
+async def _fleet_when_started(server: uvicorn.Server, base_url: str, drivers: dict[str, str],
+                              speed: float) -> None:
+    """Start the vehicle simulator as its own process once the server listens; stop it with us."""
     while not server.started:
         await asyncio.sleep(0.1)
-    log.info("simulated fleet: %d vehicles", len(drivers))
-    await run_demo_fleet(base_url, drivers, clock, stop=stop)
+    cmd = [sys.executable, "-m", "driver_app", "--url", base_url, "--speed", str(speed)]
+    cmd += [x for vid, tok in sorted(drivers.items()) for x in ("--token", f"{vid}={tok}")]
+    proc = await asyncio.create_subprocess_exec(*cmd)
+    log.info("simulated fleet: %d vehicles (pid %d)", len(drivers), proc.pid)
+    try:
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
 
 
 def serve(
@@ -100,14 +108,13 @@ def serve(
     server = uvicorn.Server(uvicorn.Config(create_app(settings, clock=clock), host=host, port=port, log_level="info"))
 
     async def main() -> None:
-        stop = asyncio.Event()
         fleet = None
         if settings.demo and settings.simulate_fleet and drivers:
-            fleet = asyncio.create_task(_fleet_when_started(server, f"http://127.0.0.1:{port}", drivers, clock, stop))
+            fleet = asyncio.create_task(
+                _fleet_when_started(server, f"http://127.0.0.1:{port}", drivers, settings.clock_speed))
         try:
             await server.serve()
         finally:
-            stop.set()
             if fleet is not None:
                 fleet.cancel()
                 try:
