@@ -87,6 +87,16 @@ async def _dispatch(settings: Settings, args: argparse.Namespace) -> list:
         await rt.close()
 
 
+async def _purge(settings: Settings) -> object:
+    from transit.retention import purge_personal_data
+
+    rt = bootstrap(settings)
+    try:
+        return await purge_personal_data(rt.services)
+    finally:
+        await rt.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="okuma", description="大熊町オンデマンド交通 / Okuma on-demand transit")
     p.add_argument("--database-url", help="defaults to $DATABASE_URL or SQLite in var/okuma.db")
@@ -120,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     bp = sub.add_parser("batch", help="optimise a day's bookings together (the evening batch)")
     bp.add_argument("--date", help="YYYY-MM-DD (default: tomorrow, Asia/Tokyo)")
     bp.add_argument("--budget", type=float, default=30.0, help="solver seconds per shift window")
+    sub.add_parser("purge", help="remove personal data past the retention period (run daily)")
     args = p.parse_args(argv)
     settings = _settings(args)
 
@@ -153,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r.reason}: {r.requests} requests on {r.vehicles} vehicles, vehicle time "
                   f"{r.travel_before_s} s -> {r.travel_after_s} s, {'applied' if r.applied else 'not applied'}"
                   f" ({r.why}), solver {r.solve_s:.1f} s")
+    elif args.cmd == "purge":
+        print(asyncio.run(_purge(settings)))
     elif args.cmd == "serve":
         from api.server import serve
 

@@ -1,0 +1,31 @@
+"""Personal data goes after the retention period; active bookings and trip facts stay."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.conftest import Served
+from transit.retention import purge_personal_data
+
+
+async def test_old_finished_bookings_lose_their_personal_data(served: Served) -> None:
+    """A cancelled booking past the retention period keeps its trip but loses name, phone and card."""
+    c, h = served.client, served.auth("operator")
+    ride = {"origin": {"stop_id": "okuma_town_hall"}, "destination": {"stop_id": "okumart"},
+            "passenger_name": "大熊 一郎", "contact_phone": "0240-00-0001"}
+    ids = []
+    for i in range(2):
+        o = (await c.post("/api/v1/offers", json=ride, headers=h)).json()
+        b = (await c.post("/api/v1/bookings", json={"offer_id": o["offer_id"]},
+                          headers={**h, "Idempotency-Key": f"r{i}"})).json()
+        ids.append(b["id"])
+    await c.post(f"/api/v1/bookings/{ids[0]}/cancel", headers=h)
+    svc = served.runtime.services
+    assert (await purge_personal_data(svc)).bookings_anonymised == 0  # not old enough yet
+    served.clock.advance(timedelta(days=svc.rules.personal_data_retention_days + 1).total_seconds())
+    res = await purge_personal_data(svc)
+    assert res.bookings_anonymised == 1
+    async with svc.uow(readonly=True) as uow:
+        old, active = await uow.bookings.get(ids[0]), await uow.bookings.get(ids[1])
+    assert old.passenger_name == "" and old.contact_phone is None and old.origin.stop_id == "okuma_town_hall"
+    assert active.passenger_name == "大熊 一郎"  # still active: kept

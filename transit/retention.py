@@ -1,0 +1,41 @@
+"""Personal data is kept only as long as the service rules say (personal_data_retention_days)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import and_, update
+
+from transit import tables as t
+from transit.booking import ACTIVE
+from transit.handlers import Services
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    bookings_anonymised: int
+    offers_deleted: int
+    device_events_deleted: int
+
+
+async def purge_personal_data(svc: Services) -> PurgeResult:
+    """Blank names, phone and card numbers of finished bookings older than the retention period;
+    drop expired offers and old tablet events (positions). Trip facts stay for statistics."""
+    now = svc.clock.now()
+    cutoff = now - timedelta(days=svc.rules.personal_data_retention_days)
+    async with svc.uow() as uow:
+        conn = uow.connection
+        res = await conn.execute(
+            update(t.bookings)
+            .where(and_(t.bookings.c.pickup_latest < cutoff,
+                        t.bookings.c.status.not_in([s.value for s in ACTIVE]),
+                        t.bookings.c.passenger_name != ""))
+            .values(passenger_name="", contact_phone=None, rider_card=None)
+        )
+        anonymised = res.rowcount or 0
+        offers = await uow.offers.purge_expired(now - timedelta(hours=1))
+        res = await conn.execute(t.device_events.delete().where(t.device_events.c.received_at < cutoff))
+        events = res.rowcount or 0
+        await uow.commit()
+    return PurgeResult(anonymised, offers, events)
