@@ -17,6 +17,7 @@ from transit import errors
 from transit.booking import Booking, BookingStatus, Place
 from transit.clock import Clock, from_epoch, to_epoch
 from transit.commands import Actor, CancelBooking, ConfirmOffer, RequestRide
+from transit.events import RideBooked
 from transit.planning import Snapshot, build_snapshot, relevant_booking_ids, service_times, visits_for
 from transit.reference_data import ServiceArea, ServiceRules
 from transit.uow import UnitOfWork, UnitOfWorkFactory
@@ -271,7 +272,8 @@ def _merge_plan(vehicle: Vehicle, new_visits: list[Visit], keep_out: set[str]) -
 
 async def _apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_id: str,
                        route: tuple[rm.Stop, ...], requests: dict[str, rm.Request],
-                       reason: str, booking_ids: tuple[str, ...], drop: set[str] = frozenset()) -> dict[str, tuple[int, int]]:
+                       reason: str, booking_ids: tuple[str, ...], drop: set[str] = frozenset(),
+                       save_bookings: bool = True) -> dict[str, tuple[int, int]]:
     vehicle = snap.vehicles[vehicle_id]
     visits, times = visits_for(snap, vehicle_id, route, requests)
     merged = _merge_plan(vehicle, visits, set(drop))
@@ -289,7 +291,7 @@ async def _apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_i
         if d and b.planned_dropoff != from_epoch(d):
             b.planned_dropoff = from_epoch(d)
             changed = True
-        if changed:
+        if changed and (save_bookings or bid not in booking_ids):
             await uow.bookings.save(b, now=now)
     return times
 
@@ -316,6 +318,17 @@ async def _confirm(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
             "Idempotency-Key ヘッダー(1〜200文字)が必要です。",
             "An Idempotency-Key header (1 to 200 characters) is required.",
         )
+    # First only the offered vehicle's plan is locked, so confirms for different vehicles run side
+    # by side. If its seat went meanwhile, a second transaction locks every plan (in id order, so
+    # no deadlock) and tries any vehicle with the same promise.
+    for scope in ("offered", "all"):
+        booking = await _confirm_once(cmd, actor, svc, scope)
+        if booking is not None:
+            return booking
+    raise errors.OfferNoLongerAvailable()
+
+
+async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, scope: str) -> Booking | None:
     async with svc.uow() as uow:
         found = await uow.bookings.by_idempotency_key(actor.account_id, cmd.idempotency_key)
         if found is not None:
@@ -337,7 +350,11 @@ async def _confirm(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
         origin = Place(*r["origin"])
         destination = Place(*r["destination"])
         window = (offer["pickup_earliest"], offer["dropoff_latest"])
-        vehicles = await uow.vehicles.lock_all(window)
+        if scope == "offered":
+            one = await uow.vehicles.get(offer["vehicle_id"], for_update=True, window=window)
+            vehicles = [one] if one is not None else []
+        else:
+            vehicles = await uow.vehicles.lock_all(window)
         snap = await _snapshot(uow, svc, vehicles, window, [origin, destination])
         bid = svc.new_id("bkg")
         req = rm.Request(
@@ -349,16 +366,9 @@ async def _confirm(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
             rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["dropoff_latest"])),
             r["max_ride_s"], r["pickup_service_s"], r["dropoff_service_s"],
         )
-        # The offered vehicle first (one vehicle: cheap while the plans are locked); any other
-        # vehicle keeps the same promise if the seat went meanwhile.
-        offered = tuple(v for v in snap.problem.vehicles if v.id == offer["vehicle_id"])
-        result = await asyncio.to_thread(
-            ins.find_insertions, rm.Problem(offered, snap.problem.requests, snap.problem.travel_s), req,
-            max_options=1)
+        result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=1)
         if not result.options:
-            result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=1)
-        if not result.options:
-            raise errors.OfferNoLongerAvailable()
+            return None
         best = result.options[0]
         booking = Booking(
             id=bid,
@@ -384,16 +394,14 @@ async def _confirm(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
             rider_card=r.get("rider_card"),
             contact_phone=r.get("contact_phone"),
         )
-        await uow.bookings.add(booking, offer_id=cmd.offer_id, idempotency_key=cmd.idempotency_key, now=now)
         snap.bookings[bid] = booking
         requests = dict(snap.problem.requests)
         requests[bid] = req
-        times = await _apply_route(uow, svc, snap, best.vehicle_id, best.route, requests, "booking", (bid,))
+        times = await _apply_route(uow, svc, snap, best.vehicle_id, best.route, requests, "booking", (bid,),
+                                   save_bookings=False)
         if bid in times:
             booking.planned_pickup, booking.planned_dropoff = (from_epoch(times[bid][0]), from_epoch(times[bid][1]))
-            await uow.bookings.save(booking, now=now)
-        from transit.events import RideBooked
-
+        await uow.bookings.add(booking, offer_id=cmd.offer_id, idempotency_key=cmd.idempotency_key, now=now)
         booking.events.append(RideBooked(bid, best.vehicle_id))
         await uow.offers.mark_confirmed(cmd.offer_id, bid)
         await uow.commit()

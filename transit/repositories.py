@@ -126,12 +126,13 @@ class VehicleRepository:
         rows = (await self.conn.execute(select(t.vehicles).order_by(t.vehicles.c.id))).mappings()
         return await self._load(rows, window)
 
-    async def get(self, vehicle_id: str, *, for_update: bool = False) -> Vehicle | None:
+    async def get(self, vehicle_id: str, *, for_update: bool = False,
+                  window: tuple[datetime, datetime] | None = None) -> Vehicle | None:
         q = select(t.vehicles).where(t.vehicles.c.id == vehicle_id)
         if for_update and self.dialect == "postgresql":
             q = q.with_for_update()
         rows = (await self.conn.execute(q)).mappings().all()
-        loaded = await self._load(rows)
+        loaded = await self._load(rows, window)
         return loaded[0] if loaded else None
 
     async def lock_all(self, window: tuple[datetime, datetime] | None = None) -> list[Vehicle]:
