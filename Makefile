@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench-quick clean
+.PHONY: run test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check routing transit api driver_app
 	$(VENV)/bin/mypy routing transit
+
+## Every measurement (several minutes; each script ends with one JSON line)
+bench: $(STAMP)
+	$(PY) bench/quote.py
+	$(PY) bench/traveltime.py
+	$(PY) bench/booking_http.py
+	$(PY) bench/ws_fanout.py
+	$(PY) bench/reoptimise.py
+	$(PY) bench/darp.py a --time-limit 10 --out bench/out/a
 
 clean:
 	rm -rf $(VENV) var
