@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     sv.add_argument("--port", type=int, default=None)
     sv.add_argument("--demo", action="store_true", help="demo accounts and a simulated fleet")
     sv.add_argument("--no-simulator", action="store_true", help="with --demo: no simulated fleet")
+    sv.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL only; set REDIS_URL)")
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("load-data", help="load Okuma stops, fleet and shifts")
     acc = sub.add_parser("accounts", help="manage accounts and tokens")
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         from api.server import serve
 
         return serve(settings, host=args.host, port=args.port, demo=args.demo,
-                     simulator=not args.no_simulator)
+                     simulator=not args.no_simulator, workers=args.workers)
     return 0
 
 

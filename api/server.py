@@ -77,10 +77,12 @@ async def _fleet_when_started(server: uvicorn.Server, base_url: str, drivers: di
 
 def serve(
     settings: Settings, *, host: str | None = None, port: int | None = None, demo: bool = False,
-    simulator: bool = True,
+    simulator: bool = True, workers: int = 1,
 ) -> int:
     host = host or settings.host
     port = port or settings.port
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        raise SystemExit("several processes need PostgreSQL (SQLite has one writer): set DATABASE_URL")
     drivers: dict[str, str] = {}
     if demo:
         creds, drivers = asyncio.run(ensure_demo_accounts(settings))
@@ -99,6 +101,13 @@ def serve(
         if simulator:
             print("  simulated fleet on / 車両シミュレーター起動")
         print()
+    if workers > 1:
+        # Each process builds its app from the environment; Redis (REDIS_URL) carries live messages
+        # between them and one dispatcher wins the advisory lock.
+        if not settings.redis_url:
+            print("warning: without REDIS_URL, tablets only hear about changes made in their own process")
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
+        return 0
     clock: Clock = (
         AcceleratedClock(datetime.now(timezone.utc), settings.clock_speed)
         if settings.clock_speed != 1.0 else SystemClock()

@@ -65,7 +65,9 @@ def fresh_postgres(admin_url: str) -> str:
 class Server:
     """`okuma migrate`, `load-data`, demo accounts and `serve` in a subprocess."""
 
-    def __init__(self, database_url: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, database_url: str, data_dir: Path, extra_env: dict[str, str] | None = None,
+                 workers: int = 1) -> None:
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "DATABASE_URL": database_url, "OKUMA_DATA_DIR": str(data_dir),
@@ -76,7 +78,8 @@ class Server:
         for cmd in (["migrate"], ["load-data"]):
             subprocess.run([OKUMA_BIN, *cmd], env=self.env, check=True, capture_output=True)
         self.proc = subprocess.Popen(
-            [OKUMA_BIN, "serve", "--demo", "--port", str(self.port), "--no-simulator"],
+            [OKUMA_BIN, "serve", "--demo", "--port", str(self.port), "--no-simulator",
+             "--workers", str(self.workers)],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.time() + 30

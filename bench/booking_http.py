@@ -95,6 +95,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--vehicles", type=int, default=20)
     ap.add_argument("--pg-admin-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--pg-workers", type=int, default=2,
+                    help="also run PostgreSQL with this many server processes (0: skip)")
+    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     args = ap.parse_args()
     data = data_dir_with_fleet(args.vehicles)
     targets: dict[str, str] = {}
@@ -104,8 +107,12 @@ def main() -> None:
         targets["sqlite"] = f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bench.db"
         targets["postgresql"] = fresh_postgres(args.pg_admin_url)
     out: dict[str, dict[str, float]] = {}
-    for name, url in targets.items():
-        with Server(url, data) as srv:
+    runs: list[tuple[str, str, int]] = [(name, url, 1) for name, url in targets.items()]
+    if "postgresql" in targets and args.pg_workers > 1 and not args.database_url:
+        runs.append((f"postgresql_{args.pg_workers}_workers", fresh_postgres(args.pg_admin_url), args.pg_workers))
+    for name, url, workers in runs:
+        env = {"REDIS_URL": args.redis_url} if workers > 1 else None
+        with Server(url, data, env, workers=workers) as srv:
             res = asyncio.run(run_load(srv.url, args.clients, args.seconds))
         out[name] = res
         print(f"{name:10s} requests={res['requests']:5d} rps={res['rps']:7.1f} p50={res['p50_ms']:6.1f} ms "
