@@ -235,7 +235,7 @@ class Dispatcher:
                     b = snap.bookings[s.request_id]
                     if b.vehicle_id != v.id:
                         b.vehicle_id = v.id
-                        await uow.bookings.save(b, now=self.svc.clock.now())
+                        await uow.bookings.save_assignment(b, now=self.svc.clock.now())
                 await _apply_route(uow, self.svc, snap, v.id, route, dict(problem.requests),
                                    "reoptimise", tuple(sorted({s.request_id for s in route})), drop=planned)
             await uow.commit()

@@ -334,6 +334,15 @@ class BookingRepository:
             update(t.bookings).where(t.bookings.c.id == b.id).values(updated_at=now, **_booking_values(b))
         )
 
+    async def save_assignment(self, b: Booking, *, now: datetime) -> None:
+        """Write only the planner's fields (vehicle, planned times): a plan step never overwrites a
+        status or anything else another transaction may have changed since it read the booking."""
+        await self.conn.execute(
+            update(t.bookings).where(t.bookings.c.id == b.id).values(
+                vehicle_id=b.vehicle_id, planned_pickup=b.planned_pickup, planned_dropoff=b.planned_dropoff,
+                updated_at=now)
+        )
+
     async def count_active_on(self, vehicle_id: str) -> int:
         q = select(func.count()).select_from(t.bookings).where(
             and_(t.bookings.c.vehicle_id == vehicle_id,
