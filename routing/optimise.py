@@ -37,6 +37,17 @@ log = logging.getLogger(__name__)
 
 #: run a short OR-Tools local search on LNS solutions now and then
 POLISH = False
+#: share of the budget for OR-Tools' own first solution + guided local search
+FIRST_SHARE = 0.15
+#: start temperature of the acceptance rule, as a fraction of the mean route cost
+TEMP = 0.005
+#: largest number of requests removed by one ruin step
+QMAX = 15
+QFRAC = 0.5
+#: relative noise on insertion costs in one recreate out of three
+NOISE = 0.1
+#: probabilities of the ruin operators (Shaw/related, worst, whole route; the rest random)
+P_SHAW, P_WORST, P_ROUTE = 0.6, 0.0, 0.15
 
 
 def default_penalty(problem: Problem) -> int:
@@ -105,7 +116,7 @@ def optimise(
 
     built = ort.build(sub, unserved_penalty=penalty, seed=seed)
     remaining = deadline - time.perf_counter()
-    first_share = remaining if not lns else max(0.05, min(remaining * 0.15, 1.5))
+    first_share = remaining if not lns else max(0.05, min(remaining * FIRST_SHARE, 1.5))
     params = ort.search_parameters(first_share, first_solution="parallel_cheapest_insertion", lns_operators=True)
     init = ort.node_routes_from_stops(built, warm_start) if warm_start else None
     res = ort.solve(built, params, initial_routes=init)
@@ -181,6 +192,7 @@ class _Fast:
         ]
         self.dur = [v.max_route_duration_s for v in p.vehicles]
         self._cache: dict = {}
+        self._best_cache: dict = {}
         self._tril: dict = {}
         self.svc_arr = np.asarray(self.svc, dtype=np.int64)
         self.hi_arr = np.asarray(self.hi, dtype=np.int64)
@@ -227,6 +239,25 @@ class _Fast:
             if any(t[i] > hi[a[i]] for i in range(m)):
                 return None
         return None
+
+    def savings(self, routes) -> dict[str, int]:
+        """Request id -> travel saved by taking its two stops out of its route."""
+        arc = self.arc_l
+        out: dict[str, int] = {}
+        for k, seq in enumerate(routes):
+            a = [self.starts[k], *seq, self.ends[k]]
+            for i in range(1, len(a) - 1):
+                x = a[i]
+                if self.kind[x] != ort.PICKUP:
+                    continue
+                sv = arc[a[i - 1]][x] + arc[x][a[i + 1]] - arc[a[i - 1]][a[i + 1]]
+                out[self.req[x]] = out.get(self.req[x], 0) + sv
+            for i in range(1, len(a) - 1):
+                x = a[i]
+                if self.kind[x] == ort.DROPOFF and self.req[x] in out:
+                    sv = arc[a[i - 1]][x] + arc[x][a[i + 1]] - arc[a[i - 1]][a[i + 1]]
+                    out[self.req[x]] += sv
+        return out
 
     def loads(self, k: int, seq: Sequence[int]) -> list[tuple[int, ...]]:
         cur = self.init_load[k]
@@ -276,6 +307,16 @@ class _Fast:
         Necessary conditions (windows against the route's earliest/latest times, the new
         rider's ride limit, capacity over the span) prune the positions; the survivors are
         tried cheapest first with the exact schedule until one is feasible."""
+        key = (k, seq, pn)
+        memo = self._best_cache
+        if key in memo:
+            return memo[key]
+        if len(memo) > 200000:
+            memo.clear()
+        res = memo[key] = self._route_best(k, seq, pn, dn, max_checks)
+        return res
+
+    def _route_best(self, k: int, seq: tuple[int, ...], pn: int, dn: int, max_checks: int):
         lp = self.load[pn]
         cap = self.cap[k]
         if any(q > c for q, c in zip(lp, cap)):
@@ -397,21 +438,28 @@ def _lns(built, current, current_cost, penalty, deadline, rng):
     tt = p.travel_s
     it = 0
     accepted = improved = 0
-    temp0 = 0.01 * sum(fast.cost(k, r) for k, r in enumerate(current)) / max(1, sum(1 for s in current if s))
+    temp0 = TEMP * sum(fast.cost(k, r) for k, r in enumerate(current))
     t_begin = time.perf_counter()
     span = max(1e-3, deadline - t_begin)
     polish_every = 25
     current = [tuple(x) for x in current]
     best = current
+    from collections import Counter
+
+    stats: Counter = Counter()
+
+    def mode_name(m):
+        return "shaw" if m < P_SHAW else "worst" if m < P_SHAW + P_WORST else "route" if m < P_SHAW + P_WORST + P_ROUTE else "rand"
+
     while time.perf_counter() < deadline - 0.02:
         it += 1
         served = [nodes.request[n] for seq in current for n in seq if nodes.kind[n] == ort.PICKUP]
         unrouted = [rid for rid in built.optional if rid not in set(served)]
         if not served:
             break
-        q = rng.randint(2, max(3, min(n_req // 4, 10)))
+        q = rng.randint(2, max(3, min(int(n_req * QFRAC), QMAX)))
         mode = rng.random()
-        if mode < 0.6:  # related (Shaw) removal
+        if mode < P_SHAW:  # related (Shaw) removal
             a = info[rng.choice(served)]
 
             def rel(rid, a=a):
@@ -419,7 +467,15 @@ def _lns(built, current, current_cost, penalty, deadline, rng):
                 return (tt[a[0], b[0]] + tt[a[1], b[1]] + abs(a[2] - b[2]) * 0.5) * (0.7 + 0.6 * rng.random())
 
             removed = set(sorted(served, key=rel)[:q])
-        elif mode < 0.75:  # a whole short route
+        elif mode < P_SHAW + P_WORST:  # worst removal: requests whose stops cost most
+            saving = fast.savings(current)
+            ranked = sorted(saving, key=lambda rid: -saving[rid])
+            removed = set()
+            while len(removed) < q and ranked:
+                pick = ranked[int(len(ranked) * rng.random() ** 4)]
+                ranked.remove(pick)
+                removed.add(pick)
+        elif mode < P_SHAW + P_WORST + P_ROUTE:  # a whole short route
             used = [k for k, seq in enumerate(current) if seq]
             kk = min(rng.sample(used, min(2, len(used))), key=lambda k: len(current[k]))
             removed = {nodes.request[x] for x in current[kk] if nodes.request[x] in info}
@@ -429,9 +485,10 @@ def _lns(built, current, current_cost, penalty, deadline, rng):
         order = list(removed) + unrouted
         rng.shuffle(order)
         regret = rng.choice((1, 2, 2, 3))
-        noise = rng.choice((0.0, 0.0, 0.1))
+        noise = rng.choice((0.0, 0.0, NOISE))
         _, missing = fast.recreate(routes, order, nodes, rng, regret, noise)
         cost = sum(fast.cost(k, r) for k, r in enumerate(routes)) + penalty * len(missing)
+        stats[mode_name(mode) + ("_miss" if missing else ("_imp" if cost < current_cost else "_ok"))] += 1
         if POLISH and (it % polish_every == 0 or (cost < best_cost and rng.random() < 0.1)):
             left = deadline - time.perf_counter()
             if left > 0.1:
@@ -442,14 +499,14 @@ def _lns(built, current, current_cost, penalty, deadline, rng):
                     if c2 <= cost:
                         routes, cost = [tuple(x) for x in res.routes], c2
         frac = (time.perf_counter() - t_begin) / span
-        temp = temp0 * max(0.0, 1.0 - frac)
+        temp = temp0 * (0.01 ** frac) if frac < 0.97 else 0.0  # exponential cooling, then descent
         if cost < best_cost:
             best, best_cost = routes, cost
             improved += 1
         if cost < current_cost or (temp > 0 and rng.random() < math.exp(-(cost - current_cost) / temp)):
             current, current_cost = routes, cost
             accepted += 1
-    log.debug("lns: %d iterations, %d accepted, %d improved, best %d", it, accepted, improved, best_cost)
+    log.debug("lns: %d iterations, %d accepted, %d improved, best %d %s", it, accepted, improved, best_cost, dict(stats))
     return [list(x) for x in best], best_cost
 
 

@@ -45,6 +45,8 @@ from routing.model import (
 
 log = logging.getLogger(__name__)
 
+EXTRA_CP = True
+
 #: Node kinds of the OR-Tools model.
 START, END, PICKUP, DROPOFF = 0, 1, 2, 3
 
@@ -254,8 +256,10 @@ def build(
         s_idx, e_idx = routing.Start(k), routing.End(k)
         tdim.CumulVar(s_idx).SetRange(v.start_time_s, v.shift_end_s)
         tdim.CumulVar(e_idx).SetRange(v.start_time_s, v.shift_end_s)
-        if v.max_route_duration_s is not None:
-            tdim.SetSpanUpperBoundForVehicle(int(v.max_route_duration_s), k)
+        dur = v.max_route_duration_s
+        if dur is not None and v.shift_end_s - v.start_time_s > dur:
+            # (skipped when the shift is no longer than the limit: it is implied then)
+            tdim.SetSpanUpperBoundForVehicle(int(dur), k)
         routing.AddVariableMinimizedByFinalizer(tdim.CumulVar(e_idx))
         routing.AddVariableMaximizedByFinalizer(tdim.CumulVar(s_idx))
 
@@ -289,8 +293,9 @@ def build(
         d = nodes.dropoff_node[rid]
         pi, di = manager.NodeToIndex(p), manager.NodeToIndex(d)
         routing.AddPickupAndDelivery(pi, di)
-        solver.Add(routing.VehicleVar(pi) == routing.VehicleVar(di))
-        solver.Add(tdim.CumulVar(pi) <= tdim.CumulVar(di))
+        if EXTRA_CP:
+            solver.Add(routing.VehicleVar(pi) == routing.VehicleVar(di))
+            solver.Add(tdim.CumulVar(pi) <= tdim.CumulVar(di))
         tdim.AddNodePrecedence(di, pi, -(int(r.max_ride_s) + int(r.pickup_service_s)))
         if unserved_penalty is not None:
             routing.AddDisjunction([pi, di], int(unserved_penalty), 2)
