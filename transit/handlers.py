@@ -328,92 +328,48 @@ async def _confirm(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
     raise errors.OfferNoLongerAvailable()
 
 
-async def _confirm_checks(uow: UnitOfWork, cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking | dict:
-    """The booking already made with this key or offer, or the offer still open to confirm."""
-    found = await uow.bookings.by_idempotency_key(actor.account_id, cmd.idempotency_key)
-    if found is not None:
-        booking, offer_id = found
-        if offer_id != cmd.offer_id:
-            raise errors.IdempotencyConflict()
-        return booking
-    offer = await uow.offers.get(cmd.offer_id)
-    if offer is None or offer["account_id"] != actor.account_id:
-        raise errors.NotFound("その提案は見つかりません。", "That offer does not exist.")
-    if offer["booking_id"]:
-        existing = await uow.bookings.get(offer["booking_id"])
-        assert existing is not None
-        return existing
-    if offer["expires_at"] < svc.clock.now():
-        raise errors.OfferExpired()
-    return offer
-
-
-@dataclass
-class _ConfirmPlan:
-    snap: Snapshot
-    req: rm.Request
-    best: ins.Insertion
-
-
-async def _plan_confirm(uow: UnitOfWork, svc: Services, vehicles: list[Vehicle], offer: dict,
-                        bid: str) -> _ConfirmPlan | None:
-    r = offer["request"]
-    origin, destination = Place(*r["origin"]), Place(*r["destination"])
-    window = (offer["pickup_earliest"], offer["dropoff_latest"])
-    snap = await _snapshot(uow, svc, vehicles, window, [origin, destination])
-    req = rm.Request(
-        bid,
-        snap.locations.index(origin.lat, origin.lon, origin.stop_id),
-        snap.locations.index(destination.lat, destination.lon, destination.stop_id),
-        rm.Load(r["party_size"], r["wheelchairs"], r["parcels"]),
-        rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["pickup_latest"])),
-        rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["dropoff_latest"])),
-        r["max_ride_s"], r["pickup_service_s"], r["dropoff_service_s"],
-    )
-    result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=1)
-    if not result.options:
-        return None
-    return _ConfirmPlan(snap, req, result.options[0])
-
-
-async def _vehicles_for(uow: UnitOfWork, offer: dict, scope: str, *, lock: bool) -> list[Vehicle]:
-    window = (offer["pickup_earliest"], offer["dropoff_latest"])
-    if scope == "offered":
-        one = await uow.vehicles.get(offer["vehicle_id"], for_update=lock, window=window)
-        return [one] if one is not None else []
-    return await (uow.vehicles.lock_all(window) if lock else uow.vehicles.list(window))
-
-
 async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, scope: str) -> Booking | None:
-    bid = svc.new_id("bkg")
-    # Plan first without holding any lock (optimistic) ...
-    async with svc.uow(readonly=True) as uow:
-        pre = await _confirm_checks(uow, cmd, actor, svc)
-        if isinstance(pre, Booking):
-            return pre
-        plan = await _plan_confirm(uow, svc, await _vehicles_for(uow, pre, scope, lock=False), pre, bid)
-    if plan is None:
-        return None
-    # ... then lock the plans; if any changed meanwhile, plan again under the lock.
     async with svc.uow() as uow:
-        offer = await _confirm_checks(uow, cmd, actor, svc)
-        if isinstance(offer, Booking):
-            return offer
-        locked = await _vehicles_for(uow, offer, scope, lock=True)
-        seen = {vid: v.plan_version for vid, v in plan.snap.vehicles.items()}
-        if {v.id: v.plan_version for v in locked} != seen:
-            plan = await _plan_confirm(uow, svc, locked, offer, bid)
-            if plan is None:
-                return None
-        else:
-            for v in locked:  # the same plans: use the locked rows (their events are collected)
-                v.shifts = plan.snap.vehicles[v.id].shifts
-                plan.snap.vehicles[v.id] = v
-        snap, req, best = plan.snap, plan.req, plan.best
-        for b in snap.bookings.values():
-            uow.bookings.seen.setdefault(b.id, b)
-        r = offer["request"]
+        found = await uow.bookings.by_idempotency_key(actor.account_id, cmd.idempotency_key)
+        if found is not None:
+            booking, offer_id = found
+            if offer_id != cmd.offer_id:
+                raise errors.IdempotencyConflict()
+            return booking
+        offer = await uow.offers.get(cmd.offer_id)
+        if offer is None or offer["account_id"] != actor.account_id:
+            raise errors.NotFound("その提案は見つかりません。", "That offer does not exist.")
+        if offer["booking_id"]:
+            existing = await uow.bookings.get(offer["booking_id"])
+            assert existing is not None
+            return existing
         now = svc.clock.now()
+        if offer["expires_at"] < now:
+            raise errors.OfferExpired()
+        r = offer["request"]
+        origin = Place(*r["origin"])
+        destination = Place(*r["destination"])
+        window = (offer["pickup_earliest"], offer["dropoff_latest"])
+        if scope == "offered":
+            one = await uow.vehicles.get(offer["vehicle_id"], for_update=True, window=window)
+            vehicles = [one] if one is not None else []
+        else:
+            vehicles = await uow.vehicles.lock_all(window)
+        snap = await _snapshot(uow, svc, vehicles, window, [origin, destination])
+        bid = svc.new_id("bkg")
+        req = rm.Request(
+            bid,
+            snap.locations.index(origin.lat, origin.lon, origin.stop_id),
+            snap.locations.index(destination.lat, destination.lon, destination.stop_id),
+            rm.Load(r["party_size"], r["wheelchairs"], r["parcels"]),
+            rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["pickup_latest"])),
+            rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["dropoff_latest"])),
+            r["max_ride_s"], r["pickup_service_s"], r["dropoff_service_s"],
+        )
+        result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=1)
+        if not result.options:
+            return None
+        best = result.options[0]
         booking = Booking(
             id=bid,
             account_id=actor.account_id if actor.role == "rider" else None,
@@ -424,8 +380,8 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, scope: s
             party_size=r["party_size"],
             wheelchairs=r["wheelchairs"],
             parcels=r["parcels"],
-            origin=Place(*r["origin"]),
-            destination=Place(*r["destination"]),
+            origin=origin,
+            destination=destination,
             pickup_earliest=offer["pickup_earliest"],
             pickup_latest=offer["pickup_latest"],
             dropoff_latest=offer["dropoff_latest"],
