@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 #: run a short OR-Tools local search on LNS solutions now and then
 POLISH = False
 #: share of the budget for OR-Tools' own first solution + guided local search
-FIRST_SHARE = 0.15
+FIRST_SHARE = 0.1
 #: start temperature of the acceptance rule, as a fraction of the mean route cost
 TEMP = 0.005
 #: largest number of requests removed by one ruin step
@@ -218,26 +218,34 @@ class _Fast:
                 if pp >= 0 and pp in pos:
                     rides.append((pos[pp], i, self.ride[node]))
         t = [lo[x] for x in a]
+        hi_a = [hi[x] for x in a]
         dur = self.dur[k]
+        start = 0
         for _ in range(2 * m + 4):
-            for i in range(m - 1):
+            for i in range(start, m - 1):
                 v = t[i] + step[i]
                 if t[i + 1] < v:
-                    t[i + 1] = v
-                    if v > hi[a[i + 1]]:
+                    if v > hi_a[i + 1]:
                         return None
-            changed = False
+                    t[i + 1] = v
+            start = m  # raising a stop only pushes the stops after it: re-run from there
             for pi, di, lim in rides:
-                if t[pi] < t[di] - lim:
-                    t[pi] = t[di] - lim
-                    changed = True
-            if dur is not None and t[0] < t[-1] - dur:
-                t[0] = t[-1] - dur
-                changed = True
-            if not changed:
-                return t if t[0] <= hi[a[0]] and all(t[i] <= hi[a[i]] for i in range(m)) else None
-            if any(t[i] > hi[a[i]] for i in range(m)):
-                return None
+                need = t[di] - lim
+                if t[pi] < need:
+                    if need > hi_a[pi]:
+                        return None
+                    t[pi] = need
+                    if pi < start:
+                        start = pi
+            if dur is not None:
+                need = t[-1] - dur
+                if t[0] < need:
+                    if need > hi_a[0]:
+                        return None
+                    t[0] = need
+                    start = 0
+            if start == m:
+                return t
         return None
 
     def savings(self, routes) -> dict[str, int]:
