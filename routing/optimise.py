@@ -117,12 +117,16 @@ def optimise(
     built = ort.build(sub, unserved_penalty=penalty, seed=seed)
     remaining = deadline - time.perf_counter()
     first_share = remaining if not lns else max(0.05, min(remaining * FIRST_SHARE, 1.5))
-    params = ort.search_parameters(first_share, first_solution="parallel_cheapest_insertion", lns_operators=True)
+    params = ort.search_parameters(first_share, first_solution="parallel_cheapest_insertion", lns_operators=lns)
     init = ort.node_routes_from_stops(built, warm_start) if warm_start else None
     res = ort.solve(built, params, initial_routes=init)
+    timing = problem
     if res.routes is None and any(v.onboard for v in sub.vehicles):
+        # Riders on board must be dropped by their vehicle; if no plan can do it in time, plan
+        # with their latest drop-off opened and let the checker report the late drop-off.
         log.warning("no plan keeps every on-board rider's promise; relaxing their drop-off times")
         relaxed = _relax_onboard(sub)
+        timing = Problem(problem.vehicles, {**problem.requests, **relaxed.requests}, problem.travel_s)
         built = ort.build(relaxed, unserved_penalty=penalty, seed=seed)
         res = ort.solve(built, ort.search_parameters(max(0.05, deadline - time.perf_counter())))
     if res.routes is None:
@@ -135,7 +139,7 @@ def optimise(
     if lns:
         best, best_cost = _lns(built, best, best_cost, penalty, deadline, rng)
 
-    return _extract(problem, built, best, unserved, promised, penalty, res.warm_start_rejected)
+    return _extract(problem, timing, built, best, unserved, promised, penalty)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,15 +542,16 @@ def _relax_onboard(problem: Problem) -> Problem:
     return Problem(problem.vehicles, reqs, problem.travel_s)
 
 
-def _extract(problem, built, routes, unserved, promised, penalty, warm_rejected) -> Solution:
-    """Schedules, verification and unserved causes."""
+def _extract(problem, timing, built, routes, unserved, promised, penalty) -> Solution:
+    """Schedules (computed on ``timing``: the problem, or its on-board-relaxed copy),
+    verification and unserved causes."""
     nodes = built.nodes
     out: list[Route] = []
     travel = 0
     served: set[str] = set()
     for k, seq in enumerate(routes):
         stops = ort.node_stops(built, seq)
-        route = ort.scheduled_route(problem, k, stops)
+        route = ort.scheduled_route(timing, k, stops)
         if route is None:
             # OR-Tools accepted it but our own scheduler cannot time it: drop the new requests
             # of this route one by one until it can be timed (on-board drop-offs stay).
@@ -555,11 +560,11 @@ def _extract(problem, built, routes, unserved, promised, penalty, warm_rejected)
             for rid in [s.request_id for s in stops if s.kind == "pickup"][::-1]:
                 keep = [s for s in keep if s.request_id != rid]
                 unserved[rid] = UnservedCause.NO_FEASIBLE_INSERTION
-                route = ort.scheduled_route(problem, k, keep)
+                route = ort.scheduled_route(timing, k, keep)
                 if route is not None:
                     break
             if route is None:
-                route = ort.scheduled_route(problem, k, [s for s in keep if s.kind == "dropoff"])
+                route = ort.scheduled_route(timing, k, [s for s in keep if s.kind == "dropoff"])
             if route is None:
                 continue
             stops = [s.stop for s in route.stops]
@@ -573,5 +578,5 @@ def _extract(problem, built, routes, unserved, promised, penalty, warm_rejected)
         unserved[rid] = (
             UnservedCause.PROMISE_INFEASIBLE if rid in promised else UnservedCause.NO_FEASIBLE_INSERTION
         )
-    del nodes, warm_rejected
+    del nodes
     return Solution(tuple(out), unserved, Objective(travel=travel, ride=0, unserved_penalty=penalty * len(unserved)))

@@ -255,3 +255,18 @@ def test_wheelchair_capacity_dimension_respected():
     sol = optimise(problem, time_limit_s=0.3)
     assert not sol.unserved and check(problem, sol) == []
     assert max(s.load_after.wheelchairs for r in sol.routes for s in r.stops) <= 1
+
+
+def test_late_onboard_rider_is_still_dropped_and_flagged():
+    """A rider on board who can no longer arrive in time is still dropped by their vehicle;
+    the lateness shows up in the checker, it is not hidden by dropping the rider."""
+    problem = _onboard_problem()
+    ride = problem.requests["onboard"]
+    late = Request(ride.id, ride.pickup, ride.dropoff, ride.load, ride.pickup_window, TimeWindow(0, 50),
+                   max_ride_s=50, picked_up_at_s=0)
+    p2 = Problem(problem.vehicles, dict(problem.requests, onboard=late), problem.travel_s)
+    sol = optimise(p2, time_limit_s=0.3)
+    route_a = next(r for r in sol.routes if r.vehicle_id == "A")
+    assert Stop("onboard", "dropoff") in [s.stop for s in route_a.stops]
+    kinds = {v.kind for v in check(p2, sol, require_all_served=False)}
+    assert kinds & {"time_window", "ride_time"}
