@@ -39,10 +39,11 @@ log = logging.getLogger(__name__)
 POLISH = False
 #: share of the budget for OR-Tools' own first solution + guided local search
 FIRST_SHARE = 0.1
-#: start temperature of the acceptance rule, as a fraction of the mean route cost
+#: start temperature of the acceptance rule, as a fraction of the plan's travel cost
 TEMP = 0.005
 #: largest number of requests removed by one ruin step
 QMAX = 15
+#: ... and at most this fraction of all requests
 QFRAC = 0.5
 #: relative noise on insertion costs in one recreate out of three
 NOISE = 0.1
@@ -466,12 +467,15 @@ def _lns(built, current, current_cost, penalty, deadline, rng):
     while time.perf_counter() < deadline - 0.02:
         it += 1
         served = [nodes.request[n] for seq in current for n in seq if nodes.kind[n] == ort.PICKUP]
-        unrouted = [rid for rid in built.optional if rid not in set(served)]
-        if not served:
+        served_set = set(served)
+        unrouted = [rid for rid in built.optional if rid not in served_set]
+        if not served and not unrouted:
             break
         q = rng.randint(2, max(3, min(int(n_req * QFRAC), QMAX)))
         mode = rng.random()
-        if mode < P_SHAW:  # related (Shaw) removal
+        if not served:  # nothing routed yet: just try to insert everything
+            removed = set()
+        elif mode < P_SHAW:  # related (Shaw) removal
             a = info[rng.choice(served)]
 
             def rel(rid, a=a):
