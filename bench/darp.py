@@ -32,12 +32,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dataclasses import replace  # noqa: E402
+from dataclasses import replace
 
-from routing.benchmarks import BenchmarkInstance, read_cordeau, read_lilim, route_cost  # noqa: E402
-from routing.check import check  # noqa: E402
-from routing.model import Problem, Solution  # noqa: E402
-from routing.optimise import optimise  # noqa: E402
+from routing.benchmarks import BenchmarkInstance, read_cordeau, read_lilim, route_cost
+from routing.check import check
+from routing.model import Problem, Solution
+from routing.optimise import optimise
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 #: checker tolerance in integer time units (minutes x 1000): the schedule is built on the same
@@ -56,7 +56,9 @@ def instance_files(set_name: str) -> list[Path]:
     if set_name == "pr":
         return sorted(darp.glob("R*.txt"), key=lambda p: (p.stem[-1], _key(p.stem)))
     if set_name == "lilim100":
-        return sorted((p for p in pdptw.glob("*.txt") if "_" not in p.stem), key=lambda p: _key(p.stem))
+        return sorted(
+            (p for p in pdptw.glob("*.txt") if "_" not in p.stem), key=lambda p: _key(p.stem)
+        )
     if set_name == "lilim200":
         return sorted((p for p in pdptw.glob("*_2_*.txt")), key=lambda p: _key(p.stem))
     raise SystemExit(f"unknown set {set_name!r}")
@@ -131,7 +133,9 @@ def float_violation(inst: BenchmarkInstance, problem: Problem, sol: Solution) ->
             worst = max(worst, t_prev + svc_prev + dist(loc_prev, st.location) - t)
             win = req.pickup_window if st.stop.kind == "pickup" else req.dropoff_window
             worst = max(worst, win.earliest_s / scale - t, t - win.latest_s / scale)
-            svc = (req.pickup_service_s if st.stop.kind == "pickup" else req.dropoff_service_s) / scale
+            svc = (
+                req.pickup_service_s if st.stop.kind == "pickup" else req.dropoff_service_s
+            ) / scale
             if st.stop.kind == "pickup":
                 pick_end[req.id] = t + svc
             elif req.id in pick_end:
@@ -150,9 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=10.0, help="seconds per instance")
     ap.add_argument("--out", type=Path, default=None, help="folder for <instance>.json plans")
     ap.add_argument("--instances", default=None, help="comma-separated names (e.g. a2-16,a3-24)")
-    ap.add_argument("--peer", action=argparse.BooleanOptionalAction, default=False, help="also run VROOM")
+    ap.add_argument(
+        "--peer", action=argparse.BooleanOptionalAction, default=False, help="also run VROOM"
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--plain", action="store_true", help="plain OR-Tools model (no LNS), for comparison")
+    ap.add_argument(
+        "--plain", action="store_true", help="plain OR-Tools model (no LNS), for comparison"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
 
@@ -186,14 +194,21 @@ def main(argv: list[str] | None = None) -> int:
         bk = inst.best_known
         gap = (cost / bk - 1.0) * 100.0 if bk else None
         row = {
-            "instance": inst.name, "cost": cost, "best_known": bk, "gap_pct": gap, "time_s": elapsed,
-            "feasible": not viol, "violations": len(viol), "unserved": len(sol.unserved),
-            "vehicles": sum(1 for r in sol.routes if r.stops), "bk_vehicles": bks_vehicles.get(inst.name),
+            "instance": inst.name,
+            "cost": cost,
+            "best_known": bk,
+            "gap_pct": gap,
+            "time_s": elapsed,
+            "feasible": not viol,
+            "violations": len(viol),
+            "unserved": len(sol.unserved),
+            "vehicles": sum(1 for r in sol.routes if r.stops),
+            "bk_vehicles": bks_vehicles.get(inst.name),
             "float_violation_min": float_violation(inst, problem, sol),
         }
         line = (
             f"{inst.name:<10} {cost:>10.2f} {bk if bk else float('nan'):>10.2f} "
-            f"{gap if gap is not None else float('nan'):>7.2f} {elapsed:>6.2f} {str(not viol):>5}"
+            f"{gap if gap is not None else float('nan'):>7.2f} {elapsed:>6.2f} {not viol!s:>5}"
         )
         if lilim:
             line += f" {row['vehicles']:>4} {row['bk_vehicles'] or 0:>5}"
@@ -205,9 +220,13 @@ def main(argv: list[str] | None = None) -> int:
             psol, ptime = solve_vroom(problem, time_limit_s=args.time_limit)
             pviol = check(problem, psol, require_all_served=True, tolerance=TOLERANCE)
             pcost = route_cost(inst, location_routes(inst, problem, psol))
-            row.update(peer_cost=pcost, peer_time_s=ptime, peer_feasible=not pviol,
-                       peer_gap_pct=(pcost / bk - 1.0) * 100.0 if bk else None,
-                       peer_violation_kinds=sorted({v.kind for v in pviol}))
+            row.update(
+                peer_cost=pcost,
+                peer_time_s=ptime,
+                peer_feasible=not pviol,
+                peer_gap_pct=(pcost / bk - 1.0) * 100.0 if bk else None,
+                peer_violation_kinds=sorted({v.kind for v in pviol}),
+            )
             line += f" | {pcost:>10.2f} {row['peer_gap_pct'] or 0:>7.2f} {ptime:>6.2f} {'y' if not pviol else 'n':>3}"
         if viol:
             line += "  " + "; ".join(f"{v.kind}:{v.detail}" for v in viol[:2])
@@ -224,10 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         "max_gap_pct": round(max(gaps), 3) if gaps else None,
         "mean_time_s": round(sum(r["time_s"] for r in rows) / len(rows), 3) if rows else None,
         "checker_tolerance_units": TOLERANCE,
-        "max_float_violation_min": round(max((r["float_violation_min"] for r in rows), default=0.0), 6),
+        "max_float_violation_min": round(
+            max((r["float_violation_min"] for r in rows), default=0.0), 6
+        ),
     }
     if lilim:
-        summary["at_bk_vehicles"] = sum(1 for r in rows if r["feasible"] and r["vehicles"] <= (r["bk_vehicles"] or 10**9))
+        summary["at_bk_vehicles"] = sum(
+            1 for r in rows if r["feasible"] and r["vehicles"] <= (r["bk_vehicles"] or 10**9)
+        )
     if args.peer and rows:
         pg = [r["peer_gap_pct"] for r in rows if r["peer_gap_pct"] is not None]
         summary.update(
@@ -236,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             peer_rejected_by_checker=sum(not r["peer_feasible"] for r in rows),
             peer_mean_gap_pct=round(sum(pg) / len(pg), 3) if pg else None,
             peer_mean_time_s=round(sum(r["peer_time_s"] for r in rows) / len(rows), 3),
-            cost_ratio_ours_to_peer=round(sum(r["cost"] for r in rows) / sum(r["peer_cost"] for r in rows), 4),
+            cost_ratio_ours_to_peer=round(
+                sum(r["cost"] for r in rows) / sum(r["peer_cost"] for r in rows), 4
+            ),
             time_ratio_ours_to_peer=round(
                 sum(r["time_s"] for r in rows) / max(1e-9, sum(r["peer_time_s"] for r in rows)), 3
             ),

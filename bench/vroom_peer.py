@@ -16,7 +16,9 @@ import vroom
 from routing.model import Load, Problem, Route, ScheduledStop, Solution, Stop, UnservedCause
 
 
-def solve_vroom(problem: Problem, *, time_limit_s: float, threads: int = 1, exploration: int = 5) -> tuple[Solution, float]:
+def solve_vroom(
+    problem: Problem, *, time_limit_s: float, threads: int = 1, exploration: int = 5
+) -> tuple[Solution, float]:
     """Solve ``problem`` with VROOM; returns (Solution in our model, seconds)."""
     t0 = time.perf_counter()
     inp = vroom.Input()
@@ -37,17 +39,27 @@ def solve_vroom(problem: Problem, *, time_limit_s: float, threads: int = 1, expl
     for i, rid in enumerate(ids):
         r = problem.requests[rid]
         inp.add_shipment(
-                pickup=vroom.ShipmentStep(
-                    2 * i, location=int(r.pickup), default_service=int(r.pickup_service_s),
-                    time_windows=[vroom.TimeWindow(r.pickup_window.earliest_s, r.pickup_window.latest_s)],
-                ),
-                delivery=vroom.ShipmentStep(
-                    2 * i + 1, location=int(r.dropoff), default_service=int(r.dropoff_service_s),
-                    time_windows=[vroom.TimeWindow(r.dropoff_window.earliest_s, r.dropoff_window.latest_s)],
-                ),
-                amount=vroom.Amount(list(r.load.as_tuple())),
+            pickup=vroom.ShipmentStep(
+                2 * i,
+                location=int(r.pickup),
+                default_service=int(r.pickup_service_s),
+                time_windows=[
+                    vroom.TimeWindow(r.pickup_window.earliest_s, r.pickup_window.latest_s)
+                ],
+            ),
+            delivery=vroom.ShipmentStep(
+                2 * i + 1,
+                location=int(r.dropoff),
+                default_service=int(r.dropoff_service_s),
+                time_windows=[
+                    vroom.TimeWindow(r.dropoff_window.earliest_s, r.dropoff_window.latest_s)
+                ],
+            ),
+            amount=vroom.Amount(list(r.load.as_tuple())),
         )
-    sol = inp.solve(exploration_level=exploration, nb_threads=threads, timeout=timedelta(seconds=time_limit_s))
+    sol = inp.solve(
+        exploration_level=exploration, nb_threads=threads, timeout=timedelta(seconds=time_limit_s)
+    )
     df = sol.routes
     routes = []
     served = set()
@@ -73,7 +85,9 @@ def solve_vroom(problem: Problem, *, time_limit_s: float, threads: int = 1, expl
             start = int(row["arrival"]) + int(row["waiting_time"])
             svc = r.pickup_service_s if kind == "pickup" else r.dropoff_service_s
             loc = r.pickup if kind == "pickup" else r.dropoff
-            stops.append(ScheduledStop(Stop(rid, kind), loc, int(row["arrival"]), start, start + svc, load))
+            stops.append(
+                ScheduledStop(Stop(rid, kind), loc, int(row["arrival"]), start, start + svc, load)
+            )
             served.add(rid)
         routes.append(Route(v.id, tuple(stops), end_arrival))
     unserved = {rid: UnservedCause.NO_FEASIBLE_INSERTION for rid in ids if rid not in served}

@@ -19,7 +19,7 @@ import logging
 import math
 import random
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -118,7 +118,9 @@ def optimise(
     built = ort.build(sub, unserved_penalty=penalty, seed=seed)
     remaining = deadline - time.perf_counter()
     first_share = remaining if not lns else max(0.05, min(remaining * FIRST_SHARE, 1.5))
-    params = ort.search_parameters(first_share, first_solution="parallel_cheapest_insertion", lns_operators=lns)
+    params = ort.search_parameters(
+        first_share, first_solution="parallel_cheapest_insertion", lns_operators=lns
+    )
     init = ort.node_routes_from_stops(built, warm_start) if warm_start else None
     res = ort.solve(built, params, initial_routes=init)
     timing = problem
@@ -127,7 +129,9 @@ def optimise(
         # with their latest drop-off opened and let the checker report the late drop-off.
         log.warning("no plan keeps every on-board rider's promise; relaxing their drop-off times")
         relaxed = _relax_onboard(sub)
-        timing = Problem(problem.vehicles, {**problem.requests, **relaxed.requests}, problem.travel_s)
+        timing = Problem(
+            problem.vehicles, {**problem.requests, **relaxed.requests}, problem.travel_s
+        )
         built = ort.build(relaxed, unserved_penalty=penalty, seed=seed)
         res = ort.solve(built, ort.search_parameters(max(0.05, deadline - time.perf_counter())))
     if res.routes is None:
@@ -178,7 +182,7 @@ class _Fast:
         n = len(loc)
         self.partner = [-1] * n
         self.ride = [0] * n  # at a drop-off node: L + s(pickup)
-        self.load = [(0,) * 3] * n
+        self.load: list[tuple[int, ...]] = [(0,) * 3] * n
         for rid, pn in nodes.pickup_node.items():
             dn = nodes.dropoff_node[rid]
             r = p.requests[rid]
@@ -192,7 +196,10 @@ class _Fast:
         self.starts, self.ends = built.starts, built.ends
         self.cap = [v.capacity.as_tuple() for v in p.vehicles]
         self.init_load = [
-            tuple(sum(p.requests[r].load.as_tuple()[d] for r in v.onboard if r in p.requests) for d in range(3))
+            tuple(
+                sum(p.requests[r].load.as_tuple()[d] for r in v.onboard if r in p.requests)
+                for d in range(3)
+            )
             for v in p.vehicles
         ]
         self.dur = [v.max_route_duration_s for v in p.vehicles]
@@ -240,8 +247,7 @@ class _Fast:
                     if need > hi_a[pi]:
                         return None
                     t[pi] = need
-                    if pi < start:
-                        start = pi
+                    start = min(start, pi)
             if dur is not None:
                 need = t[-1] - dur
                 if t[0] < need:
@@ -306,11 +312,15 @@ class _Fast:
         late = self.hi_arr[a].tolist()
         for i in range(n - 1, -1, -1):
             v = late[i + 1] - step[i]
-            if v < late[i]:
-                late[i] = v
+            late[i] = min(late[i], v)
         lds = self.init_load_arr[k] + np.cumsum(self.load_arr[a[:-1]], axis=0)
-        data = (a, np.asarray(t[:-1], dtype=np.int64) + svc[:-1], np.asarray(late[1:], dtype=np.int64),
-                lds, base)
+        data = (
+            a,
+            np.asarray(t[:-1], dtype=np.int64) + svc[:-1],
+            np.asarray(late[1:], dtype=np.int64),
+            lds,
+            base,
+        )
         self._cache[key] = data
         return data
 
@@ -360,7 +370,11 @@ class _Fast:
         dep_l = dep.tolist()
         arr_p_l, arr_d_l = arr_p.tolist(), arr_d.tolist()
         to_p_l, p_to_l, to_d_l, d_to_l, base_l = (
-            to_p.tolist(), p_to.tolist(), to_d.tolist(), d_to.tolist(), base.tolist()
+            to_p.tolist(),
+            p_to.tolist(),
+            to_d.tolist(),
+            d_to.tolist(),
+            base.tolist(),
         )
         # capacity: prefix count of positions where the new load does not fit
         fits = np.all(lds + np.asarray(lp) <= np.asarray(cap), axis=1)
@@ -374,7 +388,12 @@ class _Fast:
             # drop-off right after the pickup
             lat_d = min(hi_d, late_l[i] - svd - d_to_l[i])
             lat_pp = min(hi_p, lat_d - svp - pd)
-            if lat_pp >= arr_p_l[i] and lo_d <= lat_d and svp + pd <= ride and lo_d - lat_pp <= ride:
+            if (
+                lat_pp >= arr_p_l[i]
+                and lo_d <= lat_d
+                and svp + pd <= ride
+                and lo_d - lat_pp <= ride
+            ):
                 cands.append((to_p_l[i] + pd + d_to_l[i] - base_l[i], i, i))
             for j in jd:
                 if j <= i:
@@ -395,7 +414,15 @@ class _Fast:
                 return c, new
         return None
 
-    def recreate(self, routes: list[tuple[int, ...]], pending: list[str], nodes, rng, regret: int, noise: float):
+    def recreate(
+        self,
+        routes: list[tuple[int, ...]],
+        pending: list[str],
+        nodes,
+        rng,
+        regret: int,
+        noise: float,
+    ):
         """Insert ``pending`` requests (regret-k; k=1 is greedy); returns (added cost, missing)."""
         table = {}
         for rid in pending:
@@ -408,7 +435,9 @@ class _Fast:
             best_key, best_rid, best_choice = None, None, None
             for rid in pending:
                 opts = sorted(
-                    (c[0] * (1.0 + noise * rng.random()), k) for k, c in enumerate(table[rid]) if c is not None
+                    (c[0] * (1.0 + noise * rng.random()), k)
+                    for k, c in enumerate(table[rid])
+                    if c is not None
                 )
                 if not opts:
                     continue
@@ -422,6 +451,7 @@ class _Fast:
             if best_rid is None:
                 missing.extend(pending)
                 break
+            assert best_choice is not None
             k = best_choice
             c, new = table[best_rid][k]
             routes[k] = new
@@ -429,7 +459,9 @@ class _Fast:
             pending.remove(best_rid)
             del table[best_rid]
             for rid in pending:
-                table[rid][k] = self.route_best(k, new, nodes.pickup_node[rid], nodes.dropoff_node[rid])
+                table[rid][k] = self.route_best(
+                    k, new, nodes.pickup_node[rid], nodes.dropoff_node[rid]
+                )
         return added, missing
 
 
@@ -447,7 +479,11 @@ def _lns(built, current, current_cost, penalty, deadline, rng):
     info = {}
     for rid in built.optional:
         r = p.requests[rid]
-        info[rid] = (r.pickup, r.dropoff, (r.pickup_window.earliest_s + r.dropoff_window.latest_s) // 2)
+        info[rid] = (
+            r.pickup,
+            r.dropoff,
+            (r.pickup_window.earliest_s + r.dropoff_window.latest_s) // 2,
+        )
     tt = p.travel_s
     it = 0
     accepted = improved = 0
@@ -462,7 +498,15 @@ def _lns(built, current, current_cost, penalty, deadline, rng):
     stats: Counter = Counter()
 
     def mode_name(m):
-        return "shaw" if m < P_SHAW else "worst" if m < P_SHAW + P_WORST else "route" if m < P_SHAW + P_WORST + P_ROUTE else "rand"
+        return (
+            "shaw"
+            if m < P_SHAW
+            else "worst"
+            if m < P_SHAW + P_WORST
+            else "route"
+            if m < P_SHAW + P_WORST + P_ROUTE
+            else "rand"
+        )
 
     while time.perf_counter() < deadline - 0.02:
         it += 1
@@ -480,7 +524,9 @@ def _lns(built, current, current_cost, penalty, deadline, rng):
 
             def rel(rid, a=a):
                 b = info[rid]
-                return (tt[a[0], b[0]] + tt[a[1], b[1]] + abs(a[2] - b[2]) * 0.5) * (0.7 + 0.6 * rng.random())
+                return (tt[a[0], b[0]] + tt[a[1], b[1]] + abs(a[2] - b[2]) * 0.5) * (
+                    0.7 + 0.6 * rng.random()
+                )
 
             removed = set(sorted(served, key=rel)[:q])
         elif mode < P_SHAW + P_WORST:  # worst removal: requests whose stops cost most
@@ -504,25 +550,40 @@ def _lns(built, current, current_cost, penalty, deadline, rng):
         noise = rng.choice((0.0, 0.0, NOISE))
         _, missing = fast.recreate(routes, order, nodes, rng, regret, noise)
         cost = sum(fast.cost(k, r) for k, r in enumerate(routes)) + penalty * len(missing)
-        stats[mode_name(mode) + ("_miss" if missing else ("_imp" if cost < current_cost else "_ok"))] += 1
+        stats[
+            mode_name(mode) + ("_miss" if missing else ("_imp" if cost < current_cost else "_ok"))
+        ] += 1
         if POLISH and (it % polish_every == 0 or (cost < best_cost and rng.random() < 0.1)):
             left = deadline - time.perf_counter()
             if left > 0.1:
                 params = ort.search_parameters(min(left, 0.3), metaheuristic="greedy")
-                res = ort.solve(built, params, initial_routes=[[manager.NodeToIndex(x) for x in s] for s in routes])
+                res = ort.solve(
+                    built,
+                    params,
+                    initial_routes=[[manager.NodeToIndex(x) for x in s] for s in routes],
+                )
                 if res.routes is not None:
                     c2 = _cost(built, res.routes, penalty)
                     if c2 <= cost:
                         routes, cost = [tuple(x) for x in res.routes], c2
         frac = (time.perf_counter() - t_begin) / span
-        temp = temp0 * (0.01 ** frac) if frac < 0.97 else 0.0  # exponential cooling, then descent
+        temp = temp0 * (0.01**frac) if frac < 0.97 else 0.0  # exponential cooling, then descent
         if cost < best_cost:
             best, best_cost = routes, cost
             improved += 1
-        if cost < current_cost or (temp > 0 and rng.random() < math.exp(-(cost - current_cost) / temp)):
+        if cost < current_cost or (
+            temp > 0 and rng.random() < math.exp(-(cost - current_cost) / temp)
+        ):
             current, current_cost = routes, cost
             accepted += 1
-    log.debug("lns: %d iterations, %d accepted, %d improved, best %d %s", it, accepted, improved, best_cost, dict(stats))
+    log.debug(
+        "lns: %d iterations, %d accepted, %d improved, best %d %s",
+        it,
+        accepted,
+        improved,
+        best_cost,
+        dict(stats),
+    )
     return [list(x) for x in best], best_cost
 
 
@@ -540,7 +601,9 @@ def _relax_onboard(problem: Problem) -> Problem:
                 continue
             reqs[rid] = replace(
                 r,
-                dropoff_window=TimeWindow(r.dropoff_window.earliest_s, max(v.shift_end_s, r.dropoff_window.latest_s)),
+                dropoff_window=TimeWindow(
+                    r.dropoff_window.earliest_s, max(v.shift_end_s, r.dropoff_window.latest_s)
+                ),
                 max_ride_s=max(r.max_ride_s, v.shift_end_s),
             )
     return Problem(problem.vehicles, reqs, problem.travel_s)
@@ -559,7 +622,9 @@ def _extract(problem, timing, built, routes, unserved, promised, penalty) -> Sol
         if route is None:
             # OR-Tools accepted it but our own scheduler cannot time it: drop the new requests
             # of this route one by one until it can be timed (on-board drop-offs stay).
-            log.warning("route %s could not be scheduled; dropping requests", problem.vehicles[k].id)
+            log.warning(
+                "route %s could not be scheduled; dropping requests", problem.vehicles[k].id
+            )
             keep = list(stops)
             for rid in [s.request_id for s in stops if s.kind == "pickup"][::-1]:
                 keep = [s for s in keep if s.request_id != rid]
@@ -580,7 +645,13 @@ def _extract(problem, timing, built, routes, unserved, promised, penalty) -> Sol
         if rid in served or rid in unserved:
             continue
         unserved[rid] = (
-            UnservedCause.PROMISE_INFEASIBLE if rid in promised else UnservedCause.NO_FEASIBLE_INSERTION
+            UnservedCause.PROMISE_INFEASIBLE
+            if rid in promised
+            else UnservedCause.NO_FEASIBLE_INSERTION
         )
     del nodes
-    return Solution(tuple(out), unserved, Objective(travel=travel, ride=0, unserved_penalty=penalty * len(unserved)))
+    return Solution(
+        tuple(out),
+        unserved,
+        Objective(travel=travel, ride=0, unserved_penalty=penalty * len(unserved)),
+    )

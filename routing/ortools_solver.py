@@ -25,12 +25,15 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
-from ortools.constraint_solver import pywrapcp, routing_enums_pb2
-from ortools.constraint_solver import routing_ils_pb2  # noqa: F401  (9.12+: ILS parameters)
+from ortools.constraint_solver import (
+    pywrapcp,
+    routing_enums_pb2,
+    routing_ils_pb2,
+)
 from ortools.util import optional_boolean_pb2
 
 from routing.model import (
@@ -141,7 +144,10 @@ def tightened_windows(problem: Problem, r: Request) -> tuple[tuple[int, int], tu
     t = int(tt[r.pickup, r.dropoff])
     s, L = r.pickup_service_s, r.max_ride_s
     reach = min(v.start_time_s + int(tt[v.start_location, r.pickup]) for v in problem.vehicles)
-    leave = max(v.shift_end_s - r.dropoff_service_s - int(tt[r.dropoff, v.end_location]) for v in problem.vehicles)
+    leave = max(
+        v.shift_end_s - r.dropoff_service_s - int(tt[r.dropoff, v.end_location])
+        for v in problem.vehicles
+    )
     p_lo, p_hi = max(r.pickup_window.earliest_s, reach), r.pickup_window.latest_s
     d_lo, d_hi = r.dropoff_window.earliest_s, min(r.dropoff_window.latest_s, leave)
     for _ in range(2):
@@ -219,17 +225,25 @@ def build(
                 r.dropoff, DROPOFF, rid, r.dropoff_service_s, r.dropoff_window.earliest_s, latest, k
             )
         else:
-            (p_lo, p_hi), (d_lo, d_hi) = tightened_windows(problem, r) if tighten else (
-                (r.pickup_window.earliest_s, r.pickup_window.latest_s),
-                (r.dropoff_window.earliest_s, r.dropoff_window.latest_s),
+            (p_lo, p_hi), (d_lo, d_hi) = (
+                tightened_windows(problem, r)
+                if tighten
+                else (
+                    (r.pickup_window.earliest_s, r.pickup_window.latest_s),
+                    (r.dropoff_window.earliest_s, r.dropoff_window.latest_s),
+                )
             )
-            nodes.pickup_node[rid] = nodes.add(r.pickup, PICKUP, rid, r.pickup_service_s, p_lo, p_hi)
-            nodes.dropoff_node[rid] = nodes.add(r.dropoff, DROPOFF, rid, r.dropoff_service_s, d_lo, d_hi)
+            nodes.pickup_node[rid] = nodes.add(
+                r.pickup, PICKUP, rid, r.pickup_service_s, p_lo, p_hi
+            )
+            nodes.dropoff_node[rid] = nodes.add(
+                r.dropoff, DROPOFF, rid, r.dropoff_service_s, d_lo, d_hi
+            )
             optional.append(rid)
     n = len(nodes.location)
     manager = pywrapcp.RoutingIndexManager(n, len(vehicles), starts, ends)
     routing = pywrapcp.RoutingModel(manager)
-    keep = []
+    keep: list[object] = []
 
     loc = np.asarray(nodes.location, dtype=np.int64)
     travel = np.asarray(problem.travel_s, dtype=np.int64)
@@ -346,7 +360,9 @@ def search_parameters(
         ruin.sisr.max_removed_sequence_size = 10
         ruin.sisr.avg_num_removed_visits = 10
         ruin.sisr.bypass_factor = 0.01
-        rr.recreate_strategy.heuristic = routing_enums_pb2.FirstSolutionStrategy.LOCAL_CHEAPEST_INSERTION
+        rr.recreate_strategy.heuristic = (
+            routing_enums_pb2.FirstSolutionStrategy.LOCAL_CHEAPEST_INSERTION
+        )
         ilsp.improve_perturbed_solution = True
         acc = ilsp.reference_solution_acceptance_strategy.simulated_annealing
         acc.cooling_schedule_strategy = routing_ils_pb2.CoolingScheduleStrategy.EXPONENTIAL
@@ -403,7 +419,9 @@ def solve(
             sol = routing.SolveFromAssignmentWithParameters(init, params)
         if sol is None:
             rejected = True
-            log.warning("warm start rejected by OR-Tools (breaks a constraint); solving from scratch")
+            log.warning(
+                "warm start rejected by OR-Tools (breaks a constraint); solving from scratch"
+            )
         else:
             used = True
     built.solved = True
@@ -421,7 +439,9 @@ def solve(
             seq.append(built.manager.IndexToNode(idx))
             idx = sol.Value(routing.NextVar(idx))
         routes.append(seq)
-    return SolveResult(routes, sol.ObjectiveValue(), status, used, rejected, time.perf_counter() - t0)
+    return SolveResult(
+        routes, sol.ObjectiveValue(), status, used, rejected, time.perf_counter() - t0
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,8 +499,7 @@ def schedule_route(problem: Problem, vehicle_index: int, stops: Sequence[Stop]) 
     t = list(lo)
     for _ in range(4 * m + 4):
         for i in range(m - 1):
-            if t[i + 1] < t[i] + step[i]:
-                t[i + 1] = t[i] + step[i]
+            t[i + 1] = max(t[i + 1], t[i] + step[i])
         changed = False
         for p, d, lim in rides:
             if t[p] < t[d] - lim:
@@ -500,13 +519,13 @@ def schedule_route(problem: Problem, vehicle_index: int, stops: Sequence[Stop]) 
     # Ride-time reduction: keep every drop-off and the route end at its earliest time and move
     # pickups (and the departure) as late as the schedule allows -- the greatest solution of the
     # same difference system with drop-offs pinned. Ride times can only shrink.
-    late = list(t)
+    delayed = list(t)
     for i in range(m - 2, -1, -1):
         pinned = 1 <= i <= k and stops[i - 1].kind == "dropoff"
         if not pinned:
-            late[i] = max(t[i], min(hi[i], late[i + 1] - step[i]))
-    if _schedule_ok(late, lo, hi, step, rides, dur):
-        return late
+            delayed[i] = max(t[i], min(hi[i], delayed[i + 1] - step[i]))
+    if _schedule_ok(delayed, lo, hi, step, rides, dur):
+        return delayed
     return t
 
 
@@ -518,9 +537,7 @@ def _schedule_ok(t, lo, hi, step, rides, dur) -> bool:
         return False
     if any(t[d] - t[p] > lim for p, d, lim in rides):
         return False
-    if dur is not None and t[-1] - t[0] > dur:
-        return False
-    return True
+    return dur is None or t[-1] - t[0] <= dur
 
 
 def scheduled_route(problem: Problem, vehicle_index: int, stops: Sequence[Stop]) -> Route | None:

@@ -32,13 +32,26 @@ def _tiny(seed: int, n_req: int = 4, n_veh: int = 2, cap: int = 2) -> Problem:
         p, d = 1 + 2 * i, 2 + 2 * i
         e = rng.randint(100, 500)
         reqs[f"r{i}"] = Request(
-            id=f"r{i}", pickup=p, dropoff=d, load=Load(seats=1),
-            pickup_window=TimeWindow(e, e + 150), dropoff_window=TimeWindow(0, 2000),
-            max_ride_s=int(travel[p, d]) + 80, pickup_service_s=5, dropoff_service_s=5,
+            id=f"r{i}",
+            pickup=p,
+            dropoff=d,
+            load=Load(seats=1),
+            pickup_window=TimeWindow(e, e + 150),
+            dropoff_window=TimeWindow(0, 2000),
+            max_ride_s=int(travel[p, d]) + 80,
+            pickup_service_s=5,
+            dropoff_service_s=5,
         )
     vehicles = tuple(
-        Vehicle(id=f"v{k}", start_location=0, start_time_s=0, end_location=0, shift_end_s=2000,
-                capacity=Load(seats=cap), max_route_duration_s=1500)
+        Vehicle(
+            id=f"v{k}",
+            start_location=0,
+            start_time_s=0,
+            end_location=0,
+            shift_end_s=2000,
+            capacity=Load(seats=cap),
+            max_route_duration_s=1500,
+        )
         for k in range(n_veh)
     )
     return Problem(vehicles, reqs, travel)
@@ -52,26 +65,58 @@ def _feasible(problem: Problem, v: Vehicle, stops) -> bool:
         load += r.load.seats if s.kind == "pickup" else -r.load.seats
         if load > v.capacity.seats:
             return False
-    locs = [v.start_location] + [
-        problem.requests[s.request_id].pickup if s.kind == "pickup" else problem.requests[s.request_id].dropoff
-        for s in stops
-    ] + [v.end_location]
-    svc = [0] + [
-        problem.requests[s.request_id].pickup_service_s if s.kind == "pickup"
-        else problem.requests[s.request_id].dropoff_service_s for s in stops
-    ] + [0]
-    lo = [v.start_time_s] + [
-        (problem.requests[s.request_id].pickup_window if s.kind == "pickup"
-         else problem.requests[s.request_id].dropoff_window).earliest_s for s in stops
-    ] + [v.start_time_s]
-    hi = [v.shift_end_s] + [
-        (problem.requests[s.request_id].pickup_window if s.kind == "pickup"
-         else problem.requests[s.request_id].dropoff_window).latest_s for s in stops
-    ] + [v.shift_end_s]
+    locs = (
+        [v.start_location]
+        + [
+            problem.requests[s.request_id].pickup
+            if s.kind == "pickup"
+            else problem.requests[s.request_id].dropoff
+            for s in stops
+        ]
+        + [v.end_location]
+    )
+    svc = (
+        [0]
+        + [
+            problem.requests[s.request_id].pickup_service_s
+            if s.kind == "pickup"
+            else problem.requests[s.request_id].dropoff_service_s
+            for s in stops
+        ]
+        + [0]
+    )
+    lo = (
+        [v.start_time_s]
+        + [
+            (
+                problem.requests[s.request_id].pickup_window
+                if s.kind == "pickup"
+                else problem.requests[s.request_id].dropoff_window
+            ).earliest_s
+            for s in stops
+        ]
+        + [v.start_time_s]
+    )
+    hi = (
+        [v.shift_end_s]
+        + [
+            (
+                problem.requests[s.request_id].pickup_window
+                if s.kind == "pickup"
+                else problem.requests[s.request_id].dropoff_window
+            ).latest_s
+            for s in stops
+        ]
+        + [v.shift_end_s]
+    )
     pairs = []
     for i, s in enumerate(stops, 1):
         if s.kind == "dropoff":
-            j = next(k for k, x in enumerate(stops, 1) if x.request_id == s.request_id and x.kind == "pickup")
+            j = next(
+                k
+                for k, x in enumerate(stops, 1)
+                if x.request_id == s.request_id and x.kind == "pickup"
+            )
             r = problem.requests[s.request_id]
             pairs.append((j, i, r.max_ride_s + r.pickup_service_s))
     t = list(lo)
@@ -108,22 +153,36 @@ def _sequences(rids):
 
 
 def _route_cost(problem: Problem, v: Vehicle, stops) -> int:
-    locs = [v.start_location] + [
-        problem.requests[s.request_id].pickup if s.kind == "pickup" else problem.requests[s.request_id].dropoff
-        for s in stops
-    ] + [v.end_location]
-    return sum(problem.travel(a, b) for a, b in zip(locs, locs[1:]))
+    locs = (
+        [v.start_location]
+        + [
+            problem.requests[s.request_id].pickup
+            if s.kind == "pickup"
+            else problem.requests[s.request_id].dropoff
+            for s in stops
+        ]
+        + [v.end_location]
+    )
+    return sum(problem.travel(a, b) for a, b in itertools.pairwise(locs))
 
 
 def _brute_force(problem: Problem) -> int:
     rids = sorted(problem.requests)
-    v0, v1 = problem.vehicles  # identical vehicles: best single-route cost per subset
+    v0 = problem.vehicles[0]  # identical vehicles: best single-route cost per subset
     best_for: dict[frozenset, float] = {}
     for mask in range(1 << len(rids)):
         sub = frozenset(r for i, r in enumerate(rids) if mask >> i & 1)
-        best = 0 if not sub else min(
-            (_route_cost(problem, v0, seq) for seq in _sequences(sorted(sub)) if _feasible(problem, v0, seq)),
-            default=float("inf"),
+        best = (
+            0
+            if not sub
+            else min(
+                (
+                    _route_cost(problem, v0, seq)
+                    for seq in _sequences(sorted(sub))
+                    if _feasible(problem, v0, seq)
+                ),
+                default=float("inf"),
+            )
         )
         best_for[sub] = best
     allr = frozenset(rids)
@@ -155,7 +214,9 @@ def test_plain_model_is_feasible():
 def test_schedule_keeps_ride_time_by_delaying_pickup():
     """A pickup with an open window is delayed so the ride-time limit holds (not left early)."""
     travel = np.array([[0, 10, 20], [10, 0, 10], [20, 10, 0]], dtype=np.int64)
-    req = Request("r", 1, 2, Load(seats=1), TimeWindow(0, 1000), TimeWindow(500, 520), max_ride_s=30)
+    req = Request(
+        "r", 1, 2, Load(seats=1), TimeWindow(0, 1000), TimeWindow(500, 520), max_ride_s=30
+    )
     veh = Vehicle("v", 0, 0, 0, 2000, Load(seats=1))
     problem = Problem((veh,), {"r": req}, travel)
     times = schedule_route(problem, 0, [Stop("r", "pickup"), Stop("r", "dropoff")])
@@ -169,11 +230,29 @@ def _onboard_problem() -> Problem:
     # locations: 0 depot A, 1 depot B, 2 drop-off of the on-board rider (next to B), 3/4 new request
     xy = np.array([[0, 0], [10, 0], [11, 0], [1, 0], [2, 0]], dtype=float)
     travel = np.rint(np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1)) * 10).astype(np.int64)
-    ride = Request("onboard", 0, 2, Load(seats=1, wheelchairs=1), TimeWindow(0, 10), TimeWindow(0, 1000),
-                   max_ride_s=500, picked_up_at_s=0)
-    new = Request("new", 3, 4, Load(seats=1), TimeWindow(0, 1000), TimeWindow(0, 1000), max_ride_s=500)
-    va = Vehicle("A", 0, 0, 0, 1000, Load(seats=2, wheelchairs=1), onboard=("onboard",),
-                 route=(Stop("onboard", "dropoff"),))
+    ride = Request(
+        "onboard",
+        0,
+        2,
+        Load(seats=1, wheelchairs=1),
+        TimeWindow(0, 10),
+        TimeWindow(0, 1000),
+        max_ride_s=500,
+        picked_up_at_s=0,
+    )
+    new = Request(
+        "new", 3, 4, Load(seats=1), TimeWindow(0, 1000), TimeWindow(0, 1000), max_ride_s=500
+    )
+    va = Vehicle(
+        "A",
+        0,
+        0,
+        0,
+        1000,
+        Load(seats=2, wheelchairs=1),
+        onboard=("onboard",),
+        route=(Stop("onboard", "dropoff"),),
+    )
     vb = Vehicle("B", 1, 0, 1, 1000, Load(seats=2, wheelchairs=1))
     return Problem((va, vb), {"onboard": ride, "new": new}, travel)
 
@@ -216,12 +295,27 @@ def test_infeasible_promise_is_reported_not_broken():
     problem = _tiny(7, n_req=3)
     r0 = problem.requests["r0"]
     # drop-off window closes before the bus can get there from the pickup
-    impossible = Request(r0.id, r0.pickup, r0.dropoff, r0.load, TimeWindow(100, 100), TimeWindow(0, 101),
-                         max_ride_s=r0.max_ride_s)
+    impossible = Request(
+        r0.id,
+        r0.pickup,
+        r0.dropoff,
+        r0.load,
+        TimeWindow(100, 100),
+        TimeWindow(0, 101),
+        max_ride_s=r0.max_ride_s,
+    )
     reqs = dict(problem.requests, r0=impossible)
     vehicles = (
-        Vehicle("v0", 0, 0, 0, 2000, Load(seats=2), route=(Stop("r0", "pickup"), Stop("r0", "dropoff")),
-                max_route_duration_s=1500),
+        Vehicle(
+            "v0",
+            0,
+            0,
+            0,
+            2000,
+            Load(seats=2),
+            route=(Stop("r0", "pickup"), Stop("r0", "dropoff")),
+            max_route_duration_s=1500,
+        ),
         problem.vehicles[1],
     )
     p2 = Problem(vehicles, reqs, problem.travel_s)
@@ -234,8 +328,18 @@ def test_load_too_big_for_every_vehicle():
     """A load no vehicle can carry is reported NO_VEHICLE_FITS; the rest is still planned."""
     problem = _tiny(8, n_req=3)
     big = problem.requests["r1"]
-    reqs = dict(problem.requests, r1=Request(big.id, big.pickup, big.dropoff, Load(seats=1, wheelchairs=1),
-                                             big.pickup_window, big.dropoff_window, big.max_ride_s))
+    reqs = dict(
+        problem.requests,
+        r1=Request(
+            big.id,
+            big.pickup,
+            big.dropoff,
+            Load(seats=1, wheelchairs=1),
+            big.pickup_window,
+            big.dropoff_window,
+            big.max_ride_s,
+        ),
+    )
     p2 = Problem(problem.vehicles, reqs, problem.travel_s)
     sol = optimise(p2, time_limit_s=0.3)
     assert sol.unserved == {"r1": UnservedCause.NO_VEHICLE_FITS}
@@ -247,7 +351,15 @@ def test_wheelchair_capacity_dimension_respected():
     xy = np.array([[0, 0], [1, 0], [2, 0], [1, 1], [2, 1]], dtype=float)
     travel = np.rint(np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1)) * 10).astype(np.int64)
     reqs = {
-        rid: Request(rid, p, d, Load(seats=1, wheelchairs=1), TimeWindow(0, 400), TimeWindow(0, 800), max_ride_s=400)
+        rid: Request(
+            rid,
+            p,
+            d,
+            Load(seats=1, wheelchairs=1),
+            TimeWindow(0, 400),
+            TimeWindow(0, 800),
+            max_ride_s=400,
+        )
         for rid, p, d in (("w1", 1, 2), ("w2", 3, 4))
     }
     veh = Vehicle("v", 0, 0, 0, 1000, Load(seats=4, wheelchairs=1))
@@ -262,8 +374,16 @@ def test_late_onboard_rider_is_still_dropped_and_flagged():
     the lateness shows up in the checker, it is not hidden by dropping the rider."""
     problem = _onboard_problem()
     ride = problem.requests["onboard"]
-    late = Request(ride.id, ride.pickup, ride.dropoff, ride.load, ride.pickup_window, TimeWindow(0, 50),
-                   max_ride_s=50, picked_up_at_s=0)
+    late = Request(
+        ride.id,
+        ride.pickup,
+        ride.dropoff,
+        ride.load,
+        ride.pickup_window,
+        TimeWindow(0, 50),
+        max_ride_s=50,
+        picked_up_at_s=0,
+    )
     p2 = Problem(problem.vehicles, dict(problem.requests, onboard=late), problem.travel_s)
     sol = optimise(p2, time_limit_s=0.3)
     route_a = next(r for r in sol.routes if r.vehicle_id == "A")
