@@ -205,6 +205,7 @@ class _Fast:
         self.dur = [v.max_route_duration_s for v in p.vehicles]
         self._cache: dict = {}
         self._best_cache: dict = {}
+        self._feas: dict = {}
         self._tril: dict = {}
         self.svc_arr = np.asarray(self.svc, dtype=np.int64)
         self.hi_arr = np.asarray(self.hi, dtype=np.int64)
@@ -290,6 +291,19 @@ class _Fast:
         a = [self.starts[k], *seq, self.ends[k]]
         arc = self.arc_l
         return sum(arc[a[i]][a[i + 1]] for i in range(len(a) - 1))
+
+    def feasible(self, k: int, seq: tuple[int, ...]) -> bool:
+        """Memoised exact feasibility of a stop sequence (schedule only, no arrays)."""
+        key = (k, seq)
+        data = self._cache.get(key, 0)
+        if data != 0:
+            return data is not None
+        hit = self._feas.get(key)
+        if hit is None:
+            if len(self._feas) > 200000:
+                self._feas.clear()
+            hit = self._feas[key] = self.times(k, seq) is not None
+        return hit
 
     def _route_data(self, k: int, seq: tuple[int, ...]):
         """Cached per-route arrays: nodes, least times, latest times, loads (or None)."""
@@ -410,7 +424,7 @@ class _Fast:
         cands.sort()
         for c, i, j in cands[:max_checks]:
             new = (*seq[:i], pn, *seq[i:j], dn, *seq[j:])
-            if self._route_data(k, new) is not None:
+            if self.feasible(k, new):
                 return c, new
         return None
 
