@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             write_json(args.out / f"{inst.name}.json", inst, problem, sol)
         if args.peer:
-            from bench.vroom_peer import solve_vroom
+            from bench._vroom_peer import solve_vroom
 
             psol, ptime = solve_vroom(problem, time_limit_s=args.time_limit)
             pviol = check(problem, psol, require_all_served=True, tolerance=TOLERANCE)
