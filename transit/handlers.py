@@ -318,17 +318,50 @@ async def _confirm(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
             "Idempotency-Key ヘッダー(1〜200文字)が必要です。",
             "An Idempotency-Key header (1 to 200 characters) is required.",
         )
-    # First only the offered vehicle's plan is locked, so confirms for different vehicles run side
-    # by side. If its seat went meanwhile, a second transaction locks every plan (in id order, so
-    # no deadlock) and tries any vehicle with the same promise.
-    for scope in ("offered", "all"):
-        booking = await _confirm_once(cmd, actor, svc, scope)
+    # Each attempt locks one vehicle's plan only (its row on PostgreSQL), so confirms for different
+    # vehicles run side by side and nobody waits for the whole fleet. The offered vehicle first;
+    # if its seat went meanwhile, the other vehicles that could keep the same promise, best first.
+    booking = await _confirm_once(cmd, actor, svc, None)
+    if booking is not None:
+        return booking
+    for vehicle_id in await _other_candidates(cmd, actor, svc):
+        booking = await _confirm_once(cmd, actor, svc, vehicle_id)
         if booking is not None:
             return booking
     raise errors.OfferNoLongerAvailable()
 
 
-async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, scope: str) -> Booking | None:
+async def _other_candidates(cmd: ConfirmOffer, actor: Actor, svc: Services) -> list[str]:
+    """Vehicles other than the offered one that could take the offer now (read-only, ranked)."""
+    async with svc.uow(readonly=True) as uow:
+        offer = await uow.offers.get(cmd.offer_id)
+        if offer is None or offer["account_id"] != actor.account_id or offer["booking_id"]:
+            return []
+        window = (offer["pickup_earliest"], offer["dropoff_latest"])
+        vehicles = [v for v in await uow.vehicles.list(window) if v.id != offer["vehicle_id"]]
+        r = offer["request"]
+        snap = await _snapshot(uow, svc, vehicles, window, [Place(*r["origin"]), Place(*r["destination"])])
+    req = _offer_request(snap, offer, "__candidate__")
+    result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=5)
+    return [o.vehicle_id for o in result.options]
+
+
+def _offer_request(snap: Snapshot, offer: dict, rid: str) -> rm.Request:
+    """The offer's promise as a routing request on this snapshot's locations."""
+    r = offer["request"]
+    origin, destination = Place(*r["origin"]), Place(*r["destination"])
+    return rm.Request(
+        rid,
+        snap.locations.index(origin.lat, origin.lon, origin.stop_id),
+        snap.locations.index(destination.lat, destination.lon, destination.stop_id),
+        rm.Load(r["party_size"], r["wheelchairs"], r["parcels"]),
+        rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["pickup_latest"])),
+        rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["dropoff_latest"])),
+        r["max_ride_s"], r["pickup_service_s"], r["dropoff_service_s"],
+    )
+
+
+async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_id: str | None) -> Booking | None:
     async with svc.uow() as uow:
         found = await uow.bookings.by_idempotency_key(actor.account_id, cmd.idempotency_key)
         if found is not None:
@@ -350,22 +383,10 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, scope: s
         origin = Place(*r["origin"])
         destination = Place(*r["destination"])
         window = (offer["pickup_earliest"], offer["dropoff_latest"])
-        if scope == "offered":
-            one = await uow.vehicles.get(offer["vehicle_id"], for_update=True, window=window)
-            vehicles = [one] if one is not None else []
-        else:
-            vehicles = await uow.vehicles.lock_all(window)
-        snap = await _snapshot(uow, svc, vehicles, window, [origin, destination])
+        one = await uow.vehicles.get(vehicle_id or offer["vehicle_id"], for_update=True, window=window)
+        snap = await _snapshot(uow, svc, [one] if one is not None else [], window, [origin, destination])
         bid = svc.new_id("bkg")
-        req = rm.Request(
-            bid,
-            snap.locations.index(origin.lat, origin.lon, origin.stop_id),
-            snap.locations.index(destination.lat, destination.lon, destination.stop_id),
-            rm.Load(r["party_size"], r["wheelchairs"], r["parcels"]),
-            rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["pickup_latest"])),
-            rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["dropoff_latest"])),
-            r["max_ride_s"], r["pickup_service_s"], r["dropoff_service_s"],
-        )
+        req = _offer_request(snap, offer, bid)
         result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=1)
         if not result.options:
             return None

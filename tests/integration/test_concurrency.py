@@ -67,3 +67,35 @@ async def test_fifty_confirms_for_ten_seats(database_url, clock) -> None:  # typ
     finally:
         await served.client.aclose()
         await ctx.__aexit__(None, None, None)
+
+
+def two_small_buses():
+    ref = load_okuma()
+    bus = next(v for v in ref.fleet if v.seats == 10)
+    small = [dataclasses.replace(bus, id=f"small_{i}", seats=2) for i in (1, 2)]
+    return dataclasses.replace(ref, fleet=tuple(small))
+
+
+async def test_a_taken_seat_moves_the_booking_to_another_vehicle_with_the_same_promise(database_url, clock) -> None:  # type: ignore[no-untyped-def]
+    """When the offered vehicle filled up meanwhile, confirm uses another vehicle that keeps the offer's promise."""
+    served, ctx = await start_served(database_url, clock, reference=two_small_buses())
+    try:
+        c, h = served.client, served.auth("rider")
+        ride = {"origin": {"stop_id": "okuma_town_hall"}, "destination": {"stop_id": "ono_station_west_plaza"},
+                "party_size": 2}
+        offers = [(await c.post("/api/v1/offers", json=ride, headers=h)).json() for _ in range(3)]
+        assert len({o["offer_id"] for o in offers}) == 3
+        assert len({o.get("planned_pickup") for o in offers}) == 1  # all made against the same empty plans
+        results = []
+        for i, o in enumerate(offers):
+            results.append(await c.post("/api/v1/bookings", json={"offer_id": o["offer_id"]},
+                                        headers={**h, "Idempotency-Key": f"m{i}"}))
+        assert [r.status_code for r in results] == [201, 201, 409]
+        a, b = results[0].json(), results[1].json()
+        assert {a["vehicle_id"], b["vehicle_id"]} == {"small_1", "small_2"}
+        for booking, offer in ((a, offers[0]), (b, offers[1])):
+            assert booking["pickup_window_start"] == offer["pickup_window_start"]
+            assert booking["latest_dropoff"] == offer["latest_dropoff"]
+    finally:
+        await served.client.aclose()
+        await ctx.__aexit__(None, None, None)
