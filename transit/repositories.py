@@ -70,6 +70,22 @@ def _visit_from_json(d: dict[str, Any]) -> Visit:
     )
 
 
+def _vehicle_values(v: Vehicle) -> dict[str, Any]:
+    return dict(
+        name_ja=v.name_ja,
+        name_en=v.name_en,
+        seats=v.seats,
+        wheelchairs=v.wheelchairs,
+        parcels=v.parcels,
+        depot_stop_id=v.depot_stop_id,
+        plan=[_visit_to_json(x) for x in v.plan],
+        plan_version=v.plan_version,
+        lat=v.lat,
+        lon=v.lon,
+        position_at=v.position_at,
+    )
+
+
 class VehicleRepository:
     def __init__(self, conn: AsyncConnection, dialect: str) -> None:
         self.conn = conn
@@ -146,39 +162,11 @@ class VehicleRepository:
         return await self._load((await self.conn.execute(q)).mappings().all(), window)
 
     async def add(self, v: Vehicle) -> None:
-        await self.conn.execute(
-            insert(t.vehicles).values(
-                id=v.id,
-                name_ja=v.name_ja,
-                name_en=v.name_en,
-                seats=v.seats,
-                wheelchairs=v.wheelchairs,
-                parcels=v.parcels,
-                depot_stop_id=v.depot_stop_id,
-                plan=[_visit_to_json(x) for x in v.plan],
-                plan_version=v.plan_version,
-            )
-        )
+        await self.conn.execute(insert(t.vehicles).values(id=v.id, **_vehicle_values(v)))
         self.seen[v.id] = v
 
     async def save(self, v: Vehicle) -> None:
-        await self.conn.execute(
-            update(t.vehicles)
-            .where(t.vehicles.c.id == v.id)
-            .values(
-                name_ja=v.name_ja,
-                name_en=v.name_en,
-                seats=v.seats,
-                wheelchairs=v.wheelchairs,
-                parcels=v.parcels,
-                depot_stop_id=v.depot_stop_id,
-                plan=[_visit_to_json(x) for x in v.plan],
-                plan_version=v.plan_version,
-                lat=v.lat,
-                lon=v.lon,
-                position_at=v.position_at,
-            )
-        )
+        await self.conn.execute(update(t.vehicles).where(t.vehicles.c.id == v.id).values(**_vehicle_values(v)))
 
     async def replace_shifts(self, vehicle_id: str, shifts: list[Shift]) -> None:
         await self.conn.execute(t.shifts.delete().where(t.shifts.c.vehicle_id == vehicle_id))
