@@ -463,19 +463,31 @@ async def list_bookings(actor: Actor, svc: Services) -> list[Booking]:
 
 
 async def cancel_booking(cmd: CancelBooking, actor: Actor, svc: Services) -> Booking:
-    async with svc.uow() as uow:
-        b = await uow.bookings.get(cmd.booking_id)
-        if b is None or not _may_see(actor, b) or actor.role == "driver":
-            raise errors.NotFound("その予約は見つかりません。", "That booking does not exist.")
-        if b.status is BookingStatus.CANCELLED:
-            return b  # cancelling twice is harmless
-        b.cancel(cmd.reason)
-        await uow.bookings.save(b, now=svc.clock.now())
-        if b.vehicle_id:
-            vehicles = await uow.vehicles.lock_all()
-            v = next((x for x in vehicles if x.id == b.vehicle_id), None)
+    for _ in range(3):
+        async with svc.uow() as uow:
+            b = await uow.bookings.get(cmd.booking_id)
+            if b is None or not _may_see(actor, b) or actor.role == "driver":
+                raise errors.NotFound("その予約は見つかりません。", "That booking does not exist.")
+            if b.status is BookingStatus.CANCELLED:
+                return b  # cancelling twice is harmless
+            v = None
+            if b.vehicle_id:
+                # Lock the plan first, then read the booking again under that lock (as the driver
+                # events do), so a boarding or a re-plan in flight is never overwritten.
+                v = await uow.vehicles.get(b.vehicle_id, for_update=True)
+                b = await uow.bookings.get(cmd.booking_id)
+                assert b is not None
+                if b.vehicle_id != (v.id if v else None):
+                    continue  # moved to another vehicle meanwhile: start again with that one
+                if b.status is BookingStatus.CANCELLED:
+                    return b
+            b.cancel(cmd.reason)
+            await uow.bookings.save(b, now=svc.clock.now())
             if v is not None:
                 v.replace_plan([x for x in v.plan if x.booking_id != b.id], "cancellation", (b.id,))
                 await uow.vehicles.save(v)
-        await uow.commit()
-    return b
+            await uow.commit()
+            return b
+    raise errors.OfferNoLongerAvailable(
+        "予約の変更が重なりました。もう一度お試しください。", "The booking changed meanwhile. Please try again."
+    )
