@@ -1,5 +1,7 @@
 """Peer solver for the benchmarks: VROOM through pyvroom, on the same Problem.
 
+A helper module, not a bench script: bench/darp.py prints its figures in its own json line.
+
 VROOM has shipments (pickup + delivery, same vehicle, precedence), time windows and capacity,
 but no maximum ride time and no maximum route duration apart from the vehicle time window, so
 its plans can break the DARP ride-time rule; the bench reports how many the checker rejects.
