@@ -32,15 +32,6 @@ from routing.traveltime import StraightLineTravelTimes  # noqa: E402
 from transit.reference_data import load_okuma  # noqa: E402
 
 
-def driving_s(problem: rm.Problem, vehicle: rm.Vehicle, stops) -> int:  # type: ignore[no-untyped-def]
-    locs = [vehicle.start_location]
-    for s in stops:
-        r = problem.requests[s.request_id]
-        locs.append(r.pickup if s.kind == "pickup" else r.dropoff)
-    locs.append(vehicle.end_location)
-    return sum(int(problem.travel_s[a, b]) for a, b in zip(locs, locs[1:]))
-
-
 def build(n_requests: int, n_vehicles: int, seed: int) -> tuple[rm.Problem, int]:
     ref = load_okuma()
     rules = ref.rules
@@ -91,12 +82,12 @@ def main() -> None:
     rows = []
     for seed in range(args.seeds):
         problem, served = build(args.requests, args.vehicles, seed)
-        before = sum(driving_s(problem, v, v.route) for v in problem.vehicles)
+        before = sum(rm.route_travel_s(problem, v, v.route) for v in problem.vehicles)
         t = time.perf_counter()
         sol = optimise(problem, time_limit_s=args.budget, seed=seed)
         wall = time.perf_counter() - t
         byid = {v.id: v for v in problem.vehicles}
-        after = sum(driving_s(problem, byid[r.vehicle_id], [s.stop for s in r.stops]) for r in sol.routes)
+        after = sum(rm.route_travel_s(problem, byid[r.vehicle_id], [s.stop for s in r.stops]) for r in sol.routes)
         violations = check(problem, sol)
         ok = not violations and not sol.unserved
         rows.append(dict(seed=seed, offered=args.requests, served=served, wall_s=round(wall, 2),

@@ -384,28 +384,6 @@ class FleetSimulator:
         return {vid: s.tally for vid, s in self.vehicles.items()}
 
 
-async def run_demo_fleet(
-    base_url: str,
-    tokens_by_vehicle: Mapping[str, str],
-    clock: Clock,
-    *,
-    no_show_rate: float = 0.05,
-    delay_factor: float = 1.0,
-    seed: int | None = None,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """Animate the demo fleet until ``stop`` is set or the task is cancelled.
-
-    Give the server's own clock (an ``AcceleratedClock`` for a fast demo) so the vehicles and the
-    server agree on the time. Vehicles whose token is refused are logged and left out.
-    """
-    fleet = FleetSimulator(
-        base_url, tokens_by_vehicle, clock,
-        options=SimulationOptions(no_show_rate=no_show_rate, delay_factor=delay_factor, seed=seed),
-    )
-    await fleet.run(stop)
-
-
 def parse_tokens(items: Iterable[str]) -> dict[str, str]:
     """``["minibus_1=TOKEN", ...]`` -> ``{"minibus_1": "TOKEN"}``."""
     out: dict[str, str] = {}

@@ -211,6 +211,12 @@ class Solution:
     objective: Objective = Objective()
 
 
-def stops_of(routes: Sequence[Route]) -> dict[str, tuple[Stop, ...]]:
-    """Vehicle id -> plain stop sequence, for feeding a solution back as a warm start."""
-    return {r.vehicle_id: tuple(s.stop for s in r.stops) for r in routes}
+def route_travel_s(problem: Problem, vehicle: Vehicle, stops: Sequence[Stop]) -> int:
+    """Driving time of ``vehicle`` along ``stops`` from its start to its end location, in the
+    problem's integer time unit (no waiting, no dwell)."""
+    locs = [vehicle.start_location]
+    for s in stops:
+        r = problem.requests[s.request_id]
+        locs.append(r.pickup if s.kind == "pickup" else r.dropoff)
+    locs.append(vehicle.end_location)
+    return sum(problem.travel(a, b) for a, b in zip(locs, locs[1:]))

@@ -24,10 +24,9 @@ from routing import model as rm
 from routing.check import check
 from routing.optimise import optimise
 from transit.booking import BookingStatus
-from transit.clock import from_epoch
 from transit.events import BookingCancelled, BookingStatusChanged, Event
-from transit.handlers import Services, _apply_route
-from transit.planning import Snapshot, build_snapshot, relevant_booking_ids
+from transit.handlers import Services, apply_route, load_snapshot
+from transit.planning import Snapshot
 
 log = logging.getLogger("okuma.dispatcher")
 ADVISORY_KEY = 0x0C0A_7A1  # one dispatcher per service area (one area per database today)
@@ -47,16 +46,6 @@ class ReoptResult:
     @property
     def saving_s(self) -> int:
         return self.travel_before_s - self.travel_after_s if self.applied else 0
-
-
-def route_travel_s(problem: rm.Problem, vehicle: rm.Vehicle, stops: Sequence[rm.Stop]) -> int:
-    """Driving time of a route: start, its stops' locations, end (no waiting, no dwell)."""
-    locs = [vehicle.start_location]
-    for s in stops:
-        r = problem.requests[s.request_id]
-        locs.append(r.pickup if s.kind == "pickup" else r.dropoff)
-    locs.append(vehicle.end_location)
-    return sum(problem.travel(a, b) for a, b in zip(locs, locs[1:]))
 
 
 class LeaderLock:
@@ -160,10 +149,7 @@ class Dispatcher:
     async def _snapshot(self, window: tuple[datetime, datetime]) -> tuple[Snapshot, dict[str, int]]:
         async with self.svc.uow(readonly=True) as uow:
             vehicles = await uow.vehicles.list(window)
-            ids = relevant_booking_ids(vehicles, window)
-            bookings = {b.id: b for b in await uow.bookings.active(ids)} if ids else {}
-        snap, _ = build_snapshot(vehicles, bookings, now=self.svc.clock.now(), window=window,
-                                 travel=self.svc.travel)
+            snap = await load_snapshot(uow, self.svc, vehicles, window)
         versions = {v.id: v.plan_version for v in vehicles}
         return snap, versions
 
@@ -178,7 +164,7 @@ class Dispatcher:
             budget = self.budget_s if budget_s is None else budget_s
             snap, versions = await self._snapshot(window)
             problem = snap.problem
-            before = sum(route_travel_s(problem, v, v.route) for v in problem.vehicles)
+            before = sum(rm.route_travel_s(problem, v, v.route) for v in problem.vehicles)
             n_req = len(problem.requests)
             if n_req == 0:
                 return self._done(ReoptResult(reason, False, "nothing to plan", 0, len(problem.vehicles),
@@ -187,7 +173,7 @@ class Dispatcher:
             solution = await asyncio.to_thread(optimise, problem, time_limit_s=budget, seed=0)
             solve_s = time.perf_counter() - t0
             after = sum(
-                route_travel_s(problem, next(v for v in problem.vehicles if v.id == r.vehicle_id),
+                rm.route_travel_s(problem, next(v for v in problem.vehicles if v.id == r.vehicle_id),
                                [s.stop for s in r.stops])
                 for r in solution.routes
             )
@@ -236,7 +222,7 @@ class Dispatcher:
                     if b.vehicle_id != v.id:
                         b.vehicle_id = v.id
                         await uow.bookings.save_assignment(b, now=self.svc.clock.now())
-                await _apply_route(uow, self.svc, snap, v.id, route, dict(problem.requests),
+                await apply_route(uow, self.svc, snap, v.id, route, dict(problem.requests),
                                    "reoptimise", tuple(sorted({s.request_id for s in route})), drop=planned)
             await uow.commit()
         return True
@@ -275,4 +261,4 @@ def _why(r: ReoptResult, why: str) -> ReoptResult:
                        r.solve_s)
 
 
-__all__ = ["Dispatcher", "LeaderLock", "ReoptResult", "from_epoch", "route_travel_s"]
+__all__ = ["Dispatcher", "LeaderLock", "ReoptResult"]

@@ -6,7 +6,7 @@ import asyncio
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from sqlalchemy.exc import IntegrityError
 
@@ -138,12 +138,13 @@ def _windows(svc: Services, mode: str, when: datetime, direct_s: int, max_ride_s
     )
 
 
-async def _snapshot(uow: UnitOfWork, svc: Services, vehicles: list[Vehicle], window: tuple[datetime, datetime],
-                    extra: list[Place]) -> Snapshot:
+async def load_snapshot(uow: UnitOfWork, svc: Services, vehicles: list[Vehicle],
+                        window: tuple[datetime, datetime], extra: Sequence[Place] = ()) -> Snapshot:
+    """The plans of ``vehicles`` around ``window`` with the bookings on them, as a routing Problem."""
     ids = relevant_booking_ids(vehicles, window)
     bookings = {b.id: b for b in await uow.bookings.active(ids)} if ids else {}
     # Planning is CPU work: off the event loop, so pushes to tablets and other requests go on.
-    snap, _ = await asyncio.to_thread(
+    snap = await asyncio.to_thread(
         build_snapshot, vehicles, bookings, now=svc.clock.now(), window=window, travel=svc.travel,
         extra=[(p.lat, p.lon, p.stop_id) for p in extra],
     )
@@ -186,7 +187,7 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
         horizon = (when - timedelta(hours=2), when + timedelta(hours=2))
         vehicles = await uow.vehicles.list(horizon)
         service_s, drop_s = service_times(svc.rules, cmd.party_size, cmd.wheelchairs, cmd.parcels)
-        snap = await _snapshot(uow, svc, vehicles, horizon, [origin, destination])
+        snap = await load_snapshot(uow, svc, vehicles, horizon, [origin, destination])
         o = snap.locations.index(origin.lat, origin.lon, origin.stop_id)
         d = snap.locations.index(destination.lat, destination.lon, destination.stop_id)
         direct = snap.problem.travel(o, d)
@@ -270,7 +271,7 @@ def _merge_plan(vehicle: Vehicle, new_visits: list[Visit], keep_out: set[str]) -
     return sorted(new_visits + others, key=lambda v: v.planned_at)
 
 
-async def _apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_id: str,
+async def apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_id: str,
                        route: tuple[rm.Stop, ...], requests: dict[str, rm.Request],
                        reason: str, booking_ids: tuple[str, ...], drop: set[str] = frozenset(),
                        save_bookings: bool = True) -> dict[str, tuple[int, int]]:
@@ -340,7 +341,7 @@ async def _other_candidates(cmd: ConfirmOffer, actor: Actor, svc: Services) -> l
         window = (offer["pickup_earliest"], offer["dropoff_latest"])
         vehicles = [v for v in await uow.vehicles.list(window) if v.id != offer["vehicle_id"]]
         r = offer["request"]
-        snap = await _snapshot(uow, svc, vehicles, window, [Place(*r["origin"]), Place(*r["destination"])])
+        snap = await load_snapshot(uow, svc, vehicles, window, [Place(*r["origin"]), Place(*r["destination"])])
     req = _offer_request(snap, offer, "__candidate__")
     result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=5)
     return [o.vehicle_id for o in result.options]
@@ -384,7 +385,7 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
         destination = Place(*r["destination"])
         window = (offer["pickup_earliest"], offer["dropoff_latest"])
         one = await uow.vehicles.get(vehicle_id or offer["vehicle_id"], for_update=True, window=window)
-        snap = await _snapshot(uow, svc, [one] if one is not None else [], window, [origin, destination])
+        snap = await load_snapshot(uow, svc, [one] if one is not None else [], window, [origin, destination])
         bid = svc.new_id("bkg")
         req = _offer_request(snap, offer, bid)
         result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=1)
@@ -418,7 +419,7 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
         snap.bookings[bid] = booking
         requests = dict(snap.problem.requests)
         requests[bid] = req
-        times = await _apply_route(uow, svc, snap, best.vehicle_id, best.route, requests, "booking", (bid,),
+        times = await apply_route(uow, svc, snap, best.vehicle_id, best.route, requests, "booking", (bid,),
                                    save_bookings=False)
         if bid in times:
             booking.planned_pickup, booking.planned_dropoff = (from_epoch(times[bid][0]), from_epoch(times[bid][1]))

@@ -414,7 +414,7 @@ class Operations:
             return []
         ids = {v.booking_id for v in vehicle.plan}
         bookings = {b.id: b for b in await uow.bookings.active(ids)}
-        snap, _ = build_snapshot([vehicle], bookings, now=now,
+        snap = build_snapshot([vehicle], bookings, now=now,
                                  window=(now, now + timedelta(seconds=self.eta_horizon_s)),
                                  travel=self.svc.travel)
         if not snap.problem.vehicles:

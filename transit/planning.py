@@ -105,7 +105,7 @@ def build_snapshot(
     window: tuple[datetime, datetime],
     travel: TravelTimeProvider,
     extra: Iterable[tuple[float, float, str | None]] = (),
-) -> tuple[Snapshot, Locations]:
+) -> Snapshot:
     """Every vehicle with a shift during ``window``, with its current plan, as a Problem.
 
     ``extra`` are points (lat, lon, stop_id) that must have a location index (a new request's).
@@ -114,7 +114,8 @@ def build_snapshot(
     for lat, lon, sid in extra:
         locs.index(lat, lon, sid)
     requests: dict[str, rm.Request] = {}
-    planned: list[tuple[Vehicle, Shift, list[rm.Stop], tuple[str, ...], int, int]] = []
+    rvehicles: list[rm.Vehicle] = []
+    shifts: dict[str, Shift] = {}
     for v in vehicles:
         shift = shift_for(v, window[0], window[1])
         if shift is None or shift.ends_at <= now:
@@ -122,45 +123,38 @@ def build_snapshot(
         start_time = max(now, shift.starts_at)
         lat, lon = v.position() if start_time <= now + timedelta(minutes=1) else (v.depot_lat, v.depot_lon)
         start_loc = locs.index(lat, lon)
-        end_loc = locs.index(v.depot_lat, v.depot_lon, v.depot_stop_id)
         stops: list[rm.Stop] = []
         onboard: list[str] = []
         for visit in v.plan:
             b = bookings.get(visit.booking_id)
             if b is None or not b.active:
                 continue
-            if visit.kind == "pickup" and b.status is BookingStatus.ON_BOARD:
+            on_board = b.status is BookingStatus.ON_BOARD
+            if visit.kind == "pickup" and on_board:
                 continue
-            if not (shift.starts_at <= visit.planned_at <= shift.ends_at):
-                if not (b.status is BookingStatus.ON_BOARD):
-                    continue
+            if not on_board and not (shift.starts_at <= visit.planned_at <= shift.ends_at):
+                continue  # another shift segment's work
             if b.id not in requests:
                 requests[b.id] = booking_request(b, locs)
             stops.append(rm.Stop(b.id, visit.kind))  # type: ignore[arg-type]
-            if b.status is BookingStatus.ON_BOARD and b.id not in onboard:
+            if on_board and b.id not in onboard:
                 onboard.append(b.id)
-        planned.append((v, shift, stops, tuple(onboard), start_loc, to_epoch(start_time)))
-        del end_loc
-    rvehicles = []
-    shifts: dict[str, Shift] = {}
-    for v, shift, stops, onboard, start_loc, start_s in planned:
         shifts[v.id] = shift
         rvehicles.append(
             rm.Vehicle(
                 id=v.id,
                 start_location=start_loc,
-                start_time_s=start_s,
+                start_time_s=to_epoch(start_time),
                 end_location=locs.index(v.depot_lat, v.depot_lon, v.depot_stop_id),
                 shift_end_s=to_epoch(shift.ends_at),
                 capacity=rm.Load(v.seats, v.wheelchairs, v.parcels),
-                onboard=onboard,
+                onboard=tuple(onboard),
                 route=tuple(stops),
             )
         )
     travel_s = locs.matrix(travel) if locs.points else np.zeros((0, 0), dtype=np.int64)
     problem = rm.Problem(vehicles=tuple(rvehicles), requests=requests, travel_s=travel_s)
-    snap = Snapshot(problem, locs, {v.id: v for v in vehicles}, dict(bookings), shifts)
-    return snap, locs
+    return Snapshot(problem, locs, {v.id: v for v in vehicles}, dict(bookings), shifts)
 
 
 def visits_for(snapshot: Snapshot, vehicle_id: str, route: Sequence[rm.Stop],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from transit import tables as t
@@ -276,13 +276,6 @@ class BookingRepository:
             return None
         return self._track([row])[0], row["offer_id"]
 
-    async def by_offer(self, offer_id: str) -> Booking | None:
-        rows = (
-            await self.conn.execute(select(t.bookings).where(t.bookings.c.offer_id == offer_id))
-        ).mappings()
-        found = self._track(rows)
-        return found[0] if found else None
-
     async def for_account(self, account_id: str, *, limit: int = 100) -> list[Booking]:
         q = (
             select(t.bookings)
@@ -330,14 +323,6 @@ class BookingRepository:
                 vehicle_id=b.vehicle_id, planned_pickup=b.planned_pickup, planned_dropoff=b.planned_dropoff,
                 updated_at=now)
         )
-
-    async def count_active_on(self, vehicle_id: str) -> int:
-        q = select(func.count()).select_from(t.bookings).where(
-            and_(t.bookings.c.vehicle_id == vehicle_id,
-                 t.bookings.c.status.in_([s.value for s in ACTIVE]))
-        )
-        return int((await self.conn.execute(q)).scalar_one())
-
 
 class OfferRepository:
     def __init__(self, conn: AsyncConnection) -> None:
@@ -404,7 +389,3 @@ class EventLogRepository:
                 occurred_at=occurred_at, type=type_, aggregate_id=aggregate_id, payload=payload
             )
         )
-
-    async def for_aggregate(self, aggregate_id: str) -> list[dict[str, Any]]:
-        q = select(t.event_log).where(t.event_log.c.aggregate_id == aggregate_id).order_by(t.event_log.c.id)
-        return [dict(r) for r in (await self.conn.execute(q)).mappings()]

@@ -55,12 +55,6 @@ class Vehicle:
         self.plan_version += 1
         self.events.append(PlanChanged(self.id, self.plan_version, reason, booking_ids))
 
-    def shift_at(self, when: datetime) -> Shift | None:
-        for s in self.shifts:
-            if s.covers(when):
-                return s
-        return None
-
     def position(self) -> tuple[float, float]:
         if self.lat is not None and self.lon is not None:
             return self.lat, self.lon

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 
 from api.deps import CurrentActor, IdempotencyKey, ServicesDep, require
 from api.schemas import BookingPublic, CancelIn, ConfirmIn, MePublic, OfferCreate, OfferPublic, PlaceOut
