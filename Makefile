@@ -14,12 +14,14 @@ $(STAMP): pyproject.toml
 
 ## Set up, migrate, load the Okuma data and serve every page on http://127.0.0.1:8000
 run: $(STAMP)
+	$(PY) -m routing.lns
 	$(VENV)/bin/okuma migrate
 	$(VENV)/bin/okuma load-data
 	$(VENV)/bin/okuma serve --demo
 
 ## Set up and run every test (unit, integration on SQLite and PostgreSQL, e2e in Chromium)
 test: $(STAMP)
+	$(PY) -m routing.lns
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from routing import model as rm
 from routing.check import check
-from routing.optimise import optimise
+from routing.optimise import optimise, warm_up
 from transit.booking import BookingStatus
 from transit.events import BookingCancelled, BookingStatusChanged, Event
 from transit.handlers import Services, apply_route, load_snapshot
@@ -127,6 +127,11 @@ class Dispatcher:
         await self.leader.release()
 
     async def _run(self) -> None:
+        try:  # compile the search (or load it from the on-disk cache) before the first re-plan
+            took = await asyncio.to_thread(warm_up)
+            log.info("optimiser ready in %.1f s", took)
+        except Exception:  # a re-plan would compile it anyway
+            log.exception("optimiser warm-up failed")
         while True:
             try:
                 await asyncio.wait_for(self._kick.wait(), timeout=self.interval_s)
