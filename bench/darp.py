@@ -4,7 +4,7 @@ Usage::
 
     python bench/darp.py SET [--time-limit S] [--out DIR] [--instances a2-16,a3-24] [--peer/--no-peer]
 
-SET is one of a, b, pr, lilim100, lilim200. Each instance is solved with the time budget on one
+SET is one of a, b, pr, lilim100, lilim200 (``--iterations N`` makes a run reproducible). Each instance is solved with the time budget on one
 core, checked by ``routing.check`` (the independent checker), its cost recomputed from the
 routes in double-precision Euclidean distance, and written to DIR/<instance>.json. The last
 line printed is one JSON object with the summary (and the VROOM peer's figures with --peer).
@@ -37,7 +37,7 @@ from dataclasses import replace
 from routing.benchmarks import BenchmarkInstance, read_cordeau, read_lilim, route_cost
 from routing.check import check
 from routing.model import Problem, Solution
-from routing.optimise import optimise
+from routing.optimise import optimise, warm_up
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 #: checker tolerance in integer time units (minutes x 1000): the schedule is built on the same
@@ -161,8 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--plain", action="store_true", help="plain OR-Tools model (no LNS), for comparison"
     )
+    ap.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="stop the ruin-and-recreate phase after N iterations (same seed, same plan)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    # compile the search once (or load numba's cache) so no instance's budget pays for it
+    print(f"search compiled/loaded in {warm_up():.1f} s", flush=True)
 
     files = instance_files(args.set)
     lilim = args.set.startswith("lilim")
@@ -187,7 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         if lilim and inst.name in bks_vehicles:
             problem = replace(problem, vehicles=problem.vehicles[: bks_vehicles[inst.name]])
         t0 = time.perf_counter()
-        sol = optimise(problem, time_limit_s=args.time_limit, seed=args.seed, lns=not args.plain)
+        sol = optimise(
+            problem,
+            time_limit_s=args.time_limit,
+            seed=args.seed,
+            lns=not args.plain,
+            max_iterations=args.iterations,
+        )
         elapsed = time.perf_counter() - t0
         viol = check(problem, sol, require_all_served=True, tolerance=TOLERANCE)
         cost = route_cost(inst, location_routes(inst, problem, sol))

@@ -802,7 +802,7 @@ def improve(
     stats = np.zeros((len(OPERATORS), 3), dtype=np.int64)
     w = np.asarray(weights, dtype=np.float64)
     _seed(int(seed))
-    if n_r < 2:
+    if n_r == 0:
         return Result([list(x) for x in routes], cost0, missing, 0, {})
     travel0 = cost0 - missing * inst.penalty
     scale = max(1.0, travel0 / max(1, n_r - missing))  # travel per served request

@@ -116,7 +116,11 @@ def optimise(
     remaining = deadline - time.perf_counter()
     first_share = remaining if not lns else max(0.05, min(remaining * FIRST_SHARE, 1.5))
     params = ort.search_parameters(
-        first_share, first_solution="parallel_cheapest_insertion", lns_operators=lns
+        first_share,
+        first_solution="parallel_cheapest_insertion",
+        lns_operators=lns,
+        # an iteration-bounded run must not depend on the clock: first solution only
+        solution_limit=1 if (lns and max_iterations is not None) else None,
     )
     init = ort.node_routes_from_stops(built, warm_start) if warm_start else None
     res = ort.solve(built, params, initial_routes=init)
