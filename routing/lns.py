@@ -620,6 +620,8 @@ def _run(
     weights,
     stats,
     max_checks,
+    q_min,
+    blink_rate,
 ):
     """``iters`` iterations of ruin, recreate and annealing acceptance at temperature ``temp``.
 
@@ -649,8 +651,8 @@ def _run(
         q = 0
         op = 0
         if n_served > 0:
-            upper = min(q_max, max(2, n_served // 2))
-            q = 2 + np.random.randint(max(1, upper - 1))
+            upper = min(q_max, max(q_min, n_served // 2))
+            q = q_min + np.random.randint(max(1, upper - q_min + 1))
             u = np.random.random() * cum[-1]
             op = 0
             while op < len(cum) - 1 and u >= cum[op]:
@@ -684,7 +686,7 @@ def _run(
             pending[:npend] = pending[:npend][o]
         u = np.random.random()
         if u < 0.5:
-            mode, regret, noise, blink = 0, 1, 0.0, 0.02
+            mode, regret, noise, blink = 0, 1, 0.0, blink_rate
         elif u < 0.65:
             mode, regret, noise, blink = 1, 1, 0.0, 0.0
         elif u < 0.9:
@@ -768,6 +770,9 @@ def improve(
     max_string: int = 10,
     weights: tuple[float, ...] = (0.3, 0.3, 0.15, 0.1, 0.15),
     max_checks: int = 40,
+    q_min: int = 1,
+    blink_rate: float = 0.02,
+    cycles: int = 6,
 ) -> Result:
     """Improve ``routes`` (node sequences per vehicle) until ``deadline`` (``time.perf_counter``
     value) or ``max_iterations``; return the best plan found.
@@ -810,6 +815,7 @@ def improve(
     span = max(1e-3, deadline - t_begin)
     chunk = 20
     done = 0
+    last_cycle = -1
     while True:
         if max_iterations is not None:
             frac = done / max(1, max_iterations)
@@ -820,7 +826,16 @@ def improve(
             if now >= deadline:
                 break
             frac = (now - t_begin) / span
-        temp = 0.0 if frac >= 0.97 else scale * temp_start * (temp_end / temp_start) ** frac
+        # annealing in ``cycles`` rounds; each later round starts again from the best plan
+        cycle = min(int(frac * cycles), cycles - 1)
+        if cycle != last_cycle:
+            if last_cycle >= 0:
+                cur[:] = best
+                cur_len[:] = best_len
+                state[0], state[2] = state[1], state[3]
+            last_cycle = cycle
+        f = frac * cycles - cycle
+        temp = 0.0 if f >= 0.97 else scale * temp_start * (temp_end / temp_start) ** f
         n = chunk if max_iterations is None else min(chunk, max_iterations - done)
         t0 = time.perf_counter()
         _run(
@@ -843,6 +858,8 @@ def improve(
             w,
             stats,
             int(max_checks),
+            int(q_min),
+            float(blink_rate),
         )
         done += n
         el = time.perf_counter() - t0
