@@ -313,8 +313,52 @@ def _refresh(P, S, W, wl, k, dep, late, lds, okr):
 
 
 @njit(cache=True, nogil=True)
-def _insert_all(P, S, W, wl, pending, npend, pick, drop, mode, regret, noise, blink, max_checks):
-    """Insert the pending requests; returns how many could not be inserted (left out)."""
+def _eject_insert(P, S, W, wl, r, pick, drop, req_of, fails, max_checks, buf):
+    """Fit request r, which fits nowhere as the plan stands, by taking out one request that
+    failed to fit less often than r (guided ejection, for tight fleets); the cheapest such swap
+    is applied. Returns the request taken out, or -1."""
+    kind = P[4]
+    tmp, best_seq, tdep, tlate, tlds = buf
+    best_c, best_k, best_u, best_len = INF, -1, -1, 0
+    for k in range(W.shape[0]):
+        m = wl[k]
+        full = _route_cost(P, k, W[k], m)
+        for x in range(m):
+            node = W[k, x]
+            u = req_of[node]
+            if u < 0 or kind[node] != PICK or fails[u] >= fails[r]:
+                continue
+            w = 0
+            for y in range(m):
+                if req_of[W[k, y]] != u:
+                    tmp[w] = W[k, y]
+                    w += 1
+            if not _route_data(P, S, k, tmp, w, tdep, tlate, tlds):
+                continue
+            c, i, j = _best_insert(
+                P, S, k, tmp, w, tdep, tlate, tlds, pick[r], drop[r], 0.0, max_checks
+            )
+            if c >= INF:
+                continue
+            c += _route_cost(P, k, tmp, w) - full
+            if c < best_c:
+                best_c, best_k, best_u, best_len = c, k, u, w + 2
+                _splice(tmp, w, i, j, pick[r], drop[r], best_seq)
+    if best_k >= 0:
+        for y in range(best_len):
+            W[best_k, y] = best_seq[y]
+        wl[best_k] = best_len
+    return best_u
+
+
+@njit(cache=True, nogil=True)
+def _insert_all(
+    P, S, W, wl, pending, npend, pick, drop, mode, regret, noise, blink, max_checks, req_of, fails
+):
+    """Insert the pending requests; returns (how many could not be inserted, new pending count).
+
+    In greedy mode a request that fits nowhere may take the place of one that failed less
+    often (``_eject_insert``); the request taken out joins the end of ``pending``."""
     n_k = W.shape[0]
     dep, late, lds, okr = S[13], S[14], S[15], S[16]
     for k in range(n_k):
@@ -323,7 +367,16 @@ def _insert_all(P, S, W, wl, pending, npend, pick, drop, mode, regret, noise, bl
     missing = 0
     if mode == 0:
         # greedy in the given order, each to its cheapest route (with blinks)
-        for x in range(npend):
+        buf = (
+            np.empty(W.shape[1] + 2, dtype=np.int64),
+            np.empty(W.shape[1] + 2, dtype=np.int64),
+            np.empty(W.shape[1] + 2, dtype=np.int64),
+            np.empty(W.shape[1] + 2, dtype=np.int64),
+            np.empty((W.shape[1] + 2, lds.shape[2]), dtype=np.int64),
+        )
+        x = -1
+        while x + 1 < npend:
+            x += 1
             r = pending[x]
             best, bk, bi, bj = INF, -1, -1, -1
             for k in range(n_k):
@@ -346,14 +399,21 @@ def _insert_all(P, S, W, wl, pending, npend, pick, drop, mode, regret, noise, bl
                 if c < best:
                     best, bk, bi, bj = c, k, i, j
             if bk < 0:
-                missing += 1
+                u = _eject_insert(P, S, W, wl, r, pick, drop, req_of, fails, max_checks, buf)
+                if u < 0:
+                    missing += 1
+                    continue
+                pending[npend] = u
+                npend += 1
+                for k in range(n_k):  # the changed route (cheap enough to redo all)
+                    _refresh(P, S, W, wl, k, dep, late, lds, okr)
                 continue
             _splice(W[bk], wl[bk], bi, bj, pick[r], drop[r], new)
             wl[bk] += 2
             for y in range(wl[bk]):
                 W[bk, y] = new[y]
             _refresh(P, S, W, wl, bk, dep, late, lds, okr)
-        return missing
+        return missing, npend
     # regret-k with a table of per-route best insertions
     bc, bi_t, bj_t = S[17], S[18], S[19]
     for x in range(npend):
@@ -447,7 +507,7 @@ def _insert_all(P, S, W, wl, pending, npend, pick, drop, mode, regret, noise, bl
     for x in range(npend):
         if alive[x]:
             missing += 1
-    return missing
+    return missing, npend
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,6 +682,7 @@ def _run(
     max_checks,
     q_min,
     blink_rate,
+    fails,
 ):
     """``iters`` iterations of ruin, recreate and annealing acceptance at temperature ``temp``.
 
@@ -666,12 +727,19 @@ def _run(
             if removed[r] or route_of[r] < 0:
                 pending[npend] = r
                 npend += 1
-        # order of the pending requests: random, earliest window first, or farthest first
+        # order of the pending requests: random, earliest window first, longest trip first, or
+        # the ones that failed to fit most often first (ties random)
         order_mode = np.random.randint(4)
         if order_mode == 0 or order_mode == 3:
             for x in range(npend - 1, 0, -1):
                 y = np.random.randint(x + 1)
                 pending[x], pending[y] = pending[y], pending[x]
+            if order_mode == 3:
+                keys = np.empty(npend, dtype=np.int64)
+                for x in range(npend):
+                    keys[x] = -fails[pending[x]]
+                o = np.argsort(keys, kind="mergesort")
+                pending[:npend] = pending[:npend][o]
         elif order_mode == 1:
             keys = np.empty(npend, dtype=np.int64)
             for x in range(npend):
@@ -693,9 +761,28 @@ def _run(
             mode, regret, noise, blink = 1, 2, 0.0, 0.0
         else:
             mode, regret, noise, blink = 1, 3, 0.05, 0.0
-        missing = _insert_all(
-            P, S, W, wl, pending, npend, pick, drop, mode, regret, noise, blink, max_checks
+        missing, npend = _insert_all(
+            P,
+            S,
+            W,
+            wl,
+            pending,
+            npend,
+            pick,
+            drop,
+            mode,
+            regret,
+            noise,
+            blink,
+            max_checks,
+            req_of,
+            fails,
         )
+        if missing > 0:
+            _locate(P, W, wl, req_of, route_of, at)
+            for x in range(npend):
+                if route_of[pending[x]] < 0:
+                    fails[pending[x]] += 1
         cost = _plan_cost(P, W, wl, missing, penalty)
         stats[op, 0] += 1
         if cost < state[0]:
@@ -805,6 +892,7 @@ def improve(
     best_len = cur_len.copy()
     state = np.array([cost0, cost0, missing, missing], dtype=np.int64)
     stats = np.zeros((len(OPERATORS), 3), dtype=np.int64)
+    fails = np.zeros(n_r, dtype=np.int64)  # per request: recreate steps it could not fit
     w = np.asarray(weights, dtype=np.float64)
     _seed(int(seed))
     if n_r == 0:
@@ -860,6 +948,7 @@ def improve(
             int(max_checks),
             int(q_min),
             float(blink_rate),
+            fails,
         )
         done += n
         el = time.perf_counter() - t0
