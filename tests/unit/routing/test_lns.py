@@ -103,3 +103,49 @@ def test_improve_keeps_the_given_plan_when_nothing_can_change():
     travel = np.asarray(problem.travel_s)
     r = problem.requests["r0"]
     assert res.cost == travel[0, r.pickup] + travel[r.pickup, r.dropoff] + travel[r.dropoff, 0]
+
+
+def _two_rival_requests():
+    """One vehicle 50 from each of u and r, both to be picked up by 60 but 100 apart: it can
+    serve either, not both."""
+    from routing.model import Load, Problem, Request, TimeWindow, Vehicle
+
+    xy = np.array([[50, 0], [0, 5], [0, 6], [100, 5], [100, 6]], dtype=float)
+    travel = np.rint(np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1))).astype(np.int64)
+    reqs = {
+        rid: Request(
+            rid, p, p + 1, Load(seats=1), TimeWindow(0, 60), TimeWindow(0, 1000), max_ride_s=50
+        )
+        for rid, p in (("u", 1), ("r", 3))
+    }
+    veh = Vehicle("v", 0, 0, 0, 1000, Load(seats=2))
+    return Problem((veh,), reqs, travel)
+
+
+def test_guided_ejection_swaps_in_the_request_that_failed_more_often():
+    problem = _two_rival_requests()
+    assert len(optimise(problem, time_limit_s=60, max_iterations=200).unserved) == 1
+    built = ort.build(problem, unserved_penalty=default_penalty(problem))
+    inst = lns_instance(built, default_penalty(problem))
+    iu, ir = built.optional.index("u"), built.optional.index("r")
+    P = tuple(inst.as_tuple())
+    n_k, n_r, width = 1, 2, 8
+    S = lns._scratch(len(inst.svc), n_k, n_r, width, 3)
+    W = np.zeros((1, width + 2), dtype=np.int64)
+    W[0, :2] = [inst.pick[iu], inst.drop[iu]]
+    wl = np.array([2], dtype=np.int64)
+    buf = tuple(np.zeros(width + 4, dtype=np.int64) for _ in range(4)) + (
+        np.zeros((width + 4, 3), dtype=np.int64),
+    )
+    fails = np.zeros(2, dtype=np.int64)
+    # r has failed as often as u: no swap
+    fails[ir] = 0
+    assert (
+        lns._eject_insert(P, S, W, wl, ir, inst.pick, inst.drop, inst.req_of, fails, 40, buf) == -1
+    )
+    assert list(W[0, :2]) == [inst.pick[iu], inst.drop[iu]]
+    # r has failed more often: u makes way
+    fails[ir] = 3
+    out = lns._eject_insert(P, S, W, wl, ir, inst.pick, inst.drop, inst.req_of, fails, 40, buf)
+    assert out == iu
+    assert wl[0] == 2 and list(W[0, :2]) == [inst.pick[ir], inst.drop[ir]]
