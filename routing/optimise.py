@@ -1,16 +1,16 @@
 """Public entry of the optimiser: plan (or re-plan) every vehicle's route within a time budget.
 
-Search = OR-Tools routing model (``routing.ortools_solver``) driven as the repair engine of a
-large-neighbourhood search:
-
-1. first solution: the warm start (the plan being followed) if OR-Tools accepts it, else
-   parallel cheapest insertion + guided local search for a slice of the budget;
-2. ruin & recreate until the budget is spent: remove a set of related requests (close in space
-   and time, or one whole route, or random), read the rest back with
-   ``ReadAssignmentFromRoutes``, let OR-Tools re-insert and improve with a short local search,
-   accept when not worse (plus a small random-walk allowance), keep the best;
+1. first plan: the warm start (the plan being followed) if OR-Tools accepts it, else OR-Tools'
+   parallel cheapest insertion (``routing.ortools_solver``; every request optional with a large
+   penalty), stopping at the first solution;
+2. improvement until the budget is spent: the compiled ruin-and-recreate search of
+   ``routing.lns`` (related / string / random / route / worst removal, greedy-with-blinks or
+   regret insertion proved by the exact schedule, annealing in rounds restarting from the best);
 3. extract: every route gets its own schedule (earliest feasible, pickups delayed to cut ride
    time) and is verified; unserved requests come back with a cause.
+
+``optimise(..., lns=False)`` runs the plain OR-Tools model (first solution + guided local search
+for the whole budget), kept as the baseline the benchmarks compare against.
 """
 
 from __future__ import annotations
