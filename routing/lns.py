@@ -647,10 +647,11 @@ def _filter(P, W, wl, req_of, removed):
 
 @njit(cache=True, nogil=True)
 def _plan_cost(P, W, wl, n_missing, penalty):
+    """Travel of every vehicle from its start to its end (an idle one still drives start -> end,
+    as in OR-Tools and ``routing.model.route_travel_s``) plus the unserved penalties."""
     c = 0
     for k in range(W.shape[0]):
-        if wl[k] > 0:
-            c += _route_cost(P, k, W[k], wl[k])
+        c += _route_cost(P, k, W[k], wl[k])
     return c + n_missing * penalty
 
 

@@ -149,3 +149,22 @@ def test_guided_ejection_swaps_in_the_request_that_failed_more_often():
     out = lns._eject_insert(P, S, W, wl, ir, inst.pick, inst.drop, inst.req_of, fails, 40, buf)
     assert out == iu
     assert wl[0] == 2 and list(W[0, :2]) == [inst.pick[ir], inst.drop[ir]]
+
+
+def test_search_cost_matches_the_model_when_a_vehicle_ends_elsewhere():
+    """A vehicle that starts away from its end depot drives back even when idle: the search's
+    cost equals routing.model.route_travel_s summed over the plan, idle vehicles included."""
+    from dataclasses import replace
+
+    from routing.model import route_travel_s
+
+    problem = _tiny(51, n_req=3, n_veh=3, cap=2)
+    vehicles = tuple(replace(v, start_location=k + 1) for k, v in enumerate(problem.vehicles))
+    problem = replace(problem, vehicles=vehicles)
+    built, res = _improve_from_empty(problem, 0, 500)
+    assert res.missing == 0
+    total = sum(
+        route_travel_s(problem, v, ort.node_stops(built, res.routes[k]))
+        for k, v in enumerate(problem.vehicles)
+    )
+    assert res.cost == total
