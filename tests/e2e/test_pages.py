@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -244,6 +247,98 @@ def test_operator_books_for_a_caller(new_page: Any, live_server: LiveServer) -> 
     with live_server.api("operator") as api:
         mine = [b for b in api.get("/api/v1/bookings").json() if b["passenger_name"] == "双葉 太郎"]
     assert len(mine) == 1 and mine[0]["channel"] == "phone"
+    assert page.js_errors == []
+
+
+def _operator_js_ms(name: str) -> int:
+    src = (Path(__file__).resolve().parents[2] / "api/static/js/operator.js").read_text(encoding="utf-8")
+    m = re.search(rf"const {name} = (\d+);", src)
+    assert m, name
+    return int(m.group(1))
+
+
+def _book_by_phone(live_server: LiveServer, name: str, hhmm: str, key: str) -> dict[str, Any]:
+    """A booking for today made by another operator session, through the HTTP API."""
+    req = {"origin": {"stop_id": "okumart"}, "destination": {"stop_id": "kuma_sun_terrace"},
+           "time_mode": "leave_at", "time": f"{live_server.clock.now().date().isoformat()}T{hhmm}:00+09:00",
+           "party_size": 1, "wheelchairs": 0, "passenger_name": name}
+    with live_server.api("operator") as api:
+        r = api.post("/api/v1/offers", json=req)
+        assert r.status_code == 201, r.text
+        b = api.post("/api/v1/bookings", json={"offer_id": r.json()["offer_id"]}, headers={"Idempotency-Key": key})
+        assert b.status_code in (200, 201), b.text
+        return dict(b.json())
+
+
+def test_operator_console_updates_live(new_page: Any, live_server: LiveServer) -> None:
+    # The live channel must beat the polling by far: polling alone could never pass this test.
+    live_window_s = 3
+    assert _operator_js_ms("REFRESH_MS") >= 4 * live_window_s * 1000
+    assert _operator_js_ms("LIVE_POLL_MS") >= 4 * live_window_s * 1000
+    page = new_page(*DESKTOP)
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    with_token(page, "operator", live_server.tokens["operator"])
+    page.goto(live_server.url("/operator"))
+    page.wait_for_selector("#live-status[data-state=live]")
+    status = page.locator("#live-status")
+    assert status.get_attribute("aria-live") == "polite"
+    assert "ライブ更新中" in status.inner_text() and "Live" in status.inner_text()
+    assert sockets and all("token" not in u for u in sockets)  # first-message auth, not the URL
+    page.wait_for_selector("#bookings-body tr")
+    page.wait_for_timeout(1000)  # the catch-up refresh on connecting is over before the booking is made
+    assert page.locator("#bookings-body tr", has_text="大熊 ライブ").count() == 0
+
+    started = time.monotonic()
+    b = _book_by_phone(live_server, "大熊 ライブ", "14:00", "live-console-1")
+    row = page.locator(f"#bookings-body tr[data-booking={b['id']}]")
+    row.wait_for(timeout=live_window_s * 1000)
+    assert time.monotonic() - started < live_window_s + 1
+    assert "大熊 ライブ" in row.inner_text() and "予約済み" in row.inner_text()
+    assert page.locator("#kpi-booked strong").inner_text() != "0"
+    a11y(page)
+    assert page.js_errors == []
+
+
+def test_operator_console_alerts_and_reconnects(new_page: Any, live_server: LiveServer) -> None:
+    page = new_page(*DESKTOP)
+    routes: list[Any] = []
+
+    def through(ws: Any) -> None:  # the real server behind, so the test can also push frames itself
+        ws.connect_to_server()
+        routes.append(ws)
+
+    page.route_web_socket(re.compile(r".*/ws/operator$"), through)
+    with_token(page, "operator", live_server.tokens["operator"])
+    b = _book_by_phone(live_server, "双葉 花子", "15:00", "live-console-2")
+    page.goto(live_server.url("/operator"))
+    page.wait_for_selector("#live-status[data-state=live]")
+    page.wait_for_selector(f"#bookings-body tr[data-booking={b['id']}]")
+    assert page.locator("#live-alerts .risk").count() == 0
+
+    routes[-1].send(json.dumps({
+        "type": "promise_at_risk", "booking_id": b["id"], "vehicle_id": b["vehicle_id"] or "minibus_1",
+        "expected": f"{b['pickup_window_end'][:11]}15:40:00+09:00", "promised_latest": b["pickup_window_end"],
+        "late_s": 600, "message_ja": "お約束の時刻に遅れる見込みです。", "message_en": "We expect to be late.",
+    }))
+    risk = page.locator(f"#live-alerts .risk[data-booking={b['id']}]")
+    risk.wait_for(timeout=2000)
+    assert page.locator("#live-alerts").get_attribute("role") == "alert"
+    assert "遅れの恐れ" in risk.inner_text() and "双葉 花子" in risk.inner_text()
+    assert "promised" in risk.locator(".risk-other[lang=en]").inner_text()  # English beside the Japanese
+    page.wait_for_selector(f"#bookings-body tr[data-booking={b['id']}] .risk-badge")
+    a11y(page)
+    page.screenshot(path="/tmp/operator_live.png", full_page=True)
+
+    risk.get_by_role("button").click()
+    page.wait_for_selector("#live-alerts .risk", state="detached")
+
+    # The link drops: the console says so, polls meanwhile, and comes back by itself.
+    routes[-1].close()
+    page.wait_for_selector("#live-status[data-state=reconnecting]", timeout=3000)
+    assert "再接続中" in page.locator("#live-status").inner_text()
+    page.wait_for_selector("#live-status[data-state=live]", timeout=6000)
+    assert len(routes) >= 2
     assert page.js_errors == []
 
 

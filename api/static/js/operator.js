@@ -1,15 +1,43 @@
 // Operator console: phone booking for a caller, today's bookings with cancel, KPIs, an SVG map.
+// Live updates come over /ws/operator; while that link is down the console polls every REFRESH_MS.
 import { Api, ApiError, getToken, setToken, clearToken, newKey, tokyoDate, tokyoIso, fmtTime, fmtDayTime, serviceNow, causeText, statusText, ZONES, addDays, tokyoMinutes, hm } from "./api.js";
-import { el } from "./i18n.js";
+import { el, lang } from "./i18n.js";
 
 const api = new Api("operator");
 const root = document.getElementById("main");
-const REFRESH_MS = 20000;
+const REFRESH_MS = 20000; // polling while the live channel is down
+const LIVE_POLL_MS = 60000; // a rare safety-net refresh while it is up
+const LIVE_DEBOUNCE_MS = 300; // a burst of live messages makes one refresh
+const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+const SILENT_MS = 45000; // the server pings every 15 s: three missed = the link is dead
 let stops = [];
 let byId = new Map();
 let pending = null; // {offer, key, request}
 let confirmingCancel = null;
 let vehiclesAvailable = true;
+let lastVehicles = null; // the fleet as last drawn (REST, then live `vehicle` messages)
+let bookingsById = new Map();
+const atRisk = new Map(); // booking id -> the promise_at_risk message
+
+// Texts of the live channel: Japanese first, the other language beside it.
+const TEXTS = {
+  connecting: { ja: "ライブ接続中…", en: "Connecting…" },
+  live: { ja: "ライブ更新中", en: "Live" },
+  reconnecting: { ja: "再接続中… ({s}秒ごとに自動更新)", en: "Reconnecting… (refreshing every {s} s)" },
+  refused: { ja: "ライブ更新できません ({s}秒ごとに自動更新)", en: "Live updates refused (refreshing every {s} s)" },
+  riskTitle: { ja: "遅れの恐れ", en: "Promise at risk" },
+  risk: {
+    ja: "{name} 様(予約 {id})がお約束の時刻に遅れそうです。見込み {expected}(お約束 {promised} まで、約{min}分遅れ)・車両 {vehicle}",
+    en: "{name} (booking {id}) may miss the promised time: expected {expected} (promised by {promised}, about {min} min late) · vehicle {vehicle}",
+  },
+  riskBadge: { ja: "遅れの恐れ", en: "at risk" },
+  dismiss: { ja: "閉じる", en: "Dismiss" },
+};
+const other = () => (lang() === "en" ? "ja" : "en");
+const fill = (s, vars) => Object.entries(vars).reduce((acc, [k, v]) => acc.replaceAll(`{${k}}`, String(v)), s);
+const tx = (key, vars = {}, l = lang()) => fill(TEXTS[key][l], vars);
+// "ライブ更新中 / Live": the chosen language first, the other one marked with its lang.
+const both = (key, vars = {}) => [tx(key, vars), " / ", el("span", { lang: other() }, tx(key, vars, other()))];
 
 const name = (id) => (byId.get(id) || { name_ja: id || "—" }).name_ja;
 const errText = (e) => (e instanceof ApiError ? e.text("ja") : String(e));
@@ -153,7 +181,8 @@ function row(b) {
     el("td", {}, b.passenger_name),
     el("td", {}, `${name(b.origin.stop_id)} → ${name(b.destination.stop_id)}`),
     el("td", {}, `${b.party_size}${b.wheelchairs ? ` (車いす${b.wheelchairs})` : ""}`),
-    el("td", { class: "status" }, statusText(b.status, "ja")),
+    el("td", { class: "status" }, statusText(b.status, "ja"),
+      atRisk.has(b.id) ? el("strong", { class: "risk-badge" }, ` ⚠ ${tx("riskBadge")}`) : null),
     el("td", {}, b.vehicle_id || "—"),
     el("td", {}, { app: "アプリ", kiosk: "端末", phone: "電話" }[b.channel] || b.channel),
     cell);
@@ -227,10 +256,26 @@ async function refresh() {
     tableAlert.textContent = errText(e);
     return;
   }
+  bookingsById = new Map(all.map((b) => [b.id, b]));
+  for (const id of atRisk.keys()) {
+    const b = bookingsById.get(id);
+    if (b && ["cancelled", "completed", "no_show"].includes(b.status)) atRisk.delete(id);
+  }
+  drawAlerts();
   const today = tokyoDate();
   const list = all.filter((b) => tokyoDate(new Date(b.pickup_window_start)) === today)
     .sort((a, b) => a.pickup_window_start.localeCompare(b.pickup_window_start));
+  // A live refresh must not take the keyboard focus away from a button in the table.
+  const focused = tbody.contains(document.activeElement) ? document.activeElement : null;
+  const keep = focused && focused.closest("tr[data-booking]")
+    ? [focused.closest("tr[data-booking]").dataset.booking, [...focused.closest("tr").querySelectorAll("button")].indexOf(focused)]
+    : null;
   tbody.replaceChildren(...(list.length ? list.map(row) : [el("tr", {}, el("td", { colspan: "8" }, "今日の予約はまだありません。"))]));
+  if (keep) {
+    const again = tbody.querySelector(`tr[data-booking="${CSS.escape(keep[0])}"]`);
+    const buttons = again ? again.querySelectorAll("button") : [];
+    if (buttons.length) buttons[Math.min(Math.max(keep[1], 0), buttons.length - 1)].focus();
+  }
   const count = (f) => list.filter(f).length;
   const live = count((b) => b.status !== "cancelled");
   kpis.replaceChildren(
@@ -242,7 +287,158 @@ async function refresh() {
   if (vehiclesAvailable) {
     try { vehicles = await api.vehicles(); } catch (e) { if (e.status === 404) vehiclesAvailable = false; }
   }
-  drawMap(Array.isArray(vehicles) ? vehicles : vehicles && vehicles.vehicles);
+  if (vehicles) lastVehicles = Array.isArray(vehicles) ? vehicles : vehicles.vehicles; // a failed fetch keeps the last fleet
+  drawMap(lastVehicles);
+}
+
+// ---- live updates over /ws/operator (api/protocol.py OperatorServerMessage)
+const liveStatus = document.getElementById("live-status");
+const alertsBox = el("div", { class: "live-alerts", role: "alert", id: "live-alerts" });
+
+function setStatus(state) {
+  if (!liveStatus || liveStatus.dataset.state === state) return; // an unchanged status is not read out again
+  liveStatus.dataset.state = state;
+  liveStatus.replaceChildren(el("span", { class: "dot", "aria-hidden": "true" }), ...both(state, { s: REFRESH_MS / 1000 }));
+}
+
+let alertsShown = "";
+function drawAlerts() {
+  // Redrawn only when something changed: a role="alert" region is read out again on every change.
+  const shown = JSON.stringify([...atRisk.values()].map((m) => [m.booking_id, m.expected, m.promised_latest,
+    (bookingsById.get(m.booking_id) || {}).passenger_name, (lastVehicles || []).some((v) => v.vehicle_id === m.vehicle_id), lang()]));
+  if (shown === alertsShown) return;
+  alertsShown = shown;
+  const items = [...atRisk.values()].map((m) => {
+    const b = bookingsById.get(m.booking_id);
+    const v = (lastVehicles || []).find((x) => x.vehicle_id === m.vehicle_id);
+    const vars = (l) => ({
+      name: b ? b.passenger_name : "—", id: m.booking_id, expected: fmtTime(m.expected), promised: fmtTime(m.promised_latest),
+      min: Math.max(1, Math.round((m.late_s || 0) / 60)), vehicle: v ? (l === "en" ? v.name_en : v.name_ja) || m.vehicle_id : m.vehicle_id,
+    });
+    return el("div", { class: "risk", dataset: { booking: m.booking_id } },
+      el("p", { class: "risk-title" }, `⚠ ${tx("riskTitle")}`),
+      el("p", {}, tx("risk", vars(lang()))),
+      el("p", { lang: other(), class: "risk-other" }, tx("risk", vars(other()), other())),
+      el("button", { type: "button", // the name starts with the visible words (WCAG 2.5.3), then says which alert
+        "aria-label": `${tx("dismiss")} / ${tx("dismiss", {}, other())} — ${b ? b.passenger_name : m.booking_id}`,
+        onclick: () => {
+          atRisk.delete(m.booking_id);
+          drawAlerts();
+          (alertsBox.querySelector("button") || root).focus(); // the focus does not fall to <body>
+          refresh();
+        } }, both("dismiss")));
+  });
+  alertsBox.replaceChildren(...items);
+}
+
+// One refresh for a burst of messages; never two at once; not while a cancel is being confirmed
+// (the cancel and its "やめる" refresh anyway).
+let refreshTimer = null;
+let refreshing = null;
+let refreshAgain = false;
+function requestRefresh(delay = LIVE_DEBOUNCE_MS) {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(runRefresh, delay);
+}
+async function runRefresh() {
+  if (confirmingCancel) return;
+  if (refreshing) { refreshAgain = true; return; }
+  refreshing = refresh();
+  try { await refreshing; } finally {
+    refreshing = null;
+    if (refreshAgain) { refreshAgain = false; requestRefresh(0); }
+  }
+}
+
+const LIVE = { ws: null, connected: false, attempt: 0, retry: null, poll: null, watchdog: null, refused: false };
+
+function schedulePoll() {
+  clearTimeout(LIVE.poll);
+  LIVE.poll = setTimeout(() => { runRefresh(); schedulePoll(); }, LIVE.connected ? LIVE_POLL_MS : REFRESH_MS);
+}
+
+function setConnected(up) {
+  if (LIVE.connected === up) return;
+  LIVE.connected = up;
+  if (up) {
+    LIVE.attempt = 0;
+    setStatus("live");
+    requestRefresh(); // whatever happened while the link was down
+  } else setStatus(LIVE.refused ? "refused" : "reconnecting");
+  schedulePoll();
+}
+
+const ON = {
+  vehicle: (m) => {
+    const list = lastVehicles ? [...lastVehicles] : [];
+    const i = list.findIndex((v) => v.vehicle_id === m.vehicle_id);
+    if (i >= 0) list[i] = m; else list.push(m);
+    lastVehicles = list;
+    drawMap(lastVehicles);
+  },
+  plan_changed: () => requestRefresh(),
+  replan_needed: () => requestRefresh(),
+  promise_at_risk: (m) => { atRisk.set(m.booking_id, m); drawAlerts(); requestRefresh(); },
+  error: (m) => { console.warn("live channel error:", m.code, m.message_en); },
+  ping: (m, ws) => ws.send(JSON.stringify({ type: "pong", t: m.t })),
+  pong: () => {},
+};
+
+function connectLive() {
+  clearTimeout(LIVE.retry);
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  let ws;
+  try {
+    ws = new WebSocket(`${proto}//${location.host}/ws/operator`);
+  } catch (e) {
+    console.error("live channel:", e);
+    retryLive();
+    return;
+  }
+  LIVE.ws = ws;
+  const alive = () => {
+    clearTimeout(LIVE.watchdog);
+    LIVE.watchdog = setTimeout(() => ws.close(), SILENT_MS);
+  };
+  ws.onopen = () => {
+    // The token goes in the first message, not in the URL (so it stays out of access logs).
+    ws.send(JSON.stringify({ type: "hello", token: api.token, client: "operator-console" }));
+    // The server answers this ping only once the console is registered for pushes: then it is live.
+    ws.send(JSON.stringify({ type: "ping", t: Date.now() / 1000 }));
+    alive();
+  };
+  ws.onmessage = (ev) => {
+    alive();
+    let m;
+    try { m = JSON.parse(ev.data); } catch (e) { console.error("live channel: not JSON", e); return; }
+    if (m && m.type !== "error") setConnected(true);
+    const h = ON[m && m.type];
+    if (!h) { console.error("live channel: unknown message type", m && m.type); return; }
+    h(m, ws);
+  };
+  ws.onclose = (ev) => {
+    clearTimeout(LIVE.watchdog);
+    if (LIVE.ws !== ws) return;
+    LIVE.ws = null;
+    LIVE.refused = ev.code === 4401 || ev.code === 4403;
+    setConnected(false);
+    setStatus(LIVE.refused ? "refused" : "reconnecting");
+    if (!LIVE.refused) retryLive();
+  };
+  ws.onerror = () => {}; // onclose follows
+}
+
+function retryLive() {
+  const base = BACKOFF_MS[Math.min(LIVE.attempt, BACKOFF_MS.length - 1)];
+  LIVE.attempt += 1;
+  clearTimeout(LIVE.retry);
+  LIVE.retry = setTimeout(connectLive, base + Math.random() * base * 0.3);
+}
+
+function startLive() {
+  setStatus("connecting");
+  schedulePoll(); // polling at the old interval until the live link is up
+  if ("WebSocket" in window) connectLive();
 }
 
 function login(message) {
@@ -268,6 +464,7 @@ async function boot() {
   root.replaceChildren(
     bookingForm(),
     el("div", { class: "right" },
+      alertsBox,
       el("section", { class: "panel", "aria-labelledby": "kpi-h" }, el("h2", { id: "kpi-h" }, "今日の運行"), kpis),
       el("section", { class: "panel", "aria-labelledby": "table-h" },
         el("h2", { id: "table-h" }, "今日の予約"), tableAlert,
@@ -277,7 +474,7 @@ async function boot() {
           tbody))),
       el("section", { class: "panel", "aria-labelledby": "map-h" }, el("h2", { id: "map-h" }, "地図"), mapBox)));
   await refresh();
-  setInterval(() => { if (!confirmingCancel) refresh(); }, REFRESH_MS);
+  startLive();
 }
 
 if (getToken("operator")) boot().catch((e) => login(errText(e)));
