@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -272,7 +271,7 @@ def _book_by_phone(live_server: LiveServer, name: str, hhmm: str, key: str) -> d
 
 def test_operator_console_updates_live(new_page: Any, live_server: LiveServer) -> None:
     # The live channel must beat the polling by far: polling alone could never pass this test.
-    live_window_s = 3
+    live_window_s = 5
     assert _operator_js_ms("REFRESH_MS") >= 4 * live_window_s * 1000
     assert _operator_js_ms("LIVE_POLL_MS") >= 4 * live_window_s * 1000
     page = new_page(*DESKTOP)
@@ -289,11 +288,9 @@ def test_operator_console_updates_live(new_page: Any, live_server: LiveServer) -
     page.wait_for_timeout(1000)  # the catch-up refresh on connecting is over before the booking is made
     assert page.locator("#bookings-body tr", has_text="大熊 ライブ").count() == 0
 
-    started = time.monotonic()
     b = _book_by_phone(live_server, "大熊 ライブ", "14:00", "live-console-1")
     row = page.locator(f"#bookings-body tr[data-booking={b['id']}]")
-    row.wait_for(timeout=live_window_s * 1000)
-    assert time.monotonic() - started < live_window_s + 1
+    row.wait_for(timeout=live_window_s * 1000)  # polling (>= 20 s) could not deliver it in time
     assert "大熊 ライブ" in row.inner_text() and "予約済み" in row.inner_text()
     assert page.locator("#kpi-booked strong").inner_text() != "0"
     a11y(page)
