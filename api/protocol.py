@@ -18,7 +18,7 @@ This module imports pydantic only, so the tablet client in ``driver_app/`` can i
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -161,7 +161,7 @@ class EtaUpdate(_Out):
 
 
 ServerToTablet = Annotated[
-    Union[ServerHello, Snapshot, Delta, Ack, ErrorMessage, Ping, Pong, EtaUpdate],
+    ServerHello | Snapshot | Delta | Ack | ErrorMessage | Ping | Pong | EtaUpdate,
     Field(discriminator="type"),
 ]
 
@@ -244,16 +244,16 @@ class Resync(_In):
     type: Literal["resync"] = "resync"
 
 
-TabletEvent = Union[
-    PositionReport, Arrived, Boarded, NoShow, DroppedOff, ParcelPickedUp, ParcelHandedOver,
-    BreakStart, BreakEnd,
-]
+TabletEvent = (
+    PositionReport | Arrived | Boarded | NoShow | DroppedOff | ParcelPickedUp | ParcelHandedOver
+    | BreakStart | BreakEnd
+)
 
 TabletMessage = Annotated[
-    Union[
-        TabletHello, PositionReport, Arrived, Boarded, NoShow, DroppedOff, ParcelPickedUp,
-        ParcelHandedOver, BreakStart, BreakEnd, Resync, Ping, Pong,
-    ],
+    (
+        TabletHello | PositionReport | Arrived | Boarded | NoShow | DroppedOff | ParcelPickedUp
+        | ParcelHandedOver | BreakStart | BreakEnd | Resync | Ping | Pong
+    ),
     Field(discriminator="type"),
 ]
 
@@ -303,7 +303,7 @@ class PromiseAtRiskOut(_Out):
 
 
 RiderServerMessage = Annotated[
-    Union[BookingLive, PromiseAtRiskOut, ErrorMessage, Ping, Pong],
+    BookingLive | PromiseAtRiskOut | ErrorMessage | Ping | Pong,
     Field(discriminator="type"),
 ]
 
@@ -342,7 +342,7 @@ class ReplanNeeded(_Out):
 
 
 OperatorServerMessage = Annotated[
-    Union[VehicleLive, PlanChangedOut, PromiseAtRiskOut, ReplanNeeded, ErrorMessage, Ping, Pong],
+    VehicleLive | PlanChangedOut | PromiseAtRiskOut | ReplanNeeded | ErrorMessage | Ping | Pong,
     Field(discriminator="type"),
 ]
 

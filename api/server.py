@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import uvicorn
 
@@ -109,7 +110,7 @@ def serve(
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
         return 0
     clock: Clock = (
-        AcceleratedClock(datetime.now(timezone.utc), settings.clock_speed)
+        AcceleratedClock(datetime.now(UTC), settings.clock_speed)
         if settings.clock_speed != 1.0 else SystemClock()
     )
     from api.app import create_app
@@ -126,10 +127,8 @@ def serve(
         finally:
             if fleet is not None:
                 fleet.cancel()
-                try:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await fleet
-                except (asyncio.CancelledError, Exception):
-                    pass
 
     asyncio.run(main())
     return 0

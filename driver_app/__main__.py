@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 
 from driver_app.simulator import parse_tokens, simulate_cli
 
@@ -17,11 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--delay-factor", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None)
     args = p.parse_args(argv)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(simulate_cli(args.url, parse_tokens(args.token), speed=args.speed,
                                  no_show_rate=args.no_show_rate, delay_factor=args.delay_factor, seed=args.seed))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

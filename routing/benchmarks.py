@@ -198,8 +198,8 @@ def read_cordeau(
             raise ValueError(f"{path}: node id {node_id} where {expected_id} was expected")
         x, y, d = float(row[1]), float(row[2]), float(row[3])
         q = int(float(row[4]))
-        e, l = float(row[5]), float(row[6])
-        nodes.append((node_id, x, y, d, q, e, l))
+        early, late = float(row[5]), float(row[6])
+        nodes.append((node_id, x, y, d, q, early, late))
     if not explicit_end:
         depot = nodes[0]
         nodes.append((0, depot[1], depot[2], 0.0, 0, depot[5], depot[6]))
@@ -294,9 +294,9 @@ def read_lilim(
             raise ValueError(f"{path}: task id {node_id} where {expected_id} was expected")
         x, y = float(row[1]), float(row[2])
         demand = int(float(row[3]))
-        e, l, s = float(row[4]), float(row[5]), float(row[6])
+        early, late, s = float(row[4]), float(row[5]), float(row[6])
         p, d = int(row[7]), int(row[8])
-        nodes.append((node_id, x, y, demand, e, l, s, p, d))
+        nodes.append((node_id, x, y, demand, early, late, s, p, d))
     depot = nodes[0]
     nodes.append((0, depot[1], depot[2], 0, depot[4], depot[5], 0.0, 0, 0))
     end_loc = len(nodes) - 1
@@ -308,7 +308,7 @@ def read_lilim(
 
     requests: dict[str, Request] = {}
     for nd in nodes[1:end_loc]:
-        node_id, _, _, demand, e, l, s, p, d = nd
+        node_id, _, _, demand, early, late, s, p, d = nd
         if demand <= 0:
             continue
         delivery = nodes[d]
@@ -319,7 +319,7 @@ def read_lilim(
             pickup=node_id,
             dropoff=d,
             load=Load(seats=demand),
-            pickup_window=TimeWindow(_scaled(e, scale), _scaled(l, scale)),
+            pickup_window=TimeWindow(_scaled(early, scale), _scaled(late, scale)),
             dropoff_window=TimeWindow(_scaled(delivery[4], scale), _scaled(delivery[5], scale)),
             max_ride_s=horizon_s,
             pickup_service_s=_scaled(s, scale),

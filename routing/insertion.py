@@ -395,7 +395,7 @@ def generate_insertions(
 
     def load_ok(k: int) -> bool:
         lb = load_before[k]
-        for dim in dims:
+        for dim in dims:  # noqa: SIM110 - hot path; a plain loop is cheaper than all(<genexpr>)
             if lb[dim] > head[dim]:
                 return False
         return True

@@ -9,9 +9,11 @@ Nothing in ``routing/`` imports a database, a web framework or settings.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -219,4 +221,4 @@ def route_travel_s(problem: Problem, vehicle: Vehicle, stops: Sequence[Stop]) ->
         r = problem.requests[s.request_id]
         locs.append(r.pickup if s.kind == "pickup" else r.dropoff)
     locs.append(vehicle.end_location)
-    return sum(problem.travel(a, b) for a, b in zip(locs, locs[1:]))
+    return sum(problem.travel(a, b) for a, b in itertools.pairwise(locs))

@@ -8,11 +8,13 @@ too (each process ignores its own messages coming back).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import secrets
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from transit.events import Event
 
@@ -118,7 +120,7 @@ class RedisBus(InProcessBus):
         self._listener = asyncio.create_task(self._listen(ready), name="redis-bus")
         try:
             await asyncio.wait_for(ready.wait(), timeout=5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("Redis subscription not ready after 5 s; retrying in the background")
 
     async def _listen(self, ready: asyncio.Event) -> None:
@@ -136,12 +138,10 @@ class RedisBus(InProcessBus):
                     await self._on_message(msg["data"])
             except asyncio.CancelledError:
                 if pubsub is not None:
-                    try:
+                    with contextlib.suppress(Exception):  # best effort: we are shutting down
                         await pubsub.aclose()
-                    except Exception:  # noqa: BLE001
-                        pass
                 raise
-            except Exception:  # noqa: BLE001 - keep listening through Redis restarts
+            except Exception:  # keep listening through Redis restarts
                 log.exception("Redis listener failed; reconnecting")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
@@ -161,16 +161,12 @@ class RedisBus(InProcessBus):
     async def close(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
             self._listener = None
         if self._redis is not None:
-            try:
+            with contextlib.suppress(Exception):  # best effort: we are closing
                 await self._redis.aclose()
-            except Exception:  # noqa: BLE001
-                pass
             self._redis = None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -34,14 +34,14 @@ class FakeClock:
     def __init__(self, start: datetime, speed: float = 0.0) -> None:
         if start.tzinfo is None:
             raise ValueError("FakeClock needs a timezone-aware start")
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
         self.speed = speed
 
     def now(self) -> datetime:
         return self._now
 
     def set(self, when: datetime) -> None:
-        self._now = when.astimezone(timezone.utc)
+        self._now = when.astimezone(UTC)
 
     def advance(self, seconds: float) -> datetime:
         self._now += timedelta(seconds=seconds)
@@ -64,7 +64,7 @@ class AcceleratedClock:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self._t0 = time.monotonic()
-        self._start = start.astimezone(timezone.utc)
+        self._start = start.astimezone(UTC)
         self.speed = speed
 
     def now(self) -> datetime:
@@ -83,7 +83,7 @@ def to_epoch(dt: datetime) -> int:
 
 
 def from_epoch(seconds: int | float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def local(dt: datetime) -> datetime:

@@ -11,11 +11,12 @@ went down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -120,10 +121,8 @@ class Dispatcher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         await self.leader.release()
 
     async def _run(self) -> None:
@@ -137,7 +136,7 @@ class Dispatcher:
                 await asyncio.wait_for(self._kick.wait(), timeout=self.interval_s)
                 reason = "event"
                 await asyncio.sleep(self.debounce_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 reason = "timer"
             self._kick.clear()
             try:

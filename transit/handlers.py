@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -18,7 +20,13 @@ from transit.booking import Booking, BookingStatus, Place
 from transit.clock import Clock, from_epoch, to_epoch
 from transit.commands import Actor, CancelBooking, ConfirmOffer, RequestRide
 from transit.events import RideBooked
-from transit.planning import Snapshot, build_snapshot, relevant_booking_ids, service_times, visits_for
+from transit.planning import (
+    Snapshot,
+    build_snapshot,
+    relevant_booking_ids,
+    service_times,
+    visits_for,
+)
 from transit.reference_data import ServiceArea, ServiceRules
 from transit.uow import UnitOfWork, UnitOfWorkFactory
 from transit.vehicle import Vehicle, Visit
@@ -273,7 +281,8 @@ def _merge_plan(vehicle: Vehicle, new_visits: list[Visit], keep_out: set[str]) -
 
 async def apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_id: str,
                        route: tuple[rm.Stop, ...], requests: dict[str, rm.Request],
-                       reason: str, booking_ids: tuple[str, ...], drop: set[str] = frozenset(),
+                       reason: str, booking_ids: tuple[str, ...],
+                       drop: AbstractSet[str] = frozenset(),
                        save_bookings: bool = True) -> dict[str, tuple[int, int]]:
     vehicle = snap.vehicles[vehicle_id]
     visits, times = visits_for(snap, vehicle_id, route, requests)

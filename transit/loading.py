@@ -13,12 +13,10 @@ def shift_segments(fv: FleetVehicle, day: date, tz) -> list[Shift]:  # type: ign
     """A fleet shift on ``day`` split around its breaks: the planner treats each as one tour."""
     out: list[Shift] = []
     for n, sh in enumerate(fv.shifts_on(day)):
-        cuts = [(sh.start_local, None)]
-        for br in sorted(sh.breaks, key=lambda b: b.start_local):
-            cuts[-1] = (cuts[-1][0], br.start_local)
-            cuts.append((br.end_local, None))
-        cuts[-1] = (cuts[-1][0], sh.end_local)
-        for k, (a, b) in enumerate(cuts):
+        breaks = sorted(sh.breaks, key=lambda b: b.start_local)
+        starts = [sh.start_local, *(br.end_local for br in breaks)]
+        ends = [*(br.start_local for br in breaks), sh.end_local]
+        for k, (a, b) in enumerate(zip(starts, ends)):
             start = datetime.combine(day, a, tzinfo=tz)
             end = datetime.combine(day, b, tzinfo=tz)
             out.append(Shift(f"{fv.id}:{day.isoformat()}:{n}:{k}", fv.id, start, end))

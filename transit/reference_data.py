@@ -660,7 +660,7 @@ class ReferenceData:
         return tuple(s for s in self.stops if s.kiosk)
 
 
-def load_okuma(data_dir: Path | None = None) -> ReferenceData:
+def load_okuma(data_dir: str | Path | None = None) -> ReferenceData:
     """Load and cross-check stops.csv, fleet.json, rules.json and service_area.geojson."""
     d = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
     return ReferenceData(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable
+import builtins
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,12 +20,12 @@ def _utc(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
     if dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat()
+    return dt.astimezone(UTC).isoformat()
 
 
 class StopRepository:
@@ -93,7 +95,7 @@ class VehicleRepository:
         self.seen: dict[str, Vehicle] = {}
 
     async def _load(self, rows: Iterable[Any], window: tuple[datetime, datetime] | None = None) -> list[Vehicle]:
-        out = []
+        out: list[Vehicle] = []
         rows = list(rows)
         if not rows:
             return out
@@ -151,7 +153,10 @@ class VehicleRepository:
         loaded = await self._load(rows, window)
         return loaded[0] if loaded else None
 
-    async def lock_all(self, window: tuple[datetime, datetime] | None = None) -> list[Vehicle]:
+    # ``builtins.list`` below: inside this class ``list`` names the method above.
+    async def lock_all(
+        self, window: tuple[datetime, datetime] | None = None
+    ) -> builtins.list[Vehicle]:
         """Every vehicle, locked in id order (PostgreSQL) so writers queue without deadlock.
 
         With ``window``, only the shifts overlapping it are loaded (the plan is always whole).
@@ -168,7 +173,7 @@ class VehicleRepository:
     async def save(self, v: Vehicle) -> None:
         await self.conn.execute(update(t.vehicles).where(t.vehicles.c.id == v.id).values(**_vehicle_values(v)))
 
-    async def replace_shifts(self, vehicle_id: str, shifts: list[Shift]) -> None:
+    async def replace_shifts(self, vehicle_id: str, shifts: builtins.list[Shift]) -> None:
         await self.conn.execute(t.shifts.delete().where(t.shifts.c.vehicle_id == vehicle_id))
         for s in shifts:
             await self.conn.execute(

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     bus_channel: str = "okuma:events"  # the Redis pub/sub channel (one per deployment)
 
     @model_validator(mode="after")
-    def _no_default_secrets_in_production(self) -> "Settings":
+    def _no_default_secrets_in_production(self) -> Settings:
         if self.environment != "development" and self.handover_secret == DEFAULT_HANDOVER_SECRET:
             raise ValueError("set OKUMA_HANDOVER_SECRET outside development")
         return self

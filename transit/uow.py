@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from transit.booking import Booking
 from transit.clock import Clock
 from transit.events import Event
 from transit.repositories import (
@@ -17,6 +18,7 @@ from transit.repositories import (
     StopRepository,
     VehicleRepository,
 )
+from transit.vehicle import Vehicle
 
 Publisher = Callable[[Sequence[Event]], Awaitable[None]]
 
@@ -94,7 +96,10 @@ class UnitOfWork:
 
     def collect_events(self) -> list[Event]:
         events: list[Event] = []
-        for agg in [*self.bookings.seen.values(), *self.vehicles.seen.values()]:
+        aggregates: list[Booking | Vehicle] = [
+            *self.bookings.seen.values(), *self.vehicles.seen.values()
+        ]
+        for agg in aggregates:
             events.extend(agg.events)
             agg.events.clear()
         return events

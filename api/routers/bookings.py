@@ -5,7 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, status
 
 from api.deps import CurrentActor, IdempotencyKey, ServicesDep, require
-from api.schemas import BookingPublic, CancelIn, ConfirmIn, MePublic, OfferCreate, OfferPublic, PlaceOut
+from api.schemas import (
+    BookingPublic,
+    CancelIn,
+    ConfirmIn,
+    MePublic,
+    OfferCreate,
+    OfferPublic,
+    PlaceOut,
+)
 from transit import handlers
 from transit.clock import local
 from transit.commands import Actor, CancelBooking, ConfirmOffer, PlaceRef, RequestRide

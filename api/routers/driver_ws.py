@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -100,7 +101,7 @@ async def driver_channel(ws: WebSocket, token: str | None = None, vehicle_id: st
                     result = await operations.report(command(actor.vehicle_id, msg))
                 except errors.DomainError as e:
                     result = ops.EventResult("rejected", e.code, e.message_ja, e.message_en)
-                except Exception:  # noqa: BLE001 - answer, keep the link, keep the event for a resend
+                except Exception:  # answer, keep the link, keep the event for a resend
                     log.exception("driver event failed")
                     conn.out.send(error("InternalError", "一時的に記録できませんでした。もう一度送ってください。",
                                         "Could not record this just now. Please send it again.",
@@ -114,7 +115,5 @@ async def driver_channel(ws: WebSocket, token: str | None = None, vehicle_id: st
         ping_task.cancel()
         hub.remove_tablet(conn)
         await conn.out.close()
-        try:
+        with contextlib.suppress(Exception):  # the peer may already be gone
             await ws.close()
-        except Exception:  # noqa: BLE001
-            pass

@@ -46,7 +46,7 @@ async def receive(ws: WebSocket, timeout_s: float) -> str | None:
     """One text frame (bytes are decoded); None when the peer went away or stayed silent too long."""
     try:
         m = await asyncio.wait_for(ws.receive(), timeout=timeout_s)
-    except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError):
+    except (TimeoutError, WebSocketDisconnect, RuntimeError):
         return None
     if m["type"] == "websocket.disconnect":
         return None
