@@ -341,8 +341,21 @@ class ReplanNeeded(_Out):
     booking_id: str | None = None
 
 
+class BookingChangedOut(_Out):
+    """A booking was made, cancelled or changed status (ids and status only: the console reads
+    the details it is allowed to see over REST)."""
+
+    type: Literal["booking_changed"] = "booking_changed"
+    booking_id: str
+    vehicle_id: str | None = None
+    status: str
+
+
 OperatorServerMessage = Annotated[
-    VehicleLive | PlanChangedOut | PromiseAtRiskOut | ReplanNeeded | ErrorMessage | Ping | Pong,
+    (
+        VehicleLive | PlanChangedOut | PromiseAtRiskOut | ReplanNeeded | BookingChangedOut
+        | ErrorMessage | Ping | Pong
+    ),
     Field(discriminator="type"),
 ]
 

@@ -11,11 +11,13 @@ backwards, also across restarts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from fastapi import WebSocket
 from pydantic import BaseModel
@@ -69,15 +71,13 @@ class Outbox:
             # Too slow to keep up: drop the link; it resumes with a fresh snapshot.
             log.warning("send queue full; closing a slow connection")
             self.closed = True
-            asyncio.create_task(self._abort())
+            self._abort_task = asyncio.create_task(self._abort())
             return False
 
     async def _abort(self) -> None:
         self.task.cancel()
-        try:
+        with contextlib.suppress(Exception):  # the link may already be gone
             await self.ws.close(code=1013)
-        except Exception:  # noqa: BLE001
-            pass
 
     async def _run(self) -> None:
         try:
@@ -98,7 +98,7 @@ class Outbox:
             try:
                 self.queue.put_nowait(None)
                 await asyncio.wait_for(asyncio.shield(self.task), timeout=2)
-            except (asyncio.QueueFull, asyncio.TimeoutError, Exception):  # noqa: BLE001
+            except (TimeoutError, asyncio.QueueFull, Exception):  # noqa: BLE001
                 pass
         self.task.cancel()
 
@@ -400,7 +400,7 @@ class Hub:
     async def _refresh_etas(self, vehicle_id: str) -> None:
         try:
             vehicle, etas = await self.views.ops.etas(vehicle_id)
-        except Exception:  # noqa: BLE001 - ETAs are advisory; never break a push for them
+        except Exception:
             log.exception("ETA computation failed")
             return
         if vehicle is None:
@@ -477,6 +477,14 @@ class Hub:
                                                     reason=e.reason, booking_ids=list(e.booking_ids)))
             elif isinstance(e, (BookingStatusChanged, BookingCancelled, RideBooked)):
                 riders_to_refresh.add(e.booking_id)
+                status = (
+                    e.status
+                    if isinstance(e, BookingStatusChanged)
+                    else "cancelled" if isinstance(e, BookingCancelled) else "confirmed"
+                )
+                self._to_operators(
+                    p.BookingChangedOut(booking_id=e.booking_id, vehicle_id=e.vehicle_id, status=status)
+                )
                 if isinstance(e, BookingCancelled) and e.vehicle_id:
                     self._to_operators(p.ReplanNeeded(vehicle_id=e.vehicle_id, reason="cancellation",
                                                       booking_id=e.booking_id))
@@ -497,12 +505,8 @@ class Hub:
                 riders_to_refresh.add(e.booking_id)
             elif isinstance(e, ReplanRequested):
                 self._to_operators(p.ReplanNeeded(vehicle_id=e.vehicle_id, reason=e.reason, booking_id=e.booking_id))
-            elif isinstance(e, VehicleMoved):
-                if self.operators:
-                    self._spawn(self._operator_vehicle(e.vehicle_id))
-            elif isinstance(e, DriverBreakChanged):
-                if self.operators:
-                    self._spawn(self._operator_vehicle(e.vehicle_id))
+            elif isinstance(e, (VehicleMoved, DriverBreakChanged)) and self.operators:
+                self._spawn(self._operator_vehicle(e.vehicle_id))
         for bid in riders_to_refresh:
             if bid in self.riders:
                 self._spawn(self.refresh_rider(bid))

@@ -882,7 +882,7 @@ def improve(
     S = _scratch(len(inst.svc), n_k, n_r, max_len, inst.load.shape[1])
     cur = np.zeros((n_k, max_len + 2), dtype=np.int64)
     cur_len = np.zeros(n_k, dtype=np.int64)
-    served = set()
+    served: set[int] = set()
     for k, seq in enumerate(routes):
         cur_len[k] = len(seq)
         cur[k, : len(seq)] = seq
@@ -960,7 +960,10 @@ def improve(
             if el > 0 and left > 0:
                 chunk = max(1, min(chunk, int(n * left / el)))
     out = [list(map(int, best[k, : best_len[k]])) for k in range(n_k)]
-    st = {name: tuple(int(v) for v in stats[i]) for i, name in enumerate(OPERATORS)}
+    st = {
+        name: (int(stats[i, 0]), int(stats[i, 1]), int(stats[i, 2]))
+        for i, name in enumerate(OPERATORS)
+    }
     return Result(out, int(state[1]), int(state[3]), done, st)
 
 

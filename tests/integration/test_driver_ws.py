@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import uvicorn
@@ -334,6 +335,25 @@ async def test_rider_channel_follows_the_booking(served: Served) -> None:
     r = await served.client.get("/api/v1/vehicles", headers=served.auth("operator"))
     assert r.status_code == 200 and len(r.json()) == len(served.runtime.reference.fleet)  # type: ignore[attr-defined]
     assert (await served.client.get("/api/v1/vehicles", headers=served.auth("driver"))).status_code == 403
+
+
+async def test_operator_channel_reports_booking_changes(served: Served) -> None:
+    """Operators hear of every booking made, cancelled or changing status (ids and status only),
+    also when no plan changes."""
+    async with (
+        live_server(served.app) as base,
+        websockets.connect(f"{base}/ws/operator?token={served.tokens['operator']}") as ws,
+    ):
+        op = Tablet(ws)
+        b = await book(served, "op-live-1")
+        m = await op.next("booking_changed")
+        assert m == {"type": "booking_changed", "booking_id": b["id"],
+                     "vehicle_id": b["vehicle_id"], "status": "confirmed"}
+        r = await served.client.post(f"/api/v1/bookings/{b['id']}/cancel", headers=served.auth("rider"))
+        assert r.status_code == 200, r.text
+        m = await op.next("booking_changed")
+        assert (m["booking_id"], m["status"]) == (b["id"], "cancelled")
+        assert set(m) == {"type", "booking_id", "vehicle_id", "status"}  # no personal data
 
 
 del TOKYO
