@@ -313,6 +313,26 @@ def _refresh(P, S, W, wl, k, dep, late, lds, okr):
 
 
 @njit(cache=True, nogil=True)
+def _best_in(P, S, W, wl, dep, late, lds, okr, k, p, d, blink, max_checks):
+    """``_best_insert`` into route k of the plan W, with its cached route data; INF when the
+    route cannot be timed."""
+    if not okr[k]:
+        return INF, -1, -1
+    return _best_insert(P, S, k, W[k], wl[k], dep[k], late[k], lds[k], p, d, blink, max_checks)
+
+
+@njit(cache=True, nogil=True)
+def _place(P, S, W, wl, dep, late, lds, okr, k, i, j, p, d):
+    """Insert p after position i and d after position j of route k; refresh its data."""
+    new = S[12]
+    _splice(W[k], wl[k], i, j, p, d, new)
+    wl[k] += 2
+    for y in range(wl[k]):
+        W[k, y] = new[y]
+    _refresh(P, S, W, wl, k, dep, late, lds, okr)
+
+
+@njit(cache=True, nogil=True)
 def _eject_insert(P, S, W, wl, r, pick, drop, req_of, fails, max_checks, buf):
     """Fit request r, which fits nowhere as the plan stands, by taking out one request that
     failed to fit less often than r (guided ejection, for tight fleets); the cheapest such swap
@@ -352,6 +372,16 @@ def _eject_insert(P, S, W, wl, r, pick, drop, req_of, fails, max_checks, buf):
 
 
 @njit(cache=True, nogil=True)
+def _route_holding(W, wl, node):
+    """The route whose sequence holds ``node`` (-1 if none)."""
+    for k in range(W.shape[0]):
+        for x in range(wl[k]):
+            if W[k, x] == node:
+                return k
+    return -1
+
+
+@njit(cache=True, nogil=True)
 def _insert_all(
     P, S, W, wl, pending, npend, pick, drop, mode, regret, noise, blink, max_checks, req_of, fails
 ):
@@ -363,7 +393,6 @@ def _insert_all(
     dep, late, lds, okr = S[13], S[14], S[15], S[16]
     for k in range(n_k):
         _refresh(P, S, W, wl, k, dep, late, lds, okr)
-    new = S[12]
     missing = 0
     if mode == 0:
         # greedy in the given order, each to its cheapest route (with blinks)
@@ -380,21 +409,8 @@ def _insert_all(
             r = pending[x]
             best, bk, bi, bj = INF, -1, -1, -1
             for k in range(n_k):
-                if not okr[k]:
-                    continue
-                c, i, j = _best_insert(
-                    P,
-                    S,
-                    k,
-                    W[k],
-                    wl[k],
-                    dep[k],
-                    late[k],
-                    lds[k],
-                    pick[r],
-                    drop[r],
-                    blink,
-                    max_checks,
+                c, i, j = _best_in(
+                    P, S, W, wl, dep, late, lds, okr, k, pick[r], drop[r], blink, max_checks
                 )
                 if c < best:
                     best, bk, bi, bj = c, k, i, j
@@ -405,38 +421,18 @@ def _insert_all(
                     continue
                 pending[npend] = u
                 npend += 1
-                for k in range(n_k):  # the changed route (cheap enough to redo all)
-                    _refresh(P, S, W, wl, k, dep, late, lds, okr)
+                _refresh(P, S, W, wl, _route_holding(W, wl, pick[r]), dep, late, lds, okr)
                 continue
-            _splice(W[bk], wl[bk], bi, bj, pick[r], drop[r], new)
-            wl[bk] += 2
-            for y in range(wl[bk]):
-                W[bk, y] = new[y]
-            _refresh(P, S, W, wl, bk, dep, late, lds, okr)
+            _place(P, S, W, wl, dep, late, lds, okr, bk, bi, bj, pick[r], drop[r])
         return missing, npend
     # regret-k with a table of per-route best insertions
     bc, bi_t, bj_t = S[17], S[18], S[19]
     for x in range(npend):
         r = pending[x]
         for k in range(n_k):
-            if okr[k]:
-                c, i, j = _best_insert(
-                    P,
-                    S,
-                    k,
-                    W[k],
-                    wl[k],
-                    dep[k],
-                    late[k],
-                    lds[k],
-                    pick[r],
-                    drop[r],
-                    0.0,
-                    max_checks,
-                )
-            else:
-                c, i, j = INF, -1, -1
-            bc[x, k], bi_t[x, k], bj_t[x, k] = c, i, j
+            bc[x, k], bi_t[x, k], bj_t[x, k] = _best_in(
+                P, S, W, wl, dep, late, lds, okr, k, pick[r], drop[r], 0.0, max_checks
+            )
     alive = S[20]
     for x in range(npend):
         alive[x] = True
@@ -476,34 +472,15 @@ def _insert_all(
                 c0 = bc[bx, k]
                 bk = k
         r = pending[bx]
-        _splice(W[bk], wl[bk], bi_t[bx, bk], bj_t[bx, bk], pick[r], drop[r], new)
-        wl[bk] += 2
-        for y in range(wl[bk]):
-            W[bk, y] = new[y]
+        _place(P, S, W, wl, dep, late, lds, okr, bk, bi_t[bx, bk], bj_t[bx, bk], pick[r], drop[r])
         alive[bx] = False
         left -= 1
-        _refresh(P, S, W, wl, bk, dep, late, lds, okr)
         for x in range(npend):
             if alive[x]:
                 q = pending[x]
-                if okr[bk]:
-                    c, i, j = _best_insert(
-                        P,
-                        S,
-                        bk,
-                        W[bk],
-                        wl[bk],
-                        dep[bk],
-                        late[bk],
-                        lds[bk],
-                        pick[q],
-                        drop[q],
-                        0.0,
-                        max_checks,
-                    )
-                else:
-                    c, i, j = INF, -1, -1
-                bc[x, bk], bi_t[x, bk], bj_t[x, bk] = c, i, j
+                bc[x, bk], bi_t[x, bk], bj_t[x, bk] = _best_in(
+                    P, S, W, wl, dep, late, lds, okr, bk, pick[q], drop[q], 0.0, max_checks
+                )
     for x in range(npend):
         if alive[x]:
             missing += 1
@@ -735,23 +712,18 @@ def _run(
             for x in range(npend - 1, 0, -1):
                 y = np.random.randint(x + 1)
                 pending[x], pending[y] = pending[y], pending[x]
-            if order_mode == 3:
-                keys = np.empty(npend, dtype=np.int64)
-                for x in range(npend):
-                    keys[x] = -fails[pending[x]]
-                o = np.argsort(keys, kind="mergesort")
-                pending[:npend] = pending[:npend][o]
-        elif order_mode == 1:
+        if order_mode != 0:
             keys = np.empty(npend, dtype=np.int64)
             for x in range(npend):
-                keys[x] = P[2][pick[pending[x]]]
-            o = np.argsort(keys)
-            pending[:npend] = pending[:npend][o]
-        else:
-            keys = np.empty(npend, dtype=np.int64)
-            for x in range(npend):
-                keys[x] = -P[0][pick[pending[x]], drop[pending[x]]]
-            o = np.argsort(keys)
+                r = pending[x]
+                if order_mode == 1:
+                    keys[x] = P[2][pick[r]]
+                elif order_mode == 2:
+                    keys[x] = -P[0][pick[r], drop[r]]
+                else:
+                    keys[x] = -fails[r]
+            # ties: kept in the shuffled order for the fail counts, as argsort leaves them else
+            o = np.argsort(keys, kind="mergesort") if order_mode == 3 else np.argsort(keys)
             pending[:npend] = pending[:npend][o]
         u = np.random.random()
         if u < 0.5:

@@ -8,12 +8,13 @@ export function setLang(l) {
   document.documentElement.lang = lang();
 }
 
-// A translator for one dictionary {key: {ja, en}}; unknown keys fail loudly.
+// A translator for one dictionary {key: {ja, en}}; unknown keys fail loudly. The language is the
+// chosen one unless asked for (to show the other one beside it).
 export function translator(dict) {
-  return function t(key, vars = {}) {
+  return function t(key, vars = {}, l = lang()) {
     const entry = dict[key];
     if (!entry) throw new Error(`missing text: ${key}`);
-    let s = entry[lang()];
+    let s = entry[l];
     for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`{${k}}`, String(v));
     return s;
   };

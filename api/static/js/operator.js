@@ -1,7 +1,7 @@
 // Operator console: phone booking for a caller, today's bookings with cancel, KPIs, an SVG map.
 // Live updates come over /ws/operator; while that link is down the console polls every REFRESH_MS.
 import { Api, ApiError, getToken, setToken, clearToken, newKey, tokyoDate, tokyoIso, fmtTime, fmtDayTime, serviceNow, causeText, statusText, ZONES, addDays, tokyoMinutes, hm } from "./api.js";
-import { el, lang } from "./i18n.js";
+import { el, lang, translator } from "./i18n.js";
 
 const api = new Api("operator");
 const root = document.getElementById("main");
@@ -34,8 +34,7 @@ const TEXTS = {
   dismiss: { ja: "閉じる", en: "Dismiss" },
 };
 const other = () => (lang() === "en" ? "ja" : "en");
-const fill = (s, vars) => Object.entries(vars).reduce((acc, [k, v]) => acc.replaceAll(`{${k}}`, String(v)), s);
-const tx = (key, vars = {}, l = lang()) => fill(TEXTS[key][l], vars);
+const tx = translator(TEXTS);
 // "ライブ更新中 / Live": the chosen language first, the other one marked with its lang.
 const both = (key, vars = {}) => [tx(key, vars), " / ", el("span", { lang: other() }, tx(key, vars, other()))];
 
