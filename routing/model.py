@@ -130,7 +130,8 @@ class Vehicle:
     ``start_location``/``start_time_s`` is where and when it is next free (its position now, or
     the depot at shift start). ``route`` is the plan it follows from there (stops not yet served),
     which must contain the drop-off of every request in ``onboard``. ``onboard`` riders stay in
-    this vehicle whatever the optimiser does.
+    this vehicle whatever the optimiser does. ``pinned`` are requests whose pickup is fixed as the
+    next stop(s) of this vehicle (it is arriving or waiting at their pickup): they stay on it, first.
     """
 
     id: str
@@ -142,6 +143,7 @@ class Vehicle:
     onboard: tuple[str, ...] = ()
     route: tuple[Stop, ...] = ()
     max_route_duration_s: int | None = None
+    pinned: tuple[str, ...] = ()
 
 
 class UnservedCause(str, Enum):
