@@ -52,7 +52,11 @@ class VisitOut(_Out):
     stop_name_en: str = ""
     lat: float
     lon: float
-    planned_at: datetime
+    planned_at: datetime = Field(..., description="planned start of service (after any wait)")
+    arrival_at: datetime | None = Field(None, description="planned arrival at the stop")
+    departure_at: datetime | None = Field(None, description="planned departure (service done)")
+    wait_until: datetime | None = Field(
+        None, description="set when the schedule holds the vehicle here: start of service > arrival + 60 s")
     eta: datetime | None = None
     window_start: datetime | None = Field(None, description="pickup: the promised window")
     window_end: datetime | None = Field(None, description="pickup: window end; dropoff: latest arrival")
@@ -82,6 +86,9 @@ class ServerHello(_Out):
     server_time: datetime
     heartbeat_s: int = HEARTBEAT_S
     no_show_wait_s: int
+    arrival_early_s: int = Field(900, description="arrived this long before a pickup window needs the vehicle near the stop")
+    arrival_near_m: int = Field(150, description="'near the stop' for that rule, metres")
+    event_future_tolerance_s: int = Field(60, description="event times later than server time by more are refused")
     resumed_from_seq: int | None = Field(None, description="the last_seq the tablet sent, echoed")
 
 
@@ -160,10 +167,6 @@ class EtaUpdate(_Out):
     etas: list[VisitEta]
 
 
-ServerToTablet = Annotated[
-    ServerHello | Snapshot | Delta | Ack | ErrorMessage | Ping | Pong | EtaUpdate,
-    Field(discriminator="type"),
-]
 
 
 # ------------------------------------------------------------------------ tablet -> server
@@ -198,6 +201,8 @@ class Arrived(_Event):
     type: Literal["arrived"] = "arrived"
     stop_id: str | None = Field(None, max_length=64)
     booking_ids: list[str] = Field(default_factory=list, max_length=50)
+    lat: float | None = Field(None, ge=-90, le=90, description="where the tablet is (for the early-arrival rule)")
+    lon: float | None = Field(None, ge=-180, le=180)
 
 
 class Boarded(_Event):
@@ -302,8 +307,31 @@ class PromiseAtRiskOut(_Out):
     message_en: str
 
 
+class PromiseClearedOut(_Out):
+    """A promise flagged at risk is no longer at risk: once, when the ETA is back inside it
+    (``on_time``), the booking ended (``ended``) or it moved to another vehicle (``moved``)."""
+
+    type: Literal["promise_cleared"] = "promise_cleared"
+    booking_id: str
+    vehicle_id: str
+    reason: Literal["on_time", "ended", "moved"]
+
+
+class PromiseBrokenOut(_Out):
+    """Reality broke the promise: the plan now keeps the earliest feasible time (never silently)."""
+
+    type: Literal["promise_broken"] = "promise_broken"
+    booking_id: str
+    vehicle_id: str
+    kind: Literal["pickup", "dropoff"]
+    promised_latest: datetime
+    expected: datetime
+    message_ja: str
+    message_en: str
+
+
 RiderServerMessage = Annotated[
-    BookingLive | PromiseAtRiskOut | ErrorMessage | Ping | Pong,
+    BookingLive | PromiseAtRiskOut | PromiseClearedOut | PromiseBrokenOut | ErrorMessage | Ping | Pong,
     Field(discriminator="type"),
 ]
 
@@ -353,8 +381,17 @@ class BookingChangedOut(_Out):
 
 OperatorServerMessage = Annotated[
     (
-        VehicleLive | PlanChangedOut | PromiseAtRiskOut | ReplanNeeded | BookingChangedOut
-        | ErrorMessage | Ping | Pong
+        VehicleLive | PlanChangedOut | PromiseAtRiskOut | PromiseClearedOut | PromiseBrokenOut
+        | ReplanNeeded | BookingChangedOut | ErrorMessage | Ping | Pong
+    ),
+    Field(discriminator="type"),
+]
+
+
+ServerToTablet = Annotated[
+    (
+        ServerHello | Snapshot | Delta | Ack | ErrorMessage | Ping | Pong | EtaUpdate
+        | PromiseAtRiskOut | PromiseClearedOut
     ),
     Field(discriminator="type"),
 ]

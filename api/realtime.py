@@ -25,13 +25,15 @@ from pydantic import BaseModel
 from api import protocol as p
 from transit.booking import Booking
 from transit.bootstrap import Runtime
-from transit.clock import from_epoch, local, to_epoch
+from transit.clock import from_epoch, local
 from transit.events import (
     BookingCancelled,
     BookingStatusChanged,
     Event,
     PlanChanged,
     PromiseAtRisk,
+    PromiseBroken,
+    PromiseCleared,
     RideBooked,
 )
 from transit.operations import (
@@ -40,6 +42,7 @@ from transit.operations import (
     Operations,
     ReplanRequested,
     VehicleMoved,
+    eta_event,
     handover_code,
 )
 from transit.uow import UnitOfWork
@@ -127,6 +130,9 @@ class OperatorConn:
 # ------------------------------------------------------------------------------ views
 
 
+WAIT_SHOWN_S = 60  # the tablet shows "wait here until" when the schedule holds the vehicle longer
+
+
 def _t(dt: datetime | None) -> datetime | None:
     return local(dt) if dt is not None else None
 
@@ -167,6 +173,9 @@ class Views:
                     lat=x.lat,
                     lon=x.lon,
                     planned_at=local(x.planned_at),
+                    arrival_at=_t(x.arrival_at),
+                    departure_at=_t(x.departure_at),
+                    wait_until=local(x.planned_at) if x.wait_s > WAIT_SHOWN_S else None,
                     eta=_t((etas or {}).get((b.id, x.kind))),
                     window_start=local(b.pickup_earliest) if pickup else None,
                     window_end=local(b.pickup_latest if pickup else b.dropoff_latest),
@@ -316,7 +325,9 @@ class Hub:
         conn.out.send(p.ServerHello(
             vehicle_id=conn.vehicle_id,
             vehicle_name_ja=vehicle.name_ja if vehicle else "", vehicle_name_en=vehicle.name_en if vehicle else "",
-            server_time=v.now(), no_show_wait_s=v.svc.rules.no_show_wait_s, resumed_from_seq=resumed_from,
+            server_time=v.now(), no_show_wait_s=v.svc.rules.no_show_wait_s,
+            arrival_early_s=v.svc.rules.arrival_early_s, arrival_near_m=v.svc.rules.arrival_near_m,
+            event_future_tolerance_s=v.svc.rules.event_future_tolerance_s, resumed_from_seq=resumed_from,
         ))
         await self.send_snapshot(conn)
 
@@ -398,17 +409,11 @@ class Hub:
             await self._refresh_etas(vehicle_id)
 
     async def _refresh_etas(self, vehicle_id: str) -> None:
-        try:
-            vehicle, etas = await self.views.ops.etas(vehicle_id)
-        except Exception:
-            log.exception("ETA computation failed")
-            return
-        if vehicle is None:
-            return
-        ev = EtasUpdated(vehicle_id, vehicle.plan_version, to_epoch(self.views.svc.clock.now()),
-                         tuple((e.booking_id, e.kind, to_epoch(e.eta), to_epoch(e.planned_at),
-                                to_epoch(e.promised_latest), e.late_s) for e in etas))
-        self._on_etas(ev)
+        """Push the ETAs the plan writer stored with the new plan (computed there, once)."""
+        async with self.views.svc.uow(readonly=True) as uow:
+            vehicle = await uow.vehicles.get(vehicle_id)
+        if vehicle is not None:
+            self._on_etas(eta_event(vehicle))
 
     # ------------------------------------------------------------ riders and operators
 
@@ -499,9 +504,21 @@ class Hub:
                     message_ja="お約束の時刻に遅れる見込みです。新しい到着予定をお知らせします。",
                     message_en="We expect to be late for the promised time. Here is the new estimate.",
                 )
-                for r in self.riders.get(e.booking_id, ()):
-                    r.out.send(msg)
-                self._to_operators(msg)
+                self._flag(e.booking_id, e.vehicle_id, msg)
+                riders_to_refresh.add(e.booking_id)
+            elif isinstance(e, PromiseCleared):
+                self.at_risk.discard(e.booking_id)
+                self._flag(e.booking_id, e.vehicle_id,
+                           p.PromiseClearedOut(booking_id=e.booking_id, vehicle_id=e.vehicle_id, reason=e.reason))
+                riders_to_refresh.add(e.booking_id)
+            elif isinstance(e, PromiseBroken):
+                self._flag(e.booking_id, e.vehicle_id, p.PromiseBrokenOut(
+                    booking_id=e.booking_id, vehicle_id=e.vehicle_id, kind=e.kind,  # type: ignore[arg-type]
+                    promised_latest=local(from_epoch(e.promised_latest_s)),
+                    expected=local(from_epoch(e.earliest_feasible_s)),
+                    message_ja="遅れのため、お約束の時刻に間に合いません。最も早い到着予定をお知らせします。",
+                    message_en="Because of a delay we cannot keep the promised time. Here is the earliest we can make.",
+                ), tablet=False)
                 riders_to_refresh.add(e.booking_id)
             elif isinstance(e, ReplanRequested):
                 self._to_operators(p.ReplanNeeded(vehicle_id=e.vehicle_id, reason=e.reason, booking_id=e.booking_id))
@@ -510,6 +527,16 @@ class Hub:
         for bid in riders_to_refresh:
             if bid in self.riders:
                 self._spawn(self.refresh_rider(bid))
+
+    def _flag(self, booking_id: str, vehicle_id: str, msg: BaseModel, *, tablet: bool = True) -> None:
+        """A promise flag (or its clearing) to the rider, the operators and (at risk / cleared) the tablet."""
+        for r in self.riders.get(booking_id, ()):
+            r.out.send(msg)
+        self._to_operators(msg)
+        if tablet:
+            for c in self.tablets.get(vehicle_id, ()):
+                if c.seq >= 0:
+                    c.out.send(msg)
 
     async def _operator_vehicle(self, vehicle_id: str) -> None:
         for v in await self.views.vehicles(set(self.tablets)):

@@ -74,6 +74,8 @@ class Booking:
     cancel_reason: str | None = None
     kind: str = "ride"  # ride | grocery
     created_at: datetime | None = None
+    promise_broken_at: datetime | None = None  # reality broke the promise (flagged, told)
+    relaxed: dict[str, int] | None = None  # widened limits: pickup_latest_s, dropoff_latest_s, max_ride_s
     events: list[Event] = field(default_factory=list, repr=False)
 
     @property

@@ -26,7 +26,7 @@ from routing.check import check
 from routing.optimise import optimise, warm_up
 from transit.booking import BookingStatus
 from transit.events import BookingCancelled, BookingStatusChanged, Event
-from transit.handlers import Services, apply_route, load_snapshot
+from transit.handlers import PlanRejected, Services, apply_route, load_snapshot
 from transit.planning import Snapshot
 
 log = logging.getLogger("okuma.dispatcher")
@@ -189,7 +189,10 @@ class Dispatcher:
                 return self._done(_why(result, f"checker rejected the plan: {violations[0].kind}"))
             if after >= before:
                 return self._done(_why(result, "no improvement"))
-            applied = await self._apply(snap, versions, solution)
+            try:
+                applied = await self._apply(snap, versions, solution)
+            except PlanRejected as e:  # the one writer's checker gate: nothing was stored
+                return self._done(_why(result, f"stored plan rejected: {e.violations[0].kind}"))
             if not applied:
                 return self._done(_why(result, "plans changed meanwhile"))
             res = ReoptResult(reason, True, "applied", n_req, len(problem.vehicles), before, after, solve_s)

@@ -46,3 +46,23 @@ class PromiseAtRisk(Event):
     vehicle_id: str
     expected_s: int
     promised_latest_s: int
+
+
+@dataclass(frozen=True)
+class PromiseCleared(Event):
+    """A promise flagged at risk is no longer at risk (the ETA is back inside it, or the booking ended)."""
+
+    booking_id: str
+    vehicle_id: str
+    reason: str  # on_time | ended | moved
+
+
+@dataclass(frozen=True)
+class PromiseBroken(Event):
+    """Reality broke a promise: the plan keeps the earliest feasible time instead (never silently)."""
+
+    booking_id: str
+    vehicle_id: str
+    kind: str  # pickup | dropoff
+    promised_latest_s: int
+    earliest_feasible_s: int

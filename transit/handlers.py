@@ -3,40 +3,55 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from routing import check as rcheck
 from routing import insertion as ins
 from routing import model as rm
+from routing.schedule import Schedule, evaluate
 from routing.traveltime import TravelTimeProvider
 from transit import errors
 from transit.booking import Booking, BookingStatus, Place
 from transit.clock import Clock, from_epoch, to_epoch
 from transit.commands import Actor, CancelBooking, ConfirmOffer, RequestRide
-from transit.events import RideBooked
+from transit.events import PromiseAtRisk, PromiseBroken, PromiseCleared, RideBooked
 from transit.planning import (
     Snapshot,
     build_snapshot,
     relevant_booking_ids,
     service_times,
+    time_route,
     visits_for,
 )
 from transit.reference_data import ServiceArea, ServiceRules
 from transit.uow import UnitOfWork, UnitOfWorkFactory
 from transit.vehicle import Vehicle, Visit
 
+log = logging.getLogger("okuma.plans")
 NEW = "__new__"
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(9)}"
+
+
+@dataclass
+class PlanStats:
+    """What the one plan writer did (the simulator and the console read these counters)."""
+
+    stored: int = 0
+    rejected: int = 0
+    promises_broken: int = 0
+    last_rejection: tuple[str, ...] = ()
 
 
 @dataclass
@@ -49,6 +64,7 @@ class Services:
     clock: Clock
     uow: UnitOfWorkFactory
     new_id: Callable[[str], str] = field(default=new_id)
+    plan_stats: PlanStats = field(default_factory=PlanStats)
 
 
 @dataclass(frozen=True)
@@ -154,7 +170,7 @@ async def load_snapshot(uow: UnitOfWork, svc: Services, vehicles: list[Vehicle],
     # Planning is CPU work: off the event loop, so pushes to tablets and other requests go on.
     snap = await asyncio.to_thread(
         build_snapshot, vehicles, bookings, now=svc.clock.now(), window=window, travel=svc.travel,
-        extra=[(p.lat, p.lon, p.stop_id) for p in extra],
+        extra=[(p.lat, p.lon) for p in extra],
     )
     return snap
 
@@ -196,8 +212,8 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
         vehicles = await uow.vehicles.list(horizon)
         service_s, drop_s = service_times(svc.rules, cmd.party_size, cmd.wheelchairs, cmd.parcels)
         snap = await load_snapshot(uow, svc, vehicles, horizon, [origin, destination])
-        o = snap.locations.index(origin.lat, origin.lon, origin.stop_id)
-        d = snap.locations.index(destination.lat, destination.lon, destination.stop_id)
+        o = snap.locations.index(origin.lat, origin.lon)
+        d = snap.locations.index(destination.lat, destination.lon)
         direct = snap.problem.travel(o, d)
         max_ride = svc.rules.max_ride_s(direct)
         pw, dw = _windows(svc, cmd.time_mode, when, direct, max_ride, service_s)
@@ -279,31 +295,217 @@ def _merge_plan(vehicle: Vehicle, new_visits: list[Visit], keep_out: set[str]) -
     return sorted(new_visits + others, key=lambda v: v.planned_at)
 
 
+class PlanRejected(errors.DomainError):
+    kind = "conflict"
+    message_ja = "新しい運行計画が検査に通らなかったため、保存しませんでした。"
+    message_en = "The new plan failed the independent check and was not stored."
+
+    def __init__(self, violations: Sequence[Any]) -> None:
+        super().__init__(violations=[f"{v.kind}: {v.detail}" for v in violations])
+        self.violations = list(violations)
+
+
+def _pinned_violations(snap: Snapshot, vehicle_id: str, route: Sequence[rm.Stop]) -> list[Any]:
+    """A plan moves a pinned rider if it drops them, puts another stop first, or takes them elsewhere."""
+    out = []
+    rv = next(v for v in snap.problem.vehicles if v.id == vehicle_id)
+    if rv.pinned and {s.request_id for s in route[: len(rv.pinned)] if s.kind == "pickup"} != set(rv.pinned):
+        out.append(rcheck.Violation("pinned", vehicle_id, None,
+                                    f"pinned pickups {list(rv.pinned)} are not the next stops"))
+    here = {s.request_id for s in route}
+    for other in snap.problem.vehicles:
+        if other.id != vehicle_id:
+            for rid in set(other.pinned) & here:
+                out.append(rcheck.Violation("pinned", vehicle_id, rid, f"pinned to {other.id}"))
+    return out
+
+
+def _check_timed(snap: Snapshot, rv: rm.Vehicle, sched: Schedule,
+                 requests: Mapping[str, rm.Request]) -> list[Any]:
+    """The independent checker on exactly the schedule that would be stored."""
+    ids = {s.request_id for s in sched.stops} | set(rv.onboard)
+    sub = rm.Problem((rv,), {i: requests[i] for i in ids}, snap.problem.travel_s)
+    return rcheck.check(sub, rm.Solution(routes=(sched.to_route(rv.id),)))
+
+
+def _relax_to_schedule(sched: Schedule, requests: Mapping[str, rm.Request]) -> dict[str, rm.Request]:
+    """For a route reality forces (a driver event): widen exactly the late stops to their times."""
+    out: dict[str, rm.Request] = {}
+    pick_end: dict[str, int] = {}
+    for stop, b, d, late, ride_x in zip(sched.stops, sched.start_s, sched.departure_s,
+                                        sched.lateness_s, sched.ride_excess_s):
+        r = out.get(stop.request_id, requests[stop.request_id])
+        if stop.kind == "pickup":
+            pick_end[stop.request_id] = d
+            if late:
+                r = replace(r, pickup_window=rm.TimeWindow(r.pickup_window.earliest_s, b))
+        else:
+            if late:
+                r = replace(r, dropoff_window=rm.TimeWindow(r.dropoff_window.earliest_s, b))
+            if ride_x:
+                r = replace(r, max_ride_s=r.max_ride_s + ride_x)
+        if r is not requests[stop.request_id]:
+            out[stop.request_id] = r
+    return out
+
+
+def _record_relaxed(svc: Services, b: Booking, req: rm.Request, vehicle_id: str, sched: Schedule,
+                    now: datetime) -> None:
+    """Store a widened promise on the booking and flag it broken (once), telling everyone."""
+    pl, dl = to_epoch(b.pickup_latest), to_epoch(b.dropoff_latest)
+    relaxed = {"pickup_latest_s": req.pickup_window.latest_s, "dropoff_latest_s": req.dropoff_window.latest_s,
+               "max_ride_s": req.max_ride_s}
+    if relaxed == {"pickup_latest_s": pl, "dropoff_latest_s": dl, "max_ride_s": b.max_ride_s}:
+        return
+    if b.relaxed != relaxed:
+        b.relaxed = relaxed
+    if b.promise_broken_at is None:
+        b.promise_broken_at = now
+        svc.plan_stats.promises_broken += 1
+        kind = "dropoff" if relaxed["dropoff_latest_s"] > dl or b.status is BookingStatus.ON_BOARD else "pickup"
+        times = {(s.request_id, s.kind): t for s, t in zip(sched.stops, sched.start_s)}
+        latest = dl if kind == "dropoff" else pl
+        b.events.append(PromiseBroken(b.id, vehicle_id, kind, latest,
+                                      times.get((b.id, kind), relaxed[f"{kind}_latest_s"])))
+        log.warning("promise broken by reality: booking %s on %s (%s), planned with the earliest "
+                    "feasible time instead", b.id, vehicle_id, kind)
+
+
 async def apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_id: str,
-                       route: tuple[rm.Stop, ...], requests: dict[str, rm.Request],
-                       reason: str, booking_ids: tuple[str, ...],
-                       drop: AbstractSet[str] = frozenset(),
-                       save_bookings: bool = True) -> dict[str, tuple[int, int]]:
+                      route: tuple[rm.Stop, ...], requests: dict[str, rm.Request],
+                      reason: str, booking_ids: tuple[str, ...],
+                      drop: AbstractSet[str] = frozenset(),
+                      save_bookings: bool = True, forced: bool = False) -> dict[str, tuple[int, int]]:
+    """The one place a vehicle plan is written: time the route with the one scheduler, let the
+    independent checker judge exactly that schedule, and store it only if it passes.
+
+    ``forced`` is for routes reality imposes (a driver event): stops already late are widened to
+    their times and flagged broken instead of refused. Raises ``PlanRejected`` otherwise (logged,
+    counted in ``svc.plan_stats``); nothing is stored then. Returns per booking (pickup, drop-off)
+    start times.
+    """
     vehicle = snap.vehicles[vehicle_id]
-    visits, times = visits_for(snap, vehicle_id, route, requests)
+    rv = next(v for v in snap.problem.vehicles if v.id == vehicle_id)
+    requests = {**requests, **{k: v for k, v in snap.relaxed.items() if k in requests}}
+    sched = time_route(snap, vehicle_id, route, requests)
+    violations = _pinned_violations(snap, vehicle_id, route) + _check_timed(snap, rv, sched, requests)
+    if violations and forced and not any(v.kind in ("pinned", "capacity", "precedence", "not_served")
+                                         for v in violations):
+        requests = {**requests, **_relax_to_schedule(sched, requests)}
+        violations = _check_timed(snap, rv, sched, requests)
+    if violations:
+        svc.plan_stats.rejected += 1
+        svc.plan_stats.last_rejection = tuple(f"{v.kind}: {v.detail}" for v in violations[:5])
+        log.warning("plan for %s not stored (%s): %d violation(s): %s", vehicle_id, reason,
+                    len(violations), "; ".join(svc.plan_stats.last_rejection))
+        raise PlanRejected(violations)
+    visits = visits_for(snap, vehicle_id, sched)
     merged = _merge_plan(vehicle, visits, set(drop))
     vehicle.replace_plan(merged, reason, booking_ids)
-    await uow.vehicles.save(vehicle)
+    origin = snap.locations.points[rv.start_location]
+    vehicle.plan_origin = {"lat": origin.lat, "lon": origin.lon, "at_s": rv.start_time_s}
     now = svc.clock.now()
+    times: dict[str, list[int]] = {}
+    for stop, start in zip(sched.stops, sched.start_s):
+        times.setdefault(stop.request_id, [0, 0])[0 if stop.kind == "pickup" else 1] = start
     for bid, (p, d) in times.items():
         b = snap.bookings.get(bid)
         if b is None:
             continue
-        changed = False
-        if p and b.status is not BookingStatus.ON_BOARD and b.planned_pickup != from_epoch(p):
+        before = (b.planned_pickup, b.planned_dropoff, b.relaxed, b.promise_broken_at)
+        if p and b.status is not BookingStatus.ON_BOARD:
             b.planned_pickup = from_epoch(p)
-            changed = True
-        if d and b.planned_dropoff != from_epoch(d):
+        if d:
             b.planned_dropoff = from_epoch(d)
-            changed = True
-        if changed and (save_bookings or bid not in booking_ids):
+        _record_relaxed(svc, b, requests[bid], vehicle_id, sched, now)
+        if before != (b.planned_pickup, b.planned_dropoff, b.relaxed, b.promise_broken_at) and (
+            save_bookings or bid not in booking_ids
+        ):
             await uow.bookings.save_assignment(b, now=now)
-    return times
+    update_etas(vehicle, sched, snap.bookings, now)
+    await uow.vehicles.save(vehicle)
+    svc.plan_stats.stored += 1
+    return {k: (v[0], v[1]) for k, v in times.items()}
+
+
+def _eta_rows(sched: Schedule, bookings: Mapping[str, Booking]) -> list[dict[str, Any]]:
+    rows = []
+    for stop, start in zip(sched.stops, sched.start_s):
+        b = bookings.get(stop.request_id)
+        if b is None:
+            continue
+        latest = to_epoch(b.pickup_latest if stop.kind == "pickup" else b.dropoff_latest)
+        rows.append({"booking_id": b.id, "kind": stop.kind, "eta_s": start, "latest_s": latest,
+                     "late_s": max(0, start - latest)})
+    return rows
+
+
+def update_etas(vehicle: Vehicle, sched: Schedule | None, bookings: Mapping[str, Booking],
+                now: datetime) -> None:
+    """Store the vehicle's ETAs (the one schedule from its latest position now) and flag changes once.
+
+    A booking whose ETA passes its promised latest time gets one ``PromiseAtRisk``; when it is back
+    inside, or leaves the plan (ended or moved), one ``PromiseCleared``.
+    """
+    rows = _eta_rows(sched, bookings) if sched is not None else []
+    before = set((vehicle.etas or {}).get("at_risk", []))
+    risky: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["late_s"] > 0 and r["booking_id"] not in risky:
+            risky[r["booking_id"]] = r
+    for bid, r in risky.items():
+        if bid not in before:
+            vehicle.events.append(PromiseAtRisk(bid, vehicle.id, r["eta_s"], r["latest_s"]))
+    planned = {r["booking_id"] for r in rows}
+    for bid in sorted(before - set(risky)):
+        b = bookings.get(bid)
+        why = "on_time" if bid in planned else ("ended" if b is None or not b.active else "moved")
+        vehicle.events.append(PromiseCleared(bid, vehicle.id, why))
+    vehicle.etas = {
+        "computed_s": to_epoch(now),
+        "plan_version": vehicle.plan_version,
+        "position_at_s": to_epoch(vehicle.position_at) if vehicle.position_at else None,
+        "at_risk": sorted(risky),
+        "etas": rows,
+    }
+
+
+async def replan_vehicle(uow: UnitOfWork, svc: Services, vehicle: Vehicle, reason: str,
+                         booking_ids: tuple[str, ...] = (), *,
+                         window: tuple[datetime, datetime] | None = None) -> None:
+    """Re-time a locked vehicle's plan as it now stands (after an event, a cancellation), through the
+    one writer. Visits of bookings no longer active leave the plan; riders at their pickup come first.
+    """
+    now = svc.clock.now()
+    window = window or (now, now)
+    ids = {v.booking_id for v in vehicle.plan}
+    active = {b.id for b in await uow.bookings.active(ids)} if ids else set()
+    gone = ids - active
+    snap = await load_snapshot(uow, svc, [vehicle], window)
+    rv = next((v for v in snap.problem.vehicles if v.id == vehicle.id), None)
+    if rv is None:  # no shift in the window: nothing to time; only drop what is finished
+        kept = [v for v in vehicle.plan if v.booking_id not in gone]
+        if len(kept) != len(vehicle.plan) or reason == "arrived":
+            vehicle.replace_plan(kept, reason, booking_ids)
+            await uow.vehicles.save(vehicle)
+        return
+    await apply_route(uow, svc, snap, vehicle.id, rv.route, dict(snap.problem.requests), reason,
+                      booking_ids, drop=gone, forced=True)
+
+
+async def vehicle_etas(uow: UnitOfWork, svc: Services, vehicle: Vehicle, now: datetime,
+                       horizon_s: int = 12 * 3600) -> None:
+    """Recompute a (locked) vehicle's ETAs from its latest position and the rest of its plan."""
+    ids = {v.booking_id for v in vehicle.plan}
+    bookings = {b.id: b for b in await uow.bookings.active(ids)} if ids else {}
+    sched = None
+    if bookings:
+        snap = build_snapshot([vehicle], bookings, now=now, window=(now, now + timedelta(seconds=horizon_s)),
+                              travel=svc.travel)
+        if snap.problem.vehicles:
+            rv = snap.problem.vehicles[0]
+            sched = evaluate(snap.problem, rv, rv.route)
+    update_etas(vehicle, sched, bookings, now)
 
 
 async def confirm_offer(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
@@ -362,8 +564,8 @@ def _offer_request(snap: Snapshot, offer: dict, rid: str) -> rm.Request:
     origin, destination = Place(*r["origin"]), Place(*r["destination"])
     return rm.Request(
         rid,
-        snap.locations.index(origin.lat, origin.lon, origin.stop_id),
-        snap.locations.index(destination.lat, destination.lon, destination.stop_id),
+        snap.locations.index(origin.lat, origin.lon),
+        snap.locations.index(destination.lat, destination.lon),
         rm.Load(r["party_size"], r["wheelchairs"], r["parcels"]),
         rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["pickup_latest"])),
         rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["dropoff_latest"])),
@@ -428,8 +630,11 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
         snap.bookings[bid] = booking
         requests = dict(snap.problem.requests)
         requests[bid] = req
-        times = await apply_route(uow, svc, snap, best.vehicle_id, best.route, requests, "booking", (bid,),
-                                   save_bookings=False)
+        try:
+            times = await apply_route(uow, svc, snap, best.vehicle_id, best.route, requests, "booking", (bid,),
+                                      save_bookings=False)
+        except PlanRejected:
+            return None  # logged and counted by the writer; the next candidate vehicle is tried
         if bid in times:
             booking.planned_pickup, booking.planned_dropoff = (from_epoch(times[bid][0]), from_epoch(times[bid][1]))
         await uow.bookings.add(booking, offer_id=cmd.offer_id, idempotency_key=cmd.idempotency_key, now=now)
@@ -494,8 +699,10 @@ async def cancel_booking(cmd: CancelBooking, actor: Actor, svc: Services) -> Boo
             b.cancel(cmd.reason)
             await uow.bookings.save(b, now=svc.clock.now())
             if v is not None:
-                v.replace_plan([x for x in v.plan if x.booking_id != b.id], "cancellation", (b.id,))
-                await uow.vehicles.save(v)
+                at = [x.planned_at for x in v.plan if x.booking_id == b.id]
+                now = svc.clock.now()
+                when = max(now, min(at)) if at else now
+                await replan_vehicle(uow, svc, v, "cancellation", (b.id,), window=(when, when))
             await uow.commit()
             return b
     raise errors.OfferNoLongerAvailable(

@@ -11,20 +11,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 
-from routing.check import schedule_route
+from routing.traveltime import haversine_m
 from transit import errors
 from transit.booking import Booking, BookingStatus
 from transit.clock import from_epoch, to_epoch
 from transit.device_log import DeviceEventRepository
 from transit.events import Event, PromiseAtRisk
-from transit.handlers import Services
-from transit.planning import build_snapshot
+from transit.handlers import Services, replan_vehicle, vehicle_etas
 from transit.uow import UnitOfWork
 from transit.vehicle import Vehicle
 
@@ -54,6 +53,8 @@ class ReportPosition(DriverEvent):
 class ReportArrival(DriverEvent):
     stop_id: str | None = None
     booking_ids: tuple[str, ...] = ()
+    lat: float | None = None  # where the tablet was when the driver pressed 到着 (optional)
+    lon: float | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,28 @@ class NoShowTooEarly(errors.DomainError):
     kind = "conflict"
 
 
+class ArrivalTooEarly(errors.DomainError):
+    """An arrival long before the pickup window, reported away from the stop."""
+
+    kind = "conflict"
+
+
+class ArrivalOutOfOrder(errors.DomainError):
+    """An arrival timed before the booking existed or before the vehicle's last acknowledged event."""
+
+    kind = "conflict"
+
+
+class EventInFuture(errors.DomainError):
+    kind = "invalid"
+
+
+class WrongEventForBooking(errors.DomainError):
+    """A parcel event on a ride, or a boarding event on a parcel delivery."""
+
+    kind = "conflict"
+
+
 class NotArrived(errors.DomainError):
     kind = "conflict"
     message_ja = "まだ乗車場所への到着が記録されていません。先に「到着」を押してください。"
@@ -214,8 +237,6 @@ class Operations:
     svc: Services
     handover_secret: str = "dev-handover-secret"
     eta_horizon_s: int = 12 * 3600
-    # bookings already flagged at risk per vehicle, so a GPS stream does not repeat the flag
-    _flagged: dict[str, set[str]] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- entry point
 
@@ -251,15 +272,17 @@ class Operations:
             if prior is not None:
                 return self._duplicate(prior, cmd.vehicle_id)
             now = svc.clock.now()
-            at = min(cmd.at, now) if cmd.at is not None else now
             vehicle = await uow.vehicles.get(cmd.vehicle_id, for_update=True)
             if vehicle is None:
                 raise errors.NotFound("その車両は見つかりません。", "That vehicle does not exist.")
             try:
+                at = self._event_time(cmd, now)
                 result, payload = await self._apply(uow, vehicle, cmd, at, after)
             except errors.DomainError as e:
                 # leaving without commit rolls the attempt back; a rejection is not stored
                 return EventResult("rejected", e.code, e.message_ja, e.message_en)
+            if not any(isinstance(e, EtasUpdated) for e in after):
+                after.append(eta_event(vehicle))  # every event refreshes the tablet's and riders' ETAs
             payload = {**payload, "at": at.isoformat()}
             await log_.add(cmd.client_event_id, cmd.vehicle_id, type_, payload, now, result.as_dict())
             await uow.commit()
@@ -269,16 +292,65 @@ class Operations:
 
     # ---------------------------------------------------------------- the events
 
+    def _event_time(self, cmd: DriverEvent, now: datetime) -> datetime:
+        """The event's own time, on the server's clock: never in the future beyond the tolerance."""
+        if cmd.at is None:
+            return now
+        tol = self.svc.rules.event_future_tolerance_s
+        if cmd.at > now + timedelta(seconds=tol):
+            raise EventInFuture(
+                f"イベントの時刻が未来です(許容{tol}秒)。端末の時計を確認してください。",
+                f"The event time is in the future (tolerance {tol} s). Please check the tablet's clock.",
+                tolerance_s=tol,
+            )
+        return min(cmd.at, now)
+
+    async def _check_arrival(self, uow: UnitOfWork, vehicle: Vehicle, b: Booking, cmd: ReportArrival,
+                             at: datetime) -> None:
+        """Arrival rules: not before the booking or the vehicle's last event; not long before the window
+        unless the reported position is near the pickup."""
+        if b.created_at is not None and at < b.created_at:
+            raise ArrivalOutOfOrder(
+                "到着時刻が予約の作成より前です。", "The arrival time is before the booking was made.",
+                booking_id=b.id)
+        last = await self.last_event_at(uow, vehicle.id)
+        if last is not None and at < last:
+            raise ArrivalOutOfOrder(
+                "到着時刻がこの車両の前回のイベントより前です。",
+                "The arrival time is before this vehicle's last recorded event.", booking_id=b.id)
+        rules = self.svc.rules
+        early = int((b.pickup_earliest - at).total_seconds())
+        if early > rules.arrival_early_s:
+            lat, lon = (cmd.lat, cmd.lon) if cmd.lat is not None and cmd.lon is not None else vehicle.position()
+            dist = geodesic_m(lat, lon, b.origin.lat, b.origin.lon)
+            if dist > rules.arrival_near_m:
+                mins = rules.arrival_early_s // 60
+                raise ArrivalTooEarly(
+                    f"乗車時間帯の{mins}分以上前で、乗車場所から{rules.arrival_near_m}m以上離れています。"
+                    "まだ「到着」にできません。",
+                    f"More than {mins} min before the pick-up window and over {rules.arrival_near_m} m from "
+                    "the stop: arrival cannot be recorded yet.",
+                    booking_id=b.id, window_start=b.pickup_earliest.isoformat(), distance_m=round(dist),
+                )
+
+    @staticmethod
+    def _check_kind(b: Booking, cmd: DriverEvent) -> None:
+        parcel_event = isinstance(cmd, (ReportParcelPickedUp, ReportParcelHandedOver))
+        ride_event = isinstance(cmd, (ReportBoarded, ReportDropOff))
+        if parcel_event and b.kind == "ride":
+            raise WrongEventForBooking(
+                "この予約は乗車の予約です。荷物の操作はできません。",
+                "This booking is a ride: parcel events do not apply.", booking_kind=b.kind)
+        if ride_event and b.kind != "ride":
+            raise WrongEventForBooking(
+                "この予約は荷物の配達です。乗車・降車ではなく荷物の操作をしてください。",
+                "This booking is a parcel delivery: use the parcel events, not boarding.", booking_kind=b.kind)
+
     async def _booking(self, uow: UnitOfWork, vehicle: Vehicle, booking_id: str) -> Booking:
         b = await uow.bookings.get(booking_id)
         if b is None or b.vehicle_id != vehicle.id:
             raise NotOnThisVehicle()
         return b
-
-    def _drop_visits(self, vehicle: Vehicle, booking_id: str, kinds: tuple[str, ...], reason: str) -> None:
-        kept = [v for v in vehicle.plan if not (v.booking_id == booking_id and v.kind in kinds)]
-        if len(kept) != len(vehicle.plan):
-            vehicle.replace_plan(kept, reason, (booking_id,))
 
     async def _apply(self, uow: UnitOfWork, vehicle: Vehicle, cmd: DriverEvent, at: datetime,
                      after: list[Event]) -> tuple[EventResult, dict[str, Any]]:
@@ -289,11 +361,12 @@ class Operations:
                 # an older fix replayed after a newer one: kept in the log, not applied
                 return EventResult("applied", None, "記録しました(古い位置)。", "Recorded (older fix)."), payload
             vehicle.lat, vehicle.lon, vehicle.position_at = cmd.lat, cmd.lon, at
-            etas = await self._etas(uow, vehicle, at)
-            vehicle.events.extend(self._risk_events(vehicle.id, etas))
+            await vehicle_etas(uow, self.svc, vehicle, now, self.eta_horizon_s)
+            if any(isinstance(e, PromiseAtRisk) for e in vehicle.events):
+                after.append(ReplanRequested(vehicle.id, "delay"))
             await uow.vehicles.save(vehicle)
             after.append(VehicleMoved(vehicle.id, cmd.lat, cmd.lon, to_epoch(at)))
-            after.append(self._eta_event(vehicle, etas, at))
+            after.append(eta_event(vehicle))
             return APPLIED, payload
 
         if isinstance(cmd, ReportArrival):
@@ -303,21 +376,27 @@ class Operations:
             if not ids:
                 raise errors.InvalidInput(
                     "この停留所での予定が見つかりません。", "No planned visit at this stop.")
+            arriving = []
             for bid in ids:
                 b = await self._booking(uow, vehicle, bid)
                 if b.status is BookingStatus.CONFIRMED and any(
                     v.booking_id == bid and v.kind == "pickup" for v in vehicle.plan
                 ):
-                    b.vehicle_arriving()
-                    await uow.bookings.save(b, now=now)
+                    await self._check_arrival(uow, vehicle, b, cmd, at)
+                    arriving.append(b)
+            for b in arriving:
+                b.vehicle_arriving()
+                await uow.bookings.save(b, now=now)
+            if arriving:  # pinned from now on: the plan version rises with them first
+                await replan_vehicle(uow, self.svc, vehicle, "arrived", tuple(b.id for b in arriving))
             return APPLIED, {"stop_id": cmd.stop_id, "booking_ids": ids}
 
         if isinstance(cmd, (ReportBoarded, ReportParcelPickedUp)):
             b = await self._booking(uow, vehicle, cmd.booking_id)
+            self._check_kind(b, cmd)
             b.board(at)
             await uow.bookings.save(b, now=now)
-            self._drop_visits(vehicle, b.id, ("pickup",), "boarded")
-            await uow.vehicles.save(vehicle)
+            await replan_vehicle(uow, self.svc, vehicle, "boarded", (b.id,))
             count = cmd.count if isinstance(cmd, ReportBoarded) else b.parcels
             msg = EventResult("applied", None, "乗車を記録しました。", "Boarding recorded.")
             if isinstance(cmd, ReportBoarded) and cmd.count != b.party_size:
@@ -334,7 +413,8 @@ class Operations:
             if arrived is None:
                 raise NotArrived()
             wait = self.svc.rules.no_show_wait_s
-            waited = int((at - arrived).total_seconds())
+            # on the server's clock, from the later of the arrival and the window start
+            waited = int((now - max(arrived, b.pickup_earliest)).total_seconds())
             if waited < wait:
                 left = wait - waited
                 raise NoShowTooEarly(
@@ -345,24 +425,25 @@ class Operations:
                 )
             b.no_show()
             await uow.bookings.save(b, now=now)
-            self._drop_visits(vehicle, b.id, ("pickup", "dropoff"), "no_show")
-            await uow.vehicles.save(vehicle)
+            await replan_vehicle(uow, self.svc, vehicle, "no_show", (b.id,))
             after.append(ReplanRequested(vehicle.id, "no_show", b.id))
             return APPLIED, {"booking_id": b.id, "waited_s": waited}
 
         if isinstance(cmd, (ReportDropOff, ReportParcelHandedOver)):
             b = await self._booking(uow, vehicle, cmd.booking_id)
-            if isinstance(cmd, ReportParcelHandedOver) or b.kind == "grocery":
-                code = getattr(cmd, "code", "")
-                if not hmac.compare_digest(code or "", handover_code(b.id, self.handover_secret)):
-                    raise WrongHandoverCode()
+            self._check_kind(b, cmd)
+            if isinstance(cmd, ReportParcelHandedOver) and not hmac.compare_digest(
+                cmd.code or "", handover_code(b.id, self.handover_secret)
+            ):
+                raise WrongHandoverCode()
             b.complete(at)
             await uow.bookings.save(b, now=now)
-            self._drop_visits(vehicle, b.id, ("pickup", "dropoff"), "dropped_off")
-            await uow.vehicles.save(vehicle)
+            await replan_vehicle(uow, self.svc, vehicle, "dropped_off", (b.id,))
             return APPLIED, {"booking_id": b.id}
 
         if isinstance(cmd, ReportBreak):
+            await vehicle_etas(uow, self.svc, vehicle, now, self.eta_horizon_s)
+            await uow.vehicles.save(vehicle)
             after.append(DriverBreakChanged(vehicle.id, cmd.started))
             if not cmd.started:
                 # back from a break: the plan may be late now
@@ -406,67 +487,60 @@ class Operations:
             vehicle_id, ("break_start", "break_end"), since)
         return bool(rows) and rows[-1]["type"] == "break_start"
 
+    async def last_event_at(self, uow: UnitOfWork, vehicle_id: str) -> datetime | None:
+        """When the vehicle's latest acknowledged event (other than a GPS fix) happened."""
+        since = self.svc.clock.now() - timedelta(days=1)
+        rows = await DeviceEventRepository(uow.connection).for_vehicle(vehicle_id, ACKED_TYPES, since)
+        times = [datetime.fromisoformat(r["payload"]["at"]) for r in rows if (r["payload"] or {}).get("at")]
+        return max(times) if times else None
+
     # ---------------------------------------------------------------- ETAs
 
-    async def _etas(self, uow: UnitOfWork, vehicle: Vehicle, now: datetime) -> list[Eta]:
-        """The remaining schedule from the vehicle's position, by the independent plan checker."""
-        if not vehicle.plan:
-            return []
-        ids = {v.booking_id for v in vehicle.plan}
-        bookings = {b.id: b for b in await uow.bookings.active(ids)}
-        snap = build_snapshot([vehicle], bookings, now=now,
-                                 window=(now, now + timedelta(seconds=self.eta_horizon_s)),
-                                 travel=self.svc.travel)
-        if not snap.problem.vehicles:
-            return []
-        rv = snap.problem.vehicles[0]
-        sched = schedule_route(snap.problem, rv, rv.route)
-        if sched is None:
-            return []
-        planned = {(v.booking_id, v.kind): v.planned_at for v in vehicle.plan}
-        out = []
-        for s in sched:
-            b = bookings[s.stop.request_id]
-            latest = b.pickup_latest if s.stop.kind == "pickup" else b.dropoff_latest
-            out.append(Eta(b.id, s.stop.kind, from_epoch(s.start_s),
-                           planned.get((b.id, s.stop.kind), from_epoch(s.start_s)), latest,
-                           max(0, s.start_s - to_epoch(latest))))
-        return out
-
     async def etas(self, vehicle_id: str) -> tuple[Vehicle | None, list[Eta]]:
+        """The vehicle's stored ETAs (recomputed by every position, event and plan change)."""
         async with self.svc.uow(readonly=True) as uow:
             v = await uow.vehicles.get(vehicle_id)
-            if v is None:
-                return None, []
-            return v, await self._etas(uow, v, self.svc.clock.now())
-
-    def _risk_events(self, vehicle_id: str, etas: list[Eta]) -> list[Event]:
-        """PromiseAtRisk for each booking newly late (once, not on every GPS fix), plus a re-plan trigger."""
-        flagged = self._flagged.setdefault(vehicle_id, set())
-        now_risky = {e.booking_id for e in etas if e.at_risk}
-        out: list[Event] = []
-        for e in etas:
-            if e.at_risk and e.booking_id not in flagged:
-                out.append(PromiseAtRisk(e.booking_id, vehicle_id, to_epoch(e.eta), to_epoch(e.promised_latest)))
-                flagged.add(e.booking_id)
-        flagged.intersection_update(now_risky)
-        if out:
-            out.append(ReplanRequested(vehicle_id, "delay"))
-        return out
-
-    def _eta_event(self, vehicle: Vehicle, etas: list[Eta], at: datetime) -> EtasUpdated:
-        return EtasUpdated(
-            vehicle.id, vehicle.plan_version, to_epoch(at),
-            tuple((e.booking_id, e.kind, to_epoch(e.eta), to_epoch(e.planned_at),
-                   to_epoch(e.promised_latest), e.late_s) for e in etas),
-        )
+        if v is None:
+            return None, []
+        return v, stored_etas(v)
 
     async def refresh_etas(self, vehicle_id: str) -> EtasUpdated | None:
-        """Recompute and publish a vehicle's ETAs (after a plan change), flagging new risks."""
-        v, etas = await self.etas(vehicle_id)
-        if v is None:
-            return None
-        ev = self._eta_event(v, etas, self.svc.clock.now())
-        risks = [e for e in self._risk_events(v.id, etas) if not isinstance(e, ReplanRequested)]
-        await self.svc.uow.publish([ev, *risks])
+        """Recompute a vehicle's ETAs now (e.g. on a timer while it stands still) and publish them."""
+        async with self.svc.uow() as uow:
+            v = await uow.vehicles.get(vehicle_id, for_update=True)
+            if v is None:
+                return None
+            await vehicle_etas(uow, self.svc, v, self.svc.clock.now(), self.eta_horizon_s)
+            await uow.vehicles.save(v)
+            await uow.commit()
+        ev = eta_event(v)
+        await self.svc.uow.publish([ev])
         return ev
+
+
+ACKED_TYPES = ("arrived", "boarded", "no_show", "dropped_off", "parcel_picked_up", "parcel_handed_over",
+               "break_start", "break_end")
+
+
+def stored_etas(v: Vehicle) -> list[Eta]:
+    planned = {(x.booking_id, x.kind): x.planned_at for x in v.plan}
+    out = []
+    for r in (v.etas or {}).get("etas", []):
+        eta = from_epoch(r["eta_s"])
+        out.append(Eta(r["booking_id"], r["kind"], eta, planned.get((r["booking_id"], r["kind"]), eta),
+                       from_epoch(r["latest_s"]), r["late_s"]))
+    return out
+
+
+def eta_event(v: Vehicle) -> EtasUpdated:
+    """The vehicle's stored ETAs as the derived (not logged) event the hub pushes."""
+    computed = (v.etas or {}).get("computed_s", 0)
+    return EtasUpdated(
+        v.id, v.plan_version, computed,
+        tuple((e.booking_id, e.kind, to_epoch(e.eta), to_epoch(e.planned_at), to_epoch(e.promised_latest),
+               e.late_s) for e in stored_etas(v)),
+    )
+
+
+def geodesic_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    return float(haversine_m(lat1, lon1, lat2, lon2))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
 
 from routing import model as rm
-from routing.schedule import evaluate
+from routing.schedule import Schedule, evaluate
 from routing.traveltime import TravelTimeProvider
 from transit.booking import Booking, BookingStatus
 from transit.clock import from_epoch, to_epoch
@@ -21,23 +21,26 @@ from transit.vehicle import Shift, Vehicle, Visit
 class Point:
     lat: float
     lon: float
-    stop_id: str | None = None
 
 
 class Locations:
-    """Unique points -> matrix indices, and the travel-time matrix over them."""
+    """Unique points -> matrix indices, and the travel-time matrix over them.
+
+    An index is a coordinate only: stops (or a stop and the depot) may share one, so a visit's
+    stop always comes from its booking's place, never from here.
+    """
 
     def __init__(self) -> None:
         self.points: list[Point] = []
         self._index: dict[tuple[float, float], int] = {}
 
-    def index(self, lat: float, lon: float, stop_id: str | None = None) -> int:
+    def index(self, lat: float, lon: float) -> int:
         key = (round(lat, 6), round(lon, 6))
         i = self._index.get(key)
         if i is None:
             i = len(self.points)
             self._index[key] = i
-            self.points.append(Point(lat, lon, stop_id))
+            self.points.append(Point(lat, lon))
         return i
 
     def matrix(self, travel: TravelTimeProvider) -> np.ndarray:
@@ -47,20 +50,64 @@ class Locations:
 
 
 def booking_request(b: Booking, locs: Locations) -> rm.Request:
-    """A booking's promise as the planner's hard constraints."""
+    """A booking's promise as the planner's hard constraints (widened only where it was flagged broken)."""
     pe, pl, dl = to_epoch(b.pickup_earliest), to_epoch(b.pickup_latest), to_epoch(b.dropoff_latest)
+    max_ride = b.max_ride_s
+    if b.relaxed:
+        pl = max(pl, b.relaxed.get("pickup_latest_s", pl))
+        dl = max(dl, b.relaxed.get("dropoff_latest_s", dl))
+        max_ride = max(max_ride, b.relaxed.get("max_ride_s", max_ride))
     return rm.Request(
         id=b.id,
-        pickup=locs.index(b.origin.lat, b.origin.lon, b.origin.stop_id),
-        dropoff=locs.index(b.destination.lat, b.destination.lon, b.destination.stop_id),
+        pickup=locs.index(b.origin.lat, b.origin.lon),
+        dropoff=locs.index(b.destination.lat, b.destination.lon),
         load=rm.Load(b.party_size, b.wheelchairs, b.parcels),
         pickup_window=rm.TimeWindow(pe, pl),
         dropoff_window=rm.TimeWindow(pe, max(pe, dl)),
-        max_ride_s=b.max_ride_s,
+        max_ride_s=max_ride,
         pickup_service_s=b.pickup_service_s,
         dropoff_service_s=b.dropoff_service_s,
         picked_up_at_s=to_epoch(b.picked_up_at) if b.picked_up_at else None,
     )
+
+
+def pinned_ids(vehicle: Vehicle, bookings: Mapping[str, Booking]) -> tuple[str, ...]:
+    """Riders whose pickup this vehicle is at (arrival recorded: status ``arriving``), in plan order."""
+    out: list[str] = []
+    for visit in vehicle.plan:
+        b = bookings.get(visit.booking_id)
+        if (visit.kind == "pickup" and b is not None and b.status is BookingStatus.ARRIVING
+                and b.vehicle_id == vehicle.id and b.id not in out):
+            out.append(b.id)
+    return tuple(out)
+
+
+def relax_broken(problem_travel: np.ndarray, rv: rm.Vehicle, requests: dict[str, rm.Request]) -> dict[str, rm.Request]:
+    """Requests on ``rv`` whose promise the vehicle cannot keep even driving there first, widened.
+
+    The earliest feasible time of each stop is the vehicle's start plus the direct drive (for a
+    pinned rider, its pickup first and then the direct drive to the drop-off); a window or ride
+    limit is widened to exactly that, never more. Returns only the widened requests.
+    """
+    out: dict[str, rm.Request] = {}
+    start, t0 = rv.start_location, rv.start_time_s
+    for rid in dict.fromkeys(s.request_id for s in rv.route):
+        r = requests[rid]
+        pw, dw, ride = r.pickup_window, r.dropoff_window, r.max_ride_s
+        if rid in rv.onboard:
+            drop = t0 + int(problem_travel[start, r.dropoff])
+            picked = r.picked_up_at_s if r.picked_up_at_s is not None else t0
+            ride = max(ride, drop - picked)
+        else:
+            pick = max(pw.earliest_s, t0 + int(problem_travel[start, r.pickup]))
+            if pick > pw.latest_s:
+                pw = rm.TimeWindow(pw.earliest_s, pick)
+            drop = pick + r.pickup_service_s + int(problem_travel[r.pickup, r.dropoff])
+        if drop > dw.latest_s:
+            dw = rm.TimeWindow(dw.earliest_s, drop)
+        if (pw, dw, ride) != (r.pickup_window, r.dropoff_window, r.max_ride_s):
+            out[rid] = replace(r, pickup_window=pw, dropoff_window=dw, max_ride_s=ride)
+    return out
 
 
 def shift_for(vehicle: Vehicle, start: datetime, end: datetime) -> Shift | None:
@@ -95,6 +142,8 @@ class Snapshot:
     vehicles: dict[str, Vehicle]
     bookings: dict[str, Booking]
     shifts: dict[str, Shift]
+    # requests widened because reality already broke their promise (flagged when a plan is stored)
+    relaxed: dict[str, rm.Request] = field(default_factory=dict)
 
 
 def build_snapshot(
@@ -104,15 +153,15 @@ def build_snapshot(
     now: datetime,
     window: tuple[datetime, datetime],
     travel: TravelTimeProvider,
-    extra: Iterable[tuple[float, float, str | None]] = (),
+    extra: Iterable[tuple[float, float]] = (),
 ) -> Snapshot:
     """Every vehicle with a shift during ``window``, with its current plan, as a Problem.
 
-    ``extra`` are points (lat, lon, stop_id) that must have a location index (a new request's).
+    ``extra`` are points (lat, lon) that must have a location index (a new request's).
     """
     locs = Locations()
-    for lat, lon, sid in extra:
-        locs.index(lat, lon, sid)
+    for lat, lon in extra:
+        locs.index(lat, lon)
     requests: dict[str, rm.Request] = {}
     rvehicles: list[rm.Vehicle] = []
     shifts: dict[str, Shift] = {}
@@ -140,35 +189,48 @@ def build_snapshot(
             if on_board and b.id not in onboard:
                 onboard.append(b.id)
         shifts[v.id] = shift
+        pinned = tuple(i for i in pinned_ids(v, bookings) if rm.Stop(i, "pickup") in stops)
+        # the vehicle is at their pickup: those visits come first, whatever was planned before
+        first = [rm.Stop(i, "pickup") for i in pinned]
+        stops = first + [s for s in stops if s not in first]
         rvehicles.append(
             rm.Vehicle(
                 id=v.id,
                 start_location=start_loc,
                 start_time_s=to_epoch(start_time),
-                end_location=locs.index(v.depot_lat, v.depot_lon, v.depot_stop_id),
+                end_location=locs.index(v.depot_lat, v.depot_lon),
                 shift_end_s=to_epoch(shift.ends_at),
                 capacity=rm.Load(v.seats, v.wheelchairs, v.parcels),
                 onboard=tuple(onboard),
                 route=tuple(stops),
+                pinned=pinned,
             )
         )
     travel_s = locs.matrix(travel) if locs.points else np.zeros((0, 0), dtype=np.int64)
+    relaxed: dict[str, rm.Request] = {}
+    for rv in rvehicles:
+        relaxed.update(relax_broken(travel_s, rv, requests))
+    requests.update(relaxed)
     problem = rm.Problem(vehicles=tuple(rvehicles), requests=requests, travel_s=travel_s)
-    return Snapshot(problem, locs, {v.id: v for v in vehicles}, dict(bookings), shifts)
+    return Snapshot(problem, locs, {v.id: v for v in vehicles}, dict(bookings), shifts, relaxed)
 
 
-def visits_for(snapshot: Snapshot, vehicle_id: str, route: Sequence[rm.Stop],
-               requests: Mapping[str, rm.Request]) -> tuple[list[Visit], dict[str, tuple[int, int]]]:
-    """Planned visits (with times from the schedule) for a route, and per booking (pickup, drop-off) times."""
-    rv = next(v for v in snapshot.problem.vehicles if v.id == vehicle_id)
-    sched = evaluate(snapshot.problem, rv, route, requests=requests)
+def visits_for(snapshot: Snapshot, vehicle_id: str, sched: Schedule) -> list[Visit]:
+    """Planned visits for a timed route: each visit's place and stop come from its booking."""
     visits: list[Visit] = []
-    times: dict[str, list[int]] = {}
-    for stop, loc, start in zip(sched.stops, sched.locations, sched.start_s):
-        p = snapshot.locations.points[loc]
-        visits.append(Visit(stop.request_id, stop.kind, p.lat, p.lon, p.stop_id, from_epoch(start)))
-        times.setdefault(stop.request_id, [0, 0])[0 if stop.kind == "pickup" else 1] = start
-    return visits, {k: (v[0], v[1]) for k, v in times.items()}
+    for stop, a, b, d in zip(sched.stops, sched.arrival_s, sched.start_s, sched.departure_s):
+        bk = snapshot.bookings[stop.request_id]
+        place = bk.origin if stop.kind == "pickup" else bk.destination
+        visits.append(Visit(stop.request_id, stop.kind, place.lat, place.lon, place.stop_id,
+                            from_epoch(b), from_epoch(a), from_epoch(d)))
+    return visits
+
+
+def time_route(snapshot: Snapshot, vehicle_id: str, route: Sequence[rm.Stop],
+               requests: Mapping[str, rm.Request]) -> Schedule:
+    """The one schedule of a route (routing.schedule.evaluate) from the snapshot's vehicle start."""
+    rv = next(v for v in snapshot.problem.vehicles if v.id == vehicle_id)
+    return evaluate(snapshot.problem, rv, route, requests=requests)
 
 
 def service_times(rules: ServiceRules, party: int, wheelchairs: int, parcels: int) -> tuple[int, int]:

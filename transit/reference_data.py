@@ -358,6 +358,9 @@ class ServiceRules:
     dwell_wheelchair_extra_s: int
     dwell_parcel_s: int
     no_show_wait_s: int
+    arrival_early_s: int  # an arrival earlier than this before the pickup window needs the vehicle near the stop
+    arrival_near_m: int  # "near the stop" for that rule, metres from the pickup
+    event_future_tolerance_s: int  # tablet event times later than the server's clock by more are refused
     circuity: float
     speed_kmh: float
     max_party_size: int
@@ -388,10 +391,10 @@ class ServiceRules:
                            f"max_wait_s ({self.max_wait_s})")
         for name in ("max_ride_beta_s", "max_ride_abs_s", "dwell_per_boarding_s",
                      "dwell_wheelchair_extra_s", "dwell_parcel_s", "no_show_wait_s",
-                     "fare_yen"):
+                     "fare_yen", "arrival_early_s", "event_future_tolerance_s"):
             _check_int(getattr(self, name), f"{w} {name}")
         for name in ("chilled_max_out_of_store_s", "personal_data_retention_days",
-                     "max_party_size"):
+                     "max_party_size", "arrival_near_m"):
             _check_int(getattr(self, name), f"{w} {name}", minimum=1)
         if not _is_number(self.max_ride_alpha) or self.max_ride_alpha < 1.0:
             raise _fail(w, f"max_ride_alpha must be a number >= 1.0, got {self.max_ride_alpha!r}")

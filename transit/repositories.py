@@ -58,6 +58,8 @@ def _visit_to_json(v: Visit) -> dict[str, Any]:
         "lon": v.lon,
         "stop_id": v.stop_id,
         "planned_at": _iso(v.planned_at),
+        "arrival_at": _iso(v.arrival_at) if v.arrival_at else None,
+        "departure_at": _iso(v.departure_at) if v.departure_at else None,
     }
 
 
@@ -69,6 +71,8 @@ def _visit_from_json(d: dict[str, Any]) -> Visit:
         lon=d["lon"],
         stop_id=d.get("stop_id"),
         planned_at=datetime.fromisoformat(d["planned_at"]),
+        arrival_at=datetime.fromisoformat(d["arrival_at"]) if d.get("arrival_at") else None,
+        departure_at=datetime.fromisoformat(d["departure_at"]) if d.get("departure_at") else None,
     )
 
 
@@ -85,6 +89,8 @@ def _vehicle_values(v: Vehicle) -> dict[str, Any]:
         lat=v.lat,
         lon=v.lon,
         position_at=v.position_at,
+        plan_origin=v.plan_origin,
+        etas=v.etas,
     )
 
 
@@ -135,6 +141,8 @@ class VehicleRepository:
                 lon=r["lon"],
                 position_at=_utc(r["position_at"]),
                 shifts=shifts.get(r["id"], []),
+                plan_origin=r["plan_origin"],
+                etas=r["etas"],
             )
             self.seen[v.id] = v
             out.append(v)
@@ -212,6 +220,8 @@ def _booking_from_row(r: Any) -> Booking:
         contact_phone=r["contact_phone"],
         cancel_reason=r["cancel_reason"],
         created_at=_utc(r["created_at"]),
+        promise_broken_at=_utc(r["promise_broken_at"]),
+        relaxed=r["relaxed"],
     )
 
 
@@ -246,6 +256,8 @@ def _booking_values(b: Booking) -> dict[str, Any]:
         picked_up_at=b.picked_up_at,
         completed_at=b.completed_at,
         cancel_reason=b.cancel_reason,
+        promise_broken_at=b.promise_broken_at,
+        relaxed=b.relaxed,
     )
 
 
@@ -326,6 +338,7 @@ class BookingRepository:
         await self.conn.execute(
             update(t.bookings).where(t.bookings.c.id == b.id).values(
                 vehicle_id=b.vehicle_id, planned_pickup=b.planned_pickup, planned_dropoff=b.planned_dropoff,
+                promise_broken_at=b.promise_broken_at, relaxed=b.relaxed,
                 updated_at=now)
         )
 

@@ -88,6 +88,10 @@ vehicles = Table(
     Column("lat", Float),
     Column("lon", Float),
     Column("position_at", TS),
+    # where and when the stored plan was timed from: {"lat", "lon", "at_s"}
+    Column("plan_origin", JSON),
+    # the latest ETAs: {"computed_s", "plan_version", "position_at_s", "at_risk", "etas"}
+    Column("etas", JSON),
 )
 
 shifts = Table(
@@ -168,6 +172,9 @@ bookings = Table(
     Column("picked_up_at", TS),
     Column("completed_at", TS),
     Column("cancel_reason", Text),
+    # reality broke the promise: when it was flagged, and the widened limits planned with since
+    Column("promise_broken_at", TS),
+    Column("relaxed", JSON),  # {"pickup_latest_s", "dropoff_latest_s", "max_ride_s"}
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
     UniqueConstraint("booked_by_id", "idempotency_key", name="uq_bookings_idempotency"),

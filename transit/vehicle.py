@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from transit.events import Event, PlanChanged
 
@@ -17,7 +18,16 @@ class Visit:
     lat: float
     lon: float
     stop_id: str | None
-    planned_at: datetime
+    planned_at: datetime  # start of service (the scheduler's; may be after the arrival: a wait)
+    arrival_at: datetime | None = None
+    departure_at: datetime | None = None
+
+    @property
+    def wait_s(self) -> int:
+        """How long the schedule holds the vehicle here before service starts."""
+        if self.arrival_at is None:
+            return 0
+        return max(0, int((self.planned_at - self.arrival_at).total_seconds()))
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,8 @@ class Vehicle:
     lon: float | None = None
     position_at: datetime | None = None
     shifts: list[Shift] = field(default_factory=list)
+    plan_origin: dict[str, Any] | None = None  # {"lat", "lon", "at_s"}: what the plan was timed from
+    etas: dict[str, Any] | None = None  # the latest ETAs (see transit.handlers.update_etas)
     events: list[Event] = field(default_factory=list, repr=False)
 
     def replace_plan(self, visits: list[Visit], reason: str, booking_ids: tuple[str, ...] = ()) -> None:

@@ -36,7 +36,7 @@ def command(vehicle_id: str, m: p.TabletEvent) -> ops.DriverEvent:
     if isinstance(m, p.PositionReport):
         return ops.ReportPosition(**base, lat=m.lat, lon=m.lon, heading=m.heading, speed_kmh=m.speed_kmh)
     if isinstance(m, p.Arrived):
-        return ops.ReportArrival(**base, stop_id=m.stop_id, booking_ids=tuple(m.booking_ids))
+        return ops.ReportArrival(**base, stop_id=m.stop_id, booking_ids=tuple(m.booking_ids), lat=m.lat, lon=m.lon)
     if isinstance(m, p.Boarded):
         return ops.ReportBoarded(**base, booking_id=m.booking_id, count=m.count)
     if isinstance(m, p.NoShow):

@@ -163,6 +163,8 @@ async def test_events_exactly_once_and_no_show_rules(served: Served) -> None:
         assert a["result"] == "rejected" and a["code"] == "NotArrived"
         a = await t.event(type="arrived", client_event_id="arr-1", stop_id=pickup["stop_id"], booking_ids=[b["id"]])
         assert a["result"] == "applied"
+        d = await t.next("delta")  # the arrival pins the rider: the plan version rises
+        assert d["reason"] == "arrived" and d["seq"] > snap["seq"]
         served.clock.advance(60)
         a = await t.event(type="no_show", client_event_id="ns-2", booking_id=b["id"])
         assert a["result"] == "rejected" and a["code"] == "NoShowTooEarly"
@@ -200,6 +202,7 @@ async def test_no_show_after_the_wait(served: Served) -> None:
         await t.next("snapshot")
         a = await t.event(type="arrived", client_event_id="a1", booking_ids=[b["id"]])
         assert a["result"] == "applied"
+        assert (await t.next("delta"))["reason"] == "arrived"
         served.clock.advance(served.runtime.reference.rules.no_show_wait_s)  # type: ignore[attr-defined]
         a = await t.event(type="no_show", client_event_id="n1", booking_id=b["id"])
         assert a["result"] == "applied", a
@@ -295,7 +298,7 @@ async def test_restart_loses_nothing(database_url: str, clock) -> None:  # type:
         async with live_server(app2) as base, tablet(base, driver, last_seq=before["seq"]) as t:
             await t.next("hello")
             snap = await t.next("snapshot")
-            assert snap["seq"] == before["seq"], "seq never goes backwards"
+            assert snap["seq"] == before["seq"] + 1, "the arrival raised the plan version; seq never goes backwards"
             assert snap["visits"] == before["visits"] or [v["visit_id"] for v in snap["visits"]] == [
                 v["visit_id"] for v in before["visits"]]
             a = await t.event(type="arrived", client_event_id="r-arr", booking_ids=[b["id"]])
