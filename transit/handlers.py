@@ -392,6 +392,9 @@ async def apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_id
     if violations and forced and not any(v.kind in ("pinned", "capacity", "precedence", "not_served")
                                          for v in violations):
         requests = {**requests, **_relax_to_schedule(sched, requests)}
+        if sched.end_excess_s:  # running late at the end of the shift: the overrun is recorded, not hidden
+            log.warning("vehicle %s will overrun its shift end by %d s (%s)", vehicle_id, sched.end_excess_s, reason)
+            rv = replace(rv, shift_end_s=sched.end_arrival_s)
         violations = _check_timed(snap, rv, sched, requests)
     if violations:
         svc.plan_stats.rejected += 1
@@ -403,7 +406,9 @@ async def apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_id
     merged = _merge_plan(vehicle, visits, set(drop))
     vehicle.replace_plan(merged, reason, booking_ids)
     origin = snap.locations.points[rv.start_location]
-    vehicle.plan_origin = {"lat": origin.lat, "lon": origin.lon, "at_s": rv.start_time_s}
+    vehicle.plan_origin = {"lat": origin.lat, "lon": origin.lon, "at_s": rv.start_time_s,
+                           "shift_end_s": rv.shift_end_s, "shift_overrun_s": sched.end_excess_s,
+                           "visits": [f"{x.booking_id}:{x.kind}" for x in visits]}
     now = svc.clock.now()
     times: dict[str, list[int]] = {}
     for stop, start in zip(sched.stops, sched.start_s):
@@ -470,6 +475,14 @@ def update_etas(vehicle: Vehicle, sched: Schedule | None, bookings: Mapping[str,
     }
 
 
+def timing_window(vehicle: Vehicle, now: datetime) -> tuple[datetime, datetime]:
+    """The moment a vehicle's plan is timed for: now when on shift, else its next planned visit."""
+    if any(sh.covers(now) for sh in vehicle.shifts):
+        return (now, now)
+    first = min((x.planned_at for x in vehicle.plan if x.planned_at > now), default=now)
+    return (first, first)
+
+
 async def replan_vehicle(uow: UnitOfWork, svc: Services, vehicle: Vehicle, reason: str,
                          booking_ids: tuple[str, ...] = (), *,
                          window: tuple[datetime, datetime] | None = None) -> None:
@@ -477,7 +490,7 @@ async def replan_vehicle(uow: UnitOfWork, svc: Services, vehicle: Vehicle, reaso
     one writer. Visits of bookings no longer active leave the plan; riders at their pickup come first.
     """
     now = svc.clock.now()
-    window = window or (now, now)
+    window = window or timing_window(vehicle, now)
     ids = {v.booking_id for v in vehicle.plan}
     active = {b.id for b in await uow.bookings.active(ids)} if ids else set()
     gone = ids - active
@@ -487,20 +500,20 @@ async def replan_vehicle(uow: UnitOfWork, svc: Services, vehicle: Vehicle, reaso
         kept = [v for v in vehicle.plan if v.booking_id not in gone]
         if len(kept) != len(vehicle.plan) or reason == "arrived":
             vehicle.replace_plan(kept, reason, booking_ids)
+            vehicle.plan_origin = None  # untimed; the next timed write (or the check) sees it
             await uow.vehicles.save(vehicle)
         return
     await apply_route(uow, svc, snap, vehicle.id, rv.route, dict(snap.problem.requests), reason,
                       booking_ids, drop=gone, forced=True)
 
 
-async def vehicle_etas(uow: UnitOfWork, svc: Services, vehicle: Vehicle, now: datetime,
-                       horizon_s: int = 12 * 3600) -> None:
+async def vehicle_etas(uow: UnitOfWork, svc: Services, vehicle: Vehicle, now: datetime) -> None:
     """Recompute a (locked) vehicle's ETAs from its latest position and the rest of its plan."""
     ids = {v.booking_id for v in vehicle.plan}
     bookings = {b.id: b for b in await uow.bookings.active(ids)} if ids else {}
     sched = None
     if bookings:
-        snap = build_snapshot([vehicle], bookings, now=now, window=(now, now + timedelta(seconds=horizon_s)),
+        snap = build_snapshot([vehicle], bookings, now=now, window=timing_window(vehicle, now),
                               travel=svc.travel)
         if snap.problem.vehicles:
             rv = snap.problem.vehicles[0]

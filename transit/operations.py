@@ -236,7 +236,6 @@ class Operations:
 
     svc: Services
     handover_secret: str = "dev-handover-secret"
-    eta_horizon_s: int = 12 * 3600
 
     # ---------------------------------------------------------------- entry point
 
@@ -361,7 +360,7 @@ class Operations:
                 # an older fix replayed after a newer one: kept in the log, not applied
                 return EventResult("applied", None, "記録しました(古い位置)。", "Recorded (older fix)."), payload
             vehicle.lat, vehicle.lon, vehicle.position_at = cmd.lat, cmd.lon, at
-            await vehicle_etas(uow, self.svc, vehicle, now, self.eta_horizon_s)
+            await vehicle_etas(uow, self.svc, vehicle, now)
             if any(isinstance(e, PromiseAtRisk) for e in vehicle.events):
                 after.append(ReplanRequested(vehicle.id, "delay"))
             await uow.vehicles.save(vehicle)
@@ -376,6 +375,8 @@ class Operations:
             if not ids:
                 raise errors.InvalidInput(
                     "この停留所での予定が見つかりません。", "No planned visit at this stop.")
+            if cmd.lat is not None and cmd.lon is not None and (vehicle.position_at is None or at >= vehicle.position_at):
+                vehicle.lat, vehicle.lon, vehicle.position_at = cmd.lat, cmd.lon, at  # it is at the stop
             arriving = []
             for bid in ids:
                 b = await self._booking(uow, vehicle, bid)
@@ -442,7 +443,7 @@ class Operations:
             return APPLIED, {"booking_id": b.id}
 
         if isinstance(cmd, ReportBreak):
-            await vehicle_etas(uow, self.svc, vehicle, now, self.eta_horizon_s)
+            await vehicle_etas(uow, self.svc, vehicle, now)
             await uow.vehicles.save(vehicle)
             after.append(DriverBreakChanged(vehicle.id, cmd.started))
             if not cmd.started:
@@ -510,7 +511,7 @@ class Operations:
             v = await uow.vehicles.get(vehicle_id, for_update=True)
             if v is None:
                 return None
-            await vehicle_etas(uow, self.svc, v, self.svc.clock.now(), self.eta_horizon_s)
+            await vehicle_etas(uow, self.svc, v, self.svc.clock.now())
             await uow.vehicles.save(v)
             await uow.commit()
         ev = eta_event(v)

@@ -58,7 +58,8 @@ class Vehicle:
     lon: float | None = None
     position_at: datetime | None = None
     shifts: list[Shift] = field(default_factory=list)
-    plan_origin: dict[str, Any] | None = None  # {"lat", "lon", "at_s"}: what the plan was timed from
+    # what the stored plan was timed from: {"lat", "lon", "at_s", "shift_end_s", "visits": [visit ids]}
+    plan_origin: dict[str, Any] | None = None
     etas: dict[str, Any] | None = None  # the latest ETAs (see transit.handlers.update_etas)
     events: list[Event] = field(default_factory=list, repr=False)
 
