@@ -22,6 +22,8 @@ const TEXT = {
     late: "{m}分遅れ", fatal: "エラー: {msg}", grocery: "買い物便", unknown_stop: "地点",
     token_bad: "トークンが正しくありません。", not_driver: "運転士のトークンではありません。",
     count: "人数", parcel_handed_over: "受け渡し", parcel_picked_up: "積込",
+    wait_until: "ここで {t} まで待機", arrive_from: "到着は {t} から押せます(乗車時間帯の{m}分前、または停留所の近くで)",
+    at_risk: "遅れ見込み", at_risk_notice: "{who} さんのお約束の時刻に遅れる見込みです", at_risk_cleared: "{who} さんの遅れ見込みは解消しました",
   },
   en: {
     title: "Driver tablet", connecting: "Connecting…", online: "Online", offline: "Offline",
@@ -38,6 +40,8 @@ const TEXT = {
     late: "{m} min late", fatal: "Error: {msg}", grocery: "Grocery", unknown_stop: "Point",
     token_bad: "The token is not valid.", not_driver: "This is not a driver token.",
     count: "People", parcel_handed_over: "Handed over", parcel_picked_up: "Loaded",
+    wait_until: "Wait here until {t}", arrive_from: "Arrival can be recorded from {t} ({m} min before the window, or near the stop)",
+    at_risk: "Delay expected", at_risk_notice: "Expected late for {who}'s promised time", at_risk_cleared: "{who}: no longer expected late",
   },
 };
 
@@ -50,6 +54,10 @@ const state = {
   visits: [],
   onBreak: false,
   noShowWaitS: 180,
+  arrivalEarlyS: 900,     // from hello: 到着 that early before a pickup window needs the tablet near the stop
+  arrivalNearM: 150,
+  lastPos: null,          // the tablet's latest GPS fix {lat, lon}
+  atRisk: new Set(),      // booking ids whose promise the server flagged at risk
   clockOffsetMs: 0,
   etas: new Map(),
   changed: new Set(),     // visit ids to highlight
@@ -117,6 +125,31 @@ function groupStops(visits) {
 function arrivedAt(v) {
   return v.arrived_at || (v.kind === "pickup" && state.local[`${v.booking_id}:arrived`]) ||
     (v.kind === "dropoff" && state.local[`${v.booking_id}:arrived_drop`]) || null;
+}
+
+function distanceM(lat1, lon1, lat2, lon2) {
+  const r = 6371008.8, rad = Math.PI / 180;
+  const a = Math.sin(((lat2 - lat1) * rad) / 2) ** 2 +
+    Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(((lon2 - lon1) * rad) / 2) ** 2;
+  return 2 * r * Math.asin(Math.sqrt(a));
+}
+
+/** When 到着 may be pressed for this stop (the server's rule), or null if it may be now. */
+export function arrivalAllowedFrom(group, now = serverNow()) {
+  const starts = group.visits.filter((v) => v.kind === "pickup" && !arrivedAt(v) && v.window_start)
+    .map((v) => new Date(v.window_start).getTime());
+  if (!starts.length) return null;
+  const from = new Date(Math.min(...starts) - state.arrivalEarlyS * 1000);
+  if (now >= from) return null;
+  const p = state.lastPos;
+  if (p && distanceM(p.lat, p.lon, group.lat, group.lon) <= state.arrivalNearM) return null;
+  return from;
+}
+
+/** The no-show may be recorded from max(arrival, window start) + the wait (the server's clock). */
+function noShowLeftS(v, arrived) {
+  const from = Math.max(new Date(arrived).getTime(), v.window_start ? new Date(v.window_start).getTime() : 0);
+  return Math.ceil(state.noShowWaitS - (serverNow().getTime() - from) / 1000);
 }
 
 function localDone(v) {
@@ -196,7 +229,9 @@ function onArrived(group) {
     keys.push(key);
   }
   saveLocal();
-  sendEvent({ type: "arrived", stop_id: group.stop_id || null, booking_ids: [...new Set(ids.length ? ids : group.visits.map((v) => v.booking_id))] }, keys);
+  const ev = { type: "arrived", stop_id: group.stop_id || null, booking_ids: [...new Set(ids.length ? ids : group.visits.map((v) => v.booking_id))] };
+  if (state.lastPos) { ev.lat = state.lastPos.lat; ev.lon = state.lastPos.lon; }
+  sendEvent(ev, keys);
   render();
 }
 
@@ -274,6 +309,7 @@ function riderDetails(v) {
   if (v.booking_kind === "grocery") bits.push(el("span", { text: t("grocery") }));
   const eta = state.etas.get(`${v.booking_id}:${v.kind}`);
   if (eta && eta.late_s > 60) bits.push(el("span", { class: "wheelchair", text: t("late", { m: Math.round(eta.late_s / 60) }) }));
+  if (state.atRisk.has(v.booking_id)) bits.push(el("span", { class: "wheelchair at-risk", text: t("at_risk") }));
   return el("div", { class: "details" }, bits);
 }
 
@@ -299,7 +335,7 @@ function riderRow(v, group) {
   } else if (v.kind === "pickup") {
     actions.push(countStepper(v));
     actions.push(el("button", { class: "btn btn-board", type: "button", "data-action": "boarded", onclick: () => onBoarded(v), text: t("boarded") }));
-    const waitLeft = arrived ? state.noShowWaitS - (serverNow() - new Date(arrived)) / 1000 : null;
+    const waitLeft = arrived ? noShowLeftS(v, arrived) : null;
     const canNoShow = waitLeft !== null && waitLeft <= 0;
     actions.push(el("button", {
       class: "btn btn-noshow", type: "button", "data-action": "no_show", disabled: !canNoShow,
@@ -316,7 +352,7 @@ function riderRow(v, group) {
     let text;
     if (!arrivedIso) text = t("no_show_after_arrival", { m: Math.round(state.noShowWaitS / 60) });
     else {
-      const left = Math.ceil(state.noShowWaitS - (serverNow() - new Date(arrivedIso)) / 1000);
+      const left = noShowLeftS(v, arrivedIso);
       text = left > 0 ? t("no_show_in", { t: `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` }) : "";
     }
     hint = el("div", { class: "wait-hint", id: `wait-${v.visit_id}`, text });
@@ -342,6 +378,8 @@ function renderNext(group) {
   const name = stopOf(first);
   const eta = state.etas.get(`${first.booking_id}:${first.kind}`);
   const allArrived = group.visits.every((v) => arrivedAt(v));
+  const arriveFrom = allArrived ? null : arrivalAllowedFrom(group);
+  const waitUntil = group.visits.map((v) => v.wait_until).find((w) => w);
   const changed = group.visits.some((v) => state.changed.has(v.visit_id));
   box.classList.toggle("changed", changed);
   box.append(
@@ -351,8 +389,10 @@ function renderNext(group) {
       el("span", { class: "planned", text: `${t("planned")} ${hhmm(first.planned_at)}` }),
       eta ? el("span", { class: "eta", text: `${t("eta")} ${hhmm(eta.eta)}` }) : null,
       allArrived ? el("span", { class: "status-tag", text: t("arrived_done") }) : null),
+    waitUntil ? el("p", { class: "wait-until", id: "wait-until", role: "status", text: t("wait_until", { t: hhmm(waitUntil) }) }) : null,
+    arriveFrom ? el("p", { class: "wait-hint", id: "arrive-from", text: t("arrive_from", { t: hhmm(arriveFrom.toISOString()), m: Math.round(state.arrivalEarlyS / 60) }) }) : null,
     el("div", { class: "next-buttons" },
-      el("button", { class: "btn btn-arrived btn-wide", type: "button", id: "btn-arrived", "data-action": "arrived", disabled: allArrived, onclick: () => onArrived(group), text: t("arrived") }),
+      el("button", { class: "btn btn-arrived btn-wide", type: "button", id: "btn-arrived", "data-action": "arrived", disabled: allArrived || Boolean(arriveFrom), "aria-describedby": arriveFrom ? "arrive-from" : null, onclick: () => onArrived(group), text: t("arrived") }),
       el("a", { class: "btn btn-secondary btn-wide", id: "btn-navigate", href: navigationUrl(group.lat, group.lon), target: "_blank", rel: "noopener", role: "button", style: "display:flex;align-items:center;justify-content:center;text-decoration:none", text: `${t("navigate")} ➔` })),
     el("ol", { class: "riders" }, group.visits.map((v) => riderRow(v, group))),
   );
@@ -369,6 +409,7 @@ function renderRest(groups) {
       "data-stop": g.stop_id || g.key,
     },
     el("span", { class: "rest-time", text: hhmm(g.visits[0].planned_at) }),
+    g.visits[0].wait_until ? el("span", { class: "rest-wait", text: t("wait_until", { t: hhmm(g.visits[0].wait_until) }) }) : null,
     el("span", { class: "rest-stop", text: state.lang === "ja" ? name.ja : name.en }),
     el("span", { class: "rest-who", text: who })));
   }
@@ -406,7 +447,7 @@ function tickClock() {
     if (!v || !button || !hint) continue;
     const arrived = arrivedAt(v);
     if (!arrived) continue;
-    const left = Math.ceil(state.noShowWaitS - (serverNow() - new Date(arrived)) / 1000);
+    const left = noShowLeftS(v, arrived);
     button.disabled = left > 0;
     hint.textContent = left > 0 ? t("no_show_in", { t: `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` }) : "";
   }
@@ -465,6 +506,8 @@ function onMessage(msg) {
     case "hello":
       state.clockOffsetMs = new Date(msg.server_time) - Date.now();
       state.noShowWaitS = msg.no_show_wait_s;
+      if (msg.arrival_early_s !== undefined) state.arrivalEarlyS = msg.arrival_early_s;
+      if (msg.arrival_near_m !== undefined) state.arrivalNearM = msg.arrival_near_m;
       state.vehicleName = { ja: msg.vehicle_name_ja || msg.vehicle_id, en: msg.vehicle_name_en || msg.vehicle_id };
       break;
     case "snapshot": {
@@ -488,6 +531,14 @@ function onMessage(msg) {
     case "eta":
       state.etas = new Map(msg.etas.map((e) => [`${e.booking_id}:${e.kind}`, e]));
       break;
+    case "promise_at_risk":
+    case "promise_cleared": {
+      const v = state.visits.find((x) => x.booking_id === msg.booking_id);
+      const who = (v && v.passenger_name) || "—";
+      if (msg.type === "promise_at_risk") { state.atRisk.add(msg.booking_id); notice(t("at_risk_notice", { who })); }
+      else { state.atRisk.delete(msg.booking_id); notice(t("at_risk_cleared", { who })); }
+      break;
+    }
     case "ack":
       // the server said no: drop that event's optimistic marks so its buttons come back
       settleMarks(msg.client_event_id, msg.result === "rejected");
@@ -551,6 +602,7 @@ async function start(token) {
   if (navigator.geolocation) {
     let lastSent = 0;
     navigator.geolocation.watchPosition((p) => {
+      state.lastPos = { lat: p.coords.latitude, lon: p.coords.longitude };
       if (Date.now() - lastSent < 10000) return;
       lastSent = Date.now();
       const extra = {};

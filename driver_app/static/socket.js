@@ -4,7 +4,8 @@
 // tablet says which seq it saw last, takes the snapshot, then replays the outbox with the same
 // client_event_ids, so the server applies each event once.
 
-const SERVER_TYPES = new Set(["hello", "snapshot", "delta", "ack", "error", "ping", "pong", "eta"]);
+const SERVER_TYPES = new Set(["hello", "snapshot", "delta", "ack", "error", "ping", "pong", "eta",
+  "promise_at_risk", "promise_cleared"]);
 const CLIENT_NAME = "okuma-driver-tablet/1";
 
 export class UnknownMessageType extends Error {

@@ -133,3 +133,29 @@ def test_tablet_speaks_english_and_fails_loudly_on_unknown_message_types(browser
         assert "surprise" in banner.inner_text()
     finally:
         ctx.close()
+
+
+def test_tablet_shows_wait_until_and_offers_no_early_arrival(browser: Any, tablet_server: LiveServer) -> None:
+    """A ride at 11:00 from the depot's stop: 「ここで 11:00 まで待機」, and 到着 is not offered at 09:00."""
+    srv = tablet_server
+    b = book(srv, "大熊 一郎", time_mode="leave_at", time=T0.replace(hour=11).isoformat())
+    vid = b["vehicle_id"]
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ja-JP", timezone_id="Asia/Tokyo")
+    ctx.set_default_timeout(10000)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{srv.url}/driver/?token={srv.drivers[vid]}")
+        page.locator("#next-stop-name").wait_for()
+        wait = page.locator("#wait-until")
+        wait.wait_for()
+        assert wait.inner_text() == "ここで 11:00 まで待機"
+        assert page.locator("#btn-arrived").is_disabled()
+        assert "10:45" in page.locator("#arrive-from").inner_text()
+        page.locator("#lang").click()
+        assert page.locator("#wait-until").inner_text() == "Wait here until 11:00"
+        assert status(srv, b["id"]) == "confirmed"
+        assert errors == []
+    finally:
+        ctx.close()

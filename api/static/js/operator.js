@@ -379,6 +379,11 @@ const ON = {
   replan_needed: () => requestRefresh(),
   booking_changed: () => requestRefresh(),
   promise_at_risk: (m) => { atRisk.set(m.booking_id, m); drawAlerts(); requestRefresh(); },
+  promise_cleared: (m) => { atRisk.delete(m.booking_id); drawAlerts(); requestRefresh(); },
+  promise_broken: (m) => {
+    atRisk.set(m.booking_id, { ...m, late_s: Math.max(0, (new Date(m.expected) - new Date(m.promised_latest)) / 1000) });
+    drawAlerts(); requestRefresh();
+  },
   error: (m) => { console.warn("live channel error:", m.code, m.message_en); },
   ping: (m, ws) => ws.send(JSON.stringify({ type: "pong", t: m.t })),
   pong: () => {},

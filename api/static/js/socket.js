@@ -21,6 +21,9 @@ const HANDLERS = {
     live_message_en: m.message_en,
   }),
   promise_at_risk: (m, on) => on.patch({ at_risk: true, eta: m.expected, live_message_ja: m.message_ja, live_message_en: m.message_en }),
+  // the delay is over (or the ride ended): the "delay expected" text goes; a fresh booking message follows
+  promise_cleared: (m, on) => on.patch({ at_risk: false, live_message_ja: "", live_message_en: "" }),
+  promise_broken: (m, on) => on.patch({ at_risk: true, eta: m.expected, live_message_ja: m.message_ja, live_message_en: m.message_en }),
   error: (m) => { console.error("live channel error:", m.code, m.message_en); },
   ping: (m, on, ws) => { if (ws) ws.send(JSON.stringify({ type: "pong", t: m.t })); },
   pong: () => {},
