@@ -213,13 +213,15 @@ class Views:
             return out
 
     async def booking(self, booking_id: str, etas: dict[tuple[str, str], datetime] | None = None,
-                      at_risk: bool = False) -> tuple[Booking | None, p.BookingLive | None]:
+                      ) -> tuple[Booking | None, p.BookingLive | None]:
         async with self.svc.uow(readonly=True) as uow:
             b = await uow.bookings.get(booking_id)
             if b is None:
                 return None, None
             v = await uow.vehicles.get(b.vehicle_id) if b.vehicle_id else None
-        return b, self.booking_live(b, v, etas or {}, at_risk)
+        # the flag as stored with the vehicle's ETAs (so it survives a restart and clears once)
+        stored = v is not None and b.active and b.id in (v.etas or {}).get("at_risk", [])
+        return b, self.booking_live(b, v, etas or {}, stored)
 
     def booking_live(self, b: Booking, v: Vehicle | None, etas: dict[tuple[str, str], datetime],
                      at_risk: bool) -> p.BookingLive:
@@ -278,7 +280,6 @@ class Hub:
         self.operators: set[OperatorConn] = set()
         self.latest_version: dict[str, int] = {}
         self.last_etas: dict[str, EtasUpdated] = {}
-        self.at_risk: set[str] = set()
         self._pushing: set[str] = set()
         self._dirty: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -431,7 +432,7 @@ class Hub:
         conns = self.riders.get(booking_id)
         if not conns:
             return
-        b, live = await self.views.booking(booking_id, at_risk=booking_id in self.at_risk)
+        b, live = await self.views.booking(booking_id)
         if b is None or live is None:
             return
         etas = _eta_map(self.last_etas.get(b.vehicle_id or ""))
@@ -496,7 +497,6 @@ class Hub:
             elif isinstance(e, EtasUpdated):
                 self._on_etas(e)
             elif isinstance(e, PromiseAtRisk):
-                self.at_risk.add(e.booking_id)
                 msg = p.PromiseAtRiskOut(
                     booking_id=e.booking_id, vehicle_id=e.vehicle_id,
                     expected=local(from_epoch(e.expected_s)), promised_latest=local(from_epoch(e.promised_latest_s)),
@@ -507,7 +507,6 @@ class Hub:
                 self._flag(e.booking_id, e.vehicle_id, msg)
                 riders_to_refresh.add(e.booking_id)
             elif isinstance(e, PromiseCleared):
-                self.at_risk.discard(e.booking_id)
                 self._flag(e.booking_id, e.vehicle_id,
                            p.PromiseClearedOut(booking_id=e.booking_id, vehicle_id=e.vehicle_id, reason=e.reason))
                 riders_to_refresh.add(e.booking_id)

@@ -360,3 +360,39 @@ async def test_operator_channel_reports_booking_changes(served: Served) -> None:
 
 
 del TOKYO
+
+
+async def test_delay_flag_reaches_rider_operator_and_tablet_once_and_clears(served: Served) -> None:
+    """Far away: promise_at_risk once to rider, operator and tablet; back: promise_cleared, 'delay expected' goes."""
+    b, driver = await _booked_on_driver(served, "risk")
+    hall = next(s for s in served.runtime.reference.stops if s.stop_id == HALL)  # type: ignore[attr-defined]
+    async with live_server(served.app) as base, \
+            websockets.connect(f"{base}/ws/bookings/{b['id']}?token={served.tokens['rider']}") as rws, \
+            websockets.connect(f"{base}/ws/operator?token={served.tokens['operator']}") as ows, \
+            tablet(base, driver) as t:
+        rider, op = Tablet(rws), Tablet(ows)
+        assert (await rider.next("booking"))["at_risk"] is False
+        await t.next("snapshot")
+        for i, (lat, lon) in enumerate([(35.68, 139.77), (35.69, 139.76)]):  # Tokyo, twice
+            served.clock.advance(5)
+            assert (await t.event(type="position", client_event_id=f"far-{i}", lat=lat, lon=lon))["result"] == "applied"
+        for ch in (rider, op, t):
+            m = await ch.next("promise_at_risk")
+            assert m["booking_id"] == b["id"] and m["late_s"] > 3600
+        for _ in range(5):
+            live = await rider.next("booking")
+            if live["at_risk"]:
+                break
+        assert live["at_risk"] is True and "遅れ" in live["message_ja"]
+        served.clock.advance(5)
+        assert (await t.event(type="position", client_event_id="near", lat=hall.lat, lon=hall.lon))["result"] == "applied"
+        for ch in (rider, op, t):
+            m = await ch.next("promise_cleared")
+            assert (m["booking_id"], m["reason"]) == (b["id"], "on_time")
+        for _ in range(5):
+            live = await rider.next("booking")
+            if live["at_risk"] is False:
+                break
+        assert live["at_risk"] is False and "遅れ" not in live["message_ja"]
+        seen = [m["type"] for ch in (rider, op, t) for m in ch.seen + ch.pending]
+        assert seen.count("promise_at_risk") == 3 and seen.count("promise_cleared") == 3

@@ -307,3 +307,35 @@ async def test_invariant_checker_reports_a_tampered_plan_and_stale_etas(served: 
         await uow.commit()
     kinds = {x.kind for x in await violations(served)}
     assert {"schedule", "visit_stop", "eta_stale"} <= kinds
+
+
+async def test_a_promise_reality_broke_is_widened_explicitly_and_flagged(served: Served) -> None:
+    """On board, the vehicle far away: the snapshot widens the drop-off to the earliest feasible time,
+    the stored plan keeps it, and the booking is marked broken with one PromiseBroken (never silently)."""
+    from transit.handlers import replan_vehicle
+
+    b = await book(served, "r1")
+    vid = b["vehicle_id"]
+    now = served.clock.now()
+    assert (await event(served, ops.ReportArrival(vid, fid("arr"), now, booking_ids=(b["id"],)))).result == "applied"
+    assert (await event(served, ops.ReportBoarded(vid, fid("bd"), now, booking_id=b["id"]))).result == "applied"
+    assert await logged(served, "PromiseBroken", b["id"]) == []
+    await event(served, ops.ReportPosition(vid, fid("pos"), now, lat=37.00, lon=140.90))  # ~45 km south
+    svc = served.runtime.services  # type: ignore[attr-defined]
+    async with svc.uow() as uow:
+        v = await uow.vehicles.get(vid, for_update=True)
+        snap = await load_snapshot(uow, svc, [v], (now, now))
+        rv = snap.problem.vehicles[0]
+        req = snap.problem.requests[b["id"]]
+        earliest = rv.start_time_s + snap.problem.travel(rv.start_location, req.dropoff)
+        assert snap.relaxed[b["id"]].dropoff_window.latest_s == earliest
+        await replan_vehicle(uow, svc, v, "test")
+        await uow.commit()
+    broken = await logged(served, "PromiseBroken", b["id"])
+    assert len(broken) == 1 and broken[0]["payload"]["earliest_feasible_s"] == earliest
+    async with svc.uow(readonly=True) as uow:
+        bk = await uow.bookings.get(b["id"])
+    assert bk.promise_broken_at is not None and bk.relaxed["dropoff_latest_s"] == earliest
+    drop = next(x for x in (await plan(served, vid))["visits"] if x["kind"] == "dropoff")
+    assert int(datetime.fromisoformat(drop["planned_at"]).timestamp()) == earliest
+    assert await violations(served) == []
