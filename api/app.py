@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +25,29 @@ STATIC = Path(__file__).resolve().parent / "static"
 DRIVER_STATIC = Path(__file__).resolve().parent.parent / "driver_app" / "static"
 
 
+_QUERY = re.compile(r"\?[^\s\"]*")
+
+
+class DropQueryStrings(logging.Filter):
+    """Access and websocket log lines keep the path and drop the query string: an old client or a
+    pasted provisioning link (``/driver/?token=``) must not put a token in the server log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_QUERY.sub("", a) if isinstance(a, str) and "?" in a else a for a in record.args)
+        if isinstance(record.msg, str) and "?" in record.msg and not record.args:
+            record.msg = _QUERY.sub("", record.msg)
+        return True
+
+
+def install_log_redaction() -> None:
+    """Idempotent: uvicorn's own loggers (access lines and ``"WebSocket /path" [accepted]`` lines)."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropQueryStrings) for f in logger.filters):
+            logger.addFilter(DropQueryStrings())
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -31,8 +56,11 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
 
+    install_log_redaction()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_log_redaction()  # again: uvicorn configures its loggers after the app is made
         runtime: Runtime = bootstrap(settings, clock=clock, reference=reference)
         app.state.runtime = runtime
         app.state.services = runtime.services
