@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
@@ -17,6 +18,7 @@ from api.realtime import Hub
 from api.routers import bookings, driver_ws, rider_ws, stops, vehicles
 from transit.bootstrap import Runtime, bootstrap
 from transit.clock import Clock
+from transit.db import database_problem
 from transit.dispatcher import Dispatcher
 from transit.reference_data import ReferenceData
 from transit.settings import Settings
@@ -25,6 +27,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 DRIVER_STATIC = Path(__file__).resolve().parent.parent / "driver_app" / "static"
 
 
+READY_TIMEOUT_S = 3.0
 _QUERY = re.compile(r"\?[^\s\"]*")
 
 
@@ -99,7 +102,29 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        """Liveness: the process answers. Whether it can serve is /readyz."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: the database is reachable and migrated, and Redis answers when configured."""
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        try:
+            problem = await asyncio.wait_for(database_problem(runtime.engine), READY_TIMEOUT_S)
+        except TimeoutError:
+            problem = f"データベースが応答しません / database did not answer within {READY_TIMEOUT_S:g} s"
+        checks["database"] = problem or "ok"
+        if runtime.settings.redis_url:
+            checks["redis"] = "ok" if await runtime.bus.ping(READY_TIMEOUT_S) else "unreachable"
+        ready = all(v == "ok" for v in checks.values())
+        if ready:
+            return JSONResponse({"status": "ready", "checks": checks})
+        return JSONResponse(
+            errors.body("NotReady", "現在サービスを提供できません。しばらくしてからお試しください。",
+                        "Not ready to serve; try again shortly.", status="not_ready", checks=checks),
+            status_code=503, headers={"Retry-After": "5"},
+        )
 
     if DRIVER_STATIC.exists():  # the driver tablet page (driver_app/static)
         app.mount("/driver", StaticFiles(directory=DRIVER_STATIC, html=True), name="driver")

@@ -13,9 +13,11 @@ import uvicorn
 from transit.accounts import create_account, hash_token
 from transit.bootstrap import bootstrap
 from transit.clock import AcceleratedClock, Clock, SystemClock
+from transit.db import check_database
 from transit.settings import Settings
 
 log = logging.getLogger("okuma.server")
+EXIT_DATABASE = 3  # `okuma serve` exits with this when the database is unreachable, missing or unmigrated
 
 DEMO_ACCOUNTS = [
     # (role, name, token, stop, vehicle)
@@ -84,6 +86,10 @@ def serve(
     port = port or settings.port
     if workers > 1 and settings.database_url.startswith("sqlite"):
         raise SystemExit("several processes need PostgreSQL (SQLite has one writer): set DATABASE_URL")
+    problem = asyncio.run(check_database(settings.database_url))
+    if problem is not None:  # one clear line, no traceback
+        print(f"okuma: {problem}", file=sys.stderr)
+        return EXIT_DATABASE
     drivers: dict[str, str] = {}
     if demo:
         creds, drivers = asyncio.run(ensure_demo_accounts(settings))

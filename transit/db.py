@@ -63,3 +63,41 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
 
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade)
+
+
+def head_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+async def database_problem(engine: AsyncEngine) -> str | None:
+    """Why the database cannot serve (one bilingual line), or None when it is reachable and migrated."""
+    from sqlalchemy import text
+
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+    except Exception as exc:  # noqa: BLE001 - every failure is reported as one line
+        kind = type(getattr(exc, "orig", None) or exc).__name__ + " " + str(exc)
+        if "alembic_version" in kind and ("no such table" in kind or "UndefinedTable" in kind
+                                          or "does not exist" in kind):
+            return "データベースが初期化されていません(okuma migrate を実行) / database not migrated: run `okuma migrate`"
+        if "InvalidCatalogName" in kind or ("database" in kind and "does not exist" in kind):
+            return "データベースがありません / database does not exist: create it, then run `okuma migrate`"
+        return f"データベースに接続できません / database unreachable ({type(exc).__name__})"
+    if set(rows) != head_revisions():
+        return "データベースのスキーマが古いです(okuma migrate を実行) / database schema not up to date: run `okuma migrate`"
+    return None
+
+
+async def check_database(url: str, timeout_s: float = 10.0) -> str | None:
+    import asyncio
+
+    engine = make_engine(url)
+    try:
+        return await asyncio.wait_for(database_problem(engine), timeout_s)
+    except TimeoutError:
+        return f"データベースが応答しません / database did not answer within {timeout_s:g} s"
+    finally:
+        await engine.dispose()
