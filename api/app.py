@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.limits import SecurityHeaders, SizeLimits, content_security_policy, inline_hashes
 from api.realtime import Hub
 from api.routers import bookings, driver_ws, rider_ws, stops, vehicles
 from transit.bootstrap import Runtime, bootstrap
@@ -94,6 +95,8 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(SizeLimits)  # before every route: nothing is parsed before the sizes are checked
+    app.add_middleware(SecurityHeaders, csp=content_security_policy(*inline_hashes(STATIC, DRIVER_STATIC)))
     app.include_router(stops.router)
     app.include_router(bookings.router)
     app.include_router(vehicles.router)

@@ -8,7 +8,11 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from typing import Any
+
 import uvicorn
+
+from api.limits import MAX_HEADER_BYTES, MAX_WS_MESSAGE_BYTES
 
 from transit.accounts import create_account, hash_token
 from transit.bootstrap import bootstrap
@@ -17,6 +21,9 @@ from transit.db import check_database
 from transit.settings import Settings
 
 log = logging.getLogger("okuma.server")
+# The websocket library refuses an oversized frame before reading it (the app checks again).
+PROTOCOL_LIMITS: dict[str, Any] = {"ws_max_size": MAX_WS_MESSAGE_BYTES,
+                                   "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
 EXIT_DATABASE = 3  # `okuma serve` exits with this when the database is unreachable, missing or unmigrated
 
 DEMO_ACCOUNTS = [
@@ -113,7 +120,8 @@ def serve(
         # between them and one dispatcher wins the advisory lock.
         if not settings.redis_url:
             print("warning: without REDIS_URL, tablets only hear about changes made in their own process")
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning",
+                    **PROTOCOL_LIMITS)
         return 0
     clock: Clock = (
         AcceleratedClock(datetime.now(UTC), settings.clock_speed)
@@ -121,7 +129,8 @@ def serve(
     )
     from api.app import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, clock=clock), host=host, port=port, log_level="info"))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, clock=clock), host=host, port=port, log_level="info",
+                                           **PROTOCOL_LIMITS))
 
     async def main() -> None:
         fleet = None

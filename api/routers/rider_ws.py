@@ -21,6 +21,7 @@ from api.routers.ws_common import (
     receive,
     refuse,
 )
+from api.schemas import is_id
 from transit import errors, handlers
 
 router = APIRouter()
@@ -53,6 +54,8 @@ async def booking_channel(ws: WebSocket, booking_id: str) -> None:
         return
     svc = ws.app.state.services
     try:
+        if not is_id(booking_id):
+            raise errors.NotFound()
         await handlers.get_booking(booking_id, actor, svc)
     except errors.DomainError as e:
         await refuse(ws, domain_error(e), CLOSE_NOT_FOUND)

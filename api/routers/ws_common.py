@@ -11,6 +11,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from api import protocol as p
+from api.limits import MAX_WS_MESSAGE_BYTES
 from api.realtime import Hub, Outbox
 from transit import errors
 from transit.accounts import authenticate
@@ -50,9 +51,14 @@ async def receive(ws: WebSocket, timeout_s: float) -> str | None:
         return None
     if m["type"] == "websocket.disconnect":
         return None
-    if m.get("text") is not None:
-        return m["text"]
-    data = m.get("bytes") or b""
+    text, data = m.get("text"), m.get("bytes") or b""
+    if (len(text.encode()) if text is not None else len(data)) > MAX_WS_MESSAGE_BYTES:
+        # an oversized frame closes the link (1009) instead of being parsed
+        await refuse(ws, error("MessageTooLarge", "メッセージが大きすぎます。",
+                               f"Message too large (at most {MAX_WS_MESSAGE_BYTES} bytes)."), 1009)
+        return None
+    if text is not None:
+        return text
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
