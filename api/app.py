@@ -2,25 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.limits import SecurityHeaders, SizeLimits, content_security_policy, inline_hashes
 from api.realtime import Hub
 from api.routers import bookings, driver_ws, rider_ws, stops, vehicles
 from transit.bootstrap import Runtime, bootstrap
 from transit.clock import Clock
+from transit.db import database_problem
 from transit.dispatcher import Dispatcher
 from transit.reference_data import ReferenceData
 from transit.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
 DRIVER_STATIC = Path(__file__).resolve().parent.parent / "driver_app" / "static"
+
+
+READY_TIMEOUT_S = 3.0
+_QUERY = re.compile(r"\?[^\s\"]*")
+
+
+class DropQueryStrings(logging.Filter):
+    """Access and websocket log lines keep the path and drop the query string: an old client or a
+    pasted provisioning link (``/driver/?token=``) must not put a token in the server log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_QUERY.sub("", a) if isinstance(a, str) and "?" in a else a for a in record.args)
+        if isinstance(record.msg, str) and "?" in record.msg and not record.args:
+            record.msg = _QUERY.sub("", record.msg)
+        return True
+
+
+def install_log_redaction() -> None:
+    """Idempotent: uvicorn's own loggers (access lines and ``"WebSocket /path" [accepted]`` lines)."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropQueryStrings) for f in logger.filters):
+            logger.addFilter(DropQueryStrings())
 
 
 def create_app(
@@ -31,8 +60,11 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
 
+    install_log_redaction()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_log_redaction()  # again: uvicorn configures its loggers after the app is made
         runtime: Runtime = bootstrap(settings, clock=clock, reference=reference)
         app.state.runtime = runtime
         app.state.services = runtime.services
@@ -63,6 +95,8 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(SizeLimits)  # before every route: nothing is parsed before the sizes are checked
+    app.add_middleware(SecurityHeaders, csp=content_security_policy(*inline_hashes(STATIC, DRIVER_STATIC)))
     app.include_router(stops.router)
     app.include_router(bookings.router)
     app.include_router(vehicles.router)
@@ -71,7 +105,29 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        """Liveness: the process answers. Whether it can serve is /readyz."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: the database is reachable and migrated, and Redis answers when configured."""
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        try:
+            problem = await asyncio.wait_for(database_problem(runtime.engine), READY_TIMEOUT_S)
+        except TimeoutError:
+            problem = f"データベースが応答しません / database did not answer within {READY_TIMEOUT_S:g} s"
+        checks["database"] = problem or "ok"
+        if runtime.settings.redis_url:
+            checks["redis"] = "ok" if await runtime.bus.ping(READY_TIMEOUT_S) else "unreachable"
+        ready = all(v == "ok" for v in checks.values())
+        if ready:
+            return JSONResponse({"status": "ready", "checks": checks})
+        return JSONResponse(
+            errors.body("NotReady", "現在サービスを提供できません。しばらくしてからお試しください。",
+                        "Not ready to serve; try again shortly.", status="not_ready", checks=checks),
+            status_code=503, headers={"Retry-After": "5"},
+        )
 
     if DRIVER_STATIC.exists():  # the driver tablet page (driver_app/static)
         app.mount("/driver", StaticFiles(directory=DRIVER_STATIC, html=True), name="driver")

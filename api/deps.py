@@ -38,8 +38,16 @@ async def current_actor(
     hit = cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
-    async with svc.uow(readonly=True) as uow:
-        actor = await authenticate(uow, token)
+    limiter = request.app.state.runtime.limiter
+    client = request.client.host if request.client else "-"
+    await limiter.check("auth:failures", client)  # an address that guessed too often waits
+    try:
+        async with svc.uow(readonly=True) as uow:
+            actor = await authenticate(uow, token)
+    except errors.Unauthorised:
+        if token:
+            await limiter.hit("auth:failures", client)
+        raise
     if len(cache) > 10_000:
         cache.clear()
     cache[key] = (time.monotonic() + ACTOR_TTL_S, actor)
@@ -47,6 +55,12 @@ async def current_actor(
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+async def limit_offers(request: Request, actor: Actor) -> None:
+    """Offers per rider account and per kiosk (the operators' desk is not limited)."""
+    if actor.role in ("rider", "kiosk"):
+        await request.app.state.runtime.limiter.hit(f"offers:{actor.role}", actor.account_id)
 
 
 def require(*roles: str):  # type: ignore[no-untyped-def]
@@ -58,4 +72,5 @@ def require(*roles: str):  # type: ignore[no-untyped-def]
     return Depends(_check)
 
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                                          pattern=r"^[\x21-\x7e]+$")]

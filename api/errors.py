@@ -9,6 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLTimeoutError
+
 from transit.errors import DomainError
 
 log = logging.getLogger("okuma.api")
@@ -20,6 +23,7 @@ STATUS = {
     "forbidden": 403,
     "gone": 410,
     "unauthorised": 401,
+    "rate_limited": 429,
 }
 
 # Japanese names for the fields of request bodies, for validation messages.
@@ -40,6 +44,29 @@ FIELD_JA = {
 }
 
 
+RETRY_AFTER_S = 2
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A lost or refused database connection (the request may be repeated), not a bug."""
+    if isinstance(exc, SQLTimeoutError | OSError | ConnectionError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        name = type(orig).__name__ if orig is not None else ""
+        state = str(getattr(orig, "sqlstate", "") or "")
+        # SQLSTATE class 08 (connection exception), 57P01-03 (shutdown, cannot connect now)
+        if state.startswith(("08", "57P")):
+            return True
+        return isinstance(orig, OSError | ConnectionError) or name in (
+            "ConnectionDoesNotExistError", "ConnectionFailureError", "CannotConnectNowError",
+            "InterfaceError", "AdminShutdownError", "TooManyConnectionsError",
+        ) or (name == "OperationalError" and "locked" in str(orig))
+    return False
+
+
 def body(code: str, message_ja: str, message_en: str, **extra: object) -> dict[str, object]:
     return {
         "error": code,
@@ -54,6 +81,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthorised" else None
+        if exc.kind == "rate_limited":
+            headers = {"Retry-After": str(exc.extra.get("retry_after_s", 60))}
         return JSONResponse(
             body(exc.code, exc.message_ja, exc.message_en, **exc.extra),
             status_code=STATUS.get(exc.kind, 400),
@@ -87,6 +116,22 @@ def install(app: FastAPI) -> None:
         }
         ja, en = texts.get(exc.status_code, ("リクエストを処理できませんでした。", str(exc.detail)))
         return JSONResponse(body("HTTPError", ja, en), status_code=exc.status_code)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(SQLTimeoutError)
+    @app.exception_handler(OSError)
+    async def _database(_: Request, exc: Exception) -> JSONResponse:
+        """A database that dropped the connection or is unreachable: nothing was done, retry soon.
+        Other database errors are bugs (500)."""
+        if not is_transient(exc):
+            return await _unexpected(_, exc)
+        log.warning("database unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+        return JSONResponse(
+            body("ServiceUnavailable", "一時的に処理できませんでした。少し待ってからもう一度お試しください。",
+                 "Temporarily unavailable; nothing was changed. Please try again in a moment.",
+                 retry_after_s=RETRY_AFTER_S),
+            status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - last resort

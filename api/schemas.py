@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from fastapi import Path
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from transit.booking import Booking
 from transit.clock import local
+
+
+# Bidirectional overrides and isolates reorder what a tablet or console shows (U+202A-U+202E,
+# U+2066-U+2069, U+200E/F, U+061C).
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def _printable(value: str) -> str:
+    """No control characters (NUL, ESC, BEL, newlines...), no bidi overrides: what people typed as a
+    name or a reason is shown as is on tablets and consoles, and NUL cannot be stored by PostgreSQL."""
+    if any(unicodedata.category(c) == "Cc" or c in _BIDI for c in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_printable)]
+ID_PATTERN = r"^[A-Za-z0-9_\-:.]+$"
+_ID = re.compile(ID_PATTERN)
+# An id in a path: letters, digits and _-:. only (ids are made by the server), at most 64 characters.
+PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
+
+
+def is_id(value: str) -> bool:
+    return len(value) <= 64 and _ID.match(value) is not None
 
 
 class Strict(BaseModel):
@@ -16,9 +43,10 @@ class Strict(BaseModel):
 
 
 class PlaceIn(Strict):
-    stop_id: str | None = Field(None, max_length=64, description="停留所ID / stop id")
-    lat: float | None = Field(None, ge=-90, le=90)
-    lon: float | None = Field(None, ge=-180, le=180)
+    stop_id: str | None = Field(None, min_length=1, max_length=64, pattern=ID_PATTERN,
+                                description="停留所ID / stop id")
+    lat: float | None = Field(None, ge=-90, le=90, strict=True)
+    lon: float | None = Field(None, ge=-180, le=180, strict=True)
 
     @model_validator(mode="after")
     def _one_kind(self) -> PlaceIn:
@@ -32,10 +60,11 @@ class OfferCreate(Strict):
     destination: PlaceIn
     time_mode: Literal["now", "leave_at", "arrive_by"] = "now"
     time: AwareDatetime | None = Field(None, description="ISO 8601 with offset, e.g. 2026-11-27T09:30:00+09:00")
-    party_size: int = Field(1, ge=1, le=50)
-    wheelchairs: int = Field(0, ge=0, le=10)
-    parcels: int = Field(0, ge=0, le=50)
-    passenger_name: str | None = Field(None, max_length=100)
+    # strict: true and "2" are not numbers of people
+    party_size: int = Field(1, ge=1, le=50, strict=True)
+    wheelchairs: int = Field(0, ge=0, le=10, strict=True)
+    parcels: int = Field(0, ge=0, le=50, strict=True)
+    passenger_name: Text | None = Field(None, max_length=100)
     contact_phone: str | None = Field(None, max_length=32, pattern=r"^[0-9+\-() ]*$")
     rider_card: str | None = Field(None, max_length=32, pattern=r"^[A-Za-z0-9\-]*$")
 
@@ -63,7 +92,7 @@ class OfferPublic(BaseModel):
 
 
 class ConfirmIn(Strict):
-    offer_id: str = Field(..., min_length=1, max_length=64)
+    offer_id: str = Field(..., min_length=1, max_length=64, pattern=ID_PATTERN)
 
 
 class BookingPublic(BaseModel):
@@ -114,7 +143,7 @@ class BookingPublic(BaseModel):
 
 
 class CancelIn(Strict):
-    reason: str = Field("rider", max_length=200)
+    reason: Text = Field("rider", max_length=200)
 
 
 class StopPublic(BaseModel):

@@ -8,14 +8,23 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from typing import Any
+
 import uvicorn
+
+from api.limits import MAX_HEADER_BYTES, MAX_WS_MESSAGE_BYTES
 
 from transit.accounts import create_account, hash_token
 from transit.bootstrap import bootstrap
 from transit.clock import AcceleratedClock, Clock, SystemClock
+from transit.db import check_database
 from transit.settings import Settings
 
 log = logging.getLogger("okuma.server")
+# The websocket library refuses an oversized frame before reading it (the app checks again).
+PROTOCOL_LIMITS: dict[str, Any] = {"ws_max_size": MAX_WS_MESSAGE_BYTES,
+                                   "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
+EXIT_DATABASE = 3  # `okuma serve` exits with this when the database is unreachable, missing or unmigrated
 
 DEMO_ACCOUNTS = [
     # (role, name, token, stop, vehicle)
@@ -84,6 +93,10 @@ def serve(
     port = port or settings.port
     if workers > 1 and settings.database_url.startswith("sqlite"):
         raise SystemExit("several processes need PostgreSQL (SQLite has one writer): set DATABASE_URL")
+    problem = asyncio.run(check_database(settings.database_url))
+    if problem is not None:  # one clear line, no traceback
+        print(f"okuma: {problem}", file=sys.stderr)
+        return EXIT_DATABASE
     drivers: dict[str, str] = {}
     if demo:
         creds, drivers = asyncio.run(ensure_demo_accounts(settings))
@@ -107,7 +120,8 @@ def serve(
         # between them and one dispatcher wins the advisory lock.
         if not settings.redis_url:
             print("warning: without REDIS_URL, tablets only hear about changes made in their own process")
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning",
+                    **PROTOCOL_LIMITS)
         return 0
     clock: Clock = (
         AcceleratedClock(datetime.now(UTC), settings.clock_speed)
@@ -115,7 +129,8 @@ def serve(
     )
     from api.app import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, clock=clock), host=host, port=port, log_level="info"))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, clock=clock), host=host, port=port, log_level="info",
+                                           **PROTOCOL_LIMITS))
 
     async def main() -> None:
         fleet = None

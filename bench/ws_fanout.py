@@ -106,7 +106,8 @@ class Tablets:
         self.tasks: list[asyncio.Task[None]] = []
 
     async def connect(self, base: str, token: str) -> None:
-        ws = await websockets.connect(f"{base}/ws/driver?token={token}", open_timeout=30, max_queue=64)
+        ws = await websockets.connect(f"{base}/ws/driver", open_timeout=30, max_queue=64)
+        await ws.send(json.dumps({"type": "hello", "token": token}))
         self.socks.append(ws)
         for _ in range(2):  # hello, snapshot
             await asyncio.wait_for(ws.recv(), 30)

@@ -94,14 +94,15 @@ class Served:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-async def start_served(database_url: str, clock: FakeClock, reference=None) -> tuple[Served, object]:  # type: ignore[no-untyped-def]
+async def start_served(database_url: str, clock: FakeClock, reference=None,  # type: ignore[no-untyped-def]
+                       settings_update: dict | None = None) -> tuple[Served, object]:
     from api.app import create_app
     from transit.accounts import create_account
     from transit.db import migrate
     from transit.loading import load_reference
     from transit.settings import Settings
 
-    settings = Settings(database_url=database_url, dispatcher=False)
+    settings = Settings(database_url=database_url, dispatcher=False, **(settings_update or {}))
     app = create_app(settings, clock=clock, reference=reference)
     ctx = app.router.lifespan_context(app)
     await ctx.__aenter__()

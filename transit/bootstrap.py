@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -12,6 +12,7 @@ from transit.clock import Clock, SystemClock
 from transit.db import make_engine
 from transit.handlers import Services
 from transit.operations import Operations
+from transit.ratelimit import RateLimiter
 from transit.reference_data import ReferenceData, load_okuma
 from transit.settings import Settings
 from transit.uow import UnitOfWorkFactory
@@ -25,6 +26,7 @@ class Runtime:
     reference: ReferenceData
     services: Services
     operations: Operations | None = None
+    limiter: RateLimiter = field(default_factory=RateLimiter)
 
     async def start(self) -> None:
         """Start background parts (the Redis subscription); call inside a running loop."""
@@ -44,4 +46,4 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None, reference: Refe
     travel = StraightLineTravelTimes(circuity=ref.rules.circuity, speed_kmh=ref.rules.speed_kmh, min_s=30)
     services = Services(rules=ref.rules, area=ref.area, travel=travel, clock=clock, uow=uow)
     operations = Operations(services, handover_secret=settings.handover_secret)
-    return Runtime(settings, engine, bus, ref, services, operations)
+    return Runtime(settings, engine, bus, ref, services, operations, RateLimiter(settings.rate_limits))

@@ -47,6 +47,9 @@ class InProcessBus:
     async def start(self) -> None:
         return None
 
+    async def ping(self, timeout_s: float) -> bool:
+        return True
+
     async def close(self) -> None:
         return None
 
@@ -111,6 +114,12 @@ class RedisBus(InProcessBus):
             await self._client().publish(self.channel, payload)
         except Exception:  # the commit stands; other processes catch up on reconnect (snapshot)
             log.exception("publishing to Redis failed")
+
+    async def ping(self, timeout_s: float) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self._client().ping(), timeout_s))
+        except Exception:  # noqa: BLE001 - unreachable, whatever the reason
+            return False
 
     async def start(self) -> None:
         """Subscribe to the channel; returns once the subscription is active."""

@@ -25,12 +25,14 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An engine whose errors never show the statement's parameters (names, phones, card numbers and
+    idempotency keys would otherwise reach the error log)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -41,7 +43,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                               hide_parameters=True)
 
 
 def alembic_config() -> Config:
@@ -60,3 +63,41 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
 
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade)
+
+
+def head_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+async def database_problem(engine: AsyncEngine) -> str | None:
+    """Why the database cannot serve (one bilingual line), or None when it is reachable and migrated."""
+    from sqlalchemy import text
+
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+    except Exception as exc:  # noqa: BLE001 - every failure is reported as one line
+        kind = type(getattr(exc, "orig", None) or exc).__name__ + " " + str(exc)
+        if "alembic_version" in kind and ("no such table" in kind or "UndefinedTable" in kind
+                                          or "does not exist" in kind):
+            return "データベースが初期化されていません(okuma migrate を実行) / database not migrated: run `okuma migrate`"
+        if "InvalidCatalogName" in kind or ("database" in kind and "does not exist" in kind):
+            return "データベースがありません / database does not exist: create it, then run `okuma migrate`"
+        return f"データベースに接続できません / database unreachable ({type(exc).__name__})"
+    if set(rows) != head_revisions():
+        return "データベースのスキーマが古いです(okuma migrate を実行) / database schema not up to date: run `okuma migrate`"
+    return None
+
+
+async def check_database(url: str, timeout_s: float = 10.0) -> str | None:
+    import asyncio
+
+    engine = make_engine(url)
+    try:
+        return await asyncio.wait_for(database_problem(engine), timeout_s)
+    except TimeoutError:
+        return f"データベースが応答しません / database did not answer within {timeout_s:g} s"
+    finally:
+        await engine.dispose()

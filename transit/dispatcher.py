@@ -50,7 +50,12 @@ class ReoptResult:
 
 
 class LeaderLock:
-    """Leadership for one service area: a PostgreSQL session advisory lock, or always on SQLite."""
+    """Leadership for one service area: a PostgreSQL session advisory lock, or always on SQLite.
+
+    The lock lives as long as its database session. Every ``acquire()`` checks that the session is
+    alive and still holds the lock: after the backend was terminated (or the link dropped) another
+    process may lead, so this one says it does not lead until it wins the lock again.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -60,20 +65,48 @@ class LeaderLock:
         if self.engine.dialect.name != "postgresql":
             return True
         if self._conn is not None:
-            return True
+            if await self._still_held(self._conn):
+                return True
+            log.warning("the dispatcher lost its leader lock (its database session ended); trying again")
+            await self.release()
         conn = await self.engine.connect()
-        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})).scalar()
-        await conn.commit()
+        try:
+            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY})).scalar()
+            await conn.commit()
+        except BaseException:
+            await _discard(conn)
+            raise
         if got:
             self._conn = conn  # the lock lives as long as this connection
             return True
         await conn.close()
         return False
 
+    @staticmethod
+    async def _still_held(conn: AsyncConnection) -> bool:
+        try:
+            held = (await conn.execute(text(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND pid = pg_backend_pid() AND classid = :hi AND objid = :lo AND objsubid = 1)"),
+                {"hi": ADVISORY_KEY >> 32, "lo": ADVISORY_KEY & 0xFFFF_FFFF})).scalar()
+            await conn.commit()
+            return bool(held)
+        except Exception:  # noqa: BLE001 - a dead session holds nothing
+            return False
+
     async def release(self) -> None:
         if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+            conn, self._conn = self._conn, None
+            await _discard(conn)
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """End the session rather than pool it: a pooled session would keep holding the session-level
+    lock (closing a pooled connection only rolls back)."""
+    with contextlib.suppress(Exception):  # a dead session: nothing to end
+        await conn.invalidate()
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 class Dispatcher:

@@ -114,3 +114,11 @@ class Unauthorised(DomainError):
 class InvalidInput(DomainError):
     message_ja = "入力内容に誤りがあります。"
     message_en = "Some of the input is not valid."
+
+
+class RateLimited(DomainError):
+    """Too many attempts; ``retry_after_s`` says when the next one is allowed."""
+
+    kind = "rate_limited"
+    message_ja = "操作が多すぎます。しばらく待ってからもう一度お試しください。"
+    message_en = "Too many requests. Please wait a moment and try again."

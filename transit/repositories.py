@@ -342,6 +342,9 @@ class BookingRepository:
                 updated_at=now)
         )
 
+PERSONAL_REQUEST_FIELDS = ("passenger_name", "contact_phone", "rider_card")
+
+
 class OfferRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
@@ -371,6 +374,23 @@ class OfferRepository:
             t.offers.delete().where(and_(t.offers.c.expires_at < before, t.offers.c.booking_id.is_(None)))
         )
         return res.rowcount or 0
+
+    async def forget_personal_data_of_anonymised_bookings(self) -> int:
+        """Blank the copy of name, phone and card a confirmed offer keeps in ``request`` once its
+        booking was anonymised (the booking is the record; the offer must not outlive its purge)."""
+        rows = (await self.conn.execute(
+            select(t.offers.c.id, t.offers.c.request)
+            .join(t.bookings, t.bookings.c.id == t.offers.c.booking_id)
+            .where(t.bookings.c.passenger_name == "")
+        )).all()
+        changed = 0
+        for offer_id, request in rows:
+            if not any(request.get(k) for k in PERSONAL_REQUEST_FIELDS):
+                continue
+            blank = {**request, **dict.fromkeys(PERSONAL_REQUEST_FIELDS)}
+            await self.conn.execute(update(t.offers).where(t.offers.c.id == offer_id).values(request=blank))
+            changed += 1
+        return changed
 
 
 class AccountRepository:

@@ -16,12 +16,14 @@ from transit.handlers import Services
 class PurgeResult:
     bookings_anonymised: int
     offers_deleted: int
+    offers_anonymised: int
     device_events_deleted: int
 
 
 async def purge_personal_data(svc: Services) -> PurgeResult:
-    """Blank names, phone and card numbers of finished bookings older than the retention period;
-    drop expired offers and old tablet events (positions). Trip facts stay for statistics."""
+    """Blank names, phone and card numbers of finished bookings older than the retention period and
+    the copy their confirmed offers keep; drop expired offers and old tablet events (positions).
+    Trip facts stay for statistics."""
     now = svc.clock.now()
     cutoff = now - timedelta(days=svc.rules.personal_data_retention_days)
     async with svc.uow() as uow:
@@ -35,7 +37,8 @@ async def purge_personal_data(svc: Services) -> PurgeResult:
         )
         anonymised = res.rowcount or 0
         offers = await uow.offers.purge_expired(now - timedelta(hours=1))
+        offers_anonymised = await uow.offers.forget_personal_data_of_anonymised_bookings()
         res = await conn.execute(t.device_events.delete().where(t.device_events.c.received_at < cutoff))
         events = res.rowcount or 0
         await uow.commit()
-    return PurgeResult(anonymised, offers, events)
+    return PurgeResult(anonymised, offers, offers_anonymised, events)

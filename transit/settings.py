@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     handover_secret: str = DEFAULT_HANDOVER_SECRET  # derives grocery handover codes
     ws_queue_size: int = 256  # messages held per live connection before a slow one is dropped
     bus_channel: str = "okuma:events"  # the Redis pub/sub channel (one per deployment)
+    # rate limits by name (see transit/ratelimit.py), e.g. OKUMA_RATE_LIMITS='{"offers:rider": "20/minute"}'
+    rate_limits: dict[str, str] = Field(default_factory=dict)
+    token_ttl_days: int = 90  # a token stops working this long after it was issued (rotate before)
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Settings:

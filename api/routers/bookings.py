@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
-from api.deps import CurrentActor, IdempotencyKey, ServicesDep, require
+from api.deps import CurrentActor, IdempotencyKey, ServicesDep, limit_offers, require
 from api.schemas import (
     BookingPublic,
     CancelIn,
@@ -12,6 +12,7 @@ from api.schemas import (
     MePublic,
     OfferCreate,
     OfferPublic,
+    PathId,
     PlaceOut,
 )
 from transit import handlers
@@ -28,6 +29,7 @@ ERRORS = {
     404: {"description": "見つからない / not found"},
     409: {"description": "乗車不可・競合 / no ride possible or conflict (with alternatives)"},
     410: {"description": "提案の期限切れ / offer expired"},
+    429: {"description": "操作が多すぎる / too many requests (Retry-After: seconds)"},
 }
 
 
@@ -39,8 +41,9 @@ async def me(actor: CurrentActor) -> MePublic:
 
 @router.post("/offers", response_model=OfferPublic, status_code=status.HTTP_201_CREATED,
              operation_id="create_offer", responses=ERRORS)
-async def create_offer(body: OfferCreate, actor: Booker, svc: ServicesDep) -> OfferPublic:
+async def create_offer(request: Request, body: OfferCreate, actor: Booker, svc: ServicesDep) -> OfferPublic:
     """Ask for a ride: a firm offer (pickup window, latest arrival) held for a short time."""
+    await limit_offers(request, actor)
     cmd = RequestRide(
         origin=PlaceRef(**body.origin.model_dump()),
         destination=PlaceRef(**body.destination.model_dump()),
@@ -86,12 +89,12 @@ async def list_bookings(actor: CurrentActor, svc: ServicesDep) -> list[BookingPu
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingPublic, operation_id="read_booking", responses=ERRORS)
-async def read_booking(booking_id: str, actor: CurrentActor, svc: ServicesDep) -> BookingPublic:
+async def read_booking(booking_id: PathId, actor: CurrentActor, svc: ServicesDep) -> BookingPublic:
     return BookingPublic.of(await handlers.get_booking(booking_id, actor, svc))
 
 
 @router.post("/bookings/{booking_id}/cancel", response_model=BookingPublic, operation_id="cancel_booking",
              responses=ERRORS)
-async def cancel(booking_id: str, actor: Booker, svc: ServicesDep, body: CancelIn | None = None) -> BookingPublic:
+async def cancel(booking_id: PathId, actor: Booker, svc: ServicesDep, body: CancelIn | None = None) -> BookingPublic:
     reason = body.reason if body else actor.role
     return BookingPublic.of(await handlers.cancel_booking(CancelBooking(booking_id, reason), actor, svc))

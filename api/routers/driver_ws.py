@@ -53,10 +53,10 @@ def command(vehicle_id: str, m: p.TabletEvent) -> ops.DriverEvent:
 
 
 @router.websocket("/ws/driver")
-async def driver_channel(ws: WebSocket, token: str | None = None, vehicle_id: str | None = None,
+async def driver_channel(ws: WebSocket, vehicle_id: str | None = None,
                          last_seq: int | None = None) -> None:
     await ws.accept()
-    actor, hello = await authenticate_ws(ws, token)
+    actor, hello = await authenticate_ws(ws)
     if actor is None:
         return
     if actor.role != "driver" or not actor.vehicle_id:

@@ -21,6 +21,7 @@ from api.routers.ws_common import (
     receive,
     refuse,
 )
+from api.schemas import is_id
 from transit import errors, handlers
 
 router = APIRouter()
@@ -45,14 +46,16 @@ async def _listen(ws: WebSocket, out) -> None:  # type: ignore[no-untyped-def]
 
 
 @router.websocket("/ws/bookings/{booking_id}")
-async def booking_channel(ws: WebSocket, booking_id: str, token: str | None = None) -> None:
+async def booking_channel(ws: WebSocket, booking_id: str) -> None:
     """A booking's live status and ETA, for the rider who owns it (or the kiosk/operator who booked)."""
     await ws.accept()
-    actor, _ = await authenticate_ws(ws, token)
+    actor, _ = await authenticate_ws(ws)
     if actor is None:
         return
     svc = ws.app.state.services
     try:
+        if not is_id(booking_id):
+            raise errors.NotFound()
         await handlers.get_booking(booking_id, actor, svc)
     except errors.DomainError as e:
         await refuse(ws, domain_error(e), CLOSE_NOT_FOUND)
@@ -71,10 +74,10 @@ async def booking_channel(ws: WebSocket, booking_id: str, token: str | None = No
 
 
 @router.websocket("/ws/operator")
-async def operator_channel(ws: WebSocket, token: str | None = None) -> None:
+async def operator_channel(ws: WebSocket) -> None:
     """Vehicles, plan changes, promises at risk and re-plan triggers, for the operator console."""
     await ws.accept()
-    actor, _ = await authenticate_ws(ws, token)
+    actor, _ = await authenticate_ws(ws)
     if actor is None:
         return
     if actor.role not in ("operator", "admin"):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from api import protocol as p
 from api.deps import CurrentActor, require
+from api.schemas import PathId
 from transit import errors
 from transit.commands import Actor
 
@@ -30,7 +31,7 @@ async def list_vehicles(actor: Operator, request: Request) -> list[p.VehicleLive
 
 @router.get("/vehicles/{vehicle_id}/plan", response_model=p.PlanOut, operation_id="read_vehicle_plan",
             responses=ERRORS)
-async def read_plan(vehicle_id: str, actor: CurrentActor, request: Request) -> p.PlanOut:
+async def read_plan(vehicle_id: PathId, actor: CurrentActor, request: Request) -> p.PlanOut:
     """The vehicle's current plan (the same visits a tablet snapshot carries)."""
     if actor.role == "driver":
         if actor.vehicle_id != vehicle_id:

@@ -11,6 +11,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from api import protocol as p
+from api.limits import MAX_WS_MESSAGE_BYTES
 from api.realtime import Hub, Outbox
 from transit import errors
 from transit.accounts import authenticate
@@ -50,9 +51,14 @@ async def receive(ws: WebSocket, timeout_s: float) -> str | None:
         return None
     if m["type"] == "websocket.disconnect":
         return None
-    if m.get("text") is not None:
-        return m["text"]
-    data = m.get("bytes") or b""
+    text, data = m.get("text"), m.get("bytes") or b""
+    if (len(text.encode()) if text is not None else len(data)) > MAX_WS_MESSAGE_BYTES:
+        # an oversized frame closes the link (1009) instead of being parsed
+        await refuse(ws, error("MessageTooLarge", "メッセージが大きすぎます。",
+                               f"Message too large (at most {MAX_WS_MESSAGE_BYTES} bytes)."), 1009)
+        return None
+    if text is not None:
+        return text
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -79,31 +85,30 @@ def parse_error(raw: str, exc: ValidationError | ValueError) -> p.ErrorMessage:
                  f"Invalid message ({where}: {first.get('msg', 'invalid')}).", cid)
 
 
-async def authenticate_ws(ws: WebSocket, token: str | None) -> tuple[Actor | None, p.TabletHello | None]:
-    """The token from the URL, an Authorization header, or a first ``hello`` message."""
-    hello: p.TabletHello | None = None
-    if not token:
-        auth = ws.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            token = auth[7:].strip()
-    if not token:
-        raw = await receive(ws, AUTH_TIMEOUT_S)
-        if raw is None:
-            await refuse(ws, domain_error(errors.Unauthorised()), CLOSE_UNAUTHORISED)
-            return None, None
-        try:
-            msg = p.parse_tablet(raw)
-        except (ValidationError, ValueError) as exc:
-            await refuse(ws, parse_error(raw, exc), CLOSE_UNAUTHORISED)
-            return None, None
-        if not isinstance(msg, p.TabletHello) or not msg.token:
-            await refuse(ws, domain_error(errors.Unauthorised()), CLOSE_UNAUTHORISED)
-            return None, None
-        hello, token = msg, msg.token
+async def authenticate_ws(ws: WebSocket) -> tuple[Actor | None, p.TabletHello | None]:
+    """The token from the first message (``hello``) only: never from the URL, which access logs and
+    proxies record. A token in the URL is refused, so no client keeps sending it."""
+    if "token" in ws.query_params:
+        await refuse(ws, error("TokenInUrl", "トークンはURLに入れず、最初のメッセージ(hello)で送ってください。",
+                               "Send the token in the first message (hello), never in the URL."),
+                     CLOSE_UNAUTHORISED)
+        return None, None
+    raw = await receive(ws, AUTH_TIMEOUT_S)
+    if raw is None:
+        await refuse(ws, domain_error(errors.Unauthorised()), CLOSE_UNAUTHORISED)
+        return None, None
+    try:
+        msg = p.parse_tablet(raw)
+    except (ValidationError, ValueError) as exc:
+        await refuse(ws, parse_error(raw, exc), CLOSE_UNAUTHORISED)
+        return None, None
+    if not isinstance(msg, p.TabletHello) or not msg.token:
+        await refuse(ws, domain_error(errors.Unauthorised()), CLOSE_UNAUTHORISED)
+        return None, None
     svc = ws.app.state.services
     try:
         async with svc.uow(readonly=True) as uow:
-            return await authenticate(uow, token), hello
+            return await authenticate(uow, msg.token), msg
     except errors.DomainError as e:
         await refuse(ws, domain_error(e), CLOSE_UNAUTHORISED)
         return None, None

@@ -74,9 +74,19 @@ class Tablet:
 
 @asynccontextmanager
 async def tablet(base: str, token: str | None, **query: Any) -> AsyncIterator[Tablet]:
-    q = "&".join(f"{k}={v}" for k, v in {"token": token, **query}.items() if v is not None)
+    q = "&".join(f"{k}={v}" for k, v in query.items() if v is not None)
     async with websockets.connect(f"{base}/ws/driver?{q}", open_timeout=5) as ws:
+        if token is not None:
+            await ws.send(json.dumps({"type": "hello", "token": token}))
         yield Tablet(ws)
+
+
+@asynccontextmanager
+async def watcher(url: str, token: str) -> AsyncIterator[Any]:
+    """A rider or operator channel, authenticated by its first message."""
+    async with websockets.connect(url, open_timeout=5) as ws:
+        await ws.send(json.dumps({"type": "hello", "token": token}))
+        yield ws
 
 
 async def drivers_for_all(served: Served) -> dict[str, str]:
@@ -313,10 +323,10 @@ async def test_rider_channel_follows_the_booking(served: Served) -> None:
     """The rider's page gets the booking's status live; another rider is refused."""
     b, driver = await _booked_on_driver(served, "rc")
     async with live_server(served.app) as base:
-        async with websockets.connect(f"{base}/ws/bookings/{b['id']}?token={served.tokens['rider2']}") as ws:
+        async with watcher(f"{base}/ws/bookings/{b['id']}", served.tokens['rider2']) as ws:
             e = json.loads(await ws.recv())
             assert e["type"] == "error" and e["code"] == "NotFound"
-        async with websockets.connect(f"{base}/ws/bookings/{b['id']}?token={served.tokens['rider']}") as ws, \
+        async with watcher(f"{base}/ws/bookings/{b['id']}", served.tokens['rider']) as ws, \
                 tablet(base, driver) as t:
             rider = Tablet(ws)
             first = await rider.next("booking")
@@ -332,7 +342,7 @@ async def test_rider_channel_follows_the_booking(served: Served) -> None:
                 if m["status"] == "on_board":
                     break
             assert m["status"] == "on_board"
-        async with websockets.connect(f"{base}/ws/operator?token={served.tokens['operator']}") as ws:
+        async with watcher(f"{base}/ws/operator", served.tokens['operator']) as ws:
             m = json.loads(await ws.recv())
             assert m["type"] == "vehicle"
     r = await served.client.get("/api/v1/vehicles", headers=served.auth("operator"))
@@ -345,7 +355,7 @@ async def test_operator_channel_reports_booking_changes(served: Served) -> None:
     also when no plan changes."""
     async with (
         live_server(served.app) as base,
-        websockets.connect(f"{base}/ws/operator?token={served.tokens['operator']}") as ws,
+        watcher(f"{base}/ws/operator", served.tokens['operator']) as ws,
     ):
         op = Tablet(ws)
         b = await book(served, "op-live-1")

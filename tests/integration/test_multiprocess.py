@@ -98,7 +98,9 @@ async def test_booking_on_one_process_reaches_a_tablet_on_the_other() -> None:
         async with httpx.AsyncClient() as http:
             for p, url in zip(procs, (a, b)):
                 await _wait_healthy(http, f"http://{url}", p)
-            tablets = {vid: await websockets.connect(f"ws://{a}/ws/driver?token={tok}") for vid, tok in drivers.items()}
+            tablets = {vid: await websockets.connect(f"ws://{a}/ws/driver") for vid in drivers}
+            for vid, ws in tablets.items():
+                await ws.send(json.dumps({"type": "hello", "token": drivers[vid]}))
             try:
                 seqs = {}
                 for vid, ws in tablets.items():

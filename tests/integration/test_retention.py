@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from tests.conftest import Served
+from transit import tables as t
 from transit.retention import purge_personal_data
 
 
@@ -12,7 +15,7 @@ async def test_old_finished_bookings_lose_their_personal_data(served: Served) ->
     """A cancelled booking past the retention period keeps its trip but loses name, phone and card."""
     c, h = served.client, served.auth("operator")
     ride = {"origin": {"stop_id": "okuma_town_hall"}, "destination": {"stop_id": "okumart"},
-            "passenger_name": "大熊 一郎", "contact_phone": "0240-00-0001"}
+            "passenger_name": "大熊 一郎", "contact_phone": "0240-00-0001", "rider_card": "OKM-7777"}
     ids = []
     for i in range(2):
         o = (await c.post("/api/v1/offers", json=ride, headers=h)).json()
@@ -29,3 +32,12 @@ async def test_old_finished_bookings_lose_their_personal_data(served: Served) ->
         old, active = await uow.bookings.get(ids[0]), await uow.bookings.get(ids[1])
     assert old.passenger_name == "" and old.contact_phone is None and old.origin.stop_id == "okuma_town_hall"
     assert active.passenger_name == "大熊 一郎"  # still active: kept
+    # the confirmed offers keep no copy of what the purge removed from their booking
+    async with svc.uow(readonly=True) as uow:
+        rows = (await uow.connection.execute(select(t.offers.c.booking_id, t.offers.c.request))).all()
+    requests = {bid: req for bid, req in rows}
+    assert {requests[ids[0]][k] for k in ("passenger_name", "contact_phone", "rider_card")} == {None}
+    assert requests[ids[0]]["party_size"] == 1  # the trip facts stay
+    assert requests[ids[1]]["passenger_name"] == "大熊 一郎"
+    assert res.offers_anonymised == 1
+    assert (await purge_personal_data(svc)).offers_anonymised == 0  # nothing left to blank

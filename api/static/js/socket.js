@@ -51,8 +51,9 @@ export function watchBooking(api, id, on) {
 
   try {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${proto}//${location.host}/ws/bookings/${encodeURIComponent(id)}?token=${encodeURIComponent(api.token)}`;
-    ws = new WebSocket(url);
+    ws = new WebSocket(`${proto}//${location.host}/ws/bookings/${encodeURIComponent(id)}`);
+    // The token goes in the first message, never in the URL (URLs end up in access logs).
+    ws.onopen = () => ws.send(JSON.stringify({ type: "hello", token: api.token, client: "rider-page" }));
     ws.onmessage = (ev) => {
       try {
         handleMessage(JSON.parse(ev.data), on, ws);

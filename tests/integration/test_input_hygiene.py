@@ -1,0 +1,71 @@
+"""Bad input gets a clear 4xx, never a 500 (NUL bytes on PostgreSQL, control characters, loose
+types, odd path ids); a lost database connection gets 503 with a retry hint."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import DBAPIError
+
+from tests.conftest import Served
+
+RIDE = {"origin": {"stop_id": "okuma_town_hall"}, "destination": {"stop_id": "okumart"}}
+
+
+async def _booking(served: Served) -> dict:
+    h = served.auth("rider")
+    o = (await served.client.post("/api/v1/offers", json=RIDE, headers=h)).json()
+    r = await served.client.post("/api/v1/bookings", json={"offer_id": o["offer_id"]},
+                                 headers={**h, "Idempotency-Key": "in-1"})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+@pytest.mark.parametrize("bad", ["大熊\x00花子", "a\x1b[31mb", "bell\x07", "re\u202eversed", "two\nlines"])
+async def test_control_characters_in_a_name_are_refused(served: Served, bad: str) -> None:
+    r = await served.client.post("/api/v1/offers", json={**RIDE, "passenger_name": bad}, headers=served.auth("rider"))
+    assert r.status_code == 422, r.text
+    assert r.json()["problems"][0]["field"] == "passenger_name" and r.json()["message_ja"]
+
+
+async def test_nul_bytes_anywhere_get_4xx(served: Served) -> None:
+    c, h = served.client, served.auth("rider")
+    b = await _booking(served)
+    answers = [
+        await c.post("/api/v1/offers", json={"origin": {"stop_id": "a\x00"}, "destination": RIDE["destination"]},
+                     headers=h),
+        await c.post("/api/v1/bookings", json={"offer_id": "off_\x00"}, headers=h),
+        await c.get("/api/v1/bookings/bkg%00x", headers=h),
+        await c.post("/api/v1/bookings/bkg%00x/cancel", headers=h),
+        await c.post(f"/api/v1/bookings/{b['id']}/cancel", json={"reason": "x\x00"}, headers=h),
+        await c.get("/api/v1/vehicles/v%00/plan", headers=served.auth("operator")),
+    ]
+    assert [r.status_code for r in answers] == [422] * 6, [r.text for r in answers]
+    # the booking is untouched and a clean cancel still works
+    r = await c.post(f"/api/v1/bookings/{b['id']}/cancel", json={"reason": "予定変更"}, headers=h)
+    assert r.status_code == 200 and r.json()["cancel_reason"] == "予定変更"
+
+
+@pytest.mark.parametrize("field,value", [("party_size", True), ("party_size", "2"), ("party_size", 2.5),
+                                         ("wheelchairs", False), ("parcels", "1")])
+async def test_counts_must_be_integers(served: Served, field: str, value: object) -> None:
+    r = await served.client.post("/api/v1/offers", json={**RIDE, field: value}, headers=served.auth("rider"))
+    assert r.status_code == 422 and r.json()["problems"][0]["field"] == field
+
+
+async def test_a_lost_database_connection_gets_503_with_retry_after(served: Served) -> None:
+    """Nothing was done: the answer says so, in both languages, and when to try again."""
+    app = served.app
+
+    @app.get("/test-only/lost-connection")  # type: ignore[attr-defined]
+    async def lost() -> None:
+        raise DBAPIError("SELECT 1", {}, ConnectionResetError("reset by peer"), connection_invalidated=True)
+
+    @app.get("/test-only/bug")  # type: ignore[attr-defined]
+    async def bug() -> None:
+        raise DBAPIError("SELECT 1", {}, ValueError("a bug"))
+
+    r = await served.client.get("/test-only/lost-connection")
+    assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+    assert r.json()["error"] == "ServiceUnavailable" and r.json()["message_ja"] and r.json()["retry_after_s"] == 2
+    r = await served.client.get("/test-only/bug")
+    assert r.status_code == 500 and "Retry-After" not in r.headers

@@ -1,0 +1,34 @@
+"""One dispatcher leads: a leader whose database session died stops saying it leads."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import create_pg_database, drop_pg_database
+from transit.db import make_engine
+from transit.dispatcher import LeaderLock
+
+
+@pytest.mark.postgres
+async def test_a_leader_whose_session_was_terminated_no_longer_leads() -> None:
+    url = await create_pg_database()
+    engines = [make_engine(url) for _ in range(3)]
+    try:
+        first, second = LeaderLock(engines[0]), LeaderLock(engines[1])
+        assert await first.acquire()
+        assert not await second.acquire()
+        assert await first.acquire()  # still held: says so
+        pid = (await first._conn.execute(text("SELECT pg_backend_pid()"))).scalar()  # type: ignore[union-attr]
+        await first._conn.commit()  # type: ignore[union-attr]
+        async with engines[2].connect() as admin:
+            assert (await admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})).scalar()
+        assert await second.acquire()  # the lock went with the session: a second process takes it
+        assert not await first.acquire()  # and the first knows it does not lead any more
+        await second.release()
+        assert await first.acquire()  # once free, the first can lead again
+        await first.release()
+    finally:
+        for e in engines:
+            await e.dispose()
+        await drop_pg_database(url)
