@@ -43,6 +43,7 @@ class Place:
     lat: float
     lon: float
     stop_id: str | None = None
+    address: str | None = None  # door-to-door: the address as told (shown to the driver)
 
 
 @dataclass
@@ -74,6 +75,8 @@ class Booking:
     cancel_reason: str | None = None
     kind: str = "ride"  # ride | grocery
     created_at: datetime | None = None
+    number: str = ""  # transit/numbers.py; given when the booking is first stored
+    driver_note: str | None = None  # door-to-door: what the driver needs to find the rider
     events: list[Event] = field(default_factory=list, repr=False)
 
     @property

@@ -114,3 +114,15 @@ class Unauthorised(DomainError):
 class InvalidInput(DomainError):
     message_ja = "入力内容に誤りがあります。"
     message_en = "Some of the input is not valid."
+
+
+class UnknownRiderCard(DomainError):
+    kind = "not_found"
+    message_ja = "この乗車カードは登録されていません。カードなしで予約するか、町の窓口にご相談ください。"
+    message_en = "This rider card is not registered. Book without it, or ask the town office."
+
+
+class RiderCardTaken(DomainError):
+    kind = "conflict"
+    message_ja = "その乗車カードはすでに登録されています。"
+    message_en = "That rider card is already registered."
