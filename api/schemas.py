@@ -160,3 +160,12 @@ class ServicePublic(BaseModel):
     service_end: str
     fare_yen: int
     office_phone: str | None = Field(None, description="the town office's number; null = not set yet")
+
+
+class ApproachingPublic(BaseModel):
+    """A minibus due at a stop: its name and when its plan has it there."""
+
+    vehicle_id: str
+    name_ja: str
+    name_en: str
+    planned_at: datetime

@@ -241,3 +241,20 @@ async def test_migration_numbers_existing_bookings(tmp_path) -> None:  # type: i
         assert len(set(got)) == 3 and all(NUMBER.match(n) for n in got)
     finally:
         await engine.dispose()
+
+
+async def test_kiosk_sees_the_minibuses_approaching_its_stop(served: Served) -> None:
+    """A minibus whose plan calls at the kiosk's stop within the hour is listed by name; other stops are refused."""
+    c, h = served.client, served.auth("kiosk")
+    stop = await kiosk_stop(served)
+    assert (await c.get(f"/api/v1/stops/{stop}/approaching", headers=h)).json() == []
+    dest = WEST if stop != WEST else HALL
+    b = await book(served, "operator", "a1", origin={"stop_id": stop}, destination={"stop_id": dest},
+                   passenger_name="x", time_mode="leave_at",
+                   time=(served.clock.now() + timedelta(minutes=20)).isoformat())
+    got = (await c.get(f"/api/v1/stops/{stop}/approaching", headers=h)).json()
+    assert [a["vehicle_id"] for a in got] == [b["vehicle_id"]] and got[0]["name_ja"]
+    assert got[0]["planned_at"].endswith("+09:00")
+    other = "okumart" if stop != "okumart" else HALL
+    assert (await c.get(f"/api/v1/stops/{other}/approaching", headers=h)).status_code == 403
+    assert (await c.get(f"/api/v1/stops/{stop}/approaching", headers=served.auth("rider"))).status_code == 403
