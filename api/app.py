@@ -93,6 +93,9 @@ def create_app(
         version="1.0.0",
         description="Book shared minibus rides in Okuma. 乗合ミニバスの予約API。Errors carry message_ja and message_en.",
         lifespan=lifespan,
+        # /docs is served below from the vendored Swagger UI (no CDN, works offline); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     app.add_middleware(SizeLimits)  # before every route: nothing is parsed before the sizes are checked
@@ -142,7 +145,8 @@ def create_app(
             return RedirectResponse("/docs")
 
         # The pages: static HTML files; the service worker sits at the root so it controls "/".
-        for path, name in (("/kiosk", "kiosk.html"), ("/operator", "operator.html"), ("/store", "store.html")):
+        for path, name in (("/kiosk", "kiosk.html"), ("/operator", "operator.html"), ("/store", "store.html"),
+                           ("/docs", "docs.html")):
             app.add_api_route(path, _page(STATIC / name), methods=["GET"], include_in_schema=False)
 
         @app.get("/sw.js", include_in_schema=False)

@@ -48,7 +48,7 @@ async def _create_account(settings: Settings, args: argparse.Namespace) -> tuple
         async with rt.services.uow() as uow:
             acc, token = await create_account(
                 uow, role=args.role, name=args.name, stop_id=args.stop, vehicle_id=args.vehicle,
-                door_to_door=args.door_to_door,
+                door_to_door=args.door_to_door, rider_card=args.card,
             )
             await uow.commit()
         return acc, token
@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ac.add_argument("--stop", help="kiosk: the stop it stands at")
     ac.add_argument("--vehicle", help="driver: the vehicle")
     ac.add_argument("--door-to-door", action="store_true")
+    ac.add_argument("--card", help="rider: the number on their rider card (the kiosk and the desk attach bookings by it)")
     asub.add_parser("list", help="list accounts (never tokens)")
     sm = sub.add_parser("simulate", help="drive vehicles of a running server with the vehicle simulator")
     sm.add_argument("--url", default="http://127.0.0.1:8000")

@@ -61,6 +61,10 @@ class VisitOut(_Out):
     window_start: datetime | None = Field(None, description="pickup: the promised window")
     window_end: datetime | None = Field(None, description="pickup: window end; dropoff: latest arrival")
     passenger_name: str = Field("", description="the name as given at booking")
+    booking_number: str = Field("", description="the booking number (called out when no name was given)")
+    address: str | None = Field(None, description="door-to-door (no stop_id): the address as told")
+    note: str | None = Field(None, description="door-to-door: the rider's note for the driver")
+    contact_phone: str | None = Field(None, description="door-to-door pickup only: the number to call")
     party_size: int
     wheelchairs: int = 0
     parcels: int = 0

@@ -160,6 +160,8 @@ class Views:
                 continue
             stop = self.stops.get(x.stop_id or "")
             pickup = x.kind == "pickup"
+            place = b.origin if pickup else b.destination
+            door = x.stop_id is None
             out.append(
                 p.VisitOut(
                     visit_id=f"{b.id}:{x.kind}",
@@ -180,6 +182,11 @@ class Views:
                     window_start=local(b.pickup_earliest) if pickup else None,
                     window_end=local(b.pickup_latest if pickup else b.dropoff_latest),
                     passenger_name=b.passenger_name,
+                    booking_number=b.number,
+                    # Door-to-door only: what the driver needs to find the rider, nothing more.
+                    address=place.address if door else None,
+                    note=b.driver_note if door else None,
+                    contact_phone=b.contact_phone if door and pickup else None,
                     party_size=b.party_size,
                     wheelchairs=b.wheelchairs,
                     parcels=b.parcels,

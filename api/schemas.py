@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import Path
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from transit.booking import Booking
+from transit.booking import Booking, Place
 from transit.clock import local
 
 
@@ -47,6 +47,8 @@ class PlaceIn(Strict):
                                 description="停留所ID / stop id")
     lat: float | None = Field(None, ge=-90, le=90, strict=True)
     lon: float | None = Field(None, ge=-180, le=180, strict=True)
+    address: Text | None = Field(None, max_length=200,
+                                 description="door-to-door (lat/lon): the address as told, shown to the driver")
 
     @model_validator(mode="after")
     def _one_kind(self) -> PlaceIn:
@@ -66,13 +68,21 @@ class OfferCreate(Strict):
     parcels: int = Field(0, ge=0, le=50, strict=True)
     passenger_name: Text | None = Field(None, max_length=100)
     contact_phone: str | None = Field(None, max_length=32, pattern=r"^[0-9+\-() ]*$")
-    rider_card: str | None = Field(None, max_length=32, pattern=r"^[A-Za-z0-9\-]*$")
+    rider_card: str | None = Field(
+        None, max_length=32, pattern=r"^[A-Za-z0-9\-]*$",
+        description="kiosk/operator: a registered rider's card number; the booking becomes theirs, under their name")
+    driver_note: Text | None = Field(None, max_length=200, description="a note for the driver (e.g. where to wait)")
 
 
 class PlaceOut(BaseModel):
     stop_id: str | None
     lat: float
     lon: float
+    address: str | None = None
+
+    @classmethod
+    def of(cls, p: Place) -> PlaceOut:
+        return cls(stop_id=p.stop_id, lat=p.lat, lon=p.lon, address=p.address)
 
 
 class OfferPublic(BaseModel):
@@ -89,6 +99,7 @@ class OfferPublic(BaseModel):
     wheelchairs: int
     parcels: int
     fare_yen: int
+    passenger_name: str | None = Field(None, description="the name the booking will carry (a card holder's name)")
 
 
 class ConfirmIn(Strict):
@@ -97,6 +108,7 @@ class ConfirmIn(Strict):
 
 class BookingPublic(BaseModel):
     id: str
+    number: str = Field(..., description="予約番号: 6 characters of Crockford base32 (no I, L, O, U), unique")
     status: str
     kind: str
     channel: str
@@ -114,23 +126,25 @@ class BookingPublic(BaseModel):
     vehicle_id: str | None
     created_at: datetime | None
     cancel_reason: str | None
+    driver_note: str | None = None
 
     @classmethod
-    def of(cls, b: Booking) -> BookingPublic:
+    def of(cls, b: Booking, *, name_hidden: bool = False) -> BookingPublic:
         def lt(d: datetime | None) -> datetime | None:
             return local(d) if d else None
 
         return cls(
             id=b.id,
+            number=b.number,
             status=b.status.value,
             kind=b.kind,
             channel=b.channel,
-            passenger_name=b.passenger_name,
+            passenger_name="" if name_hidden else b.passenger_name,
             party_size=b.party_size,
             wheelchairs=b.wheelchairs,
             parcels=b.parcels,
-            origin=PlaceOut(stop_id=b.origin.stop_id, lat=b.origin.lat, lon=b.origin.lon),
-            destination=PlaceOut(stop_id=b.destination.stop_id, lat=b.destination.lat, lon=b.destination.lon),
+            origin=PlaceOut.of(b.origin),
+            destination=PlaceOut.of(b.destination),
             pickup_window_start=local(b.pickup_earliest),
             pickup_window_end=local(b.pickup_latest),
             latest_dropoff=local(b.dropoff_latest),
@@ -139,6 +153,7 @@ class BookingPublic(BaseModel):
             vehicle_id=b.vehicle_id,
             created_at=lt(b.created_at),
             cancel_reason=b.cancel_reason,
+            driver_note=b.driver_note,
         )
 
 
@@ -164,3 +179,22 @@ class MePublic(BaseModel):
     name: str
     stop_id: str | None
     vehicle_id: str | None
+
+
+class ServicePublic(BaseModel):
+    """What the pages show from the service rules."""
+
+    timezone: str
+    service_start: str = Field(..., description="HH:MM, local time")
+    service_end: str
+    fare_yen: int
+    office_phone: str | None = Field(None, description="the town office's number; null = not set yet")
+
+
+class ApproachingPublic(BaseModel):
+    """A minibus due at a stop: its name and when its plan has it there."""
+
+    vehicle_id: str
+    name_ja: str
+    name_en: str
+    planned_at: datetime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from transit import errors
@@ -26,6 +27,7 @@ async def create_account(
     vehicle_id: str | None = None,
     door_to_door: bool = False,
     token: str | None = None,
+    rider_card: str | None = None,
 ) -> tuple[str, str]:
     """Create an account; returns (account id, token). The token is shown once, never stored."""
     if role not in ROLES:
@@ -34,6 +36,13 @@ async def create_account(
         raise errors.InvalidInput("キオスクには停留所が必要です。", "A kiosk must be bound to a stop.")
     if role == "driver" and not vehicle_id:
         raise errors.InvalidInput("運転士には車両が必要です。", "A driver must be bound to a vehicle.")
+    if rider_card is not None:
+        rider_card = rider_card.strip().upper()
+        if role != "rider" or not re.fullmatch(r"[A-Z0-9\-]{1,32}", rider_card):
+            raise errors.InvalidInput("乗車カード番号は利用者の英数字1〜32文字です。",
+                                      "A rider card number (riders only) has 1 to 32 letters, digits or hyphens.")
+        if await uow.accounts.by_rider_card(rider_card) is not None:
+            raise errors.RiderCardTaken()
     if stop_id and await uow.stops.get(stop_id) is None:
         raise errors.UnknownStop()
     if vehicle_id and await uow.vehicles.get(vehicle_id) is None:
@@ -49,6 +58,7 @@ async def create_account(
             stop_id=stop_id,
             vehicle_id=vehicle_id,
             door_to_door=door_to_door,
+            rider_card=rider_card,
             locale="ja",
             created_at=uow.clock.now(),
             disabled=False,

@@ -43,6 +43,7 @@ class Place:
     lat: float
     lon: float
     stop_id: str | None = None
+    address: str | None = None  # door-to-door: the address as told (shown to the driver)
 
 
 @dataclass
@@ -76,6 +77,8 @@ class Booking:
     created_at: datetime | None = None
     promise_broken_at: datetime | None = None  # reality broke the promise (flagged, told)
     relaxed: dict[str, int] | None = None  # widened limits: pickup_latest_s, dropoff_latest_s, max_ride_s
+    number: str = ""  # transit/numbers.py; given when the booking is first stored
+    driver_note: str | None = None  # door-to-door: what the driver needs to find the rider
     events: list[Event] = field(default_factory=list, repr=False)
 
     @property

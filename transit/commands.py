@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 TimeMode = Literal["now", "leave_at", "arrive_by"]
@@ -14,6 +14,7 @@ class PlaceRef:
     stop_id: str | None = None
     lat: float | None = None
     lon: float | None = None
+    address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,19 @@ class RequestRide:
     contact_phone: str | None = None
     rider_card: str | None = None
     kind: str = "ride"
+    driver_note: str | None = None
+
+
+@dataclass(frozen=True)
+class FindBookings:
+    """The operators' booking search: every filter optional, a page of the results."""
+
+    day: date | None = None  # a service day (Asia/Tokyo); None = yesterday to a week ahead
+    text: str | None = None  # a booking number, part of a name, or a phone number
+    status: str | None = None
+    vehicle_id: str | None = None
+    limit: int = 200
+    offset: int = 0
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -18,10 +18,10 @@ from routing import insertion as ins
 from routing import model as rm
 from routing.schedule import Schedule, evaluate
 from routing.traveltime import TravelTimeProvider
-from transit import errors
+from transit import errors, numbers
 from transit.booking import Booking, BookingStatus, Place
 from transit.clock import Clock, from_epoch, to_epoch
-from transit.commands import Actor, CancelBooking, ConfirmOffer, RequestRide
+from transit.commands import Actor, CancelBooking, ConfirmOffer, FindBookings, RequestRide
 from transit.events import PromiseAtRisk, PromiseBroken, PromiseCleared, RideBooked
 from transit.planning import (
     Snapshot,
@@ -82,6 +82,7 @@ class Offer:
     party_size: int
     wheelchairs: int
     parcels: int
+    passenger_name: str | None = None  # the registered rider's name when a card was given
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -105,7 +106,20 @@ async def _place(uow: UnitOfWork, svc: Services, ref: Any, actor: Actor, which: 
         )
     if not svc.area.contains(ref.lat, ref.lon):
         raise errors.OutsideServiceArea(field=which)
-    return Place(ref.lat, ref.lon, None)
+    address = (getattr(ref, "address", None) or "").strip() or None
+    return Place(ref.lat, ref.lon, None, address)
+
+
+async def _card_holder(uow: UnitOfWork, card: str | None, actor: Actor) -> dict[str, Any] | None:
+    """The registered rider whose card a kiosk or the desk was shown; None when no card was given.
+
+    A rider booking for themselves keeps their own account (their card number is just noted)."""
+    if not card or actor.role not in ("kiosk", "operator", "admin"):
+        return None
+    row = await uow.accounts.by_rider_card(card.strip().upper())
+    if row is None or row["role"] != "rider" or row["disabled"]:
+        raise errors.UnknownRiderCard(field="rider_card")
+    return row
 
 
 def _check_time(svc: Services, when: datetime, now: datetime) -> None:
@@ -201,6 +215,7 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
             )
         if (origin.lat, origin.lon) == (destination.lat, destination.lon):
             raise errors.SameOriginDestination()
+        holder = await _card_holder(uow, cmd.rider_card, actor)
         if cmd.time_mode == "now" or cmd.time is None:
             if cmd.time_mode != "now":
                 raise errors.InvalidInput("時刻を指定してください。", "Please give a time.", field="time")
@@ -260,14 +275,17 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
                 id=offer.id,
                 account_id=actor.account_id,
                 request=dict(
-                    origin=[origin.lat, origin.lon, origin.stop_id],
-                    destination=[destination.lat, destination.lon, destination.stop_id],
+                    origin=[origin.lat, origin.lon, origin.stop_id, origin.address],
+                    destination=[destination.lat, destination.lon, destination.stop_id, destination.address],
                     party_size=cmd.party_size,
                     wheelchairs=cmd.wheelchairs,
                     parcels=cmd.parcels,
-                    passenger_name=cmd.passenger_name,
+                    # A registered rider's card: the booking is theirs, under the name they registered.
+                    passenger_name=holder["name"] if holder else cmd.passenger_name,
+                    rider_account_id=holder["id"] if holder else None,
                     contact_phone=cmd.contact_phone,
-                    rider_card=cmd.rider_card,
+                    rider_card=holder["rider_card"] if holder else cmd.rider_card,
+                    driver_note=(cmd.driver_note or "").strip() or None,
                     kind=cmd.kind,
                     max_ride_s=max_ride,
                     pickup_service_s=service_s,
@@ -285,7 +303,7 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
             )
         )
         await uow.commit()
-    return offer
+    return replace(offer, passenger_name=holder["name"] if holder else cmd.passenger_name)
 
 
 def _merge_plan(vehicle: Vehicle, new_visits: list[Visit], keep_out: set[str]) -> list[Visit]:
@@ -618,11 +636,13 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
         best = result.options[0]
         booking = Booking(
             id=bid,
-            account_id=actor.account_id if actor.role == "rider" else None,
+            account_id=actor.account_id if actor.role == "rider" else r.get("rider_account_id"),
             booked_by_id=actor.account_id,
             channel={"rider": "app", "kiosk": "kiosk"}.get(actor.role, "phone"),
             kind=r.get("kind", "ride"),
-            passenger_name=(r.get("passenger_name") or actor.name or "")[:200],
+            # The name as given; a rider's own account name otherwise. Never a kiosk's or a
+            # desk worker's name: a blank name shows as the booking number on the tablet.
+            passenger_name=(r.get("passenger_name") or (actor.name if actor.role == "rider" else "") or "")[:200],
             party_size=r["party_size"],
             wheelchairs=r["wheelchairs"],
             parcels=r["parcels"],
@@ -639,6 +659,7 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
             planned_dropoff=from_epoch(best.dropoff_s),
             rider_card=r.get("rider_card"),
             contact_phone=r.get("contact_phone"),
+            driver_note=r.get("driver_note"),
         )
         snap.bookings[bid] = booking
         requests = dict(snap.problem.requests)
@@ -665,8 +686,9 @@ def _may_see(actor: Actor, b: Booking) -> bool:
         return True
     if actor.role == "rider":
         return b.account_id == actor.account_id
-    if actor.role == "kiosk":
-        return b.booked_by_id == actor.account_id
+    if actor.role == "kiosk":  # booked here, or leaving from this kiosk's stop (looked up by number)
+        return b.booked_by_id == actor.account_id or (
+            actor.stop_id is not None and b.origin.stop_id == actor.stop_id)
     if actor.role == "driver":
         return actor.vehicle_id is not None and b.vehicle_id == actor.vehicle_id
     return False
@@ -680,14 +702,48 @@ async def get_booking(booking_id: str, actor: Actor, svc: Services) -> Booking:
     return b
 
 
-async def list_bookings(actor: Actor, svc: Services) -> list[Booking]:
+async def booking_by_number(text: str, actor: Actor, svc: Services) -> Booking:
+    """A booking by its number (any case, O for 0, I/L for 1), if this actor may see it."""
+    number = numbers.normalise(text)
+    if number is None:
+        raise errors.InvalidInput(
+            "予約番号は6文字の英数字です(例: 7K3M9Q)。", "A booking number has 6 letters and digits (e.g. 7K3M9Q).",
+            field="number",
+        )
     async with svc.uow(readonly=True) as uow:
-        if actor.role == "rider":
-            return await uow.bookings.for_account(actor.account_id)
-        if actor.role in ("operator", "admin"):
-            now = svc.clock.now()
-            return await uow.bookings.list_between(now - timedelta(days=1), now + timedelta(days=8))
-    raise errors.Forbidden()
+        b = await uow.bookings.by_number(number)
+    if b is None or not _may_see(actor, b):
+        raise errors.NotFound("その予約番号の予約は見つかりません。", "No booking has that number.")
+    return b
+
+
+async def find_bookings(query: FindBookings, actor: Actor, svc: Services) -> tuple[list[Booking], int]:
+    """Operators: one page of the bookings matching the filters, and how many match in all."""
+    if actor.role not in ("operator", "admin"):
+        raise errors.Forbidden()
+    if query.status and query.status not in {s.value for s in BookingStatus}:
+        raise errors.InvalidInput(
+            "予約の状態の指定が正しくありません。", f"Unknown status {query.status!r}.", field="status")
+    tz = svc.rules.tz
+    if query.day is not None:
+        start = datetime.combine(query.day, time.min, tzinfo=tz)
+        end = start + timedelta(days=1)
+    else:
+        now = svc.clock.now()
+        start, end = now - timedelta(days=1), now + timedelta(days=8)
+    async with svc.uow(readonly=True) as uow:
+        return await uow.bookings.search(start=start, end=end, text=(query.text or "").strip() or None,
+                                         status=query.status, vehicle_id=query.vehicle_id,
+                                         limit=query.limit, offset=query.offset)
+
+
+async def list_bookings(actor: Actor, svc: Services, query: FindBookings | None = None) -> tuple[list[Booking], int]:
+    """A rider's own bookings; for operators, a page of the search (and how many match in all)."""
+    if actor.role == "rider":
+        async with svc.uow(readonly=True) as uow:
+            mine = await uow.bookings.for_account(actor.account_id)
+        return mine, len(mine)
+    return await find_bookings(query or FindBookings(), actor, svc)
 
 
 async def cancel_booking(cmd: CancelBooking, actor: Actor, svc: Services) -> Booking:

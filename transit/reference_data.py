@@ -367,9 +367,15 @@ class ServiceRules:
     fare_yen: int
     chilled_max_out_of_store_s: int
     personal_data_retention_days: int
+    office_phone: str | None  # the town office's number, shown by the pages ("call the office"); None = not set
 
     def __post_init__(self) -> None:
         w = "rules"
+        if self.office_phone is not None and not (
+            isinstance(self.office_phone, str) and re.fullmatch(r"[0-9][0-9\-]{5,18}[0-9]", self.office_phone)
+        ):
+            raise _fail(w, f"office_phone must be digits and hyphens like 0240-12-3456, or null, "
+                           f"got {self.office_phone!r}")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from transit import numbers
 from transit import tables as t
 from transit.booking import ACTIVE, Booking, BookingStatus, Place
 from transit.vehicle import Shift, Vehicle, Visit
@@ -22,6 +24,11 @@ def _utc(dt: datetime | None) -> datetime | None:
     if dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
+
+
+def _like(text: str) -> str:
+    """``text`` for a LIKE pattern: its own % and _ match only themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _iso(dt: datetime) -> str:
@@ -202,8 +209,9 @@ def _booking_from_row(r: Any) -> Booking:
         party_size=r["party_size"],
         wheelchairs=r["wheelchairs"],
         parcels=r["parcels"],
-        origin=Place(r["origin_lat"], r["origin_lon"], r["origin_stop_id"]),
-        destination=Place(r["destination_lat"], r["destination_lon"], r["destination_stop_id"]),
+        origin=Place(r["origin_lat"], r["origin_lon"], r["origin_stop_id"], r["origin_address"]),
+        destination=Place(r["destination_lat"], r["destination_lon"], r["destination_stop_id"],
+                          r["destination_address"]),
         pickup_earliest=_utc(r["pickup_earliest"]),  # type: ignore[arg-type]
         pickup_latest=_utc(r["pickup_latest"]),  # type: ignore[arg-type]
         dropoff_latest=_utc(r["dropoff_latest"]),  # type: ignore[arg-type]
@@ -222,6 +230,8 @@ def _booking_from_row(r: Any) -> Booking:
         created_at=_utc(r["created_at"]),
         promise_broken_at=_utc(r["promise_broken_at"]),
         relaxed=r["relaxed"],
+        number=r["number"],
+        driver_note=r["driver_note"],
     )
 
 
@@ -240,6 +250,9 @@ def _booking_values(b: Booking) -> dict[str, Any]:
         origin_stop_id=b.origin.stop_id,
         origin_lat=b.origin.lat,
         origin_lon=b.origin.lon,
+        origin_address=b.origin.address,
+        destination_address=b.destination.address,
+        driver_note=b.driver_note,
         destination_stop_id=b.destination.stop_id,
         destination_lat=b.destination.lat,
         destination_lon=b.destination.lon,
@@ -308,19 +321,49 @@ class BookingRepository:
             q = q.where(t.bookings.c.id.in_(list(ids)))
         return self._track((await self.conn.execute(q)).mappings())
 
-    async def list_between(self, start: datetime, end: datetime, limit: int = 500) -> list[Booking]:
-        q = (
-            select(t.bookings)
-            .where(and_(t.bookings.c.pickup_earliest >= start, t.bookings.c.pickup_earliest < end))
-            .order_by(t.bookings.c.pickup_earliest)
-            .limit(limit)
-        )
-        return self._track((await self.conn.execute(q)).mappings())
+    async def by_number(self, number: str) -> Booking | None:
+        rows = (await self.conn.execute(select(t.bookings).where(t.bookings.c.number == number))).mappings()
+        found = self._track(rows)
+        return found[0] if found else None
+
+    async def search(self, *, start: datetime, end: datetime, text: str | None = None,
+                     status: str | None = None, vehicle_id: str | None = None,
+                     limit: int = 200, offset: int = 0) -> tuple[builtins.list[Booking], int]:
+        """Bookings picked up in [start, end) matching every filter given, a page and the total."""
+        b = t.bookings.c
+        cond = [b.pickup_earliest >= start, b.pickup_earliest < end]
+        if status:
+            cond.append(b.status == status)
+        if vehicle_id:
+            cond.append(b.vehicle_id == vehicle_id)
+        if text:
+            either = [b.passenger_name.ilike(f"%{_like(text)}%", escape="\\")]
+            number = numbers.normalise(text)
+            if number:
+                either.append(b.number == number)
+            digits = re.sub(r"\D", "", text)
+            if len(digits) >= 3:  # a phone number however it was typed: compare the digits only
+                phone = b.contact_phone
+                for ch in "-() +":
+                    phone = func.replace(phone, ch, "")
+                either.append(phone.contains(digits))
+            cond.append(or_(*either))
+        where = and_(*cond)
+        total = (await self.conn.execute(select(func.count()).select_from(t.bookings).where(where))).scalar_one()
+        q = select(t.bookings).where(where).order_by(b.pickup_earliest, b.id).limit(limit).offset(offset)
+        return self._track((await self.conn.execute(q)).mappings()), int(total)
 
     async def add(self, b: Booking, *, offer_id: str | None, idempotency_key: str | None, now: datetime) -> None:
+        # The number is drawn here, the one place every booking passes through; the unique index
+        # is the guarantee, the look-up only makes a clash (about 1 in 10**9 per booking) rarer still.
+        if not b.number:
+            for _ in range(10):
+                b.number = numbers.new_number()
+                if await self.by_number(b.number) is None:
+                    break
         await self.conn.execute(
             insert(t.bookings).values(
-                id=b.id, offer_id=offer_id, idempotency_key=idempotency_key,
+                id=b.id, number=b.number, offer_id=offer_id, idempotency_key=idempotency_key,
                 created_at=now, updated_at=now, **_booking_values(b),
             )
         )
@@ -411,6 +454,12 @@ class AccountRepository:
 
     async def add(self, account: dict[str, Any]) -> None:
         await self.conn.execute(insert(t.accounts).values(**account))
+
+    async def by_rider_card(self, card: str) -> dict[str, Any] | None:
+        row = (
+            await self.conn.execute(select(t.accounts).where(t.accounts.c.rider_card == card))
+        ).mappings().first()
+        return dict(row) if row else None
 
     async def list(self) -> list[dict[str, Any]]:
         rows = (await self.conn.execute(select(t.accounts).order_by(t.accounts.c.created_at))).mappings()

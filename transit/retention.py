@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, update
+from sqlalchemy import and_, or_, update
 
 from transit import tables as t
 from transit.booking import ACTIVE
@@ -21,9 +21,9 @@ class PurgeResult:
 
 
 async def purge_personal_data(svc: Services) -> PurgeResult:
-    """Blank names, phone and card numbers of finished bookings older than the retention period and
-    the copy their confirmed offers keep; drop expired offers and old tablet events (positions).
-    Trip facts stay for statistics."""
+    """Blank names, phone and card numbers, addresses and driver notes of finished bookings older than
+    the retention period, and the copy their confirmed offers keep; drop expired offers and old tablet
+    events (positions). Trip facts stay for statistics."""
     now = svc.clock.now()
     cutoff = now - timedelta(days=svc.rules.personal_data_retention_days)
     async with svc.uow() as uow:
@@ -32,8 +32,12 @@ async def purge_personal_data(svc: Services) -> PurgeResult:
             update(t.bookings)
             .where(and_(t.bookings.c.pickup_latest < cutoff,
                         t.bookings.c.status.not_in([s.value for s in ACTIVE]),
-                        t.bookings.c.passenger_name != ""))
-            .values(passenger_name="", contact_phone=None, rider_card=None)
+                        or_(t.bookings.c.passenger_name != "", t.bookings.c.contact_phone.is_not(None),
+                            t.bookings.c.rider_card.is_not(None), t.bookings.c.origin_address.is_not(None),
+                            t.bookings.c.destination_address.is_not(None),
+                            t.bookings.c.driver_note.is_not(None))))
+            .values(passenger_name="", contact_phone=None, rider_card=None, origin_address=None,
+                    destination_address=None, driver_note=None)
         )
         anonymised = res.rowcount or 0
         offers = await uow.offers.purge_expired(now - timedelta(hours=1))

@@ -117,6 +117,8 @@ accounts = Table(
     Column("locale", String(8), nullable=False, default="ja"),
     Column("created_at", TS, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
+    Column("rider_card", String(64)),  # rider: the number on their rider card (kiosk, desk)
+    Index("ix_accounts_rider_card", "rider_card", unique=True),
 )
 
 offers = Table(
@@ -141,6 +143,7 @@ bookings = Table(
     "bookings",
     metadata,
     Column("id", String(64), primary_key=True),
+    Column("number", String(8), nullable=False),  # transit/numbers.py: short, unique, read aloud
     Column("account_id", String(64), ForeignKey("accounts.id")),
     Column("booked_by_id", String(64), ForeignKey("accounts.id"), nullable=False),
     Column("offer_id", String(64), ForeignKey("offers.id"), unique=True),
@@ -159,6 +162,9 @@ bookings = Table(
     Column("destination_stop_id", String(64), ForeignKey("stops.id")),
     Column("destination_lat", Float, nullable=False),
     Column("destination_lon", Float, nullable=False),
+    Column("origin_address", String(200)),  # door-to-door: the address as told
+    Column("destination_address", String(200)),
+    Column("driver_note", String(200)),  # a note for the driver (door-to-door)
     Column("status", String(16), nullable=False),
     Column("vehicle_id", String(64), ForeignKey("vehicles.id")),
     Column("pickup_earliest", TS, nullable=False),
@@ -180,6 +186,7 @@ bookings = Table(
     UniqueConstraint("booked_by_id", "idempotency_key", name="uq_bookings_idempotency"),
     Index("ix_bookings_account_status", "account_id", "status"),
     Index("ix_bookings_vehicle_status", "vehicle_id", "status"),
+    Index("ix_bookings_number", "number", unique=True),
 )
 
 event_log = Table(

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from api.deps import CurrentActor, IdempotencyKey, ServicesDep, limit_offers, require
 from api.schemas import (
@@ -16,8 +17,9 @@ from api.schemas import (
     PlaceOut,
 )
 from transit import handlers
+from transit.booking import Booking
 from transit.clock import local
-from transit.commands import Actor, CancelBooking, ConfirmOffer, PlaceRef, RequestRide
+from transit.commands import Actor, CancelBooking, ConfirmOffer, FindBookings, PlaceRef, RequestRide
 
 router = APIRouter(prefix="/api/v1", tags=["bookings"])
 Booker = Annotated[Actor, require("rider", "kiosk", "operator", "admin")]
@@ -55,6 +57,7 @@ async def create_offer(request: Request, body: OfferCreate, actor: Booker, svc: 
         passenger_name=body.passenger_name,
         contact_phone=body.contact_phone,
         rider_card=body.rider_card,
+        driver_note=body.driver_note,
     )
     o = await handlers.request_offer(cmd, actor, svc)
     return OfferPublic(
@@ -65,12 +68,13 @@ async def create_offer(request: Request, body: OfferCreate, actor: Booker, svc: 
         planned_pickup=local(o.planned_pickup),
         planned_dropoff=local(o.planned_dropoff),
         expires_at=local(o.expires_at),
-        origin=PlaceOut(stop_id=o.origin.stop_id, lat=o.origin.lat, lon=o.origin.lon),
-        destination=PlaceOut(stop_id=o.destination.stop_id, lat=o.destination.lat, lon=o.destination.lon),
+        origin=PlaceOut.of(o.origin),
+        destination=PlaceOut.of(o.destination),
         party_size=o.party_size,
         wheelchairs=o.wheelchairs,
         parcels=o.parcels,
         fare_yen=svc.rules.fare_yen,
+        passenger_name=o.passenger_name,
     )
 
 
@@ -82,19 +86,48 @@ async def confirm(body: ConfirmIn, actor: Booker, svc: ServicesDep, key: Idempot
     return BookingPublic.of(b)
 
 
+def _public(b: Booking, actor: Actor) -> BookingPublic:
+    # A kiosk shows a booking it did not make (looked up by number) without the rider's name.
+    return BookingPublic.of(b, name_hidden=actor.role == "kiosk" and b.booked_by_id != actor.account_id)
+
+
 @router.get("/bookings", response_model=list[BookingPublic], operation_id="list_bookings", responses=ERRORS)
-async def list_bookings(actor: CurrentActor, svc: ServicesDep) -> list[BookingPublic]:
-    """My bookings (riders); bookings of the coming days (operators)."""
-    return [BookingPublic.of(b) for b in await handlers.list_bookings(actor, svc)]
+async def list_bookings(
+    actor: CurrentActor, svc: ServicesDep, response: Response,
+    day: Annotated[date | None, Query(description="operators: a service day (Asia/Tokyo), YYYY-MM-DD")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="operators: booking number, part of a name, or phone")] = None,
+    status: Annotated[str | None, Query(max_length=16, description="operators: one booking status")] = None,
+    vehicle_id: Annotated[str | None, Query(max_length=64, description="operators: one vehicle")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="operators: page size")] = 200,
+    offset: Annotated[int, Query(ge=0, le=100_000, description="operators: bookings to skip")] = 0,
+) -> list[BookingPublic]:
+    """My bookings (riders); a page of the search, in pickup order, for operators (X-Total-Count: all matches).
+
+    Without ``day``, operators get yesterday to a week ahead."""
+    query = FindBookings(day=day, text=q, status=status, vehicle_id=vehicle_id, limit=limit, offset=offset)
+    found, total = await handlers.list_bookings(actor, svc, query)
+    response.headers["X-Total-Count"] = str(total)
+    return [_public(b, actor) for b in found]
+
+
+@router.get("/bookings/by-number/{number}", response_model=BookingPublic, operation_id="read_booking_by_number",
+            responses=ERRORS)
+async def read_booking_by_number(
+    number: Annotated[str, Path(max_length=20)], actor: CurrentActor, svc: ServicesDep,
+) -> BookingPublic:
+    """A booking by its number (any case; O reads as 0, I and L as 1). Kiosks: bookings made there or
+    leaving from their stop."""
+    return _public(await handlers.booking_by_number(number, actor, svc), actor)
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingPublic, operation_id="read_booking", responses=ERRORS)
 async def read_booking(booking_id: PathId, actor: CurrentActor, svc: ServicesDep) -> BookingPublic:
-    return BookingPublic.of(await handlers.get_booking(booking_id, actor, svc))
+    return _public(await handlers.get_booking(booking_id, actor, svc), actor)
 
 
 @router.post("/bookings/{booking_id}/cancel", response_model=BookingPublic, operation_id="cancel_booking",
              responses=ERRORS)
 async def cancel(booking_id: PathId, actor: Booker, svc: ServicesDep, body: CancelIn | None = None) -> BookingPublic:
+    """Cancel (body optional: {"reason": "..."}); cancelling twice answers the same booking."""
     reason = body.reason if body else actor.role
-    return BookingPublic.of(await handlers.cancel_booking(CancelBooking(booking_id, reason), actor, svc))
+    return _public(await handlers.cancel_booking(CancelBooking(booking_id, reason), actor, svc), actor)

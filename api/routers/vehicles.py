@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Request
 
 from api import protocol as p
-from api.deps import CurrentActor, require
-from api.schemas import PathId
+from api.deps import CurrentActor, ServicesDep, require
+from api.schemas import ApproachingPublic, PathId
 from transit import errors
+from transit.clock import local
 from transit.commands import Actor
 
 router = APIRouter(prefix="/api/v1", tags=["vehicles"])
@@ -44,3 +46,31 @@ async def read_plan(vehicle_id: PathId, actor: CurrentActor, request: Request) -
     if vehicle is None:
         raise errors.NotFound("その車両は見つかりません。", "That vehicle does not exist.")
     return p.PlanOut(vehicle_id=vehicle.id, plan_version=vehicle.plan_version, visits=visits)
+
+
+APPROACHING_S = 3600  # minibuses due at a stop within this time are "approaching"
+
+
+@router.get("/stops/{stop_id}/approaching", response_model=list[ApproachingPublic],
+            operation_id="list_approaching", responses=ERRORS)
+async def approaching(stop_id: str, actor: CurrentActor, svc: ServicesDep) -> list[ApproachingPublic]:
+    """Minibuses whose plan stops here within the next hour, soonest first (a kiosk: its own stop)."""
+    if actor.role == "kiosk":
+        if actor.stop_id != stop_id:
+            raise errors.Forbidden("この端末では、この停留所の情報のみ表示できます。",
+                                   "This kiosk shows its own stop only.")
+    elif actor.role not in ("operator", "admin"):
+        raise errors.Forbidden()
+    now = svc.clock.now()
+    async with svc.uow(readonly=True) as uow:
+        if await uow.stops.get(stop_id) is None:
+            raise errors.UnknownStop(stop_id=stop_id)
+        vehicles = await uow.vehicles.list()
+    out = []
+    for v in vehicles:
+        due = [x.planned_at for x in v.plan
+               if x.stop_id == stop_id and now <= x.planned_at <= now + timedelta(seconds=APPROACHING_S)]
+        if due:
+            out.append(ApproachingPublic(vehicle_id=v.id, name_ja=v.name_ja, name_en=v.name_en,
+                                         planned_at=local(min(due))))
+    return sorted(out, key=lambda a: a.planned_at)

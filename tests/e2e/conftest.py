@@ -35,12 +35,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The town office number the pages show in browser tests (the real one is not in the data yet).
+TEST_OFFICE_PHONE = "0240-00-1234"
+
+
 @dataclass
 class LiveServer:
     base_url: str
     tokens: dict[str, str]
     clock: FakeClock
     _stop: Any = field(repr=False, default=None)
+    db_path: Path | None = None  # the server's SQLite file, for fixtures a test needs (accounts)
 
     def url(self, path: str = "/") -> str:
         return self.base_url + path
@@ -60,7 +65,14 @@ def run_live_server(clock: FakeClock, db_dir: Path) -> LiveServer:
 
     async def main() -> None:
         try:
-            served, ctx = await start_served(f"sqlite+aiosqlite:///{db_dir}/e2e.db", clock)
+            from dataclasses import replace
+
+            from transit.reference_data import load_okuma
+            from transit.settings import Settings
+
+            ref = load_okuma(Settings().data_dir)
+            ref = replace(ref, rules=replace(ref.rules, office_phone=TEST_OFFICE_PHONE))
+            served, ctx = await start_served(f"sqlite+aiosqlite:///{db_dir}/e2e.db", clock, reference=ref)
             # The lifespan already ran inside start_served; uvicorn must not run it again.
             config = uvicorn.Config(served.app, host="127.0.0.1", port=port, lifespan="off",
                                     log_level="warning", ws="auto")
@@ -86,7 +98,7 @@ def run_live_server(clock: FakeClock, db_dir: Path) -> LiveServer:
         box["server"].should_exit = True
         thread.join(10)
 
-    return LiveServer(f"http://127.0.0.1:{port}", box["tokens"], clock, stop)
+    return LiveServer(f"http://127.0.0.1:{port}", box["tokens"], clock, stop, db_dir / "e2e.db")
 
 
 @pytest.fixture(scope="session")

@@ -188,6 +188,10 @@ def test_kiosk_books_with_big_buttons_and_keyboard_only(new_page: Any, live_serv
     a11y(page, min_target=64)
     tab_to(page, "[data-party='2']")
     page.keyboard.press("Enter")
+    page.wait_for_selector("#wc-no")  # the wheelchair question on its own: never skipped
+    a11y(page, min_target=64)
+    tab_to(page, "#wc-no")
+    page.keyboard.press("Enter")
     page.wait_for_selector("#when-now")
     a11y(page, min_target=64)
     tab_to(page, "#when-now")

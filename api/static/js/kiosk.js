@@ -1,26 +1,46 @@
-// Kiosk at a digital bus stop: destination → people → when → confirm → result, read aloud.
+// Kiosk at a digital bus stop: destination → people → wheelchair → when → confirm → result, read
+// aloud; look up and cancel by booking number; a rider card or QR attaches the booking to its holder.
 // No account: the kiosk token is set once on the device; rides start at the kiosk's own stop.
 import { Api, getToken, setToken, clearToken, newKey, tokyoDate, tokyoIso, fmtTime, fmtDayTime, serviceNow, causeText, ZONES, tokyoMinutes, hm, addDays } from "./api.js";
-import { el } from "./i18n.js";
+import { el, translator } from "./i18n.js";
+import { icon } from "./icons.js";
+import { TEXTS, STATUS_TEXT, KANA, NUMBER_CHARS, KIOSK_LANGS } from "./kiosk-texts.js";
 
 const params = new URLSearchParams(location.search);
 const IDLE_S = Number(params.get("idle") || 90);  // quiet time before the warning
 const WARN_S = Number(params.get("warn") || 30);  // time to answer the warning (WCAG 2.2.1: ≥ 20 s)
 const MAX_PARTY = 6;
+const MAX_NAME = 20;
+const APPROACH_MS = 30_000;
 
 const api = new Api("kiosk");
 const root = document.getElementById("main");
 const here = document.getElementById("here");
+const tr = translator(TEXTS);
 let me = null;
+let service = null;
 let stops = [];
 let byId = new Map();
 let st = null;
+let approaching = [];
 
-function fresh() {
-  return { step: "dest", destination: null, party: 1, wheelchair: false, when: null, offer: null, key: null, card: "", booking: null, error: null };
+// ---- language: 日本語 / やさしい日本語 / English (the kiosk's choice, back to Japanese at the start)
+let kl = "ja";
+const t = (key, vars = {}) => tr(key, vars, kl);
+const isEn = () => kl === "en";
+function setKioskLang(l) {
+  kl = KIOSK_LANGS.includes(l) ? l : "ja";
+  document.documentElement.lang = isEn() ? "en" : "ja";
+  for (const b of document.querySelectorAll("[data-lang]")) b.setAttribute("aria-pressed", String(b.dataset.lang === kl));
+  drawHeader();
 }
 
-// ---- voice (ja-JP), can be switched off; the last phrase can be repeated
+function fresh() {
+  return { step: "dest", destination: null, party: 1, wheelchair: false, when: null, offer: null, key: null,
+           card: "", name: "", booking: null, error: null, number: "", found: null };
+}
+
+// ---- voice, can be switched off; the last phrase can be repeated
 let voiceOn = localStorage.getItem("okuma.kiosk.voice") !== "off";
 let lastSpoken = "";
 function speak(text) {
@@ -29,23 +49,56 @@ function speak(text) {
   if (!voiceOn || !("speechSynthesis" in window)) return;
   speechSynthesis.cancel();
   const u = new SpeechSynthesisUtterance(text);
-  u.lang = "ja-JP";
+  u.lang = isEn() ? "en-US" : "ja-JP";
   u.rate = 0.9;
   speechSynthesis.speak(u);
 }
+// Read a booking number one character at a time ("7、K、3、…").
+const spell = (n) => n.split("").join(isEn() ? ", " : "、");
+
 const voiceBtn = document.getElementById("voice-toggle");
-function drawVoice() {
+const repeatBtn = document.getElementById("repeat");
+const callBtn = document.getElementById("call");
+function drawHeader() {
   voiceBtn.setAttribute("aria-pressed", String(voiceOn));
-  voiceBtn.textContent = voiceOn ? "🔈 音声 オン" : "🔇 音声 オフ";
+  voiceBtn.replaceChildren(icon(voiceOn ? "voice_on" : "voice_off"), t(voiceOn ? "voice_on" : "voice_off"));
+  repeatBtn.replaceChildren(icon("repeat"), t("repeat"));
+  callBtn.replaceChildren(icon("phone"), t("call"));
+  document.getElementById("lang-group").setAttribute("aria-label", t("lang_group"));
+  document.getElementById("idle-title").textContent = t("idle_title");
+  document.getElementById("idle-continue").textContent = t("idle_continue");
+  document.getElementById("call-title").textContent = t("call_title");
+  document.getElementById("call-close").textContent = t("close");
+  if (me) here.textContent = t("here", { stop: stopName(me.stop_id) });
+  else here.textContent = t("title");
 }
 voiceBtn.addEventListener("click", () => {
   voiceOn = !voiceOn;
   localStorage.setItem("okuma.kiosk.voice", voiceOn ? "on" : "off");
   if (!voiceOn && "speechSynthesis" in window) speechSynthesis.cancel();
-  drawVoice();
+  drawHeader();
 });
-document.getElementById("repeat").addEventListener("click", () => { const v = voiceOn; voiceOn = true; speak(lastSpoken); voiceOn = v; });
-drawVoice();
+repeatBtn.addEventListener("click", () => { const v = voiceOn; voiceOn = true; speak(lastSpoken); voiceOn = v; });
+for (const b of document.querySelectorAll("[data-lang]")) {
+  b.addEventListener("click", () => { setKioskLang(b.dataset.lang); if (st) render(); });
+}
+
+// ---- "call the town office": the number from the service rules, large
+const callBox = document.getElementById("call-box");
+callBtn.addEventListener("click", () => {
+  const body = document.getElementById("call-body");
+  const phone = service && service.office_phone;
+  body.replaceChildren(...(phone
+    ? [el("p", { class: "huge", id: "office-phone" }, phone), el("p", {}, t("call_hint")),
+       el("a", { class: "button primary", id: "call-now", href: `tel:${phone.replaceAll("-", "")}` }, icon("phone"), t("call_now"))]
+    : [el("p", { id: "office-phone" }, t("call_unset"))]));
+  callBox.hidden = false;
+  speak(phone ? `${t("call_title")}、${phone}` : t("call_unset"));
+  document.getElementById("call-close").focus();
+});
+function closeCall() { callBox.hidden = true; callBtn.focus(); }
+document.getElementById("call-close").addEventListener("click", closeCall);
+callBox.addEventListener("keydown", (e) => { if (e.key === "Escape") closeCall(); });
 
 // ---- inactivity: warn first, then go back to the start
 const warnBox = document.getElementById("idle-warning");
@@ -56,20 +109,20 @@ let warnLeft = 0;
 function idleReset() {
   clearTimeout(idleTimer);
   if (!warnBox.hidden) return;
-  if (!st || (st.step === "dest" && !st.destination)) return; // nothing to lose at the start
+  if (!st || (st.step === "dest" && !st.destination && kl === "ja")) return; // nothing to lose at the start
   idleTimer = setTimeout(warn, IDLE_S * 1000);
 }
 function warn() {
   warnLeft = WARN_S;
   warnBox.hidden = false;
   const tick = () => {
-    warnText.textContent = `操作がないため、あと ${warnLeft} 秒で はじめの画面に もどります。続けるときは「つづける」を押してください。`;
+    warnText.textContent = t("idle_text", { s: warnLeft });
     if (warnLeft <= 0) { closeWarn(); start(); return; }
     warnLeft -= 1;
     warnTimer = setTimeout(tick, 1000);
   };
   tick();
-  speak(`操作がありません。続けるときは、つづける を押してください。`);
+  speak(t("idle_say"));
   document.getElementById("idle-continue").focus();
 }
 function closeWarn() { clearTimeout(warnTimer); warnBox.hidden = true; }
@@ -77,118 +130,222 @@ document.getElementById("idle-continue").addEventListener("click", () => { close
 for (const ev of ["pointerdown", "keydown", "input"]) document.addEventListener(ev, () => { if (warnBox.hidden) idleReset(); }, true);
 
 // ---- screens
-const stopName = (id) => (byId.get(id) || { name_ja: id }).name_ja;
+const stopName = (id) => { const s = byId.get(id); return s ? (isEn() ? s.name_en : s.name_ja) : id; };
+const win = (a, b) => (isEn() ? `${fmtTime(a)} and ${fmtTime(b)}` : `${fmtTime(a)}から${fmtTime(b)}`);
+const dayText = (iso) => fmtDayTime(iso, isEn() ? "en" : "ja").split(" ").slice(0, -1).join(" ");
 
 function heading(text, stepNo) {
   return [
-    stepNo ? el("p", { class: "steps" }, `ステップ ${stepNo} / 4`) : null,
+    stepNo ? el("p", { class: "steps" }, t("step", { n: stepNo })) : null,
     el("h1", { id: "step-title", tabindex: "-1" }, text),
   ];
 }
 
+function btn(attrs, ...children) { return el("button", { type: "button", ...attrs }, ...children); }
+
 function nav(back) {
   return el("div", { class: "nav" },
-    back ? el("button", { type: "button", id: "back", onclick: back }, "← もどる") : null,
-    el("button", { type: "button", id: "restart", onclick: start }, "はじめから"));
+    back ? btn({ id: "back", onclick: back }, icon("back"), t("back")) : null,
+    btn({ id: "restart", onclick: start }, t("restart")));
 }
 
 function go(step) { st.step = step; st.error = null; render(); }
 
-function render() {
-  const s = st;
-  const body = [];
-  let say = "";
-  if (s.step === "dest") {
-    say = `${stopName(me.stop_id)}から乗ります。行き先を選んでください。`;
-    body.push(...heading("行き先を えらんでください", 1));
+function approachingBox() {
+  const list = approaching.slice(0, 3);
+  return el("section", { class: "approaching", "aria-labelledby": "approaching-title" },
+    el("h2", { id: "approaching-title" }, icon("bus", 32), t("approaching")),
+    list.length
+      ? el("ul", { id: "approaching-list" }, list.map((a) => el("li", {}, `${isEn() ? a.name_en : a.name_ja} ${fmtTime(a.planned_at)}`)))
+      : el("p", { id: "approaching-list" }, t("approaching_none")));
+}
+
+const SCREENS = {
+  dest(s) {
+    const body = [...heading(t("dest_title"), 1)];
     // Stops with a kiosk are the common destinations: they fit one screen; the rest on request.
     for (const zone of Object.keys(ZONES)) {
       const list = stops.filter((x) => x.zone === zone && x.id !== me.stop_id && (s.showAll || x.kiosk));
       if (!list.length) continue;
-      body.push(el("h2", {}, ZONES[zone].ja), el("div", { class: "grid" }, list.map((x) => el("button", {
-        type: "button", dataset: { stop: x.id },
-        onclick: () => { s.destination = x.id; go("party"); },
-      }, x.name_ja, el("small", {}, x.name_kana)))));
+      body.push(el("h2", {}, ZONES[zone][isEn() ? "en" : "ja"]), el("div", { class: "grid dest" }, list.map((x) => btn({
+        dataset: { stop: x.id }, onclick: () => { s.destination = x.id; go("party"); },
+      }, isEn() ? x.name_en : x.name_ja, isEn() ? null : el("small", {}, x.name_kana)))));
     }
-    body.push(el("div", { class: "nav" }, el("button", {
-      type: "button", id: "more-stops", "aria-expanded": String(!!s.showAll),
-      onclick: () => { s.showAll = !s.showAll; render(); },
-    }, s.showAll ? "おもな行き先だけを表示" : "ほかの行き先を見る")));
-  } else if (s.step === "party") {
-    say = `${stopName(s.destination)}まで。何人で乗りますか。`;
-    body.push(...heading("何人で のりますか", 2),
-      el("div", { class: "grid three", role: "group", "aria-label": "人数" }, Array.from({ length: MAX_PARTY }, (_, i) => el("button", {
-        type: "button", dataset: { party: i + 1 },
-        onclick: () => { s.party = i + 1; go("when"); },
-      }, `${i + 1}人`))),
-      el("h2", {}, "車いすを使いますか"),
+    body.push(el("div", { class: "nav" },
+      btn({ id: "more-stops", "aria-expanded": String(!!s.showAll), onclick: () => { s.showAll = !s.showAll; render(); } },
+        t(s.showAll ? "fewer" : "more")),
+      btn({ id: "lookup", onclick: () => go("lookup") }, icon("search"), t("lookup"))),
+      approachingBox());
+    return [body, t("dest_say", { stop: stopName(me.stop_id) })];
+  },
+  party(s) {
+    return [[...heading(t("party_title"), 2),
+      el("div", { class: "grid three", role: "group", "aria-label": t("party_group") }, Array.from({ length: MAX_PARTY }, (_, i) => btn({
+        dataset: { party: i + 1 }, onclick: () => { s.party = i + 1; go("wheelchair"); },
+      }, t("party_n", { n: i + 1 })))),
+      nav(() => go("dest"))], t("party_say", { stop: stopName(s.destination) })];
+  },
+  wheelchair(s) {
+    // Its own question, one tap either way: it cannot be skipped by choosing the number of people.
+    return [[...heading(t("wc_title"), 3),
       el("div", { class: "grid" },
-        el("button", { type: "button", id: "wc-yes", "aria-pressed": String(s.wheelchair), onclick: () => { s.wheelchair = true; render(); } }, "はい 車いす"),
-        el("button", { type: "button", id: "wc-no", "aria-pressed": String(!s.wheelchair), onclick: () => { s.wheelchair = false; render(); } }, "いいえ")),
-      nav(() => go("dest")));
-  } else if (s.step === "when") {
+        btn({ id: "wc-yes", onclick: () => { s.wheelchair = true; go("when"); } }, icon("wheelchair", 56), t("wc_yes")),
+        btn({ id: "wc-no", onclick: () => { s.wheelchair = false; go("when"); } }, t("wc_no"))),
+      nav(() => go("party"))], t("wc_say")];
+  },
+  when(s) {
     const open = serviceNow();
-    say = open.open ? "いつ乗りますか。今すぐ、または時間を選んでください。" : "ただいま運行時間外です。乗る時間を選んでください。";
-    body.push(...heading("いつ のりますか", 3));
+    const body = [...heading(t("when_title"), 4)];
     if (open.open) {
       body.push(el("div", { class: "grid" },
-        el("button", { type: "button", class: "primary", id: "when-now", onclick: () => { s.when = null; ask(); } }, "今すぐ"),
-        el("button", { type: "button", id: "when-pick", onclick: () => go("time") }, "時間を えらぶ")));
+        btn({ class: "primary", id: "when-now", onclick: () => { s.when = null; ask(); } }, t("now")),
+        btn({ id: "when-pick", onclick: () => go("time") }, t("pick_time"))));
     } else {
-      body.push(el("p", { class: "notice" }, `ただいま運行時間外です(7:00〜20:00)。次は ${fmtDayTime(open.iso, "ja")} からです。`));
+      body.push(el("p", { class: "notice" }, t("closed", { start: service.service_start, end: service.service_end, next: fmtDayTime(open.iso, isEn() ? "en" : "ja") })));
       body.push(timeButtons(open));
     }
-    body.push(nav(() => go("party")));
-  } else if (s.step === "time") {
-    say = "乗る時間を選んでください。";
-    body.push(...heading("乗る時間を えらんでください", 3), timeButtons(serviceNow()), nav(() => go("when")));
-  } else if (s.step === "confirm") {
+    body.push(nav(() => go("wheelchair")));
+    return [body, t(open.open ? "when_say" : "when_closed_say")];
+  },
+  time() {
+    return [[...heading(t("time_title"), 4), timeButtons(serviceNow()), nav(() => go("when"))], t("time_say")];
+  },
+  confirm(s) {
     const o = s.offer;
-    const win = `${fmtTime(o.pickup_window_start)}から${fmtTime(o.pickup_window_end)}`;
-    say = `${win}の間にお迎えに来ます。${stopName(me.stop_id)}から${stopName(s.destination)}まで、${s.party}名。よろしければ「はい 予約する」を押してください。`;
-    const card = el("input", { id: "card", name: "card", inputmode: "numeric", autocomplete: "off", value: s.card, oninput: (e) => { s.card = e.target.value.replace(/[^A-Za-z0-9-]/g, ""); } });
-    body.push(...heading("この内容で よろしいですか", 4),
+    const name = o.passenger_name || "";
+    return [[...heading(t("confirm_title"), 5),
       el("div", { class: "summary" },
-        el("p", {}, "お迎えの時間"),
+        el("p", {}, t("pickup_time")),
         el("p", { class: "huge", id: "offer-window" }, `${fmtTime(o.pickup_window_start)} 〜 ${fmtTime(o.pickup_window_end)}`),
         el("p", {}, `${stopName(me.stop_id)} → ${stopName(s.destination)}`),
-        el("p", {}, `${s.party}人${s.wheelchair ? "(車いす)" : ""} ・ 運賃 0円`),
-        el("p", {}, `おそくとも ${fmtTime(o.latest_dropoff)} に到着`)),
-      el("label", { for: "card" }, "乗車カード番号(お持ちの方だけ)"), card,
+        el("p", {}, t("people_fare", { n: s.party, wc: s.wheelchair ? t("with_wc") : "", fare: o.fare_yen })),
+        el("p", {}, t("arrive_by", { t: fmtTime(o.latest_dropoff) })),
+        el("p", { id: "offer-name" }, t("name_row", { name: name || t("no_name") }))),
       el("div", { class: "alert", role: "alert", id: "kiosk-error" }, s.error || ""),
       el("div", { class: "nav" },
-        el("button", { type: "button", class: "yes", id: "confirm", onclick: confirm }, "はい 予約する"),
-        el("button", { type: "button", id: "no", onclick: () => go("when") }, "いいえ")),
-      nav(null));
-  } else if (s.step === "done") {
+        btn({ class: "yes", id: "confirm", onclick: confirm }, icon("check"), t("yes_book")),
+        btn({ id: "no", onclick: () => go("when") }, t("no"))),
+      el("div", { class: "nav" },
+        btn({ id: "add-card", onclick: () => go("card") }, t("add_card")),
+        btn({ id: "add-name", onclick: () => go("name") }, t("add_name"))),
+      nav(null)],
+    t("confirm_say", { win: win(o.pickup_window_start, o.pickup_window_end), from: stopName(me.stop_id), to: stopName(s.destination), n: s.party })];
+  },
+  card(s) {
+    // A card reader (or QR reader) types the number and Enter into the focused field.
+    const input = el("input", { id: "card", name: "card", autocomplete: "off", inputmode: "text", value: s.card,
+      "aria-describedby": "kiosk-error", oninput: (e) => { s.card = e.target.value; } });
+    return [[...heading(t("card_title")),
+      el("form", { class: "stack", onsubmit: (e) => { e.preventDefault(); useCard(); } },
+        el("label", { for: "card" }, t("card_label")), input,
+        el("div", { class: "alert", role: "alert", id: "kiosk-error" }, s.error || ""),
+        el("div", { class: "nav" }, el("button", { type: "submit", class: "primary", id: "card-ok" }, t("card_ok")))),
+      nav(() => go("confirm"))], t("card_say"), "#card"];
+  },
+  name(s) {
+    const value = el("output", { id: "name-value", "aria-live": "polite", "aria-label": t("name_value") }, s.name || "　");
+    const add = (ch) => {
+      if (ch === "゛" || ch === "゜") { // voiced marks join the last kana, if it takes them
+        const last = s.name.slice(-1);
+        const joined = (last + (ch === "゛" ? "\u3099" : "\u309a")).normalize("NFC");
+        if (last && joined.length === 1) s.name = s.name.slice(0, -1) + joined;
+      } else if (s.name.length < MAX_NAME) s.name += ch;
+      value.textContent = s.name || "　";
+    };
+    return [[...heading(t("name_title")),
+      el("p", { class: "name-box" }, value),
+      el("div", { class: "kana", role: "group", "aria-label": t("kana_group") },
+        KANA.map((ch) => btn({ dataset: { kana: ch }, onclick: () => add(ch) }, ch))),
+      el("div", { class: "nav" },
+        btn({ id: "name-del", onclick: () => { s.name = s.name.slice(0, -1); value.textContent = s.name || "　"; } }, t("name_del")),
+        btn({ id: "name-none", onclick: () => { s.name = ""; ask("confirm"); } }, t("name_none")),
+        btn({ class: "primary", id: "name-ok", onclick: () => ask("confirm") }, t("name_ok"))),
+      nav(() => go("confirm"))], t("name_say")];
+  },
+  done(s) {
     const b = s.booking;
-    const win = `${fmtTime(b.pickup_window_start)}から${fmtTime(b.pickup_window_end)}`;
-    say = `予約できました。${win}の間に、このバス停にお迎えに来ます。${stopName(b.destination.stop_id)}まで。`;
-    body.push(el("div", { class: "result", role: "status" },
-      el("h1", { id: "step-title", tabindex: "-1" }, "予約 できました"),
-      el("p", {}, "このバス停で お待ちください"),
+    return [[el("div", { class: "result", role: "status" },
+      el("h1", { id: "step-title", tabindex: "-1" }, icon("check", 56), t("done_title")),
+      el("p", {}, t("done_wait")),
       el("p", { class: "huge", id: "result-window" }, `${fmtTime(b.pickup_window_start)} 〜 ${fmtTime(b.pickup_window_end)}`),
-      el("p", {}, `${fmtDayTime(b.pickup_window_start, "ja").split(" ")[0]} ・ ${stopName(b.destination.stop_id)} まで ・ ${b.party_size}人`),
-      el("p", {}, `予約番号 ${b.id.slice(-6).toUpperCase()}`)),
-      el("div", { class: "nav" }, el("button", { type: "button", class: "primary", id: "finish", onclick: start }, "おわる")));
-  } else if (s.step === "noride") {
+      el("p", {}, t("done_detail", { day: dayText(b.pickup_window_start), to: stopName(b.destination.stop_id), n: b.party_size })),
+      el("p", { class: "number-label" }, t("number")),
+      el("p", { class: "number", id: "booking-number" }, b.number),
+      el("p", {}, t("number_hint"))),
+      el("div", { class: "nav" }, btn({ class: "primary", id: "finish", onclick: start }, t("finish")))],
+    t("done_say", { spelled: spell(b.number), win: win(b.pickup_window_start, b.pickup_window_end), to: stopName(b.destination.stop_id) })];
+  },
+  noride(s) {
     const alts = [...(s.noride.alternatives || [])].sort((a, b) => new Date(a) - new Date(b));
-    say = `${causeText(s.noride.cause, "ja")}${alts.length ? `${fmtTime(alts[0])}なら乗れます。` : ""}`;
-    body.push(el("h1", { id: "step-title", tabindex: "-1" }, "その時間は 乗れません"),
-      el("p", { class: "alert", role: "alert", id: "cause" }, causeText(s.noride.cause, "ja")),
-      alts.length ? el("h2", {}, "この時間なら 乗れます") : el("p", {}, "窓口にお電話でもご相談いただけます。"),
-      el("div", { class: "grid" }, alts.map((iso) => el("button", {
-        type: "button", class: "alt", dataset: { time: iso }, onclick: () => { s.when = iso; ask(); },
-      }, `${fmtTime(iso)} に出発`))),
-      nav(() => go("when")));
-  } else if (s.step === "busy") {
-    say = "調べています。少しお待ちください。";
-    body.push(el("h1", { id: "step-title", tabindex: "-1", role: "status" }, "しらべています…"));
+    const cause = causeText(s.noride.cause, isEn() ? "en" : "ja");
+    return [[el("h1", { id: "step-title", tabindex: "-1" }, t("noride_title")),
+      el("p", { class: "alert", role: "alert", id: "cause" }, cause),
+      alts.length ? el("h2", {}, t("alt_title")) : el("p", {}, t("alt_none")),
+      el("div", { class: "grid" }, alts.map((iso) => btn({
+        class: "alt", dataset: { time: iso }, onclick: () => { s.when = iso; ask(); },
+      }, t("alt_go", { t: fmtTime(iso) })))),
+      nav(() => go("when"))], `${cause}${alts.length ? t("alt_say", { t: fmtTime(alts[0]) }) : ""}`];
+  },
+  busy() {
+    return [[el("h1", { id: "step-title", tabindex: "-1", role: "status" }, t("busy"))], t("busy_say")];
+  },
+  lookup(s) {
+    const input = el("input", { id: "lookup-number", name: "number", autocomplete: "off", maxlength: "8",
+      value: s.number, "aria-describedby": "kiosk-error", class: "number-input",
+      oninput: (e) => { s.number = e.target.value.toUpperCase(); } });
+    const press = (ch) => { if (s.number.length < 6) { s.number += ch; input.value = s.number; } };
+    return [[...heading(t("lookup_title")),
+      el("form", { class: "stack", onsubmit: (e) => { e.preventDefault(); lookUp(); } },
+        el("label", { for: "lookup-number" }, t("lookup_label")), input,
+        el("div", { class: "keypad", role: "group", "aria-label": t("keypad_group") },
+          NUMBER_CHARS.map((ch) => btn({ dataset: { key: ch }, onclick: () => press(ch) }, ch))),
+        el("div", { class: "alert", role: "alert", id: "kiosk-error" }, s.error || ""),
+        el("div", { class: "nav" },
+          btn({ id: "lookup-del", onclick: () => { s.number = s.number.slice(0, -1); input.value = s.number; } }, t("name_del")),
+          el("button", { type: "submit", class: "primary", id: "lookup-go" }, icon("search"), t("lookup_go")))),
+      nav(() => go("dest"))], t("lookup_say")];
+  },
+  found(s) {
+    const b = s.found;
+    const status = STATUS_TEXT[b.status] ? STATUS_TEXT[b.status][kl] : b.status;
+    const cancellable = b.status === "confirmed" || b.status === "arriving";
+    return [[...heading(t("found_title")),
+      el("div", { class: "summary", id: "found" },
+        el("p", {}, `${t("number")} `, el("strong", { class: "number-inline" }, b.number)),
+        el("p", { class: "huge" }, `${fmtTime(b.pickup_window_start)} 〜 ${fmtTime(b.pickup_window_end)}`),
+        el("p", {}, `${dayText(b.pickup_window_start)} ・ ${stopName(b.origin.stop_id)} → ${stopName(b.destination.stop_id)} ・ ${t("party_n", { n: b.party_size })}`),
+        el("p", { id: "found-status" }, t("status_row", { status }))),
+      el("div", { class: "alert", role: "alert", id: "kiosk-error" }, s.error || ""),
+      cancellable ? el("div", { class: "nav" }, btn({ class: "danger", id: "cancel-booking", onclick: () => go("cancel_q") }, t("cancel_booking"))) : null,
+      nav(() => go("lookup"))],
+    t("found_say", { spelled: spell(b.number), win: win(b.pickup_window_start, b.pickup_window_end), from: stopName(b.origin.stop_id), to: stopName(b.destination.stop_id), status })];
+  },
+  cancel_q(s) {
+    return [[...heading(t("cancel_q")),
+      el("p", { class: "number", id: "cancel-number" }, s.found.number),
+      el("div", { class: "alert", role: "alert", id: "kiosk-error" }, s.error || ""),
+      el("div", { class: "nav" },
+        btn({ class: "danger primary", id: "cancel-yes", onclick: cancelFound }, t("cancel_yes")),
+        btn({ id: "cancel-no", onclick: () => go("found") }, t("cancel_no")))], t("cancel_q_say")];
+  },
+  cancelled(s) {
+    return [[el("div", { class: "result", role: "status" },
+      el("h1", { id: "step-title", tabindex: "-1" }, icon("check", 56), t("cancelled_title")),
+      el("p", { class: "number" }, s.found.number)),
+      el("div", { class: "nav" }, btn({ class: "primary", id: "finish", onclick: start }, t("finish")))], t("cancelled_say")];
+  },
+};
+
+function render() {
+  const s = st;
+  const [body, say, focus] = SCREENS[s.step](s);
+  if (s.error && !body.flat().some((n) => n && n.id === "kiosk-error") && !["confirm", "card", "lookup", "found", "cancel_q"].includes(s.step)) {
+    body.push(el("div", { class: "alert", role: "alert", id: "kiosk-error" }, s.error));
   }
-  if (s.error && s.step !== "confirm") body.push(el("div", { class: "alert", role: "alert", id: "kiosk-error" }, s.error));
+  root.dataset.step = s.step;
   root.replaceChildren(...body.filter(Boolean));
-  const title = document.getElementById("step-title");
-  if (title) title.focus();
+  const target = document.querySelector(focus || "#step-title");
+  if (target) target.focus();
   speak(say);
   idleReset();
 }
@@ -204,36 +361,54 @@ function timeButtons(open) {
     out.push(tokyoIso(day, hm(m)));
     m += 15;
   }
-  return el("div", { class: "grid" }, out.map((iso) => el("button", {
-    type: "button", class: "slot", dataset: { time: iso }, onclick: () => { st.when = iso; ask(); },
-  }, day === tokyoDate() && tokyoDate(new Date(iso)) === tokyoDate() ? fmtTime(iso) : fmtDayTime(iso, "ja"))));
+  return el("div", { class: "grid" }, out.map((iso) => btn({
+    class: "slot", dataset: { time: iso }, onclick: () => { st.when = iso; ask(); },
+  }, day === tokyoDate() && tokyoDate(new Date(iso)) === tokyoDate() ? fmtTime(iso) : fmtDayTime(iso, isEn() ? "en" : "ja"))));
 }
 
-function request(card) {
+function request() {
   const req = {
     origin: { stop_id: me.stop_id }, destination: { stop_id: st.destination },
     time_mode: st.when ? "leave_at" : "now", party_size: st.party, wheelchairs: st.wheelchair ? 1 : 0,
   };
   if (st.when) req.time = st.when;
-  if (card) req.rider_card = card;
+  if (st.card) req.rider_card = st.card;
+  else if (st.name) req.passenger_name = st.name;
   return req;
 }
 
-async function ask() {
+const errText = (e) => (e.text ? e.text(isEn() ? "en" : "ja") : String(e));
+
+// Ask for an offer (again, when the card or the name changed: they belong to the request).
+async function ask(back = "when") {
   const s = st;
+  const from = s.step;
   go("busy");
   try {
-    s.offer = await api.offer(request(s.card));
-    s.offer.rider_card = s.card;
+    s.offer = await api.offer(request());
     s.key = newKey();
     go("confirm");
   } catch (e) {
     if (s !== st) return;
     if (e.code === "NoRideAvailable") { s.noride = e.body; go("noride"); return; }
-    s.error = e.text ? e.text("ja") : String(e);
-    s.step = "when";
+    s.error = errText(e);
+    s.step = e.code === "UnknownRiderCard" ? "card" : (from === "name" ? "name" : back);
+    if (e.code === "UnknownRiderCard") s.card = "";
     render();
   }
+}
+
+// A QR code on a rider card carries "OKUMA-CARD:<number>"; a card reader types the number itself.
+function cardNumber(text) {
+  const v = text.trim().replace(/^OKUMA-CARD:/i, "").toUpperCase();
+  return /^[A-Z0-9-]{1,32}$/.test(v) ? v : null;
+}
+
+function useCard() {
+  const n = cardNumber(st.card);
+  if (!n) { st.error = t("card_bad"); render(); return; }
+  st.card = n;
+  ask("confirm");
 }
 
 let confirming = false;
@@ -241,28 +416,55 @@ async function confirm() {
   if (confirming) return;
   confirming = true;
   const s = st;
-  const btn = document.getElementById("confirm");
-  btn.disabled = true;
+  document.getElementById("confirm").disabled = true;
   try {
-    if (s.card && s.offer.rider_card !== s.card) {
-      // The card number belongs to the request: ask once more with it, then confirm.
-      s.offer = await api.offer(request(s.card));
-      s.offer.rider_card = s.card;
-      s.key = newKey();
-    }
     s.booking = await api.confirm(s.offer.offer_id, s.key);
     go("done");
   } catch (e) {
     if (e.code === "NoRideAvailable") { s.noride = e.body; go("noride"); }
-    else { s.error = e.text ? e.text("ja") : String(e); render(); }
+    else { s.error = errText(e); render(); }
   } finally {
     confirming = false;
   }
 }
 
+async function lookUp() {
+  const s = st;
+  try {
+    s.found = await api.request("GET", `/api/v1/bookings/by-number/${encodeURIComponent(s.number.trim())}`);
+    go("found");
+  } catch (e) {
+    s.error = errText(e);
+    render();
+  }
+}
+
+async function cancelFound() {
+  const s = st;
+  document.getElementById("cancel-yes").disabled = true;
+  try {
+    s.found = await api.cancel(s.found.id, "kiosk");
+    go("cancelled");
+  } catch (e) {
+    s.error = errText(e);
+    render();
+  }
+}
+
+async function refreshApproaching() {
+  try {
+    approaching = await api.request("GET", `/api/v1/stops/${encodeURIComponent(me.stop_id)}/approaching`);
+  } catch {
+    return; // a courtesy: the kiosk books without it
+  }
+  const box = document.querySelector(".approaching");
+  if (box && st && st.step === "dest") box.replaceWith(approachingBox());
+}
+
 function start() {
   closeWarn();
   st = fresh();
+  setKioskLang("ja");
   render();
 }
 
@@ -270,25 +472,27 @@ function setup(message) {
   root.replaceChildren(el("form", { class: "setup stack", onsubmit: async (e) => {
     e.preventDefault();
     setToken("kiosk", document.getElementById("kiosk-token").value);
-    try { await boot(); } catch (err) { clearToken("kiosk"); setup(err.text ? err.text("ja") : String(err)); }
+    try { await boot(); } catch (err) { clearToken("kiosk"); setup(errText(err)); }
   } },
-  el("h1", {}, "端末の設定(職員用)"),
-  el("p", {}, "この端末に「キオスク用トークン」を一度だけ登録します。"),
-  el("label", { for: "kiosk-token" }, "キオスク用トークン"),
+  el("h1", {}, t("setup_title")),
+  el("p", {}, t("setup_text")),
+  el("label", { for: "kiosk-token" }, t("setup_label")),
   el("input", { id: "kiosk-token", name: "token", autocomplete: "off", required: true }),
   el("div", { class: "alert", role: "alert" }, message || ""),
-  el("button", { type: "submit", class: "primary" }, "登録する")));
+  el("button", { type: "submit", class: "primary" }, t("setup_go"))));
   document.getElementById("kiosk-token").focus();
 }
 
 async function boot() {
   me = await api.me();
-  if (me.role !== "kiosk" || !me.stop_id) throw Object.assign(new Error("role"), { text: () => "キオスク用のトークンではありません。" });
-  stops = await api.stops();
+  if (me.role !== "kiosk" || !me.stop_id) throw Object.assign(new Error("role"), { text: () => t("not_kiosk") });
+  [stops, service] = await Promise.all([api.stops(), api.request("GET", "/api/v1/service")]);
   byId = new Map(stops.map((x) => [x.id, x]));
-  here.textContent = `のりあいミニバス ・ ${stopName(me.stop_id)} のりば`;
   start();
+  refreshApproaching();
+  setInterval(refreshApproaching, APPROACH_MS);
 }
 
-if (getToken("kiosk")) boot().catch((e) => setup(e.text ? e.text("ja") : String(e)));
+drawHeader();
+if (getToken("kiosk")) boot().catch((e) => setup(errText(e)));
 else setup();

@@ -1,0 +1,269 @@
+"""Kiosk, operator console, driver tablet and /docs in real Chromium: axe-core on every state,
+touch targets, text size, 200 % zoom, keyboard only; screenshots in tests/e2e/artifacts/."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sqlite3
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.a11y import axe, overflow, shot, targets_at_least, text_at_least
+from tests.e2e.conftest import TEST_OFFICE_PHONE, LiveServer
+from tests.e2e.test_pages import tab_to, with_token
+from transit.accounts import hash_token
+
+pytestmark = pytest.mark.browser
+
+DESKTOP = (1366, 900)
+TABLET = (1280, 800)
+
+
+def test_docs_work_offline(new_page: Any, live_server: LiveServer) -> None:
+    """/docs draws Swagger UI from the vendored copy with every request outside the server refused."""
+    page = new_page(*DESKTOP)
+    outside: list[str] = []
+
+    def only_local(route: Any) -> None:
+        if route.request.url.startswith(live_server.base_url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(live_server.url("/docs"))
+    page.wait_for_selector("#operations-bookings-confirm_offer")
+    assert page.locator(".opblock").count() >= 8
+    assert outside == []
+    shot(page, "docs")
+    assert page.js_errors == []
+
+
+def test_driver_login_has_no_axe_violations(new_page: Any, live_server: LiveServer) -> None:
+    page = new_page(*TABLET)
+    page.goto(live_server.url("/driver/"))
+    page.wait_for_selector("#login:not([hidden])")
+    shot(page, "driver_login")
+    axe(page, "driver login")
+
+
+KIOSK = (1080, 1920)
+KIOSK_LANDSCAPE = (1920, 1080)
+KIOSK_ZOOM_200 = (540, 960)  # the portrait kiosk at 200 % zoom: half the CSS pixels
+NUMBER = re.compile(r"^[0-9ABCDEFGHJKMNPQRSTVWXYZ]{6}$")
+EMOJI = "() => /\\p{Extended_Pictographic}/u.test(document.body.innerText)"
+
+
+def add_rider(live_server: LiveServer, name: str, card: str) -> str:
+    """A registered rider with a rider card, written straight into the live server's database."""
+    token = f"okm_rider_{secrets.token_urlsafe(16)}"
+    with sqlite3.connect(live_server.db_path) as db:
+        db.execute(
+            "INSERT INTO accounts (id, role, name, token_hash, door_to_door, locale, created_at, disabled, rider_card)"
+            " VALUES (?, 'rider', ?, ?, 0, 'ja', '2026-11-26 00:00:00', 0, ?)",
+            (f"acc_{secrets.token_hex(6)}", name, hash_token(token), card))
+    return token
+
+
+def kiosk_checks(page: Any, where: str, *, fits: bool = True) -> None:
+    """Every kiosk state: axe-core clean, targets ≥ 60 px, text ≥ 24 px, no emoji, and (unless
+    zoomed) nothing below the fold."""
+    axe(page, where)
+    targets_at_least(page, 60)
+    text_at_least(page, 24)
+    assert not page.evaluate(EMOJI), where
+    w, h = overflow(page)
+    assert w <= 0, f"{where}: {w} px too wide"
+    if fits:
+        assert h <= 0, f"{where}: {h} px below the fold"
+
+
+def open_kiosk(new_page: Any, live_server: LiveServer, size: tuple[int, int]) -> Any:
+    page = new_page(*size)
+    with_token(page, "kiosk", live_server.tokens["kiosk"])
+    page.goto(live_server.url("/kiosk"))
+    page.wait_for_selector("[data-stop=ono_station_west_plaza]")
+    return page
+
+
+def test_kiosk_wheelchair_card_number_lookup_and_cancel(new_page: Any, live_server: LiveServer) -> None:
+    """A wheelchair user books with a rider card in five taps plus the card; the number is read
+    aloud; the booking is theirs under their name; they look it up by number and cancel it."""
+    rider_token = add_rider(live_server, "大熊 ハナ", "KC-0001")
+    page = open_kiosk(new_page, live_server, KIOSK)
+    page.wait_for_selector("#approaching-list")
+    kiosk_checks(page, "kiosk destinations")
+    shot(page, "kiosk_dest_portrait")
+    page.click("[data-stop=ono_station_west_plaza]")
+    page.click("[data-party='1']")
+    page.wait_for_selector("#wc-yes")  # one person does not skip the wheelchair question
+    assert "車いす" in page.evaluate("window.__kioskSpoken")
+    kiosk_checks(page, "kiosk wheelchair")
+    shot(page, "kiosk_wheelchair")
+    page.click("#wc-yes")
+    page.click("#when-now")
+    page.wait_for_selector("#confirm")
+    assert "車いす" in page.locator(".summary").inner_text()
+    kiosk_checks(page, "kiosk confirm")
+    page.click("#add-card")
+    page.wait_for_selector("#card:focus")  # the reader types into the focused field
+    kiosk_checks(page, "kiosk card")
+    shot(page, "kiosk_card")
+    page.keyboard.type("OKUMA-CARD:kc-0001")  # what the QR code carries
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#offer-name:has-text('大熊 ハナ')")
+    shot(page, "kiosk_confirm_card")
+    page.click("#confirm")
+    page.wait_for_selector("#booking-number")
+    number = page.locator("#booking-number").inner_text()
+    assert NUMBER.match(number)
+    assert "、".join(number) in page.evaluate("window.__kioskSpoken")  # read out one character at a time
+    kiosk_checks(page, "kiosk done")
+    shot(page, "kiosk_done")
+    with httpx.Client(base_url=live_server.base_url, headers={"Authorization": f"Bearer {rider_token}"}) as api:
+        theirs = api.get("/api/v1/bookings").json()
+    assert [(b["number"], b["wheelchairs"], b["passenger_name"], b["channel"]) for b in theirs] == [
+        (number, 1, "大熊 ハナ", "kiosk")]
+
+    page.click("#finish")
+    page.click("#lookup")
+    page.wait_for_selector("#lookup-number")
+    kiosk_checks(page, "kiosk look-up")
+    shot(page, "kiosk_lookup")
+    for ch in number:
+        page.click(f"[data-key='{ch}']")
+    page.click("#lookup-go")
+    page.wait_for_selector("#found-status")
+    assert "予約済み" in page.locator("#found-status").inner_text()
+    kiosk_checks(page, "kiosk found")
+    shot(page, "kiosk_found")
+    page.click("#cancel-booking")
+    page.wait_for_selector("#cancel-yes")
+    kiosk_checks(page, "kiosk cancel question")
+    page.click("#cancel-yes")
+    page.wait_for_selector("main[data-step=cancelled]")
+    kiosk_checks(page, "kiosk cancelled")
+    with live_server.api("operator") as api:
+        assert api.get(f"/api/v1/bookings/by-number/{number}").json()["status"] == "cancelled"
+    # A number that does not exist: a clear message, the entry stays.
+    page.click("#finish")
+    page.click("#lookup")
+    page.fill("#lookup-number", "ZZZZZZ")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#kiosk-error:has-text('見つかりません')")
+    kiosk_checks(page, "kiosk look-up not found")
+    assert page.js_errors == []
+
+
+def test_kiosk_languages_call_button_and_kana_name(new_page: Any, live_server: LiveServer) -> None:
+    """English and easy Japanese switch every text; the call button shows the office number from the
+    service rules; a name entered with kana buttons (voiced marks too) reaches the booking."""
+    page = open_kiosk(new_page, live_server, KIOSK)
+    page.click("#lang-en")
+    assert page.locator("#step-title").inner_text() == "Where are you going?"
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert page.locator("[data-stop=ono_station_west_plaza]").inner_text().startswith("Ono Station")
+    assert page.evaluate("getComputedStyle(document.querySelector('#lang-en'), '::before').content") == '"✓ "'
+    kiosk_checks(page, "kiosk English")
+    shot(page, "kiosk_english")
+    page.click("#call")
+    page.wait_for_selector("#office-phone")
+    assert page.locator("#office-phone").inner_text() == TEST_OFFICE_PHONE
+    assert page.locator("#call-now").get_attribute("href") == "tel:" + TEST_OFFICE_PHONE.replace("-", "")
+    assert page.evaluate("document.activeElement.id") == "call-close"
+    kiosk_checks(page, "kiosk call dialog")
+    shot(page, "kiosk_call")
+    page.keyboard.press("Escape")
+    assert page.locator("#call-box").is_hidden()
+    page.click("#lang-easy")
+    assert page.locator("#step-title").inner_text() == "どこへ いきますか"
+    assert page.evaluate("document.documentElement.lang") == "ja"
+    kiosk_checks(page, "kiosk easy Japanese")
+    page.click("#lang-ja")
+    page.click("[data-stop=okumart]")
+    page.click("[data-party='1']")
+    page.click("#wc-no")
+    page.click("#when-now")
+    page.click("#add-name")
+    page.wait_for_selector("[data-kana=す]")
+    kiosk_checks(page, "kiosk name")
+    shot(page, "kiosk_name")
+    for ch in ["す", "す", "゛", "き"]:
+        page.click(f"[data-kana='{ch}']")
+    assert page.locator("#name-value").inner_text() == "すずき"
+    page.click("#name-ok")
+    page.wait_for_selector("#offer-name:has-text('すずき')")
+    page.click("#confirm")
+    page.wait_for_selector("#booking-number")
+    number = page.locator("#booking-number").inner_text()
+    with live_server.api("operator") as api:
+        b = api.get(f"/api/v1/bookings/by-number/{number}").json()
+    assert b["passenger_name"] == "すずき" and b["wheelchairs"] == 0
+    assert page.js_errors == []
+
+
+@pytest.mark.parametrize("size", [KIOSK_LANDSCAPE, KIOSK], ids=["landscape", "portrait"])
+def test_kiosk_every_step_fits_the_screen(new_page: Any, live_server: LiveServer, size: tuple[int, int]) -> None:
+    """Portrait and landscape: every step of a booking fits the screen, nothing below the fold."""
+    page = open_kiosk(new_page, live_server, size)
+    name = "landscape" if size[0] > size[1] else "portrait"
+    for where, action, wait in [
+        ("destinations", None, "#more-stops"),
+        ("people", "[data-stop=kuma_sun_terrace]", "[data-party='6']"),
+        ("wheelchair", "[data-party='2']", "#wc-no"),
+        ("when", "#wc-no", "#when-pick"),
+        ("times", "#when-pick", "[data-time]"),
+    ]:
+        if action:
+            page.click(action)
+        page.wait_for_selector(wait)
+        kiosk_checks(page, f"kiosk {name} {where}")
+        shot(page, f"kiosk_{name}_{where}")
+    page.click("[data-time] >> nth=2")
+    page.wait_for_selector("#confirm")
+    kiosk_checks(page, f"kiosk {name} confirm")
+    shot(page, f"kiosk_{name}_confirm")
+    page.click("#add-name")
+    page.wait_for_selector("#name-ok")
+    kiosk_checks(page, f"kiosk {name} name")
+    page.click("#back")
+    page.click("#restart")
+    page.click("#lookup")
+    page.wait_for_selector("#lookup-go")
+    kiosk_checks(page, f"kiosk {name} look-up")
+    assert page.js_errors == []
+
+
+def test_kiosk_at_200_percent_zoom_by_keyboard(new_page: Any, live_server: LiveServer) -> None:
+    """At 200 % zoom the kiosk reflows (no sideways scrolling) and books and looks up by keyboard alone."""
+    page = open_kiosk(new_page, live_server, KIOSK_ZOOM_200)
+    kiosk_checks(page, "kiosk 200% destinations", fits=False)
+    shot(page, "kiosk_zoom200_dest")
+    for target, wait in [("[data-stop=okuma_clinic_welfare_centre]", "[data-party='1']"),
+                         ("[data-party='1']", "#wc-no"), ("#wc-no", "#when-now"), ("#when-now", "#confirm")]:
+        tab_to(page, target)
+        page.keyboard.press("Enter")
+        page.wait_for_selector(wait)
+        kiosk_checks(page, f"kiosk 200% before {wait}", fits=False)
+    shot(page, "kiosk_zoom200_confirm")
+    tab_to(page, "#confirm")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#booking-number")
+    number = page.locator("#booking-number").inner_text()
+    kiosk_checks(page, "kiosk 200% done", fits=False)
+    tab_to(page, "#finish")
+    page.keyboard.press("Enter")
+    tab_to(page, "#lookup")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#lookup-number:focus-within, #step-title:focus")
+    tab_to(page, "#lookup-number")
+    page.keyboard.type(number.lower())
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#found-status")
+    kiosk_checks(page, "kiosk 200% found", fits=False)
+    shot(page, "kiosk_zoom200_found")
+    assert page.js_errors == []
