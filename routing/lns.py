@@ -388,7 +388,8 @@ def _insert_all(
     """Insert the pending requests; returns (how many could not be inserted, new pending count).
 
     In greedy mode a request that fits nowhere may take the place of one that failed less
-    often (``_eject_insert``); the request taken out joins the end of ``pending``."""
+    often (``_eject_insert``); the request taken out joins the end of ``pending``, as long as
+    ``pending`` has room (one ejection per slot beyond ``npend``; no ejection after that)."""
     n_k = W.shape[0]
     dep, late, lds, okr = S[13], S[14], S[15], S[16]
     for k in range(n_k):
@@ -415,7 +416,11 @@ def _insert_all(
                 if c < best:
                     best, bk, bi, bj = c, k, i, j
             if bk < 0:
-                u = _eject_insert(P, S, W, wl, r, pick, drop, req_of, fails, max_checks, buf)
+                # the request taken out is appended to ``pending``: never past its end (the
+                # caller sizes it for one ejection per request), which also bounds the work
+                u = -1
+                if npend < pending.shape[0]:
+                    u = _eject_insert(P, S, W, wl, r, pick, drop, req_of, fails, max_checks, buf)
                 if u < 0:
                     missing += 1
                     continue
@@ -673,7 +678,9 @@ def _run(
     at = np.empty(n_r, dtype=np.int64)
     removed = np.zeros(n_r, dtype=np.bool_)
     served = np.empty(n_r, dtype=np.int64)
-    pending = np.empty(n_r, dtype=np.int64)
+    # the pending requests, then (greedy mode) those taken out by guided ejection: at most
+    # n_r of each
+    pending = np.empty(2 * n_r, dtype=np.int64)
     cum = np.cumsum(weights)
     for _ in range(iters):
         for k in range(n_k):
@@ -752,10 +759,11 @@ def _run(
             fails,
         )
         if missing > 0:
+            # (over the requests, not ``pending``, which may name a request twice)
             _locate(P, W, wl, req_of, route_of, at)
-            for x in range(npend):
-                if route_of[pending[x]] < 0:
-                    fails[pending[x]] += 1
+            for r in range(n_r):
+                if route_of[r] < 0:
+                    fails[r] += 1
         cost = _plan_cost(P, W, wl, missing, penalty)
         stats[op, 0] += 1
         if cost < state[0]:
