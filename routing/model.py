@@ -131,6 +131,11 @@ class Vehicle:
     the depot at shift start). ``route`` is the plan it follows from there (stops not yet served),
     which must contain the drop-off of every request in ``onboard``. ``onboard`` riders stay in
     this vehicle whatever the optimiser does.
+
+    ``pinned`` names requests whose pickup is fixed as the next stop(s) of this vehicle (the
+    vehicle is arriving at, or waiting at, their stop): ``route`` must begin with those pickups,
+    in that order, and no search moves them, puts a stop before them or gives them to another
+    vehicle (``routing.check`` reports ``pinned_moved`` otherwise).
     """
 
     id: str
@@ -142,6 +147,7 @@ class Vehicle:
     onboard: tuple[str, ...] = ()
     route: tuple[Stop, ...] = ()
     max_route_duration_s: int | None = None
+    pinned: tuple[str, ...] = ()
 
 
 class UnservedCause(str, Enum):
@@ -176,7 +182,10 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class ScheduledStop:
-    """A stop with its schedule: arrival, start of service, departure, load after it."""
+    """A stop with its schedule: arrival, start of service, departure, load after it.
+
+    ``wait_s = start_s - arrival_s``: how long the vehicle waits at the stop before service
+    ("wait here until ``start_s``")."""
 
     stop: Stop
     location: int
@@ -185,12 +194,20 @@ class ScheduledStop:
     departure_s: int
     load_after: Load
 
+    @property
+    def wait_s(self) -> int:
+        return self.start_s - self.arrival_s
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    """A vehicle's timed route. ``start_departure_s``: when it leaves its start location
+    (``None``: at its ``start_time_s``; later only when the schedule makes it wait there)."""
+
     vehicle_id: str
     stops: tuple[ScheduledStop, ...]
     end_arrival_s: int
+    start_departure_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
