@@ -239,3 +239,10 @@ def route_travel_s(problem: Problem, vehicle: Vehicle, stops: Sequence[Stop]) ->
         locs.append(r.pickup if s.kind == "pickup" else r.dropoff)
     locs.append(vehicle.end_location)
     return sum(problem.travel(a, b) for a, b in itertools.pairwise(locs))
+
+
+def plan_travel_s(problem: Problem, routes: Mapping[str, Sequence[Stop]]) -> int:
+    """Driving time of every vehicle of ``problem`` along ``routes`` (vehicle id -> stops), by
+    :func:`route_travel_s`; a vehicle not named drives an empty route (from its start to its end
+    location), so two plans of the same problem are always compared like with like."""
+    return sum(route_travel_s(problem, v, routes.get(v.id, ())) for v in problem.vehicles)

@@ -5,8 +5,8 @@ leader; on SQLite (one process) it always leads. It re-plans on a timer and soon
 cancellation, a no-show or a delay, off the event loop (the solver runs in a worker thread), and
 applies the result only if (1) no plan changed meanwhile (plan versions), (2) the independent
 checker finds no violation, (3) every promised request is still served, and (4) the vehicle time
-went down. Vehicle time is ``routing.model.route_travel_s`` summed over every vehicle on both
-sides (an idle vehicle's drive from its position to its end location included). A search that
+went down. Vehicle time is ``routing.model.plan_travel_s`` (``route_travel_s`` summed over every vehicle) on
+both sides (an idle vehicle's drive from its position to its end location included). A search that
 raises costs that one re-plan (logged once with the reason), never the process.
 """
 
@@ -174,7 +174,7 @@ class Dispatcher:
             budget = self.budget_s if budget_s is None else budget_s
             snap, versions = await self._snapshot(window)
             problem = snap.problem
-            before = _vehicle_time(problem, {v.id: v.route for v in problem.vehicles})
+            before = rm.plan_travel_s(problem, {v.id: v.route for v in problem.vehicles})
             n_req = len(problem.requests)
             if n_req == 0:
                 return self._done(ReoptResult(reason, False, "nothing to plan", 0, len(problem.vehicles),
@@ -188,7 +188,7 @@ class Dispatcher:
                 return self._done(ReoptResult(reason, False, f"search failed: {type(exc).__name__}", n_req,
                                               len(problem.vehicles), before, before, time.perf_counter() - t0))
             solve_s = time.perf_counter() - t0
-            after = _vehicle_time(problem, {r.vehicle_id: [s.stop for s in r.stops] for r in solution.routes})
+            after = rm.plan_travel_s(problem, {r.vehicle_id: [s.stop for s in r.stops] for r in solution.routes})
             result = ReoptResult(reason, False, "", n_req, len(problem.vehicles), before, after, solve_s)
             if solution.unserved:
                 causes = sorted({c.value for c in solution.unserved.values()})
@@ -271,12 +271,6 @@ class Dispatcher:
             mid = a + (b - a) / 2
             out.append(await self.reoptimise("evening_batch", window=(mid, mid), budget_s=budget_s))
         return out
-
-
-def _vehicle_time(problem: rm.Problem, routes: dict[str, Sequence[rm.Stop]]) -> int:
-    """Driving time of every vehicle of ``problem`` along ``routes`` (a vehicle not named drives
-    an empty route: from its position to its end location), by ``routing.model.route_travel_s``."""
-    return sum(rm.route_travel_s(problem, v, routes.get(v.id, ())) for v in problem.vehicles)
 
 
 def _why(r: ReoptResult, why: str) -> ReoptResult:

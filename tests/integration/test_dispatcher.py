@@ -13,7 +13,7 @@ from routing.check import check
 from routing.optimise import optimise
 from routing.schedule import evaluate
 from tests.conftest import Served
-from transit.dispatcher import Dispatcher, _vehicle_time
+from transit.dispatcher import Dispatcher
 
 STOPS = ["okuma_town_hall", "okumart", "okuma_clinic_welfare_centre", "ogawara_disaster_public_housing",
          "ono_station_west_plaza", "ono_station_east_plaza", "kuma_sun_terrace", "manabiya_yumenomori"]
@@ -55,11 +55,11 @@ async def promises_hold(served: Served) -> int:
     return seen
 
 
-async def stored_vehicle_time(d: Dispatcher) -> int:
+async def storedrm.plan_travel_s(d: Dispatcher) -> int:
     """Vehicle time of the plans as stored now, measured the way the dispatcher measures it."""
     now = d.svc.clock.now()
     snap, _ = await d._snapshot((now, now + timedelta(seconds=d.lookahead_s)))
-    return _vehicle_time(snap.problem, {v.id: v.route for v in snap.problem.vehicles})
+    return rm.plan_travel_s(snap.problem, {v.id: v.route for v in snap.problem.vehicles})
 
 
 async def test_reoptimise_keeps_promises_and_never_worsens(served: Served) -> None:
@@ -68,16 +68,16 @@ async def test_reoptimise_keeps_promises_and_never_worsens(served: Served) -> No
     booked = await book_many(served, 24)
     assert len(booked) >= 12
     d = Dispatcher(served.runtime.services, served.runtime.engine, budget_s=1.5)
-    start = await stored_vehicle_time(d)
+    start = await storedrm.plan_travel_s(d)
     res = await d.reoptimise("test")
     assert res.requests == len(booked)
     assert res.travel_before_s == start
-    assert await stored_vehicle_time(d) == (res.travel_after_s if res.applied else start)
+    assert await storedrm.plan_travel_s(d) == (res.travel_after_s if res.applied else start)
     assert await promises_hold(served) == len(booked)
     if res.applied:
         assert res.saving_s > 0 and res.travel_after_s < res.travel_before_s
     res2 = await d.reoptimise("again")
-    now = await stored_vehicle_time(d)
+    now = await storedrm.plan_travel_s(d)
     assert res2.travel_before_s == (res.travel_after_s if res.applied else start)
     assert now == (res2.travel_after_s if res2.applied else res2.travel_before_s)
     assert await promises_hold(served) == len(booked)
@@ -101,7 +101,7 @@ def _worsen(problem: rm.Problem, rng: random.Random, tries: int = 400) -> dict[s
         trial = dict(routes, **{src: rest, dst: moved})
         if not all(evaluate(problem, vehicles[v], trial[v]).feasible for v in {src, dst}):
             continue
-        if _vehicle_time(problem, trial) > _vehicle_time(problem, routes):
+        if rm.plan_travel_s(problem, trial) > rm.plan_travel_s(problem, routes):
             routes = trial
     return routes
 
@@ -116,19 +116,19 @@ async def test_an_improvable_plan_is_replanned_and_saves_time(served: Served) ->
     now = served.clock.now()
     snap, versions = await d._snapshot((now, now + timedelta(seconds=d.lookahead_s)))
     problem = snap.problem
-    good = await stored_vehicle_time(d)
+    good = await storedrm.plan_travel_s(d)
     bad = _worsen(problem, random.Random(1))
     worse = rm.Solution(tuple(
         evaluate(problem, v, bad[v.id]).to_route(v.id) for v in problem.vehicles if bad[v.id]
     ))
     assert check(problem, worse) == []
     assert await d._apply(snap, versions, worse)
-    assert await stored_vehicle_time(d) == _vehicle_time(problem, bad) > good + 300
+    assert await storedrm.plan_travel_s(d) == rm.plan_travel_s(problem, bad) > good + 300
     res = await d.reoptimise("improvable")
     assert res.applied, res.why
-    assert res.travel_before_s == _vehicle_time(problem, bad)
+    assert res.travel_before_s == rm.plan_travel_s(problem, bad)
     assert res.saving_s > 300
-    assert await stored_vehicle_time(d) == res.travel_after_s
+    assert await storedrm.plan_travel_s(d) == res.travel_after_s
     assert await promises_hold(served) == len(booked)
 
 
@@ -139,7 +139,7 @@ async def test_a_failing_search_costs_one_replan(served: Served, monkeypatch) ->
 
     await book_many(served, 6)
     d = Dispatcher(served.runtime.services, served.runtime.engine, budget_s=0.5)
-    start = await stored_vehicle_time(d)
+    start = await storedrm.plan_travel_s(d)
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise IndexError("index 7 is out of bounds for axis 0 with size 7")
@@ -147,7 +147,7 @@ async def test_a_failing_search_costs_one_replan(served: Served, monkeypatch) ->
     monkeypatch.setattr(dispatcher, "optimise", broken)
     res = await d.reoptimise("crash")
     assert not res.applied and res.why == "search failed: IndexError" and d.failed == 1
-    assert await stored_vehicle_time(d) == start
+    assert await storedrm.plan_travel_s(d) == start
     monkeypatch.undo()
     res = await d.reoptimise("after")
     assert not res.why.startswith("search failed") and d.failed == 1
@@ -160,7 +160,7 @@ async def test_a_plan_the_checker_rejects_is_counted_and_not_applied(served: Ser
 
     await book_many(served, 6)
     d = Dispatcher(served.runtime.services, served.runtime.engine, budget_s=0.5)
-    start = await stored_vehicle_time(d)
+    start = await storedrm.plan_travel_s(d)
     real = dispatcher.optimise
 
     def early(problem, **kwargs):  # type: ignore[no-untyped-def]
@@ -173,7 +173,7 @@ async def test_a_plan_the_checker_rejects_is_counted_and_not_applied(served: Ser
     monkeypatch.setattr(dispatcher, "optimise", early)
     res = await d.reoptimise("bad plan")
     assert not res.applied and res.why.startswith("checker rejected the plan") and d.rejected == 1
-    assert await stored_vehicle_time(d) == start
+    assert await storedrm.plan_travel_s(d) == start
 
 
 def test_idle_vehicles_count_on_both_sides() -> None:
@@ -188,9 +188,9 @@ def test_idle_vehicles_count_on_both_sides() -> None:
     sol = optimise(problem, time_limit_s=0.3)
     planned = {x.vehicle_id: [s.stop for s in x.stops] for x in sol.routes}
     assert "idle" not in planned  # the optimiser returns no route for it
-    before = _vehicle_time(problem, {v.id: v.route for v in problem.vehicles})
+    before = rm.plan_travel_s(problem, {v.id: v.route for v in problem.vehicles})
     assert before == 40 + 10
-    assert _vehicle_time(problem, planned) == before
+    assert rm.plan_travel_s(problem, planned) == before
 
 
 async def test_plans_changed_meanwhile_are_not_overwritten(served: Served, monkeypatch) -> None:  # type: ignore[no-untyped-def]
