@@ -38,8 +38,8 @@ def _problem() -> Problem:
 
 def test_optimise_never_moves_a_pinned_pickup() -> None:
     problem = _problem()
-    for seed in range(3):
-        sol = optimise(problem, time_limit_s=0.5, seed=seed, max_iterations=300)
+    for seed, warm in ((0, None), (1, None), (2, {}), (3, {})):  # {}: no warm start
+        sol = optimise(problem, time_limit_s=0.5, seed=seed, warm_start=warm, max_iterations=300)
         assert check(problem, sol) == []
         routes = {r.vehicle_id: [s.stop for s in r.stops] for r in sol.routes}
         assert routes["pinned"][0] == Stop("p", "pickup")
