@@ -82,12 +82,11 @@ def main() -> None:
     rows = []
     for seed in range(args.seeds):
         problem, served = build(args.requests, args.vehicles, seed)
-        before = sum(rm.route_travel_s(problem, v, v.route) for v in problem.vehicles)
+        before = rm.plan_travel_s(problem, {v.id: v.route for v in problem.vehicles})
         t = time.perf_counter()
         sol = optimise(problem, time_limit_s=args.budget, seed=seed)
         wall = time.perf_counter() - t
-        byid = {v.id: v for v in problem.vehicles}
-        after = sum(rm.route_travel_s(problem, byid[r.vehicle_id], [s.stop for s in r.stops]) for r in sol.routes)
+        after = rm.plan_travel_s(problem, {r.vehicle_id: [s.stop for s in r.stops] for r in sol.routes})
         violations = check(problem, sol)
         ok = not violations and not sol.unserved
         rows.append(dict(seed=seed, offered=args.requests, served=served, wall_s=round(wall, 2),

@@ -44,6 +44,13 @@ Rules checked (violation ``kind``):
 ``unknown_request``
     A stop, an on-board entry or an unserved entry names a request the problem does not know,
     or a route names an unknown vehicle, or a vehicle has two routes.
+``pinned_moved``
+    A pickup pinned to a vehicle (``Vehicle.pinned``: the vehicle is arriving at or waiting at
+    that stop) is not where it was pinned: the route of that vehicle must begin with the pinned
+    pickups in the given order (so it is in no other vehicle's route and not left unserved).
+
+A route's ``start_departure_s``, when given, is the departure from the start location: it must
+not be before ``start_time_s`` (``travel_time``) and the first stop is checked against it.
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ KINDS: tuple[str, ...] = (
     "wrong_vehicle",
     "unknown_request",
     "travel_time",
+    "pinned_moved",
 )
 
 
@@ -191,6 +199,24 @@ def check(
         seen_vehicles.add(vehicle.id)
         out.extend(_check_route(problem, vehicle, route, onboard_of, visits, tol))
 
+    # pinned pickups: the first stops of their vehicle, in order
+    routes_of = {r.vehicle_id: r for r in solution.routes}
+    for v in problem.vehicles:
+        if not v.pinned:
+            continue
+        own = routes_of.get(v.id)
+        lead = [] if own is None else [ss.stop for ss in own.stops[: len(v.pinned)]]
+        for pos, rid in enumerate(v.pinned):
+            if pos >= len(lead) or lead[pos] != Stop(rid, "pickup"):
+                out.append(
+                    Violation(
+                        "pinned_moved",
+                        v.id,
+                        rid,
+                        f"pickup pinned as stop {pos} of {v.id} is not there",
+                    )
+                )
+
     # vehicles without a route still have to deliver their riders
     for v in problem.vehicles:
         if v.id not in seen_vehicles:
@@ -266,6 +292,18 @@ def _check_route(
 
     prev_loc = vehicle.start_location
     prev_dep = vehicle.start_time_s
+    if route.start_departure_s is not None:
+        if route.start_departure_s < vehicle.start_time_s - tol:
+            out.append(
+                Violation(
+                    "travel_time",
+                    vid,
+                    None,
+                    f"departs at {route.start_departure_s}, before its start time "
+                    f"{vehicle.start_time_s}",
+                )
+            )
+        prev_dep = max(prev_dep, route.start_departure_s)
     first_start: int | None = None
     first_loc: int | None = None
 
@@ -447,14 +485,20 @@ def schedule_route(
 ) -> tuple[ScheduledStop, ...] | None:
     """The checker's own schedule for a stop sequence a vehicle follows.
 
-    First every stop starts as early as possible (arrival = previous departure + travel time,
-    start = max(arrival, window earliest), departure = start + service), starting from the
-    vehicle's ``start_location`` at ``start_time_s``. Then, as in Cordeau & Laporte (2003),
-    departures are delayed to cut ride times and route duration without breaking a window or a
-    ride limit: the departure from the start is delayed by min(forward time slack, total
-    waiting), then each pickup in turn is delayed by min(its forward time slack, waiting after
-    it). A stop that cannot be reached in its window keeps its late start; ``check`` reports
-    it. A delayed departure from the start means the vehicle waits at its start location.
+    The rules of a route are difference constraints between start-of-service times ``T``
+    (nodes: the departure from the start, the stops, the arrival at the end):
+    ``T[j] >= T[i] + w`` for travel plus service between consecutive nodes, ``T[pickup] >=
+    T[drop-off] - max_ride - pickup service`` for a ride, ``T[start] >= T[end] - duration`` for
+    the route duration, and the windows (the start's ``[start_time_s, shift_end_s]``, each stop's
+    pickup or drop-off window with the on-board rider's drop-off no later than
+    ``picked_up_at_s + max_ride_s``, the end's ``[start_time_s, shift_end_s]``). This function
+    computes the longest paths from the windows' earliest times over the constraint graph
+    (Bellman-Ford over an edge list): the least times that satisfy every lower bound. If they
+    also keep every latest time, the sequence is feasible and this is its least-time schedule
+    (the one ``routing.schedule`` publishes, computed here independently). If not (or the
+    graph has a positive cycle), no timing keeps every rule: the stops then start as early as
+    travel and the windows' earliest allow (departing at ``start_time_s``), and ``check``
+    reports what that breaks.
 
     Parameters
     ----------
@@ -462,7 +506,7 @@ def schedule_route(
         Requests and the travel-time matrix.
     vehicle:
         Start location and time, end location and shift end, riders on board (their ride runs
-        from ``picked_up_at_s``).
+        from ``picked_up_at_s``), route duration.
     stops:
         The visiting order.
 
@@ -480,8 +524,14 @@ def schedule_route(
         if req is None or stop.kind not in ("pickup", "dropoff"):
             return None
         reqs.append(req)
-    k = len(stops)
-    # nodes: 0 = start, 1..k = stops, k+1 = end
+    times = _least_schedule(problem, vehicle, stops, reqs)
+    if times is None:
+        times = _earliest_schedule(problem, vehicle, stops, reqs)
+    return _scheduled(problem, vehicle, stops, reqs, times)
+
+
+def _nodes(vehicle: Vehicle, stops: Sequence[Stop], reqs: Sequence[Request]):
+    """Locations, services and windows of the nodes start, stops..., end."""
     locs = [vehicle.start_location] + [_location(r, s) for r, s in zip(reqs, stops)]
     locs.append(vehicle.end_location)
     service = [0] + [_service(r, s) for r, s in zip(reqs, stops)] + [0]
@@ -489,87 +539,86 @@ def schedule_route(
     early.append(vehicle.start_time_s)
     late = [vehicle.shift_end_s] + [_window(r, s).latest_s for r, s in zip(reqs, stops)]
     late.append(vehicle.shift_end_s)
-    travel = [problem.travel(locs[i], locs[i + 1]) for i in range(k + 1)]
+    return locs, service, early, late
 
-    # ride pairing: for the drop-off at node j, the node of its pickup (-1 = before the start,
-    # i.e. on board) and the ride origin time for on-board riders
-    pickup_node: dict[int, int] = {}
-    onboard_origin: dict[int, int] = {}
-    open_pickups: dict[str, int] = {}
-    for j, (req, stop) in enumerate(zip(reqs, stops), start=1):
+
+def _least_schedule(
+    problem: Problem, vehicle: Vehicle, stops: Sequence[Stop], reqs: Sequence[Request]
+) -> list[int] | None:
+    """Least times of start, stops..., end keeping every rule, or None (see schedule_route)."""
+    locs, service, early, late = _nodes(vehicle, stops, reqs)
+    count = len(locs)
+    onboard = set(vehicle.onboard)
+    edges: list[tuple[int, int, int]] = []  # (u, v, w): T[v] >= T[u] + w
+    for u in range(count - 1):
+        edges.append((u, u + 1, service[u] + problem.travel(locs[u], locs[u + 1])))
+    where: dict[str, int] = {}
+    for node, (req, stop) in enumerate(zip(reqs, stops), start=1):
         if stop.kind == "pickup":
-            open_pickups[req.id] = j
-        elif req.id in open_pickups:
-            pickup_node[j] = open_pickups.pop(req.id)
-        elif req.picked_up_at_s is not None:
-            pickup_node[j] = -1
-            onboard_origin[j] = req.picked_up_at_s
-    max_ride = {j: reqs[j - 1].max_ride_s for j in pickup_node}
+            where[req.id] = node
+        elif req.id in where:
+            edges.append((node, where[req.id], -(req.max_ride_s + req.pickup_service_s)))
+        elif req.id in onboard:
+            origin = vehicle.start_time_s if req.picked_up_at_s is None else req.picked_up_at_s
+            late[node] = min(late[node], origin + req.max_ride_s)
+    if vehicle.max_route_duration_s is not None:
+        edges.append((count - 1, 0, -vehicle.max_route_duration_s))
+    best = list(early)
+    for _ in range(count + 1):
+        moved = False
+        for u, v, w in edges:
+            if best[u] + w > best[v]:
+                best[v] = best[u] + w
+                moved = True
+        if not moved:
+            break
+    else:
+        return None  # a positive cycle: no timing exists
+    if any(b > lt for b, lt in zip(best, late)):
+        return None
+    return best
 
-    arrive = [0] * (k + 2)
-    begin = [0] * (k + 2)
 
-    def forward(from_node: int, depart: int) -> None:
-        t = depart
-        for j in range(from_node + 1, k + 2):
-            arrive[j] = t + travel[j - 1]
-            begin[j] = max(arrive[j], early[j])
-            t = begin[j] + service[j]
+def _earliest_schedule(
+    problem: Problem, vehicle: Vehicle, stops: Sequence[Stop], reqs: Sequence[Request]
+) -> list[int]:
+    """Start, stops..., end as early as travel and the windows' earliest allow."""
+    locs, service, early, _ = _nodes(vehicle, stops, reqs)
+    times = [vehicle.start_time_s]
+    for j in range(1, len(locs)):
+        reach = times[-1] + service[j - 1] + problem.travel(locs[j - 1], locs[j])
+        times.append(max(reach, early[j]))
+    return times
 
-    def ride_origin(j: int) -> int:
-        p = pickup_node[j]
-        return onboard_origin[j] if p < 0 else begin[p] + service[p]
 
-    def slack(i: int) -> int:
-        """Forward time slack of node i (how far its start can move without a violation)."""
-        best: int | None = None
-        waits = 0
-        for j in range(i, k + 2):
-            if j > i:
-                waits += begin[j] - arrive[j]
-            room = late[j] - begin[j]
-            # the ride ending at j grows with a delay at i only if its pickup is before i
-            if j in pickup_node and pickup_node[j] < i:
-                room = min(room, max_ride[j] - (begin[j] - ride_origin(j)))
-            value = waits + max(0, room)
-            if best is None or value < best:
-                best = value
-        return 0 if best is None else best
-
-    begin[0] = arrive[0] = vehicle.start_time_s
-    forward(0, begin[0])
-    total_wait = sum(begin[j] - arrive[j] for j in range(1, k + 2))
-    delay = min(slack(0), total_wait)
-    if delay > 0:
-        begin[0] += delay
-        forward(0, begin[0])
-    for i in range(1, k + 1):
-        if stops[i - 1].kind != "pickup":
-            continue
-        waits_after = sum(begin[j] - arrive[j] for j in range(i + 1, k + 2))
-        delay = min(slack(i), waits_after)
-        if delay > 0:
-            begin[i] += delay
-            forward(i, begin[i] + service[i])
-
+def _scheduled(
+    problem: Problem,
+    vehicle: Vehicle,
+    stops: Sequence[Stop],
+    reqs: Sequence[Request],
+    times: Sequence[int],
+) -> tuple[ScheduledStop, ...]:
     load = Load()
     for rid in vehicle.onboard:
         req = problem.requests.get(rid)
         if req is not None:
             load = load + req.load
     out: list[ScheduledStop] = []
+    prev_loc, prev_dep = vehicle.start_location, times[0]
     for j, (req, stop) in enumerate(zip(reqs, stops), start=1):
+        loc = _location(req, stop)
         load = load + req.load if stop.kind == "pickup" else load - req.load
         out.append(
             ScheduledStop(
                 stop=stop,
-                location=locs[j],
-                arrival_s=arrive[j],
-                start_s=begin[j],
-                departure_s=begin[j] + service[j],
+                location=loc,
+                arrival_s=prev_dep + problem.travel(prev_loc, loc),
+                start_s=times[j],
+                departure_s=times[j] + _service(req, stop),
                 load_after=load,
             )
         )
+        prev_loc, prev_dep = loc, times[j] + _service(req, stop)
     return tuple(out)
 
 

@@ -5,17 +5,21 @@ It is a pipeline of small named roles:
 
 1. :func:`filter_candidates` — *candidate filter*: vehicles whose capacity fits the load and that
    can still reach the pickup in time and finish before their shift ends.
-2. *insertion generator*: every (pickup position, drop-off position) pair of every candidate,
-   tested in O(1) each with the route's forward time slack (see :mod:`routing.schedule`).
-   :func:`generate_insertions` is the readable per-vehicle reference; :func:`find_insertions`
-   runs ``_generate_stacked``, the same tests vectorised with numpy over vehicles x positions x
-   positions (identical results, checked by the unit tests against exhaustive evaluation).
+2. *insertion generator*: every (pickup position, drop-off position) pair of every candidate
+   vehicle that the screens cannot rule out. The screens are necessary conditions only,
+   measured on the earliest-start timing (a lower bound of any timing): windows and the shift
+   end through the route's forward window slack (see :mod:`routing.schedule`), capacity, and
+   the new ride against the latest pickup. :func:`generate_insertions` is the readable
+   per-vehicle reference; :func:`find_insertions` runs ``_generate_stacked``, the same tests
+   vectorised with numpy over vehicles x positions x positions (identical results, checked by
+   the unit tests). No pickup goes before a vehicle's pinned pickups.
 3. :func:`insertion_cost` — *insertion cost*: added vehicle time + ``weights.promised_delay`` x
    added delay to riders already promised (+ optional terms for the new rider); ``math.inf`` means
    infeasible.
-4. :func:`rank` — *ranking*: best option per vehicle, cheapest first, ties broken by earlier
-   pickup and then vehicle id; every returned option is re-verified by a full schedule
-   evaluation.
+4. :func:`rank` — *ranking and proof*: per vehicle, candidates cheapest first are timed as a
+   whole new route by the one scheduler (:func:`routing.schedule.evaluate`) until one is
+   feasible; best option per vehicle, cheapest first, ties broken by earlier pickup and then
+   vehicle id. An option is returned only if its whole new route is feasible.
 
 Then the *offer policy* :func:`make_promise` turns the chosen option into the promise shown to the
 rider, and the service layer updates the plan.
@@ -39,15 +43,16 @@ service time:
 beta_s)``, never below ``direct``.
 
 Hard promises: ``problem.requests`` holds every request already promised; their windows and max
-ride times are hard. An option is infeasible if it would break any of them, or push any stop that
-is already late (a driver running behind) later still.
+ride times are hard. An option is returned only when the whole new route has a least-time
+schedule that keeps all of them (a vehicle whose current plan is already infeasible, e.g. a
+driver running late, gets no new request until the service layer has re-planned it).
 """
 
 from __future__ import annotations
 
 import math
 from collections import ChainMap
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Literal, NamedTuple, cast
@@ -55,7 +60,7 @@ from typing import Literal, NamedTuple, cast
 import numpy as np
 
 from routing.model import Problem, Request, Stop, TimeWindow, UnservedCause
-from routing.schedule import RouteSlack, end_limit_s, evaluate, no_worse_than
+from routing.schedule import RouteSlack, evaluate
 
 _INF = float("inf")
 
@@ -266,7 +271,7 @@ def filter_candidates(problem: Problem, request: Request) -> tuple[list[int], bo
         if a_d > l_d:
             continue
         b_d = max(a_d, e_d)
-        if b_d + sd + d_to_end[idx] > end_limit_s(v):
+        if b_d + sd + d_to_end[idx] > v.shift_end_s:
             continue
         out.append(idx)
     return out, any_fits
@@ -275,35 +280,6 @@ def filter_candidates(problem: Problem, request: Request) -> tuple[list[int], bo
 # --------------------------------------------------------------------------------------------
 # 2. insertion generator (+ 3. cost terms measured on the way)
 # --------------------------------------------------------------------------------------------
-
-
-def _tail_ok(S: RouteSlack | _SlackView, k: int, delta: int, i: int, shifts: Sequence[int]) -> bool:
-    """Exact check of a push ``delta`` at old position ``k`` (slow path, O(n)).
-
-    ``fwd[k]`` assumes riders picked up before ``k`` were not moved, which is conservative when
-    the pickup sits between the new pickup (old position ``i``) and ``k`` and was itself pushed
-    by ``shifts[p - i]``. Here ride-time increases are computed exactly; windows were already
-    covered by ``fwd_win[k]``.
-    """
-    wait, ride_slack, ride_from = S.wait, S.ride_slack, S.ride_from
-    shift = delta
-    moved: dict[int, int] = {}
-    for m in range(k, S.n):
-        shift = shift - wait[m] if shift > wait[m] else 0
-        if shift == 0:
-            return True  # nothing further moves
-        moved[m] = shift
-        p = ride_from[m]
-        if p <= S.n:  # a drop-off
-            if p < i:
-                before = 0
-            elif p < k:
-                before = shifts[p - i]
-            else:
-                before = moved[p]
-            if shift - before > ride_slack[m]:
-                return False
-    return True
 
 
 class _Rows:
@@ -352,14 +328,19 @@ def generate_insertions(
     slack: RouteSlack | None = None,
     rows: _Rows | None = None,
 ) -> list[_Candidate]:
-    """Every feasible (pickup position, drop-off position) for one vehicle.
+    """Every (pickup position, drop-off position) for one vehicle that the screens cannot rule
+    out.
 
     Positions refer to the vehicle's current route of ``n`` stops: the pickup goes before old
-    stop ``i`` (``0 <= i <= n``), the drop-off before old stop ``j`` (``i <= j <= n``; ``j == i``
-    means directly after the pickup). Each pair is tested in O(1) amortised: the new stops'
-    windows, capacity on every leg the request is on board (per dimension), the new request's max
-    ride, and the forward slack of everything after. Pushes between the two new stops are tracked
-    stop by stop so a failing stop ends the scan for that pickup position.
+    stop ``i`` (``len(pinned) <= i <= n``: never before a pinned pickup), the drop-off before
+    old stop ``j`` (``i <= j <= n``; ``j == i`` means directly after the pickup). The screens
+    are necessary conditions only, measured on the earliest-start timing (a lower bound of any
+    timing): the new stops' windows, the capacity on every leg the request is on board (per
+    dimension), the new ride against the latest pickup (``l_p + s_p + max_ride``), and the
+    forward window slack of everything after; stops between the two new stops are walked once
+    per pickup position, so a stop whose window breaks ends the scan. A candidate is not yet
+    an option: :func:`rank` times the whole new route with :func:`routing.schedule.evaluate`.
+    ``pickup_s``/``dropoff_s`` of a candidate are earliest-start times (lower bounds).
     """
     vehicle = problem.vehicles[vehicle_index]
     S = slack if slack is not None else RouteSlack(problem, vehicle)
@@ -374,13 +355,14 @@ def generate_insertions(
     e_p, l_p = request.pickup_window.earliest_s, request.pickup_window.latest_s
     e_d, l_d = request.dropoff_window.earliest_s, request.dropoff_window.latest_s
     sp, sd = request.pickup_service_s, request.dropoff_service_s
-    max_ride = request.max_ride_s
+    # the latest start of the drop-off any timing could give the new ride
+    ride_top = l_p + sp + request.max_ride_s
+    l_d = min(l_d, ride_top)
     t_pd = R.t_pd
 
     pre_loc, pre_dep, loc, arr, wait = S.pre_loc, S.pre_dep, S.loc, S.arr, S.wait
     dep, leg, load_before = S.dep, S.leg, S.load_before
-    win_slack, ride_slack, ride_from, fwd = S.win_slack, S.ride_slack, S.ride_from, S.fwd
-    fwd_win = S.fwd_win
+    win_slack, fwd = S.win_slack, S.fwd
     # travel from what precedes position k to the pickup, pickup -> position k, stop m -> drop-off,
     # drop-off -> position k
     row = R.to_p
@@ -401,7 +383,7 @@ def generate_insertions(
         return True
 
     out: list[_Candidate] = []
-    for i in range(n + 1):
+    for i in range(min(len(vehicle.pinned), n), n + 1):
         prev_dep = pre_dep[i]
         if prev_dep > l_p:
             break  # departures only grow along the route
@@ -417,10 +399,10 @@ def generate_insertions(
         # j == i: drop-off right after the pickup
         a_d = dep_p + t_pd
         b_d = max(a_d, e_d)
-        if b_d <= l_d and b_d - dep_p <= max_ride:
+        if b_d <= l_d:
             dep_d = b_d + sd
             delta = dep_d + d_to[i] - arr[i]
-            if delta <= fwd[i] or (delta <= fwd_win[i] and _tail_ok(S, i, delta, i, ())):
+            if delta <= fwd[i]:
                 out.append(
                     _Candidate(
                         vehicle_index,
@@ -439,13 +421,9 @@ def generate_insertions(
         shift = dep_p + p_to[i] - arr[i]  # push of the arrival at old stop i
         added_p = detour_p + p_to[i] - leg[i]
         delay_between = 0
-        shifts: list[int] = []  # start-time shift of old stops i..m
         for m in range(i, n):
             shift = shift - wait[m] if shift > wait[m] else 0
-            shifts.append(shift)
             if shift > win_slack[m]:
-                break
-            if ride_from[m] < i and shift > ride_slack[m]:
                 break
             if not load_ok(m + 1):
                 break  # the request would be on board when leaving stop m
@@ -457,15 +435,9 @@ def generate_insertions(
             b_d = max(a_d, e_d)
             if b_d > l_d:
                 continue
-            if b_d - dep_p > max_ride:
-                if dep_m - dep_p > max_ride:
-                    break
-                continue
             dep_d = b_d + sd
             delta = dep_d + d_to[m + 1] - arr[m + 1]
-            if delta > fwd[m + 1] and not (
-                delta <= fwd_win[m + 1] and _tail_ok(S, m + 1, delta, i, shifts)
-            ):
+            if delta > fwd[m + 1]:
                 continue
             out.append(
                 _Candidate(
@@ -498,14 +470,11 @@ class _Stack:
 
     __slots__ = (
         "K",
-        "_views",
         "arr",
         "cap",
         "dep",
-        "end_excess",
-        "excess",
+        "first",
         "fwd",
-        "fwd_win",
         "leg",
         "load_before",
         "loc",
@@ -513,8 +482,6 @@ class _Stack:
         "pre_dep",
         "pre_loc",
         "problem",
-        "ride_from",
-        "ride_slack",
         "valid",
         "vehicle_index",
         "wait",
@@ -524,7 +491,6 @@ class _Stack:
 
     def __init__(self, problem: Problem, vehicle_index: Sequence[int]) -> None:
         self.problem = problem
-        self._views: dict[int, _SlackView] = {}
         vidx = list(vehicle_index)
         self.vehicle_index = np.asarray(vidx, dtype=np.int64)
         V = len(vidx)
@@ -532,37 +498,29 @@ class _Stack:
         vehicles = [problem.vehicles[vi] for vi in vidx]
 
         # -- read the plain data once -------------------------------------------------------
-        rows: list[
-            tuple[int, ...]
-        ] = []  # one per stop: v, k, loc, e, l, svc, pick?, q x3, mr, from, at
+        rows: list[tuple[int, ...]] = []  # one per stop: v, k, loc, e, l, svc, q x3 (signed)
         head: list[tuple[int, ...]] = []  # one per vehicle
         for v, veh in enumerate(vehicles):
-            pos: dict[str, int] = {}
             s0 = w0 = p0 = 0
             for rid in veh.onboard:
                 r = reqs[rid]
                 s0 += r.load.seats
                 w0 += r.load.wheelchairs
                 p0 += r.load.parcels
-                pos[rid] = -1
             for k, st in enumerate(veh.route):
                 r = reqs[st.request_id]
                 q = r.load
                 if st.kind == "pickup":
                     w = r.pickup_window
-                    pos[st.request_id] = k
                     rows.append((v, k, r.pickup, w.earliest_s, w.latest_s, r.pickup_service_s,
-                                 1, q.seats, q.wheelchairs, q.parcels, 0, 0, 0))  # fmt: skip
+                                 q.seats, q.wheelchairs, q.parcels))  # fmt: skip
                 else:
                     w = r.dropoff_window
-                    at = r.picked_up_at_s
                     rows.append((v, k, r.dropoff, w.earliest_s, w.latest_s, r.dropoff_service_s,
-                                 0, -q.seats, -q.wheelchairs, -q.parcels, r.max_ride_s,
-                                 pos.get(st.request_id, -1),
-                                 veh.start_time_s if at is None else at))  # fmt: skip
+                                 -q.seats, -q.wheelchairs, -q.parcels))  # fmt: skip
             c = veh.capacity
             head.append((len(veh.route), veh.start_location, veh.start_time_s, veh.end_location,
-                         end_limit_s(veh), c.seats, c.wheelchairs, c.parcels, s0, w0, p0))  # fmt: skip
+                         veh.shift_end_s, c.seats, c.wheelchairs, c.parcels, s0, w0, p0))  # fmt: skip
         hd = np.array(head, dtype=np.int64).reshape(V, 11)
         n = hd[:, 0]
         K = int(n.max()) if V else 0
@@ -574,27 +532,26 @@ class _Stack:
         self.valid = valid
         vv = np.arange(V)
         self.cap = hd[:, 5:8]
+        # first position a pickup may take: after the pinned pickups
+        self.first = np.minimum(
+            np.asarray([len(veh.pinned) for veh in vehicles], dtype=np.int64).reshape(V), n
+        )
 
         def grid(fill: int) -> np.ndarray:
             return np.full((V, K), fill, dtype=np.int64)
 
-        loc_s, e_s, l_s, svc_s, pick_s = grid(0), grid(0), grid(0), grid(0), grid(1)
+        loc_s, e_s, l_s, svc_s = grid(0), grid(0), grid(0), grid(0)
         dq = np.zeros((V, K, 3), dtype=np.int64)
-        mr_s, from_s, at_s = grid(0), grid(1 << 30), grid(0)
         if rows:
-            a = np.fromiter(
-                chain.from_iterable(rows), dtype=np.int64, count=13 * len(rows)
-            ).reshape(len(rows), 13)
+            a = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=9 * len(rows)).reshape(
+                len(rows), 9
+            )
             rv, rk = a[:, 0], a[:, 1]
             loc_s[rv, rk] = a[:, 2]
             e_s[rv, rk] = a[:, 3]
             l_s[rv, rk] = a[:, 4]
             svc_s[rv, rk] = a[:, 5]
-            pick_s[rv, rk] = a[:, 6]
-            dq[rv, rk] = a[:, 7:10]
-            mr_s[rv, rk] = a[:, 10]
-            from_s[rv, rk] = np.where(a[:, 6] == 1, 1 << 30, a[:, 11])
-            at_s[rv, rk] = a[:, 12]
+            dq[rv, rk] = a[:, 6:9]
 
         # -- locations and legs -----------------------------------------------------------------
         loc = np.empty((V, P), dtype=np.int64)
@@ -640,75 +597,21 @@ class _Stack:
             load_before[:, 1:] += hd[:, None, 8:11]
         self.load_before = load_before
 
-        # -- slack and existing violations --------------------------------------------------------
+        # -- window slack -----------------------------------------------------------------------
         stop_k = is_stop[:, :K]
-        is_drop = stop_k & (pick_s == 0)
-        pick_end = np.where(
-            from_s >= 0,
-            np.take_along_axis(self.dep, np.clip(from_s, 0, max(K - 1, 0)), axis=1) if K else at_s,
-            at_s,
-        )
-        ride_excess = np.where(is_drop, start[:, :K] - pick_end - mr_s, -1)
-        ride_slack = np.full((V, P), _INF)
-        ride_slack[:, :K] = np.where(is_drop, np.maximum(0, -ride_excess), _INF)
-        ride_from = np.full((V, P), 1 << 30, dtype=np.int64)
-        ride_from[:, :K] = np.where(is_drop, from_s, 1 << 30)
         win_slack = np.full((V, P), -1.0)
         win_slack[:, :K] = np.where(stop_k, np.maximum(0, l_s - start[:, :K]), -1.0)
         win_slack[vv, n] = np.maximum(0, hd[:, 4] - end_arr)
-        over = np.max(load_before[:, 1:] - self.cap[:, None, :], axis=2) if K else np.zeros((V, 0))
-        excess = np.maximum.reduce(
-            [np.maximum(0, ride_excess), np.maximum(0, start[:, :K] - l_s), np.maximum(0, over)]
-        ) if K else np.zeros((V, 0), dtype=np.int64)  # fmt: skip
-        self.excess = np.where(stop_k, excess, 0)
-        self.end_excess = np.maximum(0, end_arr - hd[:, 4])
-        self.win_slack, self.ride_slack, self.ride_from = win_slack, ride_slack, ride_from
+        self.win_slack = win_slack
 
         wc = np.zeros((V, P + 1), dtype=np.int64)
         np.cumsum(wait, axis=1, out=wc[:, 1:])
         self.wc = wc
-        # forward slack: windows by a suffix minimum, then each drop-off's ride slack
+        # forward (window) slack by a suffix minimum
         val = np.where(valid, win_slack + wc[:, 1:], _INF)
-        fwd_win = np.minimum.accumulate(val[:, ::-1], axis=1)[:, ::-1] - wc[:, :P]
-        fwd_win[~valid] = -1.0
-        fwd = fwd_win.copy()
-        if K and is_drop.any():
-            # drop-off m limits a push at k for pickup(m) < k <= m: (V, m, k)
-            kk = pos_[None, None, :]
-            mask = (
-                is_drop[:, :, None]
-                & (kk > ride_from[:, :K, None])
-                & (kk <= np.arange(K)[None, :, None])
-            )
-            top = ride_slack[:, :K] + wc[:, 1 : K + 1]
-            lim = np.where(mask, top[:, :, None] - wc[:, None, :P], _INF)
-            np.minimum(fwd, lim.min(axis=1), out=fwd)
-        self.fwd, self.fwd_win = fwd, fwd_win
-
-    def old_excess(self, v: int) -> tuple[dict[Stop, int], int]:
-        """Violations already in vehicle ``v``'s plan: stop -> excess, and the end excess."""
-        route = self.problem.vehicles[int(self.vehicle_index[v])].route
-        ex = self.excess[v].tolist()
-        return {s: x for s, x in zip(route, ex) if x > 0}, int(self.end_excess[v])
-
-    def tail_ok(self, v: int, k: int, delta: int, i: int, shifts: Sequence[int]) -> bool:
-        """:func:`_tail_ok` for vehicle ``v`` of the stack."""
-        view = self._views.get(v)
-        if view is None:
-            view = self._views[v] = _SlackView(
-                int(self.n[v]), self.wait[v].tolist(), self.ride_slack[v].tolist(),
-                self.ride_from[v].tolist(),
-            )  # fmt: skip
-        return _tail_ok(view, k, delta, i, shifts)
-
-
-class _SlackView(NamedTuple):
-    """The fields of :class:`RouteSlack` that :func:`_tail_ok` reads."""
-
-    n: int
-    wait: list[int]
-    ride_slack: list[float]
-    ride_from: list[int]
+        fwd = np.minimum.accumulate(val[:, ::-1], axis=1)[:, ::-1] - wc[:, :P]
+        fwd[~valid] = -1.0
+        self.fwd = fwd
 
 
 def _push_delays(st: _Stack, v: np.ndarray, k: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -727,7 +630,8 @@ def _push_delays(st: _Stack, v: np.ndarray, k: np.ndarray, delta: np.ndarray) ->
 def _generate_stacked(
     problem: Problem, st: _Stack, request: Request, *, only: Sequence[int] | None = None
 ) -> list[_Candidate]:
-    """All feasible insertions for the stacked vehicles; same result as :func:`generate_insertions`.
+    """Every candidate the screens leave for the stacked vehicles; the same result as
+    :func:`generate_insertions`.
 
     ``only``: restrict to these vehicle indices (when the stack holds every vehicle).
     """
@@ -741,7 +645,7 @@ def _generate_stacked(
     e_p, l_p = request.pickup_window.earliest_s, request.pickup_window.latest_s
     e_d, l_d = request.dropoff_window.earliest_s, request.dropoff_window.latest_s
     sp, sd = request.pickup_service_s, request.dropoff_service_s
-    max_ride = request.max_ride_s
+    l_d = min(l_d, l_p + sp + request.max_ride_s)  # the latest drop-off any timing could give
     t_pd = int(travel[p, d])
     q = request.load.as_tuple()
 
@@ -756,7 +660,7 @@ def _generate_stacked(
             load_ok &= st.load_before[:, :, dim] <= (st.cap[:, dim] - q[dim])[:, None]
 
     a_p = st.pre_dep + to_p
-    ok_p = st.valid & (a_p <= l_p) & load_ok
+    ok_p = st.valid & (a_p <= l_p) & load_ok & (np.arange(P)[None, :] >= st.first[:, None])
     if only is not None and len(only) < V:
         chosen = np.zeros(V, dtype=bool)
         chosen[np.searchsorted(st.vehicle_index, np.asarray(only, dtype=np.int64))] = True
@@ -770,13 +674,7 @@ def _generate_stacked(
     # -- drop-off right after the pickup ------------------------------------------------------
     b_d = np.maximum(dep_p + t_pd, e_d)
     delta = b_d + sd + d_to - st.arr
-    base = ok_p & (b_d <= l_d) & (b_d - dep_p <= max_ride)
-    ok0 = base & (delta <= st.fwd)
-    maybe = base & ~ok0 & (delta <= st.fwd_win)
-    if maybe.any():
-        for v, i in zip(*np.nonzero(maybe)):
-            if st.tail_ok(int(v), int(i), int(delta[v, i]), int(i), ()):
-                ok0[v, i] = True
+    ok0 = ok_p & (b_d <= l_d) & (delta <= st.fwd)
     vs, is_ = np.nonzero(ok0)
     if len(vs):
         added_v = (to_p + sp + t_pd + sd + d_to - st.leg)[vs, is_]
@@ -802,11 +700,7 @@ def _generate_stacked(
     w = wc[:, None, 1 : K + 1] - wc[:, :P, None]  # W(i..m), (V, P, K)
     shift = np.maximum(0, d1[:, :, None] - w)
     after = mm >= ii
-    stop_ok = (
-        (shift <= st.win_slack[:, None, :K])
-        & ((st.ride_from[:, None, :K] >= ii) | (shift <= st.ride_slack[:, None, :K]))
-        & load_ok[:, None, 1:]
-    )
+    stop_ok = (shift <= st.win_slack[:, None, :K]) & load_ok[:, None, 1:]
     stop_ok |= ~after
     run_ok = np.logical_and.accumulate(stop_ok, axis=2)
     run_ok &= after & (mm < st.n[:, None, None]) & ok_p[:, :, None]
@@ -815,15 +709,7 @@ def _generate_stacked(
     dep_m = st.dep[:, None, :K] + shift
     b_d2 = np.maximum(dep_m + to_d[:, None, :K], e_d)
     delta2 = b_d2 + sd + d_to[:, None, 1:] - st.arr[:, None, 1:]
-    base2 = run_ok & (b_d2 <= l_d) & (b_d2 - dep_p[:, :, None] <= max_ride)
-    fwd_next = st.fwd[:, None, 1:]
-    ok2 = base2 & (delta2 <= fwd_next)
-    maybe2 = base2 & ~ok2 & (delta2 <= st.fwd_win[:, None, 1:])
-    if maybe2.any():
-        for v, i, m in zip(*np.nonzero(maybe2)):
-            shifts = shift[v, i, i : m + 1].tolist()
-            if st.tail_ok(int(v), int(m) + 1, int(delta2[v, i, m]), int(i), shifts):
-                ok2[v, i, m] = True
+    ok2 = run_ok & (b_d2 <= l_d) & (delta2 <= st.fwd[:, None, 1:])
     vs, is_, ms = np.nonzero(ok2)
     if len(vs):
         between = np.cumsum(np.where(after, shift, 0), axis=2)[vs, is_, ms]
@@ -887,6 +773,10 @@ def _new_route(
     return route, i, j + 1
 
 
+#: at most this many candidates of one vehicle are timed exactly (cheapest first) per search
+MAX_EXACT_CHECKS = 64
+
+
 def rank(
     problem: Problem,
     request: Request,
@@ -894,15 +784,18 @@ def rank(
     *,
     weights: InsertionWeights,
     max_options: int,
-    verify: bool = True,
-    old_excess: Callable[[int], tuple[dict[Stop, int], int]] | None = None,
+    max_checks: int = MAX_EXACT_CHECKS,
 ) -> tuple[Insertion, ...]:
     """Best option per vehicle, cheapest first (ties: earlier pickup, then vehicle id).
 
-    Each returned option's route is re-evaluated in full (:func:`routing.schedule.evaluate`) when
-    ``verify`` is true; an option that fails verification is dropped and the vehicle's next best
-    is tried. This guards the O(1) tests against rounding surprises (travel times that break the
-    triangle inequality) at a cost of a few microseconds per returned option.
+    Candidates come from the screens (necessary conditions only). Per vehicle they are taken
+    cheapest first by their estimated cost (delays measured on the earliest-start timing) and
+    the whole new route is timed by the one scheduler, :func:`routing.schedule.evaluate`; the
+    first whose route is feasible (least-time schedule exists, every window, ride limit,
+    capacity, duration and shift end kept) is the vehicle's option, at most ``max_checks``
+    tried per vehicle. The option's times come from that schedule; its ``added_delay_s`` is
+    measured against the least-time schedule of the old route, and its ``cost`` recomputed
+    from the measured figures.
     """
     e_p = request.pickup_window.earliest_s
     sp = request.pickup_service_s
@@ -910,7 +803,7 @@ def rank(
     ww, wr = weights.new_rider_wait, weights.new_rider_ride
     per_vehicle: dict[int, list[tuple[float, int, _Candidate]]] = {}
     for c in candidates:
-        # insertion_cost(), inlined: this loop sees every feasible option
+        # insertion_cost(), inlined: this loop sees every candidate
         cost = (
             wv * c.added_vehicle_s
             + wd * c.added_delay_s
@@ -927,46 +820,43 @@ def rank(
         lst.sort(key=lambda x: (x[0], x[1], x[2].i, x[2].j))
         order.append((lst[0][0], lst[0][1], problem.vehicles[vi].id, vi))
     order.sort()
-    reqs = (
-        ChainMap({request.id: request}, cast(MutableMapping[str, Request], problem.requests))
-        if verify
-        else None
-    )
+    reqs = ChainMap({request.id: request}, cast(MutableMapping[str, Request], problem.requests))
     out: list[Insertion] = []
     for _, _, vid, vi in order:
         if len(out) >= max_options:
             break
         vehicle = problem.vehicles[vi]
-        old: tuple[dict[Stop, int], int] | None = None
-        if verify:
-            if old_excess is not None:
-                old = old_excess(vi)
-            else:
-                o = RouteSlack(problem, vehicle)
-                old = (o.excess, o.end_excess)
-        for cost, _, c in per_vehicle[vi]:
+        old = evaluate(problem, vehicle, vehicle.route).start_s
+        for _, _, c in per_vehicle[vi][:max_checks]:
             route, pi, di = _new_route(vehicle.route, request.id, c.i, c.j)
-            if old is not None and reqs is not None:
-                new = evaluate(problem, vehicle, route, requests=reqs)
-                if not no_worse_than(new, old[0], old[1], request.id):
-                    continue
-                # the full schedule is authoritative (identical unless the matrix breaks the
-                # triangle inequality, where a detour can make later stops earlier)
-                c = c._replace(pickup_s=new.start_s[pi], dropoff_s=new.start_s[di])
+            new = evaluate(problem, vehicle, route, requests=reqs)
+            if not new.feasible:
+                continue
+            starts = new.start_s
+            kept = starts[: c.i] + starts[c.i + 1 : c.j + 1] + starts[c.j + 2 :]
+            delay = sum(max(0, b - a) for a, b in zip(old, kept))
+            pickup_s, dropoff_s = starts[pi], starts[di]
             out.append(
                 Insertion(
                     vehicle_id=vid,
                     route=route,
-                    cost=cost,
-                    pickup_s=c.pickup_s,
-                    dropoff_s=c.dropoff_s,
+                    cost=insertion_cost(
+                        c.added_vehicle_s,
+                        delay,
+                        wait_s=pickup_s - e_p,
+                        ride_s=dropoff_s - pickup_s - sp,
+                        weights=weights,
+                    ),
+                    pickup_s=pickup_s,
+                    dropoff_s=dropoff_s,
                     added_vehicle_s=c.added_vehicle_s,
-                    added_delay_s=c.added_delay_s,
+                    added_delay_s=delay,
                     pickup_index=pi,
                     dropoff_index=di,
                 )
             )
             break
+    out.sort(key=lambda o: (o.cost, o.pickup_s, o.vehicle_id))
     return tuple(out)
 
 
@@ -1039,15 +929,7 @@ def find_insertions(
     else:
         stack = _Stack(problem, candidates)
         found = _generate_stacked(problem, stack, request)
-    row_of = {vi: row for row, vi in enumerate(stack.vehicle_index.tolist())}
-    options = rank(
-        problem,
-        request,
-        found,
-        weights=weights,
-        max_options=max_options,
-        old_excess=lambda vi: stack.old_excess(row_of[vi]),
-    )
+    options = rank(problem, request, found, weights=weights, max_options=max_options)
     if not options:
         return InsertionResult((), UnservedCause.NO_FEASIBLE_INSERTION)
     return InsertionResult(options, None)

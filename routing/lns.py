@@ -20,9 +20,15 @@ removal), *recreate* it (regret-k or greedy-with-blinks insertion; each position
 necessary conditions on the route's earliest departures, latest starts and loads, then proved
 by the exact schedule below, cheapest first), then accept by simulated annealing.
 
-Feasibility of a sequence is exact: all its rules are difference constraints (travel, windows,
-ride limits, route duration), so repeatedly raising every start time to its lower bound either
-reaches the least feasible schedule or passes a latest time (infeasible).
+Feasibility of a sequence is exact and decided by the one scheduler of the service,
+``routing.schedule.least_times`` (compiled, called from here): all its rules are difference
+constraints (travel, windows, ride limits, route duration), so repeatedly raising every start
+time to its lower bound either reaches the least-time schedule or passes a latest time
+(infeasible). The plan the search returns is timed again by ``routing.schedule.evaluate``, i.e.
+by the same function.
+
+Pinned pickups (``Vehicle.pinned``; ``Instance.pinned`` counts them per vehicle) have no request
+index, so no ruin removes them, and no insertion goes before them: they stay first.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+
+from routing.schedule import least_times
 
 PICK, DROP, OTHER = 0, 1, 2
 INF = 1 << 60
@@ -63,6 +71,7 @@ class Instance:
     dur: np.ndarray  # (K,) int64, -1 = no limit
     related: np.ndarray  # (R, R) int64: per request, the others from most to least related
     penalty: int  # cost of one unserved request
+    pinned: np.ndarray | None = None  # (K,) int64: leading stops of each route that are fixed
 
     def as_tuple(self):
         return (
@@ -79,6 +88,7 @@ class Instance:
             self.cap,
             self.init_load,
             self.dur,
+            np.zeros(len(self.starts), dtype=np.int64) if self.pinned is None else self.pinned,
         )
 
 
@@ -87,11 +97,14 @@ class Instance:
 
 
 @njit(cache=True, nogil=True)
-def _least_times(P, k, seq, m, t, a, pos, stamp, tagc, rpi, rpj, rpl):
-    """Least feasible start times of start + seq[:m] + end for vehicle k into ``t``; False if
-    the sequence cannot be timed. ``a`` receives the extended node sequence."""
+def _least_times(P, S, k, seq, m):
+    """Least-time schedule of start + seq[:m] + end for vehicle k into ``S[0]`` by the one
+    scheduler (``routing.schedule.least_times``); False if the sequence cannot be timed.
+    ``S[1]`` receives the extended node sequence."""
     arc, svc, lo, hi, kind, partner, ride = P[0], P[1], P[2], P[3], P[4], P[5], P[6]
     starts, ends, dur = P[8], P[9], P[12]
+    t, a, pos, stamp, tagc, rpi, rpj, rpl = S[0], S[1], S[2], S[3], S[4], S[5], S[6], S[7]
+    step, plo, phi = S[22], S[23], S[24]
     big_m = m + 2
     a[0] = starts[k]
     for x in range(m):
@@ -100,8 +113,14 @@ def _least_times(P, k, seq, m, t, a, pos, stamp, tagc, rpi, rpj, rpl):
     tagc[0] += 1
     tag = tagc[0]
     nr = 0
-    for i in range(1, big_m - 1):
+    for i in range(big_m):
         node = a[i]
+        plo[i] = lo[node]
+        phi[i] = hi[node]
+        if i < big_m - 1:
+            step[i] = svc[node] + arc[node, a[i + 1]]
+        if i == 0 or i == big_m - 1:
+            continue
         if kind[node] == PICK:
             pos[node] = i
             stamp[node] = tag
@@ -112,36 +131,7 @@ def _least_times(P, k, seq, m, t, a, pos, stamp, tagc, rpi, rpj, rpl):
                 rpj[nr] = i
                 rpl[nr] = ride[node]
                 nr += 1
-    for i in range(big_m):
-        t[i] = lo[a[i]]
-    limit = dur[k]
-    s = 0
-    for _ in range(2 * big_m + 4):
-        for i in range(s, big_m - 1):
-            v = t[i] + svc[a[i]] + arc[a[i], a[i + 1]]
-            if t[i + 1] < v:
-                if v > hi[a[i + 1]]:
-                    return False
-                t[i + 1] = v
-        s = big_m
-        for r in range(nr):
-            need = t[rpj[r]] - rpl[r]
-            pi = rpi[r]
-            if t[pi] < need:
-                if need > hi[a[pi]]:
-                    return False
-                t[pi] = need
-                s = min(s, pi)
-        if limit >= 0:
-            need = t[big_m - 1] - limit
-            if t[0] < need:
-                if need > hi[a[0]]:
-                    return False
-                t[0] = need
-                s = 0
-        if s == big_m:
-            return True
-    return False
+    return least_times(big_m, step, plo, phi, nr, rpi, rpj, rpl, dur[k], t)
 
 
 @njit(cache=True, nogil=True)
@@ -161,7 +151,7 @@ def _route_data(P, S, k, seq, m, dep, late, lds):
     route cannot be timed."""
     arc, svc, hi, load, init_load = P[0], P[1], P[3], P[7], P[11]
     t, a = S[0], S[1]
-    if not _least_times(P, k, seq, m, t, a, S[2], S[3], S[4], S[5], S[6], S[7]):
+    if not _least_times(P, S, k, seq, m):
         return False
     big_m = m + 2
     for i in range(big_m - 1):
@@ -212,7 +202,7 @@ def _best_insert(P, S, k, seq, m, dep, late, lds, p, d, blink, max_checks):
     lim = ride[d]
     pd = arc[p, d]
     hi_p, hi_d, lo_d = hi[p], hi[d], lo[d]
-    for i in range(big_m - 1):
+    for i in range(P[13][k], big_m - 1):  # never before the pinned pickups
         ai, an = a[i], a[i + 1]
         arr_p = dep[i] + arc[ai, p]
         arr_p = max(arr_p, lo[p])
@@ -279,7 +269,7 @@ def _best_insert(P, S, k, seq, m, dep, late, lds, p, d, blink, max_checks):
             break
         i, j = ci[o], cj[o]
         _splice(seq, m, i, j, p, d, new)
-        if _least_times(P, k, new, m + 2, S[0], S[1], S[2], S[3], S[4], S[5], S[6], S[7]):
+        if _least_times(P, S, k, new, m + 2):
             return cc[o], i, j
     return INF, -1, -1
 
@@ -388,7 +378,8 @@ def _insert_all(
     """Insert the pending requests; returns (how many could not be inserted, new pending count).
 
     In greedy mode a request that fits nowhere may take the place of one that failed less
-    often (``_eject_insert``); the request taken out joins the end of ``pending``."""
+    often (``_eject_insert``); the request taken out joins the end of ``pending``, as long as
+    ``pending`` has room (one ejection per slot beyond ``npend``; no ejection after that)."""
     n_k = W.shape[0]
     dep, late, lds, okr = S[13], S[14], S[15], S[16]
     for k in range(n_k):
@@ -415,7 +406,11 @@ def _insert_all(
                 if c < best:
                     best, bk, bi, bj = c, k, i, j
             if bk < 0:
-                u = _eject_insert(P, S, W, wl, r, pick, drop, req_of, fails, max_checks, buf)
+                # the request taken out is appended to ``pending``: never past its end (the
+                # caller sizes it for one ejection per request), which also bounds the work
+                u = -1
+                if npend < pending.shape[0]:
+                    u = _eject_insert(P, S, W, wl, r, pick, drop, req_of, fails, max_checks, buf)
                 if u < 0:
                     missing += 1
                     continue
@@ -673,7 +668,9 @@ def _run(
     at = np.empty(n_r, dtype=np.int64)
     removed = np.zeros(n_r, dtype=np.bool_)
     served = np.empty(n_r, dtype=np.int64)
-    pending = np.empty(n_r, dtype=np.int64)
+    # the pending requests, then (greedy mode) those taken out by guided ejection: at most
+    # n_r of each
+    pending = np.empty(2 * n_r, dtype=np.int64)
     cum = np.cumsum(weights)
     for _ in range(iters):
         for k in range(n_k):
@@ -752,10 +749,11 @@ def _run(
             fails,
         )
         if missing > 0:
+            # (over the requests, not ``pending``, which may name a request twice)
             _locate(P, W, wl, req_of, route_of, at)
-            for x in range(npend):
-                if route_of[pending[x]] < 0:
-                    fails[pending[x]] += 1
+            for r in range(n_r):
+                if route_of[r] < 0:
+                    fails[r] += 1
         cost = _plan_cost(P, W, wl, missing, penalty)
         stats[op, 0] += 1
         if cost < state[0]:
@@ -805,6 +803,9 @@ def _scratch(n_nodes: int, n_k: int, n_r: int, max_len: int, dims: int):
         np.zeros((max(n_r, 1), n_k), dtype=np.int64),  # 19 j
         np.zeros(max(n_r, 1), dtype=np.bool_),  # 20 alive
         np.zeros(n_k, dtype=np.float64),  # 21 values
+        np.zeros(big + 2, dtype=np.int64),  # 22 step (service + travel) per position
+        np.zeros(big + 2, dtype=np.int64),  # 23 earliest per position
+        np.zeros(big + 2, dtype=np.int64),  # 24 latest per position
     )
 
 

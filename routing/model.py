@@ -130,8 +130,12 @@ class Vehicle:
     ``start_location``/``start_time_s`` is where and when it is next free (its position now, or
     the depot at shift start). ``route`` is the plan it follows from there (stops not yet served),
     which must contain the drop-off of every request in ``onboard``. ``onboard`` riders stay in
-    this vehicle whatever the optimiser does. ``pinned`` are requests whose pickup is fixed as the
-    next stop(s) of this vehicle (it is arriving or waiting at their pickup): they stay on it, first.
+    this vehicle whatever the optimiser does.
+
+    ``pinned`` names requests whose pickup is fixed as the next stop(s) of this vehicle (the
+    vehicle is arriving at, or waiting at, their stop): ``route`` must begin with those pickups,
+    in that order, and no search moves them, puts a stop before them or gives them to another
+    vehicle (``routing.check`` reports ``pinned_moved`` otherwise).
     """
 
     id: str
@@ -178,7 +182,10 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class ScheduledStop:
-    """A stop with its schedule: arrival, start of service, departure, load after it."""
+    """A stop with its schedule: arrival, start of service, departure, load after it.
+
+    ``wait_s = start_s - arrival_s``: how long the vehicle waits at the stop before service
+    ("wait here until ``start_s``")."""
 
     stop: Stop
     location: int
@@ -187,12 +194,20 @@ class ScheduledStop:
     departure_s: int
     load_after: Load
 
+    @property
+    def wait_s(self) -> int:
+        return self.start_s - self.arrival_s
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    """A vehicle's timed route. ``start_departure_s``: when it leaves its start location
+    (``None``: at its ``start_time_s``; later only when the schedule makes it wait there)."""
+
     vehicle_id: str
     stops: tuple[ScheduledStop, ...]
     end_arrival_s: int
+    start_departure_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,3 +239,10 @@ def route_travel_s(problem: Problem, vehicle: Vehicle, stops: Sequence[Stop]) ->
         locs.append(r.pickup if s.kind == "pickup" else r.dropoff)
     locs.append(vehicle.end_location)
     return sum(problem.travel(a, b) for a, b in itertools.pairwise(locs))
+
+
+def plan_travel_s(problem: Problem, routes: Mapping[str, Sequence[Stop]]) -> int:
+    """Driving time of every vehicle of ``problem`` along ``routes`` (vehicle id -> stops), by
+    :func:`route_travel_s`; a vehicle not named drives an empty route (from its start to its end
+    location), so two plans of the same problem are always compared like with like."""
+    return sum(route_travel_s(problem, v, routes.get(v.id, ())) for v in problem.vehicles)

@@ -6,8 +6,14 @@
 2. improvement until the budget is spent: the compiled ruin-and-recreate search of
    ``routing.lns`` (related / string / random / route / worst removal, greedy-with-blinks or
    regret insertion proved by the exact schedule, annealing in rounds restarting from the best);
-3. extract: every route gets its own schedule (earliest feasible, pickups delayed to cut ride
-   time) and is verified; unserved requests come back with a cause.
+3. extract: every route is timed by the one scheduler (``routing.schedule.evaluate``, the
+   least-time schedule; the search proved each route with the same compiled function);
+   unserved requests come back with a cause.
+
+Promises are never relaxed here: when the riders on board (or pinned pickups) cannot all be
+served in time, no plan is made and the result says so (``PROMISE_INFEASIBLE``, see
+:func:`optimise`); the service layer relaxes a broken promise explicitly
+(``routing.schedule.earliest_dropoffs``) and plans again.
 
 ``optimise(..., lns=False)`` runs the plain OR-Tools model (first solution + guided local search
 for the whole budget), kept as the baseline the benchmarks compare against.
@@ -30,7 +36,9 @@ from routing.model import (
     Solution,
     Stop,
     UnservedCause,
+    route_travel_s,
 )
+from routing.schedule import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +86,10 @@ def optimise(
         Vehicle id -> stop sequence to start from (defaults to each vehicle's ``route``). If
         OR-Tools rejects it (it breaks a constraint), the search starts from scratch and the
         promised requests it could not keep come back as ``PROMISE_INFEASIBLE``.
+        When no plan at all serves every rider on board and every pinned pickup in time, the
+        result keeps each vehicle's current ``route`` (timed by ``evaluate``, violations and
+        all) and lists those riders of the vehicles whose route cannot be timed as
+        ``PROMISE_INFEASIBLE`` in ``unserved``: the cause as data, never a changed window.
     unserved_penalty:
         Objective penalty per unserved request (travel units); default ``default_penalty``.
     lns:
@@ -124,17 +136,9 @@ def optimise(
     )
     init = ort.node_routes_from_stops(built, warm_start) if warm_start else None
     res = ort.solve(built, params, initial_routes=init)
-    timing = problem
-    if res.routes is None and any(v.onboard for v in sub.vehicles):
-        # Riders on board must be dropped by their vehicle; if no plan can do it in time, plan
-        # with their latest drop-off opened and let the checker report the late drop-off.
-        log.warning("no plan keeps every on-board rider's promise; relaxing their drop-off times")
-        relaxed = _relax_onboard(sub)
-        timing = Problem(
-            problem.vehicles, {**problem.requests, **relaxed.requests}, problem.travel_s
-        )
-        built = ort.build(relaxed, unserved_penalty=penalty, seed=seed)
-        res = ort.solve(built, ort.search_parameters(max(0.05, deadline - time.perf_counter())))
+    if res.routes is None and any(v.onboard or v.pinned for v in sub.vehicles):
+        log.warning("no plan keeps every on-board rider's and pinned pickup's promise")
+        return _promise_infeasible(problem, penalty)
     if res.routes is None:
         for rid in model_reqs:
             unserved[rid] = UnservedCause.TIME_LIMIT
@@ -160,7 +164,7 @@ def optimise(
         if res_lns.cost <= best_cost:
             best, best_cost = res_lns.routes, res_lns.cost
 
-    return _extract(problem, timing, built, best, unserved, promised, penalty)
+    return _extract(problem, built, best, unserved, promised, penalty)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,9 +174,14 @@ def _cost(built: ort.Built, routes: list[list[int]], penalty: int) -> int:
     p = built.problem
     travel = 0
     served = 0
+    optional = set(built.optional)
     for k, seq in enumerate(routes):
-        travel += ort.route_travel(p, k, ort.node_stops(built, seq))
-        served += sum(1 for n in seq if built.nodes.kind[n] == ort.PICKUP)
+        travel += route_travel_s(p, p.vehicles[k], ort.node_stops(built, seq))
+        served += sum(
+            1
+            for n in seq
+            if built.nodes.kind[n] == ort.PICKUP and built.nodes.request[n] in optional
+        )
     return travel + penalty * (len(built.optional) - served)
 
 
@@ -200,6 +209,15 @@ def lns_instance(built: ort.Built, penalty: int) -> ruin_recreate.Instance:
     drop = np.asarray([nodes.dropoff_node[r] for r in rids], dtype=np.int64)
     for rid, dn in nodes.dropoff_node.items():
         load[dn] = [-x for x in p.requests[rid].load.as_tuple()]
+    # pinned pickups: timed and loaded like any pickup, never removed (no request index) and
+    # kept first (``pinned`` = how many leading stops of each route are fixed)
+    for v in p.vehicles:
+        for rid in v.pinned:
+            r = p.requests[rid]
+            pn, dn = nodes.pickup_node[rid], nodes.dropoff_node[rid]
+            partner[pn], partner[dn] = dn, pn
+            ride[dn] = r.max_ride_s + r.pickup_service_s
+            load[pn] = r.load.as_tuple()
     for i, rid in enumerate(rids):
         r = p.requests[rid]
         pn, dn = int(pick[i]), int(drop[i])
@@ -250,62 +268,57 @@ def lns_instance(built: ort.Built, penalty: int) -> ruin_recreate.Instance:
         ),
         related=np.ascontiguousarray(order, dtype=np.int64),
         penalty=int(penalty),
+        pinned=np.asarray([len(v.pinned) for v in vehicles], dtype=np.int64),
     )
 
 
-def _relax_onboard(problem: Problem) -> Problem:
-    """Same problem with the latest drop-off of every on-board rider opened to the shift end."""
-    from dataclasses import replace
-
-    from routing.model import TimeWindow
-
-    reqs = dict(problem.requests)
+def _promise_infeasible(problem: Problem, penalty: int) -> Solution:
+    """The current plan kept as it is, timed by the one scheduler; the riders on board and the
+    pinned pickups of every vehicle whose route cannot be timed are listed as
+    ``PROMISE_INFEASIBLE``."""
+    out: list[Route] = []
+    unserved: dict[str, UnservedCause] = {}
+    travel = 0
     for v in problem.vehicles:
-        for rid in v.onboard:
-            r = reqs.get(rid)
-            if r is None:
-                continue
-            reqs[rid] = replace(
-                r,
-                dropoff_window=TimeWindow(
-                    r.dropoff_window.earliest_s, max(v.shift_end_s, r.dropoff_window.latest_s)
-                ),
-                max_ride_s=max(r.max_ride_s, v.shift_end_s),
-            )
-    return Problem(problem.vehicles, reqs, problem.travel_s)
+        sched = evaluate(problem, v, v.route)
+        if not sched.feasible:
+            for rid in (*v.onboard, *v.pinned):
+                unserved[rid] = UnservedCause.PROMISE_INFEASIBLE
+        if v.route or v.onboard:
+            out.append(sched.to_route(v.id))
+        travel += route_travel_s(problem, v, v.route)
+    return Solution(
+        tuple(out),
+        unserved,
+        Objective(travel=travel, ride=0, unserved_penalty=penalty * len(unserved)),
+    )
 
 
-def _extract(problem, timing, built, routes, unserved, promised, penalty) -> Solution:
-    """Schedules (computed on ``timing``: the problem, or its on-board-relaxed copy),
-    verification and unserved causes."""
-    nodes = built.nodes
+def _extract(problem, built, routes, unserved, promised, penalty) -> Solution:
+    """Time every route with the one scheduler; unserved causes."""
     out: list[Route] = []
     travel = 0
     served: set[str] = set()
     for k, seq in enumerate(routes):
+        vehicle = problem.vehicles[k]
         stops = ort.node_stops(built, seq)
-        route = ort.scheduled_route(timing, k, stops)
-        if route is None:
-            # OR-Tools accepted it but our own scheduler cannot time it: drop the new requests
-            # of this route one by one until it can be timed (on-board drop-offs stay).
-            log.warning(
-                "route %s could not be scheduled; dropping requests", problem.vehicles[k].id
-            )
-            keep = list(stops)
+        sched = evaluate(problem, vehicle, stops)
+        if not sched.feasible:
+            # the search proved every route with the same scheduler, so this is a bug; drop the
+            # new requests of this route one by one (riders on board and pinned pickups stay)
+            log.error("route %s could not be timed; dropping requests", vehicle.id)
+            fixed = set(vehicle.pinned)
             for rid in [s.request_id for s in stops if s.kind == "pickup"][::-1]:
-                keep = [s for s in keep if s.request_id != rid]
+                if rid in fixed:
+                    continue
+                stops = [s for s in stops if s.request_id != rid]
                 unserved[rid] = UnservedCause.NO_FEASIBLE_INSERTION
-                route = ort.scheduled_route(timing, k, keep)
-                if route is not None:
+                sched = evaluate(problem, vehicle, stops)
+                if sched.feasible:
                     break
-            if route is None:
-                route = ort.scheduled_route(timing, k, [s for s in keep if s.kind == "dropoff"])
-            if route is None:
-                continue
-            stops = [s.stop for s in route.stops]
-        if route.stops or problem.vehicles[k].onboard:
-            out.append(route)
-        travel += ort.route_travel(problem, k, stops)
+        if stops or vehicle.onboard:
+            out.append(sched.to_route(vehicle.id))
+        travel += route_travel_s(problem, vehicle, stops)
         served.update(s.request_id for s in stops)
     for rid in problem.requests:
         if rid in served or rid in unserved:
@@ -315,7 +328,6 @@ def _extract(problem, timing, built, routes, unserved, promised, penalty) -> Sol
             if rid in promised
             else UnservedCause.NO_FEASIBLE_INSERTION
         )
-    del nodes
     return Solution(
         tuple(out),
         unserved,

@@ -15,6 +15,8 @@ The model (see ``docs/optimiser.md``):
 * on-board riders: drop-off restricted to their vehicle and mandatory, start load = what is on
   board, latest drop-off = ``picked_up_at_s + max_ride_s``.
 * optional requests with a penalty (``AddDisjunction`` over the pair, cardinality 2).
+* pinned pickups (``Vehicle.pinned``): mandatory, vehicle variable fixed, and the next-variable
+  chain start -> pinned pickups fixed, so they stay the vehicle's first stops in order.
 
 Only integer callbacks/matrices are used (a float callback silently zeroes costs). The API used
 here exists in OR-Tools 9.12-9.15 (``ortools.constraint_solver.pywrapcp``).
@@ -38,11 +40,8 @@ from ortools.util import optional_boolean_pb2
 
 from routing.model import (
     DIMENSIONS,
-    Load,
     Problem,
     Request,
-    Route,
-    ScheduledStop,
     Stop,
 )
 
@@ -212,14 +211,39 @@ def build(
     order = sorted(reqs)  # deterministic
     if seed:
         random.Random(seed).shuffle(order)
+    pinned_vehicle: dict[str, int] = {}
+    for k, v in enumerate(vehicles):
+        for rid in v.pinned:
+            pinned_vehicle[rid] = k
     optional = []
     for rid in order:
         r = reqs[rid]
-        if rid in onboard_vehicle:
+        if rid in pinned_vehicle:
+            k = pinned_vehicle[rid]
+            nodes.pickup_node[rid] = nodes.add(
+                r.pickup,
+                PICKUP,
+                rid,
+                r.pickup_service_s,
+                r.pickup_window.earliest_s,
+                r.pickup_window.latest_s,
+                k,
+            )
+            nodes.dropoff_node[rid] = nodes.add(
+                r.dropoff,
+                DROPOFF,
+                rid,
+                r.dropoff_service_s,
+                r.dropoff_window.earliest_s,
+                r.dropoff_window.latest_s,
+                k,
+            )
+        elif rid in onboard_vehicle:
             k = onboard_vehicle[rid]
-            latest = r.dropoff_window.latest_s
-            if r.picked_up_at_s is not None:
-                latest = min(latest, r.picked_up_at_s + r.max_ride_s)
+            # the ride runs from picked_up_at_s (the vehicle's start time when unknown), as in
+            # routing.schedule
+            at = vehicles[k].start_time_s if r.picked_up_at_s is None else r.picked_up_at_s
+            latest = min(r.dropoff_window.latest_s, at + r.max_ride_s)
             latest = max(latest, r.dropoff_window.earliest_s)
             nodes.dropoff_node[rid] = nodes.add(
                 r.dropoff, DROPOFF, rid, r.dropoff_service_s, r.dropoff_window.earliest_s, latest, k
@@ -311,8 +335,16 @@ def build(
             solver.Add(routing.VehicleVar(pi) == routing.VehicleVar(di))
             solver.Add(tdim.CumulVar(pi) <= tdim.CumulVar(di))
         tdim.AddNodePrecedence(di, pi, -(int(r.max_ride_s) + int(r.pickup_service_s)))
-        if unserved_penalty is not None:
+        if unserved_penalty is not None and rid not in pinned_vehicle:
             routing.AddDisjunction([pi, di], int(unserved_penalty), 2)
+    # pinned pickups: the first stops of their vehicle, in the given order, mandatory
+    for k, v in enumerate(vehicles):
+        prev = routing.Start(k)
+        for rid in v.pinned:
+            pi = manager.NodeToIndex(nodes.pickup_node[rid])
+            routing.VehicleVar(pi).SetValue(k)
+            routing.NextVar(prev).SetValue(pi)
+            prev = pi
     for rid, d in nodes.dropoff_node.items():
         if rid in nodes.pickup_node:
             continue
@@ -445,124 +477,8 @@ def solve(
 
 
 # ---------------------------------------------------------------------------------------------
-# schedule and extraction (pure Python, independent of OR-Tools search state)
-
-
-def schedule_route(problem: Problem, vehicle_index: int, stops: Sequence[Stop]) -> list[int] | None:
-    """Earliest feasible start-of-service times for a fixed stop sequence, or None.
-
-    Returns ``[t_start, t_1, ..., t_k, t_end]``. All constraints of a route are difference
-    constraints (travel, windows, ride time, route duration), so the least fixpoint of the
-    lower bounds is the least feasible schedule; it exists iff no upper bound is exceeded.
-    Then pickups are delayed as far as the schedule allows (backward pass over the latest
-    times) to shorten ride times without moving any drop-off or the route end.
-    """
-    v = problem.vehicles[vehicle_index]
-    reqs = problem.requests
-    k = len(stops)
-    locs = [v.start_location]
-    svc = [0]
-    lo = [v.start_time_s]
-    hi = [v.shift_end_s]
-    for s in stops:
-        r = reqs[s.request_id]
-        if s.kind == "pickup":
-            locs.append(r.pickup)
-            svc.append(r.pickup_service_s)
-            lo.append(r.pickup_window.earliest_s)
-            hi.append(r.pickup_window.latest_s)
-        else:
-            locs.append(r.dropoff)
-            svc.append(r.dropoff_service_s)
-            lo.append(r.dropoff_window.earliest_s)
-            late = r.dropoff_window.latest_s
-            if r.picked_up_at_s is not None:
-                late = min(late, r.picked_up_at_s + r.max_ride_s)
-            hi.append(late)
-    locs.append(v.end_location)
-    svc.append(0)
-    lo.append(v.start_time_s)
-    hi.append(v.shift_end_s)
-    m = k + 2
-    tt = problem.travel_s
-    step = [svc[i] + int(tt[locs[i], locs[i + 1]]) for i in range(m - 1)]
-    # ride constraints: (pickup pos, dropoff pos, L + s_p)
-    pos_p: dict[str, int] = {}
-    rides = []
-    for i, s in enumerate(stops, start=1):
-        if s.kind == "pickup":
-            pos_p[s.request_id] = i
-        elif s.request_id in pos_p:
-            r = reqs[s.request_id]
-            rides.append((pos_p[s.request_id], i, r.max_ride_s + r.pickup_service_s))
-    dur = v.max_route_duration_s
-    t = list(lo)
-    for _ in range(4 * m + 4):
-        for i in range(m - 1):
-            t[i + 1] = max(t[i + 1], t[i] + step[i])
-        changed = False
-        for p, d, lim in rides:
-            if t[p] < t[d] - lim:
-                t[p] = t[d] - lim
-                changed = True
-        if dur is not None and t[0] < t[-1] - dur:
-            t[0] = t[-1] - dur
-            changed = True
-        if any(t[i] > hi[i] for i in range(m)):
-            return None
-        if not changed:
-            ok = all(t[i + 1] >= t[i] + step[i] for i in range(m - 1))
-            if ok:
-                break
-    else:
-        return None
-    # Ride-time reduction: keep every drop-off and the route end at its earliest time and move
-    # pickups (and the departure) as late as the schedule allows -- the greatest solution of the
-    # same difference system with drop-offs pinned. Ride times can only shrink.
-    delayed = list(t)
-    for i in range(m - 2, -1, -1):
-        pinned = 1 <= i <= k and stops[i - 1].kind == "dropoff"
-        if not pinned:
-            delayed[i] = max(t[i], min(hi[i], delayed[i + 1] - step[i]))
-    if _schedule_ok(delayed, lo, hi, step, rides, dur):
-        return delayed
-    return t
-
-
-def _schedule_ok(t, lo, hi, step, rides, dur) -> bool:
-    m = len(t)
-    if any(t[i] < lo[i] or t[i] > hi[i] for i in range(m)):
-        return False
-    if any(t[i + 1] < t[i] + step[i] for i in range(m - 1)):
-        return False
-    if any(t[d] - t[p] > lim for p, d, lim in rides):
-        return False
-    return dur is None or t[-1] - t[0] <= dur
-
-
-def scheduled_route(problem: Problem, vehicle_index: int, stops: Sequence[Stop]) -> Route | None:
-    """A Route with its schedule and loads, or None if the sequence is infeasible."""
-    times = schedule_route(problem, vehicle_index, stops)
-    if times is None:
-        return None
-    v = problem.vehicles[vehicle_index]
-    reqs = problem.requests
-    load = Load()
-    for rid in v.onboard:
-        if rid in reqs:
-            load = load + reqs[rid].load
-    prev_loc, prev_dep = v.start_location, times[0]
-    out = []
-    for i, s in enumerate(stops, start=1):
-        r = reqs[s.request_id]
-        locn = r.pickup if s.kind == "pickup" else r.dropoff
-        svc = r.pickup_service_s if s.kind == "pickup" else r.dropoff_service_s
-        load = load + r.load if s.kind == "pickup" else load - r.load
-        arrival = prev_dep + int(problem.travel_s[prev_loc, locn])
-        out.append(ScheduledStop(s, locn, arrival, times[i], times[i] + svc, load))
-        prev_loc, prev_dep = locn, times[i] + svc
-    end_arrival = prev_dep + int(problem.travel_s[prev_loc, v.end_location])
-    return Route(v.id, tuple(out), end_arrival)
+# extraction (pure Python, independent of OR-Tools search state; routes are timed by
+# routing.schedule.evaluate, the one scheduler)
 
 
 def node_stops(built: Built, node_seq: Sequence[int]) -> list[Stop]:
@@ -572,20 +488,6 @@ def node_stops(built: Built, node_seq: Sequence[int]) -> list[Stop]:
         Stop(nodes.request[n], "pickup" if nodes.kind[n] == PICKUP else "dropoff")  # type: ignore[arg-type]
         for n in node_seq
     ]
-
-
-def route_travel(problem: Problem, vehicle_index: int, stops: Sequence[Stop]) -> int:
-    """Integer travel of a stop sequence from the vehicle start to its end location."""
-    v = problem.vehicles[vehicle_index]
-    reqs = problem.requests
-    cur = v.start_location
-    total = 0
-    for s in stops:
-        r = reqs[s.request_id]
-        nxt = r.pickup if s.kind == "pickup" else r.dropoff
-        total += int(problem.travel_s[cur, nxt])
-        cur = nxt
-    return total + int(problem.travel_s[cur, v.end_location])
 
 
 def request_fits_somewhere(problem: Problem, r: Request) -> bool:

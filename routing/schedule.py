@@ -1,34 +1,46 @@
-"""Fast route evaluation for the insertion search.
+"""The one scheduler: how a vehicle's route is timed, everywhere in ``routing/``.
 
-This is the planner's own view of a route's timing. The checker (``routing/check.py``) computes
-schedules independently so that it can judge the planner; nothing here is shared with it.
+Every route the service publishes, stores, shows on a tablet or quotes to a rider is timed by
+:func:`least_times` (through :func:`evaluate` in Python; the compiled search in
+``routing/lns.py`` calls the same compiled function). The checker (``routing/check.py``) times
+routes independently so that it can judge this one; nothing here is shared with it.
 
-Timing rules (all integer seconds):
+Timing rules (all integer seconds; positions ``0`` = the vehicle's start, ``1..n`` = the stops,
+``n + 1`` = its end location):
 
-* the vehicle leaves ``start_location`` at ``start_time_s`` and drives straight on;
-* at each stop: ``arrival = departure of the previous stop + travel``,
-  ``start = max(arrival, window.earliest_s)`` (it waits when early), ``departure = start +
-  service``; the window is the request's ``pickup_window`` or ``dropoff_window``;
-* ride time of a request = start of service at the drop-off minus the end of service at the
-  pickup (``picked_up_at_s`` for a rider already on board; the vehicle's ``start_time_s`` if that
-  is unknown) and must be ``<= max_ride_s``;
-* after the last stop it drives to ``end_location``; that arrival must be ``<= shift_end_s`` and,
-  when ``max_route_duration_s`` is set, ``<= start_time_s + max_route_duration_s``;
-* load on departure from each stop must fit ``capacity`` in every dimension; the vehicle starts
-  with the loads of its ``onboard`` requests.
+* ``t[i]`` is the start of service at position ``i`` (``t[0]`` = departure from the start,
+  ``t[n + 1]`` = arrival at the end location);
+* travel: ``t[i + 1] >= t[i] + service[i] + travel(i, i + 1)``;
+* windows: ``earliest <= t[i] <= latest`` (the stop's pickup or drop-off window; the start has
+  ``[start_time_s, shift_end_s]``, the end ``[start_time_s, shift_end_s]``);
+* ride limits: ``t[drop-off] - (t[pickup] + pickup service) <= max_ride_s`` for a request picked
+  up in the route; for a rider already on board the drop-off's latest is capped at
+  ``picked_up_at_s + max_ride_s`` (``start_time_s`` when unknown);
+* route duration: ``t[n + 1] - t[0] <= max_route_duration_s`` when set.
 
-This "earliest start" schedule is what a driver who never idles except to respect a window would
-do. Waiting before a pickup could in principle shorten someone's ride; we never rely on that, so a
-route that is feasible here is feasible for any reasonable driver behaviour.
+These are difference constraints, so the pointwise least solution exists whenever any solution
+exists: the **least-time schedule**. It is what :func:`least_times` computes (raise every time
+to its lower bound until nothing moves, or report infeasible as soon as a time passes its
+latest). Each stop starts as early as its window, the travel before it and the ride limits
+allow: the vehicle waits (``start - arrival``) only where a window opens later or where a pickup
+must be delayed so that the rider's ride stays within its limit (or a departure delayed so the
+route stays within its duration). ``arrival = previous departure + travel`` (the departure from
+the start is ``t[0]``); ``wait = start - arrival`` is what the tablet shows as "wait here until".
 
-:func:`evaluate` computes the full schedule with every violation as an amount (0 = fine).
-:class:`RouteSlack` precomputes, for a vehicle's current route, everything an insertion test needs
-to decide in O(1) whether pushing the arrival at one position later by ``delta`` keeps all later
-stops feasible (the *forward time slack*), and how much total delay such a push causes.
+Loads are not part of the timing: the load on departure from each stop must fit ``capacity`` in
+every dimension, starting with the loads of the vehicle's ``onboard`` requests.
 
-A route that is *already* violating something (a driver running late) is handled tolerantly: a
-push must not make any existing violation worse, but the existing violation itself does not make
-every insertion infeasible.
+:func:`evaluate` returns the least-time :class:`Schedule` with every violation as an amount (0 =
+fine). When no timing can keep every rule (a driver running late, a promise already broken) it
+falls back to the *earliest-start* timing (windows' earliest and travel only: ``start =
+max(arrival, earliest)``, the departure from the start at ``start_time_s``), measures every
+violation on it, and ``Schedule.feasible`` is false.
+
+:class:`RouteSlack` (and its vectorised twin in ``routing/insertion.py``) hold the earliest-start
+timing of a current route for the insertion search's *screens*: the earliest-start time of every
+stop is a lower bound of any feasible timing, so a window or shift end it already misses proves
+an insertion infeasible. Screens only prune; every accepted insertion is timed by
+:func:`least_times`.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from routing.model import Load, Problem, Request, Route, ScheduledStop, Stop, TimeWindow, Vehicle
 
@@ -47,14 +60,6 @@ _INF = float("inf")
 def stop_window(request: Request, kind: str) -> TimeWindow:
     """The time window that applies to the pickup or the drop-off of ``request``."""
     return request.pickup_window if kind == "pickup" else request.dropoff_window
-
-
-def end_limit_s(vehicle: Vehicle) -> int:
-    """Latest allowed arrival at the vehicle's end location (shift end and route duration)."""
-    limit = vehicle.shift_end_s
-    if vehicle.max_route_duration_s is not None:
-        limit = min(limit, vehicle.start_time_s + vehicle.max_route_duration_s)
-    return limit
 
 
 def initial_load(vehicle: Vehicle, requests: Mapping[str, Request]) -> tuple[int, int, int]:
@@ -68,13 +73,64 @@ def initial_load(vehicle: Vehicle, requests: Mapping[str, Request]) -> tuple[int
     return (s, w, p)
 
 
+@njit(cache=True, nogil=True)
+def least_times(m, step, lo, hi, nr, rpi, rpj, rpl, limit, t):  # pragma: no cover - compiled
+    """The least-time schedule of one route, in place into ``t``; False when none exists.
+
+    Positions ``0..m-1`` (the start, the stops, the end). ``step[i]`` = service at ``i`` +
+    travel to ``i + 1``; ``lo``/``hi`` the window of each position; ride limits ``r < nr``:
+    ``t[rpj[r]] - t[rpi[r]] <= rpl[r]`` (``rpl`` = max ride + pickup service); ``limit`` the
+    route duration ``t[m-1] - t[0]`` (-1 = none). All int64 arrays. Lower bounds are raised
+    until nothing moves (the least fixpoint of the difference constraints); as soon as a time
+    passes its ``hi`` no timing exists. On a feasible system every pass but the last is caused
+    by a ride or duration bound, so ``2 m + 4`` passes always suffice.
+    """
+    for i in range(m):
+        if lo[i] > hi[i]:
+            return False
+        t[i] = lo[i]
+    s = 0
+    for _ in range(2 * m + 4):
+        for i in range(s, m - 1):
+            v = t[i] + step[i]
+            if t[i + 1] < v:
+                if v > hi[i + 1]:
+                    return False
+                t[i + 1] = v
+        s = m
+        for r in range(nr):
+            need = t[rpj[r]] - rpl[r]
+            pi = rpi[r]
+            if t[pi] < need:
+                if need > hi[pi]:
+                    return False
+                t[pi] = need
+                s = min(s, pi)
+        if limit >= 0:
+            need = t[m - 1] - limit
+            if t[0] < need:
+                if need > hi[0]:
+                    return False
+                t[0] = need
+                s = 0
+        if s == m:
+            return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """The earliest-start schedule of one route, with violations as amounts.
+    """The least-time schedule of one route (see the module docstring), violations as amounts.
 
     All per-stop tuples are aligned with ``stops``. Loads are ``(seats, wheelchairs, parcels)``.
-    ``excess[k]`` is the largest violation at stop ``k`` in seconds or load units (window
-    lateness, ride-time excess, overload); ``end_excess_s`` is the lateness at the end location.
+    ``wait_s[k] = start_s[k] - arrival_s[k]`` is how long the vehicle waits at stop ``k`` before
+    service (a window not yet open, or a pickup held so a ride keeps its limit).
+    ``start_departure_s`` is when the vehicle leaves its start location (``start_time_s`` unless
+    a route duration limit makes it wait there). ``timed`` is true when the least-time schedule
+    exists; otherwise the times are the earliest-start fallback and the violations are measured
+    on it. ``excess[k]`` is the largest violation at stop ``k`` in seconds or load units
+    (window lateness, ride-time excess, overload); ``end_excess_s`` is the lateness at the end
+    location (shift end or route duration).
     """
 
     stops: tuple[Stop, ...]
@@ -88,6 +144,12 @@ class Schedule:
     overload: tuple[int, ...]
     end_arrival_s: int
     end_excess_s: int
+    start_departure_s: int = 0
+    timed: bool = True
+
+    @property
+    def wait_s(self) -> tuple[int, ...]:
+        return tuple(b - a for a, b in zip(self.arrival_s, self.start_s))
 
     @property
     def excess(self) -> tuple[int, ...]:
@@ -98,7 +160,8 @@ class Schedule:
     @property
     def feasible(self) -> bool:
         return (
-            self.end_excess_s == 0
+            self.timed
+            and self.end_excess_s == 0
             and not any(self.lateness_s)
             and not any(self.ride_excess_s)
             and not any(self.overload)
@@ -127,6 +190,7 @@ class Schedule:
                 )
             ),
             end_arrival_s=self.end_arrival_s,
+            start_departure_s=self.start_departure_s,
         )
 
 
@@ -164,6 +228,60 @@ def check_structure(
         raise ValueError(f"requests {sorted(missing)} never dropped off in {vehicle.id!r}")
 
 
+def _timing_data(
+    problem: Problem, vehicle: Vehicle, stops: Sequence[Stop], reqs: Mapping[str, Request]
+):
+    """Per-position arrays of :func:`least_times` for ``stops`` driven by ``vehicle``, plus the
+    stops' requests, locations and the ride origin of every request picked up before the start."""
+    n = len(stops)
+    rs = [reqs[s.request_id] for s in stops]
+    picks = [s.kind == "pickup" for s in stops]
+    locs = [r.pickup if p else r.dropoff for p, r in zip(picks, rs)]
+    path = np.fromiter(
+        [vehicle.start_location, *locs, vehicle.end_location], dtype=np.int64, count=n + 2
+    )
+    legs = problem.travel_s[path[:-1], path[1:]].astype(np.int64)
+    m = n + 2
+    svc = np.zeros(m, dtype=np.int64)
+    lo = np.empty(m, dtype=np.int64)
+    hi = np.empty(m, dtype=np.int64)
+    lo[0] = lo[m - 1] = vehicle.start_time_s
+    hi[0] = hi[m - 1] = vehicle.shift_end_s
+    origin: dict[str, int] = {}
+    for rid in vehicle.onboard:
+        at = reqs[rid].picked_up_at_s
+        origin[rid] = vehicle.start_time_s if at is None else at
+    rpi: list[int] = []
+    rpj: list[int] = []
+    rpl: list[int] = []
+    pos: dict[str, int] = {}
+    for k in range(n):
+        r, i = rs[k], k + 1
+        if picks[k]:
+            w = r.pickup_window
+            svc[i] = r.pickup_service_s
+            pos[r.id] = i
+            lo[i], hi[i] = w.earliest_s, w.latest_s
+        else:
+            w = r.dropoff_window
+            svc[i] = r.dropoff_service_s
+            lo[i], hi[i] = w.earliest_s, w.latest_s
+            p = pos.get(r.id)
+            if p is not None:
+                rpi.append(p)
+                rpj.append(i)
+                rpl.append(r.max_ride_s + r.pickup_service_s)
+            elif r.id in origin:
+                hi[i] = min(hi[i], origin[r.id] + r.max_ride_s)
+    step = svc[:-1] + legs
+    rides = (
+        np.asarray(rpi, dtype=np.int64),
+        np.asarray(rpj, dtype=np.int64),
+        np.asarray(rpl, dtype=np.int64),
+    )
+    return rs, picks, locs, legs, svc, step, lo, hi, rides, origin
+
+
 def evaluate(
     problem: Problem,
     vehicle: Vehicle,
@@ -171,16 +289,20 @@ def evaluate(
     *,
     requests: Mapping[str, Request] | None = None,
 ) -> Schedule:
-    """Earliest-start schedule of ``stops`` driven by ``vehicle``, with every violation measured.
+    """The least-time schedule of ``stops`` driven by ``vehicle``, every violation measured.
+
+    This is the one function that times a route for the service: the optimiser's result, the
+    insertion search's final acceptance, the stored plan, the tablet's times and waits and the
+    ETAs all come from it (through :func:`least_times`, which the compiled search shares).
 
     Parameters
     ----------
     problem:
         Supplies ``travel_s`` and (unless ``requests`` is given) the requests.
     vehicle:
-        Start location/time, end location, shift end, capacity, on-board requests.
+        Start location/time, end location, shift end, route duration, capacity, on-board riders.
     stops:
-        The route to evaluate (need not be ``vehicle.route``). Must be well formed (see
+        The route to time (need not be ``vehicle.route``). Must be well formed (see
         :func:`check_structure`; not re-checked here for speed).
     requests:
         Request lookup to use instead of ``problem.requests`` (e.g. with a new request added).
@@ -188,25 +310,30 @@ def evaluate(
     Returns
     -------
     Schedule
-        Times in seconds; ``feasible`` is true when no violation was found.
+        Times in seconds. ``feasible`` is true when the least-time schedule exists and no load
+        exceeds the capacity; when it does not exist (``timed`` false) the times are the
+        earliest-start fallback and the violations (lateness, ride excess, end lateness) are
+        measured on them.
     """
     reqs = problem.requests if requests is None else requests
-    cap = vehicle.capacity.as_tuple()
     n = len(stops)
-    rs = [reqs[s.request_id] for s in stops]
-    locs = [r.pickup if s.kind == "pickup" else r.dropoff for s, r in zip(stops, rs)]
-    path = np.fromiter(
-        [vehicle.start_location, *locs, vehicle.end_location], dtype=np.int64, count=n + 2
+    rs, picks, locs, legs, svc, step, lo, hi, rides, origin = _timing_data(
+        problem, vehicle, stops, reqs
     )
-    legs = problem.travel_s[path[:-1], path[1:]].tolist()
-
+    m = n + 2
+    limit = -1 if vehicle.max_route_duration_s is None else vehicle.max_route_duration_s
+    t = np.empty(m, dtype=np.int64)
+    timed = bool(least_times(m, step, lo, hi, len(rides[0]), *rides, limit, t))  # type: ignore[call-arg]
+    if not timed:  # earliest start: travel and windows' earliest only
+        t[0] = lo[0]
+        for i in range(m - 1):
+            t[i + 1] = max(lo[i + 1], t[i] + step[i])
+    times = t.tolist()
+    legs_l = legs.tolist()
+    svc_l = svc.tolist()
+    cap = vehicle.capacity.as_tuple()
     load = list(initial_load(vehicle, reqs))
-    pick_end: dict[str, int] = {}
-    for rid in vehicle.onboard:
-        at = reqs[rid].picked_up_at_s
-        pick_end[rid] = vehicle.start_time_s if at is None else at
-
-    t = vehicle.start_time_s
+    pick_end = dict(origin)
     arrival: list[int] = []
     start: list[int] = []
     departure: list[int] = []
@@ -214,36 +341,37 @@ def evaluate(
     late: list[int] = []
     ride_x: list[int] = []
     over: list[int] = []
+    prev_dep = times[0]
     for k in range(n):
-        s, r = stops[k], rs[k]
-        arr = t + legs[k]
+        r = rs[k]
+        b = times[k + 1]
+        d = b + svc_l[k + 1]
         q = r.load
-        if s.kind == "pickup":
+        if picks[k]:
             w = r.pickup_window
-            b = max(arr, w.earliest_s)
-            d = b + r.pickup_service_s
-            pick_end[s.request_id] = d
+            pick_end[r.id] = d
             load[0] += q.seats
             load[1] += q.wheelchairs
             load[2] += q.parcels
             ride_x.append(0)
         else:
             w = r.dropoff_window
-            b = max(arr, w.earliest_s)
-            d = b + r.dropoff_service_s
-            ride = b - pick_end.get(s.request_id, b)
+            ride = b - pick_end.get(r.id, b)
             ride_x.append(max(0, ride - r.max_ride_s))
             load[0] -= q.seats
             load[1] -= q.wheelchairs
             load[2] -= q.parcels
-        arrival.append(arr)
+        arrival.append(prev_dep + legs_l[k])
         start.append(b)
         departure.append(d)
         late.append(max(0, b - w.latest_s))
         load_after.append((load[0], load[1], load[2]))
         over.append(max(0, load[0] - cap[0], load[1] - cap[1], load[2] - cap[2]))
-        t = d
-    end_arr = t + legs[n]
+        prev_dep = d
+    end_arr = times[m - 1]
+    end_limit = vehicle.shift_end_s
+    if limit >= 0:
+        end_limit = min(end_limit, times[0] + limit)
     return Schedule(
         stops=tuple(stops),
         locations=tuple(locs),
@@ -255,36 +383,49 @@ def evaluate(
         ride_excess_s=tuple(ride_x),
         overload=tuple(over),
         end_arrival_s=end_arr,
-        end_excess_s=max(0, end_arr - end_limit_s(vehicle)),
+        end_excess_s=max(0, end_arr - end_limit),
+        start_departure_s=times[0],
+        timed=timed,
     )
 
 
-def no_worse(new: Schedule, old: Schedule, new_request_id: str) -> bool:
-    """True when ``new`` (old route plus one request) breaks nothing that ``old`` kept.
+def earliest_dropoffs(
+    problem: Problem, vehicle: Vehicle, stops: Sequence[Stop] | None = None
+) -> dict[str, int]:
+    """For each rider on board ``vehicle``: the earliest start of their drop-off that the vehicle
+    can achieve from its position now (``start_location`` at ``start_time_s``) by driving
+    ``stops`` (default: its current ``route``).
 
-    Stops of ``new_request_id`` must have no violation; every other stop's violation must not
-    exceed what it was in ``old``; nor may the lateness at the end location.
+    Computed on the earliest-start timing (travel, service and windows' earliest only; latest
+    times and ride limits ignored), which is a lower bound of every timing of that route: no
+    plan that keeps this order can drop the rider earlier. When reality has broken a rider's
+    promise (``evaluate(...).feasible`` is false because of them), the service layer sets that
+    request's latest drop-off to ``max(latest, value)`` and its ``max_ride_s`` to at least
+    ``value - picked_up_at_s``, flags the promise as broken, and plans with the relaxed request;
+    ``routing`` never relaxes a promise by itself. Riders on board whose drop-off is not in
+    ``stops`` are left out of the result.
     """
-    return no_worse_than(new, dict(zip(old.stops, old.excess)), old.end_excess_s, new_request_id)
-
-
-def no_worse_than(
-    new: Schedule, before: Mapping[Stop, int], end_excess_s: int, new_request_id: str
-) -> bool:
-    """:func:`no_worse` against violations given as stop -> excess and the end excess."""
-    if new.end_excess_s > end_excess_s:
-        return False
-    for s, x in zip(new.stops, new.excess):
-        if s.request_id == new_request_id:
-            if x:
-                return False
-        elif x > before.get(s, 0):
-            return False
-    return True
+    route = vehicle.route if stops is None else stops
+    reqs = problem.requests
+    _, picks, _, _, _, step, lo, _, _, _ = _timing_data(problem, vehicle, route, reqs)
+    t = int(lo[0])
+    onboard = set(vehicle.onboard)
+    out: dict[str, int] = {}
+    for k, s in enumerate(route):
+        t = max(int(lo[k + 1]), t + int(step[k]))
+        if not picks[k] and s.request_id in onboard:
+            out[s.request_id] = t
+    return out
 
 
 class RouteSlack:
-    """Precomputed timing of a vehicle's current route for O(1) insertion tests.
+    """Earliest-start timing of a vehicle's current route, for the insertion search's screens.
+
+    Earliest start (travel and windows' earliest only) is a lower bound of every timing of the
+    route, so what it says about latest times is a *necessary* condition: a push that breaks a
+    window or the shift end here breaks it under any timing. It says nothing certain about ride
+    limits or the route duration (the least-time schedule may wait before a pickup or leave the
+    start later), so those are not screened; :func:`evaluate` decides them.
 
     Positions ``0..n-1`` are the route's stops; position ``n`` is the end location. For each
     position ``k``:
@@ -294,13 +435,11 @@ class RouteSlack:
     * ``loc[k]``, ``arr[k]``, ``start[k]``, ``wait[k]``: location, arrival, start of service and
       waiting (``start - arrival``) at ``k``; ``dep[k]`` departure for stops;
     * ``load_before[k]``: load when arriving at ``k``;
-    * ``win_slack[k]``: how much later service at ``k`` may start (window or end limit), >= 0;
-    * ``ride_slack[k]``, ``ride_from[k]``: for a drop-off, how much longer the ride may become and
-      the position of its pickup (-1 when on board); ``inf`` / ``n + 1`` otherwise;
+    * ``win_slack[k]``: how much later service at ``k`` may start (window, or shift end at the
+      end location), >= 0;
     * ``fwd[k]``: the *forward slack*: the largest ``delta`` by which the arrival at ``k`` may be
-      pushed later such that every position ``m >= k`` keeps its window, ride time (for riders
-      picked up before ``k``) and the end limit. A push ``delta`` at ``k`` becomes
-      ``max(0, delta - (wait[k] + ... + wait[m]))`` at ``m``.
+      pushed later such that every position ``m >= k`` keeps its window and the shift end. A
+      push ``delta`` at ``k`` becomes ``max(0, delta - (wait[k] + ... + wait[m]))`` at ``m``.
     """
 
     __slots__ = (
@@ -308,18 +447,13 @@ class RouteSlack:
         "_wcc",
         "arr",
         "dep",
-        "end_excess",
-        "excess",
         "fwd",
-        "fwd_win",
         "leg",
         "load_before",
         "loc",
         "n",
         "pre_dep",
         "pre_loc",
-        "ride_from",
-        "ride_slack",
         "start",
         "stops",
         "vehicle",
@@ -344,58 +478,27 @@ class RouteSlack:
         if legs is None:
             path = np.fromiter([vehicle.start_location, *locs], dtype=np.int64, count=n + 2)
             legs = problem.travel_s[path[:-1], path[1:]].tolist()
-        cap = vehicle.capacity.as_tuple()
 
         load = list(initial_load(vehicle, reqs))
-        pick_end: dict[str, int] = {}
-        pick_pos: dict[str, int] = {}
-        excess: dict[Stop, int] = {}
-        for rid in vehicle.onboard:
-            at = reqs[rid].picked_up_at_s
-            pick_end[rid] = vehicle.start_time_s if at is None else at
-            pick_pos[rid] = -1
-
         pre_dep = [vehicle.start_time_s]
         arr_l: list[int] = []
         start_l: list[int] = []
         wait_l: list[int] = []
         load_before: list[tuple[int, int, int]] = []
         win_slack: list[float] = []
-        ride_slack: list[float] = []
-        ride_from: list[int] = []
         t = vehicle.start_time_s
         for k in range(n):
             r = rs[k]
             a = t + legs[k]
             load_before.append((load[0], load[1], load[2]))
             q = r.load
-            if kinds[k]:
-                w = r.pickup_window
-                b = max(a, w.earliest_s)
-                t = b + r.pickup_service_s
-                rid = stops[k].request_id
-                pick_end[rid] = t
-                pick_pos[rid] = k
-                load[0] += q.seats
-                load[1] += q.wheelchairs
-                load[2] += q.parcels
-                ride_slack.append(_INF)
-                ride_from.append(n + 1)
-                x = 0
-            else:
-                w = r.dropoff_window
-                b = max(a, w.earliest_s)
-                t = b + r.dropoff_service_s
-                rid = stops[k].request_id
-                x = b - pick_end[rid] - r.max_ride_s
-                ride_slack.append(-x if x < 0 else 0)
-                ride_from.append(pick_pos[rid])
-                load[0] -= q.seats
-                load[1] -= q.wheelchairs
-                load[2] -= q.parcels
-            x = max(x, b - w.latest_s, load[0] - cap[0], load[1] - cap[1], load[2] - cap[2])
-            if x > 0:
-                excess[stops[k]] = x
+            sign = 1 if kinds[k] else -1
+            w = r.pickup_window if kinds[k] else r.dropoff_window
+            b = max(a, w.earliest_s)
+            t = b + (r.pickup_service_s if kinds[k] else r.dropoff_service_s)
+            load[0] += sign * q.seats
+            load[1] += sign * q.wheelchairs
+            load[2] += sign * q.parcels
             arr_l.append(a)
             start_l.append(b)
             wait_l.append(b - a)
@@ -406,11 +509,7 @@ class RouteSlack:
         start_l.append(end_arr)
         wait_l.append(0)
         load_before.append((load[0], load[1], load[2]))
-        win_slack.append(max(0, end_limit_s(vehicle) - end_arr))
-        self.excess = excess  # violations already in the plan (a driver running late), by stop
-        self.end_excess = max(0, end_arr - end_limit_s(vehicle))
-        ride_slack.append(_INF)
-        ride_from.append(n + 1)
+        win_slack.append(max(0, vehicle.shift_end_s - end_arr))
 
         self.pre_loc = [vehicle.start_location, *locs[:n]]
         self.pre_dep = pre_dep
@@ -422,8 +521,6 @@ class RouteSlack:
         self.leg = legs
         self.load_before = load_before
         self.win_slack = win_slack
-        self.ride_slack = ride_slack
-        self.ride_from = ride_from
 
         # prefix sums of waiting: W(k..m) = wc[m + 1] - wc[k]
         wc = [0] * (n + 2)
@@ -435,23 +532,14 @@ class RouteSlack:
             wcc[k + 1] = wcc[k] + wc[k]
         self._wcc = wcc
 
-        # forward slack: windows part by a suffix minimum, ride part per drop-off
-        fwd_win: list[float] = [0.0] * (n + 1)
+        # forward slack by a suffix minimum
+        fwd: list[float] = [0.0] * (n + 1)
         best = _INF
         for k in range(n, -1, -1):
             v = win_slack[k] + wc[k + 1]
             best = min(best, v)
-            fwd_win[k] = best - wc[k]
-        fwd = list(fwd_win)
-        for m in range(n):
-            rsl = ride_slack[m]
-            if rsl == _INF:
-                continue
-            top = rsl + wc[m + 1]
-            for k in range(ride_from[m] + 1, m + 1):
-                fwd[k] = min(fwd[k], top - wc[k])
+            fwd[k] = best - wc[k]
         self.fwd = fwd
-        self.fwd_win = fwd_win
 
     def push_delay(self, k: int, delta: int) -> int:
         """Total start-time shift over stops ``k..n-1`` when the arrival at ``k`` is ``delta`` later.

@@ -5,7 +5,9 @@ leader; on SQLite (one process) it always leads. It re-plans on a timer and soon
 cancellation, a no-show or a delay, off the event loop (the solver runs in a worker thread), and
 applies the result only if (1) no plan changed meanwhile (plan versions), (2) the independent
 checker finds no violation, (3) every promised request is still served, and (4) the vehicle time
-went down.
+went down. Vehicle time is ``routing.model.plan_travel_s`` (``route_travel_s`` summed over every vehicle) on
+both sides (an idle vehicle's drive from its position to its end location included). A search that
+raises costs that one re-plan (logged once with the reason), never the process.
 """
 
 from __future__ import annotations
@@ -135,6 +137,10 @@ class Dispatcher:
         self.evening_batch_local = evening_batch_local
         self.evening_budget_s = evening_budget_s
         self._batched_for: date | None = None
+        #: candidate plans the independent checker refused (never applied), since start
+        self.rejected = 0
+        #: re-plans whose search raised (each cost that one re-plan), since start
+        self.failed = 0
 
     # ------------------------------------------------------------------ wiring
 
@@ -201,24 +207,31 @@ class Dispatcher:
             budget = self.budget_s if budget_s is None else budget_s
             snap, versions = await self._snapshot(window)
             problem = snap.problem
-            before = sum(rm.route_travel_s(problem, v, v.route) for v in problem.vehicles)
+            before = rm.plan_travel_s(problem, {v.id: v.route for v in problem.vehicles})
             n_req = len(problem.requests)
             if n_req == 0:
                 return self._done(ReoptResult(reason, False, "nothing to plan", 0, len(problem.vehicles),
                                               before, before, 0.0))
             t0 = time.perf_counter()
-            solution = await asyncio.to_thread(optimise, problem, time_limit_s=budget, seed=0)
+            try:
+                solution = await asyncio.to_thread(optimise, problem, time_limit_s=budget, seed=0)
+            except Exception as exc:  # noqa: BLE001 - any failure of the search costs this re-plan only
+                self.failed += 1
+                log.error("re-plan (%s) skipped: the search failed: %s: %s", reason, type(exc).__name__, exc)
+                return self._done(ReoptResult(reason, False, f"search failed: {type(exc).__name__}", n_req,
+                                              len(problem.vehicles), before, before, time.perf_counter() - t0))
             solve_s = time.perf_counter() - t0
-            after = sum(
-                rm.route_travel_s(problem, next(v for v in problem.vehicles if v.id == r.vehicle_id),
-                               [s.stop for s in r.stops])
-                for r in solution.routes
-            )
+            after = rm.plan_travel_s(problem, {r.vehicle_id: [s.stop for s in r.stops] for r in solution.routes})
             result = ReoptResult(reason, False, "", n_req, len(problem.vehicles), before, after, solve_s)
             if solution.unserved:
-                return self._done(_why(result, f"would drop {len(solution.unserved)} promised request(s)"))
+                causes = sorted({c.value for c in solution.unserved.values()})
+                return self._done(_why(result, f"would drop {len(solution.unserved)} promised request(s) "
+                                               f"({', '.join(causes)})"))
             violations = check(problem, solution)
             if violations:
+                self.rejected += 1
+                log.warning("re-plan (%s) rejected by the checker: %s", reason,
+                            "; ".join(f"{v.kind} {v.vehicle_id} {v.request_id}: {v.detail}" for v in violations[:5]))
                 return self._done(_why(result, f"checker rejected the plan: {violations[0].kind}"))
             if after >= before:
                 return self._done(_why(result, "no improvement"))

@@ -22,7 +22,7 @@ from routing.insertion import (
     request_windows,
 )
 from routing.model import Load, Problem, Request, Stop, TimeWindow, UnservedCause, Vehicle
-from routing.schedule import RouteSlack, evaluate, no_worse
+from routing.schedule import RouteSlack, evaluate
 
 LINE = np.array([[10 * abs(i - j) for j in range(11)] for i in range(11)], dtype=np.int64)
 CAP = Load(seats=4, wheelchairs=1, parcels=2)
@@ -280,12 +280,44 @@ def test_cause_no_feasible_insertion() -> None:
     assert res.options == () and res.cause is UnservedCause.NO_FEASIBLE_INSERTION
 
 
-def test_late_driver_does_not_block_insertions_after_the_delay() -> None:
-    """A route already late does not forbid options that make nothing later; ones that do are refused."""
+def test_a_plan_that_cannot_be_timed_gets_no_new_request() -> None:
+    """A vehicle whose plan no timing can keep (its driver is already late) is offered nothing,
+    even where the new stops would make nothing later; another vehicle still is."""
     a = req("a", 1, 9, pw=FIRST, dw=TimeWindow(0, 80))  # already 10 s late at 90
+    late = bus("late", route=(P("a"), D("a")))
+    assert not evaluate(problem(late, requests=(a,)), late, late.route).feasible
+    res = find_insertions(problem(late, requests=(a,)), req("n", 3, 5, service_s=5))
+    assert res.options == () and res.cause is UnservedCause.NO_FEASIBLE_INSERTION
+    res = find_insertions(problem(late, bus("free"), requests=(a,)), req("n", 3, 5, service_s=5))
+    assert [o.vehicle_id for o in res.options] == ["free"]
+
+
+def test_insertion_refuses_a_route_no_timing_can_serve() -> None:
+    """Finding 9: the old search measured a's ride on earliest-start times (490 s > 300 s, an
+    "existing violation" it tolerated), so it accepted n between a's pickup and drop-off, the
+    cheapest place. But a's ride limit forces its pickup to 200 s or later (drop-off at 500 s
+    earliest) and n must be picked up by 60 s just after it: no timing serves that route. Only
+    n before a is feasible, with the vehicle waiting at a's pickup until 200 s."""
+    from routing.check import check_routes
+
+    a = req("a", 1, 3, pw=TimeWindow(0, 300), dw=TimeWindow(500, 600), max_ride_s=300)
     v = bus(route=(P("a"), D("a")))
-    res = find_insertions(problem(v, requests=(a,)), req("n", 3, 5, service_s=5))
-    assert [o.route for o in res.options] == [(P("a"), D("a"), P("n"), D("n"))]
+    pr = problem(v, requests=(a,))
+    assert evaluate(pr, v, v.route).feasible  # the plan itself is fine: it waits before a
+    n = req("n", 2, 3, pw=TimeWindow(0, 60), dw=TimeWindow(0, 100))
+    inside = (P("a"), P("n"), D("n"), D("a"))
+    with_n = Problem(pr.vehicles, {**pr.requests, "n": n}, LINE)
+    assert not evaluate(with_n, v, inside).feasible
+    assert check_routes(with_n, {"v": inside})[1]  # the checker's own timing rejects it too
+    res = find_insertions(pr, n)
+    assert [o.route for o in res.options] == [(P("n"), D("n"), P("a"), D("a"))]
+    (opt,) = res.options
+    assert (opt.pickup_s, opt.dropoff_s) == (20, 30)
+    timed = evaluate(with_n, v, opt.route).to_route("v")
+    assert [(s.arrival_s, s.start_s, s.wait_s) for s in timed.stops] == [
+        (20, 20, 0), (30, 30, 0), (50, 200, 150), (220, 500, 280),
+    ]  # fmt: skip
+    assert check_routes(with_n, {"v": opt.route})[1] == []
 
 
 def test_nearest_feasible_times() -> None:
@@ -442,7 +474,9 @@ def _disturb(rng: random.Random, pr: Problem) -> Problem:
 
 
 def test_generator_agrees_with_exhaustive_evaluation() -> None:
-    """On random small instances the O(1) tests accept exactly the pairs a full re-evaluation accepts."""
+    """On random small instances (riders on board, plans already late) the screens never rule
+    out a pair whose whole route the scheduler can time, both generators agree, and every
+    option find_insertions returns is the cheapest exactly feasible pair of its vehicle."""
     from routing.insertion import _generate_stacked, _new_route, _Stack, generate_insertions
 
     rng = random.Random(7)
@@ -451,24 +485,30 @@ def test_generator_agrees_with_exhaustive_evaluation() -> None:
         pr, new = _random_problem(rng)
         stacked = _generate_stacked(pr, _Stack(pr, range(len(pr.vehicles))), new)
         reqs = {**pr.requests, "new": new}
+        options = {o.vehicle_id: o for o in find_insertions(pr, new, max_options=9).options}
         for vi, v in enumerate(pr.vehicles):
-            old = evaluate(pr, v, v.route)
             n = len(v.route)
-            expected = set()
+            feasible = {}
             for i in range(n + 1):
                 for j in range(i, n + 1):
                     route, _, _ = _new_route(v.route, "new", i, j)
                     sched = evaluate(pr, v, route, requests=reqs)
-                    if no_worse(sched, old, "new"):
-                        expected.add((i, j))
+                    if sched.feasible:
+                        feasible[(i, j)] = route
             got = generate_insertions(pr, vi, new, slack=RouteSlack(pr, v))
-            assert {(c.i, c.j) for c in got} == expected
+            assert set(feasible) <= {(c.i, c.j) for c in got}
             assert sorted(c for c in stacked if c.vehicle_index == vi) == sorted(got)
-            for c in got:
-                route, pi, di = _new_route(v.route, "new", c.i, c.j)
-                sched = evaluate(pr, v, route, requests=reqs)
-                assert (sched.start_s[pi], sched.start_s[di]) == (c.pickup_s, c.dropoff_s)
-                checked += 1
+            if not feasible:
+                assert v.id not in options
+                continue
+            opt = options[v.id]
+            assert opt.route in feasible.values()
+            sched = evaluate(pr, v, opt.route, requests=reqs)
+            assert (sched.start_s[opt.pickup_index], sched.start_s[opt.dropoff_index]) == (
+                opt.pickup_s,
+                opt.dropoff_s,
+            )
+            checked += 1
     assert checked > 100
 
 

@@ -168,3 +168,56 @@ def test_search_cost_matches_the_model_when_a_vehicle_ends_elsewhere():
         for k, v in enumerate(problem.vehicles)
     )
     assert res.cost == total
+
+
+def _many_rivals(n: int = 8):
+    """One vehicle and ``n`` requests that all must be picked up by 60 but lie 100 apart: it can
+    serve one of them; every other one keeps failing and asks for a guided ejection."""
+    from routing.model import Load, Problem, Request, TimeWindow, Vehicle
+
+    pts = [[50.0, 0.0]]
+    for k in range(n):
+        pts += [[100.0 * k, 5.0], [100.0 * k, 6.0]]
+    xy = np.array(pts)
+    travel = np.rint(np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1))).astype(np.int64)
+    reqs = {
+        f"r{k}": Request(
+            f"r{k}", 1 + 2 * k, 2 + 2 * k, Load(seats=1), TimeWindow(0, 60), TimeWindow(0, 1000),
+            max_ride_s=50,
+        )
+        for k in range(n)
+    }
+    return Problem((Vehicle("v", 0, 0, 0, 1000, Load(seats=2)),), reqs, travel)
+
+
+_BOUNDS_SCRIPT = """
+import time
+from routing import lns, ortools_solver as ort
+from routing.optimise import default_penalty, lns_instance
+from tests.unit.routing.test_lns import _many_rivals
+
+problem = _many_rivals()
+built = ort.build(problem, unserved_penalty=default_penalty(problem))
+inst = lns_instance(built, default_penalty(problem))
+res = lns.improve(inst, [[]], deadline=time.perf_counter() + 600, seed=3, max_iterations=300)
+assert res.missing == len(problem.requests) - 1, res
+print("ok", res.iterations, res.cost)
+"""
+
+
+def test_search_stays_in_bounds_under_repeated_guided_ejection():
+    """Finding 10: with every request pending, a guided ejection appended the request taken out
+    past the end of the pending list (IndexError without JIT, heap corruption with it). Run
+    uncompiled, where numpy checks every index."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", _BOUNDS_SCRIPT], cwd=root, env=env, capture_output=True,
+        text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("ok 300 ")

@@ -16,7 +16,7 @@ import pytest
 from routing.check import check
 from routing.model import Load, Problem, Request, Stop, TimeWindow, UnservedCause, Vehicle
 from routing.optimise import optimise
-from routing.ortools_solver import schedule_route
+from routing.schedule import evaluate
 
 # ---------------------------------------------------------------------------------------------
 # tiny instance generator and brute force
@@ -212,18 +212,22 @@ def test_plain_model_is_feasible():
 
 
 def test_schedule_keeps_ride_time_by_delaying_pickup():
-    """A pickup with an open window is delayed so the ride-time limit holds (not left early)."""
+    """The one scheduler holds the vehicle at the pickup (not too early) so the ride limit
+    holds: least-time pickup 470 = drop-off 500 - 30; the optimiser's plan has those times."""
     travel = np.array([[0, 10, 20], [10, 0, 10], [20, 10, 0]], dtype=np.int64)
     req = Request(
         "r", 1, 2, Load(seats=1), TimeWindow(0, 1000), TimeWindow(500, 520), max_ride_s=30
     )
     veh = Vehicle("v", 0, 0, 0, 2000, Load(seats=1))
     problem = Problem((veh,), {"r": req}, travel)
-    times = schedule_route(problem, 0, [Stop("r", "pickup"), Stop("r", "dropoff")])
-    assert times is not None
-    assert times[2] - times[1] <= 30 and 500 <= times[2] <= 520
+    sched = evaluate(problem, veh, [Stop("r", "pickup"), Stop("r", "dropoff")])
+    assert sched.feasible
+    assert sched.arrival_s == (10, 480) and sched.start_s == (470, 500)
+    assert sched.wait_s == (460, 20)
     sol = optimise(problem, time_limit_s=0.3)
     assert not sol.unserved and check(problem, sol) == []
+    (route,) = sol.routes
+    assert [(s.arrival_s, s.start_s) for s in route.stops] == [(10, 470), (480, 500)]
 
 
 def _onboard_problem() -> Problem:
@@ -369,9 +373,10 @@ def test_wheelchair_capacity_dimension_respected():
     assert max(s.load_after.wheelchairs for r in sol.routes for s in r.stops) <= 1
 
 
-def test_late_onboard_rider_is_still_dropped_and_flagged():
-    """A rider on board who can no longer arrive in time is still dropped by their vehicle;
-    the lateness shows up in the checker, it is not hidden by dropping the rider."""
+def test_late_onboard_rider_is_reported_never_relaxed(caplog):
+    """A rider on board who can no longer arrive in time: optimise does not open their window
+    by itself. It keeps the current plan (timed by the one scheduler, the drop-off still in
+    vehicle A) and reports the rider as PROMISE_INFEASIBLE; the checker sees the lateness."""
     problem = _onboard_problem()
     ride = problem.requests["onboard"]
     late = Request(
@@ -386,7 +391,27 @@ def test_late_onboard_rider_is_still_dropped_and_flagged():
     )
     p2 = Problem(problem.vehicles, dict(problem.requests, onboard=late), problem.travel_s)
     sol = optimise(p2, time_limit_s=0.3)
+    assert sol.unserved == {"onboard": UnservedCause.PROMISE_INFEASIBLE}
     route_a = next(r for r in sol.routes if r.vehicle_id == "A")
-    assert Stop("onboard", "dropoff") in [s.stop for s in route_a.stops]
+    assert [s.stop for s in route_a.stops] == [Stop("onboard", "dropoff")]
+    assert route_a.stops[0].start_s == 110  # as early as the vehicle can be there
     kinds = {v.kind for v in check(p2, sol, require_all_served=False)}
     assert kinds & {"time_window", "ride_time"}
+    assert "relax" not in caplog.text
+
+
+def test_earliest_dropoffs_from_the_current_route():
+    """earliest_dropoffs: for each rider on board, the earliest drop-off start the vehicle can
+    reach by its current route, windows' latest and ride limits ignored."""
+    from dataclasses import replace
+
+    from routing.schedule import earliest_dropoffs
+
+    problem = _onboard_problem()
+    va = problem.vehicles[0]
+    assert earliest_dropoffs(problem, va) == {"onboard": 110}
+    # via the new request's stops first: 0 -> 3 -> 4 -> 2 = 10 + 10 + 90
+    via = (Stop("new", "pickup"), Stop("new", "dropoff"), Stop("onboard", "dropoff"))
+    assert earliest_dropoffs(problem, replace(va, route=via)) == {"onboard": 110}
+    later = replace(va, start_time_s=1000)
+    assert earliest_dropoffs(problem, later) == {"onboard": 1110}
