@@ -35,7 +35,9 @@ def _realtime(request: Request) -> RealtimeFeeds:
         runtime = request.app.state.runtime
         files = _static(request)
         meta = gtfs.FeedMeta.load(runtime.settings.data_dir)
-        feeds = RealtimeFeeds(runtime.services, route_id=meta.route_id, feed_version=gtfs.feed_version(files))
+        ops = runtime.operations
+        feeds = RealtimeFeeds(runtime.services, route_id=meta.route_id, feed_version=gtfs.feed_version(files),
+                              etas=ops.etas if ops is not None else None)
         runtime.bus.subscribe(feeds.on_events)
         request.app.state.gtfs_realtime = feeds
     return feeds

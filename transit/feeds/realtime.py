@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from google.transit import gtfs_realtime_pb2 as rt
 
@@ -60,9 +61,16 @@ class Built:
     built_at: datetime  # service clock
 
 
+EtaMap = Mapping[str, Mapping[tuple[str, str], datetime]]  # vehicle -> (booking, pickup|dropoff) -> ETA
+
+
 def build(vehicles: Sequence[Vehicle], bookings: dict[str, Booking], *, now: datetime, route_id: str,
-          tz: object, feed_version: str = "") -> Built:
-    """Both feeds for the vehicles on shift at ``now``; ``bookings``: the active bookings of their plans."""
+          tz: object, feed_version: str = "", etas: EtaMap | None = None) -> Built:
+    """Both feeds for the vehicles on shift at ``now``.
+
+    ``bookings``: the active bookings of their plans (for occupancy); ``etas``: the checker's
+    times from each vehicle's latest position, used instead of the planned times when given.
+    """
     vp_msg, tu_msg = rt.FeedMessage(), rt.FeedMessage()
     _header(vp_msg, now, feed_version)
     _header(tu_msg, now, feed_version)
@@ -93,12 +101,14 @@ def build(vehicles: Sequence[Vehicle], bookings: dict[str, Booking], *, now: dat
         pos.occupancy_status, pos.occupancy_percentage = status, pct
         # Stop-based legs only: a door-to-door visit has no stop_id, and GTFS-RT needs one.
         stops: list[tuple[str, datetime]] = []
+        times = (etas or {}).get(v.id, {})
         for visit in sorted(v.plan, key=lambda x: x.planned_at):
-            if visit.stop_id is None or visit.planned_at < now - timedelta(minutes=5):
+            at = times.get((visit.booking_id, visit.kind), visit.planned_at)
+            if visit.stop_id is None or at < now - timedelta(minutes=5):
                 continue
             if stops and stops[-1][0] == visit.stop_id:
-                continue  # several riders at one stop: one stop time
-            stops.append((visit.stop_id, visit.planned_at))
+                continue  # several riders at one stop: one stop time (the first arrival)
+            stops.append((visit.stop_id, at))
         if stops:
             pos.stop_id = stops[0][0]
             pos.current_stop_sequence = 1
@@ -119,11 +129,17 @@ def build(vehicles: Sequence[Vehicle], bookings: dict[str, Booking], *, now: dat
     return Built(vp_msg.SerializeToString(), tu_msg.SerializeToString(), now)
 
 
+# Operations.etas: a vehicle's remaining schedule from its latest position.
+EtaSource = Callable[[str], Awaitable[tuple[Vehicle | None, Sequence[Any]]]]
+
+
 class RealtimeFeeds:
     """The two GTFS-RT feeds of one service, rebuilt when stale (see the module docstring)."""
 
-    def __init__(self, svc: Services, *, route_id: str, feed_version: str = "", max_age_s: float = 10.0) -> None:
+    def __init__(self, svc: Services, *, route_id: str, feed_version: str = "", max_age_s: float = 10.0,
+                 etas: EtaSource | None = None) -> None:
         self.svc = svc
+        self.etas = etas
         self.route_id = route_id
         self.feed_version = feed_version
         self.max_age_s = max_age_s
@@ -151,5 +167,11 @@ class RealtimeFeeds:
             vehicles = await uow.vehicles.list((now - timedelta(minutes=1), now + timedelta(minutes=1)))
             ids = {visit.booking_id for v in vehicles for visit in v.plan}
             bookings = {b.id: b for b in await uow.bookings.active(ids)} if ids else {}
+        etas: dict[str, dict[tuple[str, str], datetime]] = {}
+        if self.etas is not None:
+            for v in vehicles:
+                if any(x.stop_id for x in v.plan) and any(s.covers(now) for s in v.shifts):
+                    _, rows = await self.etas(v.id)
+                    etas[v.id] = {(e.booking_id, e.kind): e.eta for e in rows}
         return build(vehicles, bookings, now=now, route_id=self.route_id, tz=self.svc.rules.tz,
-                     feed_version=self.feed_version)
+                     feed_version=self.feed_version, etas=etas)
