@@ -414,8 +414,12 @@ class Operations:
             return []
         ids = {v.booking_id for v in vehicle.plan}
         bookings = {b.id: b for b in await uow.bookings.active(ids)}
+        # The window ends with the current (or next) shift segment: with a longer window the
+        # snapshot would pick the segment overlapping it most, e.g. the afternoon after a break.
+        end = now + timedelta(seconds=self.eta_horizon_s)
+        segment_ends = [s.ends_at for s in vehicle.shifts if s.ends_at > now]
         snap = build_snapshot([vehicle], bookings, now=now,
-                                 window=(now, now + timedelta(seconds=self.eta_horizon_s)),
+                                 window=(now, min([end, *segment_ends[:1]], default=end)),
                                  travel=self.svc.travel)
         if not snap.problem.vehicles:
             return []
