@@ -171,7 +171,7 @@ def _alternatives(snap: Snapshot, req: rm.Request) -> list[int]:
 
 async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
     """Find the best insertion for a ride and hold it as an offer for a short time."""
-    if actor.role not in ("rider", "kiosk", "operator", "admin"):
+    if actor.role not in ("rider", "kiosk", "operator", "admin", "maas"):
         raise errors.Forbidden()
     _check_party(svc, cmd)
     now = svc.clock.now()
@@ -405,7 +405,7 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
             id=bid,
             account_id=actor.account_id if actor.role == "rider" else None,
             booked_by_id=actor.account_id,
-            channel={"rider": "app", "kiosk": "kiosk"}.get(actor.role, "phone"),
+            channel={"rider": "app", "kiosk": "kiosk", "maas": "maas"}.get(actor.role, "phone"),
             kind=r.get("kind", "ride"),
             passenger_name=(r.get("passenger_name") or actor.name or "")[:200],
             party_size=r["party_size"],
@@ -447,7 +447,7 @@ def _may_see(actor: Actor, b: Booking) -> bool:
         return True
     if actor.role == "rider":
         return b.account_id == actor.account_id
-    if actor.role == "kiosk":
+    if actor.role in ("kiosk", "maas"):
         return b.booked_by_id == actor.account_id
     if actor.role == "driver":
         return actor.vehicle_id is not None and b.vehicle_id == actor.vehicle_id
