@@ -72,6 +72,8 @@ async def test_trip_updates_follow_a_booking_and_its_boarding(served: Served) ->
     pick, drop = (u.arrival.time for u in upd.stop_time_update)
     window = [to_epoch(datetime.fromisoformat(b[k])) for k in ("pickup_window_start", "pickup_window_end")]
     assert window[0] <= pick <= window[1] and pick < drop
+    _, etas = await served.runtime.operations.etas(b["vehicle_id"])  # type: ignore[attr-defined]
+    assert [to_epoch(e.eta) for e in etas] == [pick, drop]  # the checker's ETAs, not stale plan times
     assert drop <= to_epoch(datetime.fromisoformat(b["latest_dropoff"]))
 
     ops = served.runtime.operations  # type: ignore[attr-defined]
