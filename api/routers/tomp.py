@@ -13,10 +13,11 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep, require
+from api.routers.bookings import ERRORS as BOOKING_ERRORS
 from transit import errors, handlers
 from transit.booking import Place as BookingPlace
 from transit.clock import local
-from transit.commands import Actor, PlaceRef, RequestRide
+from transit.commands import Actor, PlaceRef, RequestRide, TimeMode
 from transit.feeds import tomp
 from transit.handlers import Offer
 
@@ -25,12 +26,7 @@ router = APIRouter(prefix="/tomp", tags=[TAG])
 Maas = Annotated[Actor, require("maas")]
 ASSET_TYPE = {"id": "okuma_minibus", "assetClass": "SHUTTLE", "assetSubClass": "demand-responsive minibus"}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "不正な入力 / bad input (message_ja, message_en)"},
-    401: {"description": "認証が必要 / authentication required"},
-    403: {"description": "役割 maas が必要 / the maas role is required"},
-    404: {"description": "見つからない / not found"},
-    409: {"description": "乗車不可・競合 / no ride possible or conflict"},
-    410: {"description": "提案の期限切れ / offer expired"},
+    **{k: dict(v) for k, v in BOOKING_ERRORS.items()}, 403: {"description": "役割 maas が必要 / the maas role is required"},
 }
 
 
@@ -192,6 +188,8 @@ def _ref(place: Place, which: str) -> PlaceRef:
 
 def _command(body: PlanningRequest) -> RequestRide:
     extra = body.extraInfo or {}
+    mode: TimeMode
+    when: datetime | None
     if body.startTime is not None:
         mode, when = "leave_at", body.startTime
     elif body.endTime is not None:
@@ -356,7 +354,8 @@ async def leg_event(leg_id: str, body: LegEvent, actor: Maas, svc: ServicesDep, 
 async def leg_progress(leg_id: str, request: Request, actor: Maas, svc: ServicesDep, maas_id: MaasId) -> LegProgress:
     """The vehicle's last position and the ETAs at the pickup and the destination."""
     p = await tomp.progress(leg_id, actor, svc, _etas(request))
-    coords = Coordinates(lng=p.vehicle_lon, lat=p.vehicle_lat) if p.vehicle_lat is not None else None
+    coords = (Coordinates(lng=p.vehicle_lon, lat=p.vehicle_lat)
+              if p.vehicle_lat is not None and p.vehicle_lon is not None else None)
     return LegProgress(time=local(p.position_at or svc.clock.now()), coordinates=coords,
                        pickupEta=local(p.pickup_eta) if p.pickup_eta else None,
                        arrivalEta=local(p.dropoff_eta) if p.dropoff_eta else None, delaySeconds=p.late_s)

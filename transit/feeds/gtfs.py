@@ -79,7 +79,6 @@ class FeedMeta:
     feed_publisher_url: str
     feed_licence: str
     valid_days: int
-    booking_phone: str = ""
 
     @classmethod
     def load(cls, data_dir: str | Path | None = None) -> FeedMeta:
@@ -141,6 +140,8 @@ def drop_off_window_end_s(area: ServiceArea, rules: ServiceRules) -> int:
 def build_feed(ref: ReferenceData, meta: FeedMeta, *, today: date, base_url: str) -> dict[str, bytes]:
     """Every file of the feed, by name. ``base_url``: where the booking pages are served."""
     rules = ref.rules
+    # The town desk's number, the one the pages show (rules.json office_phone; absent or null = unset).
+    phone = getattr(rules, "office_phone", None) or ""
     base = base_url.rstrip("/")
     booking_url = f"{base}/"
     files: dict[str, bytes] = {}
@@ -148,7 +149,7 @@ def build_feed(ref: ReferenceData, meta: FeedMeta, *, today: date, base_url: str
     files["agency.txt"] = _csv(
         ("agency_id", "agency_name", "agency_url", "agency_timezone", "agency_lang", "agency_phone"),
         [dict(agency_id=meta.agency_id, agency_name=meta.agency_name_ja, agency_url=meta.agency_url,
-              agency_timezone=rules.timezone, agency_lang="ja", agency_phone=meta.booking_phone)],
+              agency_timezone=rules.timezone, agency_lang="ja", agency_phone=phone)],
     )
     files["stops.txt"] = _csv(
         ("stop_id", "stop_name", "tts_stop_name", "stop_desc", "stop_lat", "stop_lon", "location_type",
@@ -249,12 +250,12 @@ def build_feed(ref: ReferenceData, meta: FeedMeta, *, today: date, base_url: str
                  message=f"アプリ・停留所の予約端末・町の窓口で、乗車の{rules.booking_horizon_days}日前から直前まで"
                          f"予約できます。運賃{rules.fare_yen}円。",
                  pickup_message=f"乗車時刻の幅は{rules.pickup_window_s // 60}分です。",
-                 drop_off_message="", phone_number=meta.booking_phone, info_url=booking_url,
+                 drop_off_message="", phone_number=phone, info_url=booking_url,
                  booking_url=booking_url),
             dict(booking_rule_id=RULE_KIOSK, booking_type=BOOKING_REAL_TIME,
                  prior_notice_duration_min="", prior_notice_duration_max="",
                  message="停留所の予約端末で、その場で予約できます(アカウント不要)。",
-                 pickup_message="", drop_off_message="", phone_number=meta.booking_phone,
+                 pickup_message="", drop_off_message="", phone_number=phone,
                  info_url=booking_url, booking_url=""),
         ],
     )
