@@ -359,3 +359,26 @@ async def leg_progress(leg_id: str, request: Request, actor: Maas, svc: Services
     return LegProgress(time=local(p.position_at or svc.clock.now()), coordinates=coords,
                        pickupEta=local(p.pickup_eta) if p.pickup_eta else None,
                        arrivalEta=local(p.dropoff_eta) if p.dropoff_eta else None, delaySeconds=p.late_s)
+
+
+class Station(Camel):
+    stationId: str = Field(..., description="= stop_id of our GTFS feed")
+    name: str
+    coordinates: Coordinates
+    regionId: str = Field(..., description="zone: ogawara | ono | other")
+    isVirtualStation: bool = True
+    extraInfo: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.get("/operator/stations", response_model=list[Station], operation_id="tomp_operator_stations",
+            responses=ERRORS)
+async def stations(request: Request, actor: Maas, maas_id: MaasId,
+                   accept_language: Annotated[str | None, Header(alias="Accept-Language")] = None,
+                   ) -> list[Station]:
+    """The stops a ride can start or end at (the same ids as stops.txt), named in Accept-Language."""
+    english = (accept_language or "ja").lower().startswith("en")
+    return [Station(stationId=s.stop_id, name=s.name_en if english else s.name_ja,
+                    coordinates=Coordinates(lng=s.lon, lat=s.lat), regionId=s.zone,
+                    extraInfo={"nameJa": s.name_ja, "nameKana": s.name_kana, "nameEn": s.name_en,
+                               "kiosk": s.kiosk, "wheelchairAccessible": s.wheelchair})
+            for s in request.app.state.runtime.reference.stops]

@@ -189,3 +189,18 @@ async def test_tomp_has_its_own_openapi_section(served: Served) -> None:
     tagged = {p for p, ops in spec["paths"].items() for op in ops.values() if "TOMP (MaaS) / MaaS連携" in op["tags"]}
     assert tagged == {p for p in spec["paths"] if p.startswith("/tomp/")}
     assert {"/tomp/planning/offers", "/tomp/bookings/{booking_id}/events", "/tomp/legs/{leg_id}/progress"} <= tagged
+
+
+async def test_stations_are_the_gtfs_stops(served: Served) -> None:
+    """/tomp/operator/stations lists every stop under its GTFS stop_id, named per Accept-Language."""
+    h = await _maas(served)
+    ref = served.runtime.reference  # type: ignore[attr-defined]
+    ja = (await served.client.get("/tomp/operator/stations", headers=h)).json()
+    en = (await served.client.get("/tomp/operator/stations", headers={**h, "Accept-Language": "en"})).json()
+    assert [s["stationId"] for s in ja] == [s.stop_id for s in ref.stops]
+    assert [s["name"] for s in ja] == [s.name_ja for s in ref.stops]
+    assert [s["name"] for s in en] == [s.name_en for s in ref.stops]
+    assert all(s["extraInfo"]["nameKana"] for s in ja)
+    # a station id can be used as a stopReference straight away
+    hall = next(s for s in ja if s["stationId"] == HALL)
+    assert (hall["coordinates"]["lat"], hall["coordinates"]["lng"]) == (ref.stop(HALL).lat, ref.stop(HALL).lon)
