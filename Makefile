@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/booking_http.py
 	$(PY) bench/ws_fanout.py
 	$(PY) bench/reoptimise.py
+	$(PY) bench/feeds.py
 	$(PY) bench/darp.py a --time-limit 10 --out bench/out/a
 
 clean:

@@ -97,6 +97,21 @@ async def _purge(settings: Settings) -> object:
         await rt.close()
 
 
+def _export_gtfs(settings: Settings, args: argparse.Namespace) -> str:
+    from transit.clock import SystemClock
+    from transit.feeds import gtfs
+    from transit.reference_data import load_okuma
+
+    ref = load_okuma(settings.data_dir)
+    today = SystemClock().now().astimezone(ref.rules.tz).date()
+    base = args.base_url or f"http://{settings.host}:{settings.port}"
+    files = gtfs.build_feed(ref, gtfs.FeedMeta.load(settings.data_dir), today=today, base_url=base)
+    out = gtfs.write_dir(files, args.out)
+    if args.zip:
+        (out / "okuma.zip").write_bytes(gtfs.zip_bytes(files))
+    return f"wrote {len(files)} files to {out} (feed_version {gtfs.feed_version(files)})"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="okuma", description="大熊町オンデマンド交通 / Okuma on-demand transit")
     p.add_argument("--database-url", help="defaults to $DATABASE_URL or SQLite in var/okuma.db")
@@ -133,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     bp.add_argument("--date", help="YYYY-MM-DD (default: tomorrow, Asia/Tokyo)")
     bp.add_argument("--budget", type=float, default=30.0, help="solver seconds per shift window")
     sub.add_parser("purge", help="remove personal data past the retention period (run daily)")
+    ex = sub.add_parser("export", help="write the open feeds (docs/feeds.md)")
+    ex.add_argument("what", choices=["gtfs"], help="gtfs: GTFS-JP with GTFS-Flex")
+    ex.add_argument("--out", required=True, help="directory to write the feed files into")
+    ex.add_argument("--zip", action="store_true", help="also write okuma.zip next to them")
+    ex.add_argument("--base-url", default=None, help="where the booking pages are served "
+                    "(default: http://HOST:PORT of the settings)")
     args = p.parse_args(argv)
     settings = _settings(args)
 
@@ -168,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                   f" ({r.why}), solver {r.solve_s:.1f} s")
     elif args.cmd == "purge":
         print(asyncio.run(_purge(settings)))
+    elif args.cmd == "export":
+        print(_export_gtfs(settings, args))
     elif args.cmd == "serve":
         from api.server import serve
 

@@ -10,7 +10,7 @@ from transit import errors
 from transit.commands import Actor
 from transit.uow import UnitOfWork
 
-ROLES = ("rider", "kiosk", "operator", "driver", "store", "admin")
+ROLES = ("rider", "kiosk", "operator", "driver", "store", "admin", "maas")  # maas: a MaaS app (TOMP)
 
 
 def hash_token(token: str) -> str:

@@ -201,7 +201,7 @@ def _alternatives(snap: Snapshot, req: rm.Request) -> list[int]:
 
 async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
     """Find the best insertion for a ride and hold it as an offer for a short time."""
-    if actor.role not in ("rider", "kiosk", "operator", "admin"):
+    if actor.role not in ("rider", "kiosk", "operator", "admin", "maas"):
         raise errors.Forbidden()
     _check_party(svc, cmd)
     now = svc.clock.now()
@@ -638,7 +638,7 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
             id=bid,
             account_id=actor.account_id if actor.role == "rider" else r.get("rider_account_id"),
             booked_by_id=actor.account_id,
-            channel={"rider": "app", "kiosk": "kiosk"}.get(actor.role, "phone"),
+            channel={"rider": "app", "kiosk": "kiosk", "maas": "maas"}.get(actor.role, "phone"),
             kind=r.get("kind", "ride"),
             # The name as given; a rider's own account name otherwise. Never a kiosk's or a
             # desk worker's name: a blank name shows as the booking number on the tablet.
@@ -689,6 +689,8 @@ def _may_see(actor: Actor, b: Booking) -> bool:
     if actor.role == "kiosk":  # booked here, or leaving from this kiosk's stop (looked up by number)
         return b.booked_by_id == actor.account_id or (
             actor.stop_id is not None and b.origin.stop_id == actor.stop_id)
+    if actor.role == "maas":
+        return b.booked_by_id == actor.account_id
     if actor.role == "driver":
         return actor.vehicle_id is not None and b.vehicle_id == actor.vehicle_id
     return False

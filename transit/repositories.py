@@ -412,6 +412,13 @@ class OfferRepository:
             update(t.offers).where(t.offers.c.id == offer_id).values(booking_id=booking_id)
         )
 
+    async def release(self, offer_id: str, now: datetime) -> None:
+        """Let an unconfirmed offer go now (it can no longer be confirmed)."""
+        await self.conn.execute(
+            update(t.offers).where(and_(t.offers.c.id == offer_id, t.offers.c.booking_id.is_(None)))
+            .values(expires_at=now)
+        )
+
     async def purge_expired(self, before: datetime) -> int:
         res = await self.conn.execute(
             t.offers.delete().where(and_(t.offers.c.expires_at < before, t.offers.c.booking_id.is_(None)))
