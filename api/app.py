@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.realtime import Hub
-from api.routers import bookings, driver_ws, rider_ws, stops, vehicles
+from api.routers import bookings, driver_ws, rider_ws, stops, stores, vehicles
 from transit.bootstrap import Runtime, bootstrap
 from transit.clock import Clock
 from transit.dispatcher import Dispatcher
@@ -68,6 +68,8 @@ def create_app(
     app.include_router(vehicles.router)
     app.include_router(driver_ws.router)
     app.include_router(rider_ws.router)
+    app.include_router(stores.router)
+    app.include_router(stores.ws_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

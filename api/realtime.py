@@ -26,6 +26,7 @@ from api import protocol as p
 from transit.booking import Booking
 from transit.bootstrap import Runtime
 from transit.clock import from_epoch, local, to_epoch
+from transit.deliveries import handover_code
 from transit.events import (
     BookingCancelled,
     BookingStatusChanged,
@@ -40,7 +41,6 @@ from transit.operations import (
     Operations,
     ReplanRequested,
     VehicleMoved,
-    handover_code,
 )
 from transit.uow import UnitOfWork
 from transit.vehicle import Vehicle
@@ -159,7 +159,7 @@ class Views:
                     visit_id=f"{b.id}:{x.kind}",
                     booking_id=b.id,
                     kind=x.kind,  # type: ignore[arg-type]
-                    booking_kind="grocery" if b.kind == "grocery" else "ride",
+                    booking_kind="grocery" if b.kind == "delivery" else "ride",
                     status=b.status.value,
                     stop_id=x.stop_id,
                     stop_name_ja=stop.name_ja if stop else "",
@@ -174,7 +174,7 @@ class Views:
                     party_size=b.party_size,
                     wheelchairs=b.wheelchairs,
                     parcels=b.parcels,
-                    handover_code_required=b.kind == "grocery" and not pickup,
+                    handover_code_required=b.kind == "delivery" and not pickup,
                     arrived_at=_t(arrivals.get(b.id)) if pickup else None,
                 )
             )
@@ -234,7 +234,8 @@ class Views:
             planned_dropoff=_t(b.planned_dropoff),
             eta_pickup=_t(etas.get((b.id, "pickup"))), eta_dropoff=_t(etas.get((b.id, "dropoff"))),
             vehicle_lat=lat, vehicle_lon=lon, at_risk=at_risk,
-            handover_code=handover_code(b.id, self.ops.handover_secret) if b.kind == "grocery" else None,
+            # only recipients watch this channel (drivers are refused): the code is theirs to show
+            handover_code=handover_code(b.id, self.ops.handover_secret) if b.kind == "delivery" else None,
             message_ja=ja, message_en=en, updated_at=self.now(),
         )
 

@@ -34,6 +34,8 @@ async def create_account(
         raise errors.InvalidInput("キオスクには停留所が必要です。", "A kiosk must be bound to a stop.")
     if role == "driver" and not vehicle_id:
         raise errors.InvalidInput("運転士には車両が必要です。", "A driver must be bound to a vehicle.")
+    if role == "store" and not stop_id:
+        raise errors.InvalidInput("お店のアカウントにはお店の停留所が必要です。", "A store account must be bound to its store's stop.")
     if stop_id and await uow.stops.get(stop_id) is None:
         raise errors.UnknownStop()
     if vehicle_id and await uow.vehicles.get(vehicle_id) is None:

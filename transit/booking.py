@@ -72,7 +72,8 @@ class Booking:
     rider_card: str | None = None
     contact_phone: str | None = None
     cancel_reason: str | None = None
-    kind: str = "ride"  # ride | grocery
+    kind: str = "ride"  # ride | delivery
+    dropoff_earliest: datetime | None = None  # a delivery: the start of its window
     created_at: datetime | None = None
     events: list[Event] = field(default_factory=list, repr=False)
 

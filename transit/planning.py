@@ -49,13 +49,15 @@ class Locations:
 def booking_request(b: Booking, locs: Locations) -> rm.Request:
     """A booking's promise as the planner's hard constraints."""
     pe, pl, dl = to_epoch(b.pickup_earliest), to_epoch(b.pickup_latest), to_epoch(b.dropoff_latest)
+    # a delivery is dropped inside its window, never before the window starts
+    de = max(pe, to_epoch(b.dropoff_earliest)) if b.dropoff_earliest else pe
     return rm.Request(
         id=b.id,
         pickup=locs.index(b.origin.lat, b.origin.lon, b.origin.stop_id),
         dropoff=locs.index(b.destination.lat, b.destination.lon, b.destination.stop_id),
         load=rm.Load(b.party_size, b.wheelchairs, b.parcels),
         pickup_window=rm.TimeWindow(pe, pl),
-        dropoff_window=rm.TimeWindow(pe, max(pe, dl)),
+        dropoff_window=rm.TimeWindow(de, max(de, dl)),
         max_ride_s=b.max_ride_s,
         pickup_service_s=b.pickup_service_s,
         dropoff_service_s=b.dropoff_service_s,

@@ -2,19 +2,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
-from api.deps import CurrentActor, IdempotencyKey, ServicesDep, require
+from api.deps import CurrentActor, IdempotencyKey, ServicesDep, handover_secret, require
 from api.schemas import (
     BookingPublic,
     CancelIn,
     ConfirmIn,
+    DeliveryPublic,
     MePublic,
     OfferCreate,
     OfferPublic,
     PlaceOut,
 )
-from transit import handlers
+from transit import deliveries, handlers
+from transit.booking import Booking
+from transit.handlers import Services
 from transit.clock import local
 from transit.commands import Actor, CancelBooking, ConfirmOffer, PlaceRef, RequestRide
 
@@ -41,17 +44,22 @@ async def me(actor: CurrentActor) -> MePublic:
              operation_id="create_offer", responses=ERRORS)
 async def create_offer(body: OfferCreate, actor: Booker, svc: ServicesDep) -> OfferPublic:
     """Ask for a ride: a firm offer (pickup window, latest arrival) held for a short time."""
+    dl = body.delivery
     cmd = RequestRide(
-        origin=PlaceRef(**body.origin.model_dump()),
+        origin=PlaceRef(**body.origin.model_dump()) if body.origin else PlaceRef(),
         destination=PlaceRef(**body.destination.model_dump()),
         time_mode=body.time_mode,
         time=body.time,
         party_size=body.party_size,
         wheelchairs=body.wheelchairs,
-        parcels=body.parcels,
+        parcels=dl.parcels if dl else body.parcels,
         passenger_name=body.passenger_name,
         contact_phone=body.contact_phone,
         rider_card=body.rider_card,
+        kind=body.kind,
+        **(dict(store_id=dl.store_id, order_number=dl.order_number, shopping_list=dl.shopping_list,
+                window_start=dl.window_start, window_end=dl.window_end, temperature=dl.temperature)
+           if dl else {}),
     )
     o = await handlers.request_offer(cmd, actor, svc)
     return OfferPublic(
@@ -68,15 +76,29 @@ async def create_offer(body: OfferCreate, actor: Booker, svc: ServicesDep) -> Of
         wheelchairs=o.wheelchairs,
         parcels=o.parcels,
         fare_yen=svc.rules.fare_yen,
+        kind=o.kind,
+        delivery_window_start=local(o.dropoff_earliest) if o.dropoff_earliest else None,
+        delivery_window_end=local(o.dropoff_latest) if o.kind == "delivery" else None,
+        store_id=o.store_id,
     )
 
 
 @router.post("/bookings", response_model=BookingPublic, status_code=status.HTTP_201_CREATED,
              operation_id="confirm_offer", responses=ERRORS)
-async def confirm(body: ConfirmIn, actor: Booker, svc: ServicesDep, key: IdempotencyKey = None) -> BookingPublic:
+async def confirm(body: ConfirmIn, actor: Booker, svc: ServicesDep, request: Request,
+                  key: IdempotencyKey = None) -> BookingPublic:
     """Confirm an offer. Send an Idempotency-Key: repeating the call returns the same booking."""
     b = await handlers.confirm_offer(ConfirmOffer(body.offer_id, key or ""), actor, svc)
-    return BookingPublic.of(b)
+    return await _public(b, actor, svc, request)
+
+
+async def _public(b: Booking, actor: Actor, svc: Services, request: Request) -> BookingPublic:
+    """A booking as answered; a delivery comes with its order (and the code, for the recipient)."""
+    out = BookingPublic.of(b)
+    if b.kind == "delivery":
+        v = await deliveries.get_delivery(b.id, actor, svc, handover_secret(request))
+        out.delivery = DeliveryPublic.of(v)
+    return out
 
 
 @router.get("/bookings", response_model=list[BookingPublic], operation_id="list_bookings", responses=ERRORS)
@@ -86,8 +108,11 @@ async def list_bookings(actor: CurrentActor, svc: ServicesDep) -> list[BookingPu
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingPublic, operation_id="read_booking", responses=ERRORS)
-async def read_booking(booking_id: str, actor: CurrentActor, svc: ServicesDep) -> BookingPublic:
-    return BookingPublic.of(await handlers.get_booking(booking_id, actor, svc))
+async def read_booking(booking_id: str, actor: CurrentActor, svc: ServicesDep, request: Request) -> BookingPublic:
+    b = await handlers.get_booking(booking_id, actor, svc)
+    if actor.role == "driver":
+        return BookingPublic.of(b)  # never the delivery part: it carries the handover code
+    return await _public(b, actor, svc, request)
 
 
 @router.post("/bookings/{booking_id}/cancel", response_model=BookingPublic, operation_id="cancel_booking",
