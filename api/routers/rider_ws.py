@@ -53,6 +53,9 @@ async def booking_channel(ws: WebSocket, booking_id: str, token: str | None = No
         return
     svc = ws.app.state.services
     try:
+        if actor.role in ("driver", "store"):
+            # This channel carries a delivery's handover code; the driver must never see it.
+            raise errors.NotFound("その予約は見つかりません。", "That booking does not exist.")
         await handlers.get_booking(booking_id, actor, svc)
     except errors.DomainError as e:
         await refuse(ws, domain_error(e), CLOSE_NOT_FOUND)
