@@ -26,11 +26,13 @@ from api import protocol as p
 from transit.booking import Booking
 from transit.bootstrap import Runtime
 from transit.clock import from_epoch, local, to_epoch
-from transit.deliveries import handover_code
+from transit.deliveries import STATUS_TEXT, delivery_status, handover_code
 from transit.events import (
     BookingCancelled,
     BookingStatusChanged,
+    DeliveryChanged,
     Event,
+    HandoverLocked,
     PlanChanged,
     PromiseAtRisk,
     RideBooked,
@@ -210,7 +212,13 @@ class Views:
             if b is None:
                 return None, None
             v = await uow.vehicles.get(b.vehicle_id) if b.vehicle_id else None
-        return b, self.booking_live(b, v, etas or {}, at_risk)
+            row = await uow.deliveries.get(b.id) if b.kind == "delivery" else None
+        live = self.booking_live(b, v, etas or {}, at_risk)
+        if row is not None:
+            status = delivery_status(b, row)
+            ja, en = STATUS_TEXT[status]
+            live = live.model_copy(update={"delivery_status": status, "message_ja": ja, "message_en": en})
+        return b, live
 
     def booking_live(self, b: Booking, v: Vehicle | None, etas: dict[tuple[str, str], datetime],
                      at_risk: bool) -> p.BookingLive:
@@ -489,6 +497,11 @@ class Hub:
                 if isinstance(e, BookingCancelled) and e.vehicle_id:
                     self._to_operators(p.ReplanNeeded(vehicle_id=e.vehicle_id, reason="cancellation",
                                                       booking_id=e.booking_id))
+            elif isinstance(e, DeliveryChanged):
+                riders_to_refresh.add(e.booking_id)
+            elif isinstance(e, HandoverLocked):
+                self._to_operators(p.HandoverLockedOut(booking_id=e.booking_id, vehicle_id=e.vehicle_id,
+                                                       store_id=e.store_id, failures=e.failures))
             elif isinstance(e, EtasUpdated):
                 self._on_etas(e)
             elif isinstance(e, PromiseAtRisk):

@@ -291,3 +291,22 @@ async def test_store_channel_is_live_with_first_message_auth(served: Served) -> 
                 if m["type"] == "store_orders":
                     break
             assert [o["status"] for o in m["orders"] if o["booking_id"] == b["id"]] == ["ready"]
+
+
+async def test_the_operator_is_alerted_when_a_delivery_locks(served: Served) -> None:
+    """The fifth wrong code reaches the operator console as a handover_locked message."""
+    b = await order(served)
+    wrong = f"{(int(b['delivery']['handover_code']) + 1) % 10000:04d}"
+    ops = await pick_up(served, b)
+    async with live_server(served.app) as base, websockets.connect(f"{base}/ws/operator", open_timeout=5) as ws:
+        await ws.send(json.dumps({"type": "hello", "token": served.tokens["operator"]}))
+        await ws.send(json.dumps({"type": "ping", "t": 1}))
+        while json.loads(await asyncio.wait_for(ws.recv(), 3))["type"] != "pong":
+            pass  # registered for pushes once the ping is answered
+        for i in range(MAX_HANDOVER_FAILURES):
+            await ops.report(ReportParcelHandedOver(b["vehicle_id"], f"x{i}", None, booking_id=b["id"], code=wrong))
+        while True:
+            m = json.loads(await asyncio.wait_for(ws.recv(), 3))
+            if m["type"] == "handover_locked":
+                break
+        assert m["booking_id"] == b["id"] and m["failures"] == MAX_HANDOVER_FAILURES and m["message_ja"]
