@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from transit.booking import Booking
-from transit.deliveries import STATUS_TEXT, DeliveryView
 from transit.clock import local
+from transit.deliveries import STATUS_TEXT, DeliveryView
 
 
 class Strict(BaseModel):

@@ -14,8 +14,8 @@ from transit.db import make_engine
 from transit.handlers import Services
 from transit.operations import Operations
 from transit.reference_data import DEFAULT_DATA_DIR, ReferenceData, load_okuma
-from transit.stores import load_stores
 from transit.settings import Settings
+from transit.stores import load_stores
 from transit.uow import UnitOfWorkFactory
 
 

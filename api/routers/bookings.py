@@ -17,9 +17,9 @@ from api.schemas import (
 )
 from transit import deliveries, handlers
 from transit.booking import Booking
-from transit.handlers import Services
 from transit.clock import local
 from transit.commands import Actor, CancelBooking, ConfirmOffer, PlaceRef, RequestRide
+from transit.handlers import Services
 
 router = APIRouter(prefix="/api/v1", tags=["bookings"])
 Booker = Annotated[Actor, require("rider", "kiosk", "operator", "admin")]

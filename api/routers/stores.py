@@ -14,12 +14,25 @@ from pydantic import BaseModel
 from api import protocol as p
 from api.deps import CurrentActor, ServicesDep, handover_secret, require
 from api.routers.rider_ws import _listen
-from api.routers.ws_common import CLOSE_FORBIDDEN, authenticate_ws, domain_error, hub_of, pinger, refuse
+from api.routers.ws_common import (
+    CLOSE_FORBIDDEN,
+    authenticate_ws,
+    domain_error,
+    hub_of,
+    pinger,
+    refuse,
+)
 from api.schemas import DeliveryPublic, ReadyIn, ReturnIn, StoreOrders, StorePublic
 from transit import deliveries, errors
 from transit.clock import local
 from transit.commands import Actor
-from transit.events import BookingCancelled, BookingStatusChanged, DeliveryChanged, Event, PlanChanged
+from transit.events import (
+    BookingCancelled,
+    BookingStatusChanged,
+    DeliveryChanged,
+    Event,
+    PlanChanged,
+)
 from transit.handlers import Services
 from transit.stores import Store
 
