@@ -136,3 +136,30 @@ def test_store_page_order_ready_picked_up_handed_over(new_page: Any, store_serve
     axe_clean(page)
     page.click("#lang-toggle")
     assert page.locator("h2#h-done").inner_text().startswith("Delivered or returned")
+
+
+def test_kiosk_orders_groceries_with_big_buttons(new_page: Any, store_server: tuple[LiveServer, str]) -> None:
+    """お買い物を届けてもらう at the kiosk: store, shopping list, window; the receipt shows the code,
+    and the order reaches the store."""
+    server, _ = store_server
+    page = new_page(1080, 1920)
+    with_token(page, "kiosk", server.tokens["kiosk"])
+    page.goto(server.url("/kiosk"))
+    page.click("#deliver")
+    page.click("[data-store=kuma_sun_terrace]")
+    page.fill("#dl-list", "お米 5kg、牛乳")
+    a11y(page, min_target=64)
+    page.click("#dl-next")
+    page.locator("[data-window]").first.click()
+    page.wait_for_selector("#dl-confirm")
+    a11y(page, min_target=64)
+    axe_clean(page)
+    page.click("#dl-confirm")
+    code = page.locator("#dl-code").inner_text()
+    assert len(code) == 4 and code.isdigit()
+    assert code.split()[0] in page.evaluate("window.__kioskSpoken").replace(" ", "")  # read out too
+    axe_clean(page)
+    orders = server.api("store2").get("/api/v1/store/orders").json()["orders"]
+    mine = [o for o in orders if o["shopping_list"] == "お米 5kg、牛乳"]
+    assert len(mine) == 1 and mine[0]["status"] == "ordered" and mine[0]["handover_code"] is None
+    assert page.js_errors == []  # type: ignore[attr-defined]
