@@ -218,6 +218,9 @@ async def check_handover(uow: UnitOfWork, svc: Services, vehicle: Vehicle, b: Bo
     if row["return_stop_id"]:
         # going back: the store (or the desk at the pickup point) records that it took it, not the driver
         raise ReturnNeedsReceiver()
+    if not (code or "").strip():  # not a guess: the code was not typed (not counted)
+        raise errors.InvalidInput("受け渡しコード(4けた)を入力してください。",
+                                  "Please type the recipient's 4-digit handover code.", field="code")
     if codes_match(code, b.id, secret):
         return "delivered", row
     failures = await uow.deliveries.count_failure(b.id, now)

@@ -182,8 +182,8 @@ async def test_wrong_codes_are_refused_and_five_lock_the_delivery(served: Served
         v = await uow.vehicles.get(vid)
     assert [x.stop_id for x in v.plan if x.booking_id == b["id"]] == [HALL]
     # the driver cannot close a return by himself; the desk at the pickup point records it
-    res = await ops.report(ReportParcelHandedOver(vid, "back", None, booking_id=b["id"], code=""))
-    assert res.result == "rejected", res
+    res = await ops.report(ReportParcelHandedOver(vid, "back", None, booking_id=b["id"], code=right))
+    assert res.result == "rejected" and res.code in ("HandoverLockedError", "ReturnNeedsReceiver"), res
     r = await served.client.post(f"/api/v1/deliveries/{b['id']}/received-back", headers=served.auth("store2"))
     assert r.status_code == 403  # it goes to the town hall now, not to the store
     r = await served.client.post(f"/api/v1/deliveries/{b['id']}/received-back", headers=served.auth("operator"))
@@ -310,3 +310,32 @@ async def test_the_operator_is_alerted_when_a_delivery_locks(served: Served) -> 
             if m["type"] == "handover_locked":
                 break
         assert m["booking_id"] == b["id"] and m["failures"] == MAX_HANDOVER_FAILURES and m["message_ja"]
+
+
+async def test_the_phone_desk_orders_for_a_caller_and_reads_the_code_out(served: Served) -> None:
+    """The desk (operator) books a delivery for a caller and gets the code to read out; after the
+    retention period the shopping list is gone with the name."""
+    from transit.retention import purge_personal_data
+
+    b = await order(served, role="operator", store="okumart", dest="ono_station_west_plaza")
+    assert b["channel"] == "phone" and len(b["delivery"]["handover_code"]) == 4
+    await served.client.post(f"/api/v1/bookings/{b['id']}/cancel", headers=served.auth("operator"))
+    svc = served.runtime.services  # type: ignore[attr-defined]
+    served.clock.advance(timedelta(days=svc.rules.personal_data_retention_days + 1).total_seconds())
+    await purge_personal_data(svc)
+    async with svc.uow(readonly=True) as uow:
+        row = await uow.deliveries.get(b["id"])
+    assert row["shopping_list"] is None and row["order_number"] is None
+
+
+async def test_an_empty_code_is_asked_for_not_counted(served: Served) -> None:
+    """A handover without a code (e.g. 'dropped off' pressed on a delivery) is refused and does not
+    use up one of the five tries."""
+    from transit.operations import ReportDropOff
+
+    b = await order(served)
+    ops = await pick_up(served, b)
+    res = await ops.report(ReportDropOff(b["vehicle_id"], "drop-no-code", None, booking_id=b["id"]))
+    assert res.result == "rejected"
+    d = (await served.client.get(f"/api/v1/deliveries/{b['id']}", headers=served.auth("rider"))).json()
+    assert d["handover_attempts_left"] == MAX_HANDOVER_FAILURES and d["status"] == "picked_up"
