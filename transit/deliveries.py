@@ -17,7 +17,7 @@ from transit import errors
 from transit.booking import Booking, BookingStatus
 from transit.commands import Actor
 from transit.events import DeliveryChanged, HandoverLocked
-from transit.handlers import Services
+from transit.handlers import Services, is_recipient_side
 from transit.stores import TEMPERATURES, Store, store_at_stop
 from transit.uow import UnitOfWork
 from transit.vehicle import Vehicle, Visit
@@ -90,16 +90,6 @@ class DeliveryView:
         return max(0, MAX_HANDOVER_FAILURES - int(self.row.get("handover_failures") or 0))
 
 
-def _is_recipient_side(actor: Actor, b: Booking) -> bool:
-    if actor.role in ("operator", "admin"):
-        return True
-    if actor.role == "rider":
-        return b.account_id == actor.account_id
-    if actor.role == "kiosk":
-        return b.booked_by_id == actor.account_id
-    return False
-
-
 def _actor_store(actor: Actor, svc: Services) -> Store:
     if actor.role != "store":
         raise errors.Forbidden()
@@ -110,7 +100,7 @@ def _actor_store(actor: Actor, svc: Services) -> Store:
 
 
 def view(b: Booking, row: dict[str, Any], actor: Actor, svc: Services, secret: str) -> DeliveryView:
-    code = handover_code(b.id, secret) if _is_recipient_side(actor, b) else None
+    code = handover_code(b.id, secret) if is_recipient_side(actor, b) else None
     return DeliveryView(b, row, svc.stores.get(row["store_id"]), delivery_status(b, row), code)
 
 
@@ -127,7 +117,7 @@ async def get_delivery(booking_id: str, actor: Actor, svc: Services, secret: str
     if actor.role == "store":
         if _actor_store(actor, svc).id != row["store_id"]:
             raise errors.NotFound("その配達は見つかりません。", "That delivery does not exist.")
-    elif not _is_recipient_side(actor, b):
+    elif not is_recipient_side(actor, b):
         raise errors.NotFound("その配達は見つかりません。", "That delivery does not exist.")
     return view(b, row, actor, svc, secret)
 
@@ -249,7 +239,7 @@ async def choose_return(booking_id: str, stop_id: str | None, actor: Actor, svc:
     async with svc.uow() as uow:
         b = await uow.bookings.get(booking_id)
         row = await uow.deliveries.get(booking_id) if b is not None else None
-        if b is None or row is None or not _is_recipient_side(actor, b):
+        if b is None or row is None or not is_recipient_side(actor, b):
             raise errors.NotFound("その配達は見つかりません。", "That delivery does not exist.")
         if not b.vehicle_id:
             raise NotReady("この荷物はまだミニバスに載っていません。", "This delivery is not on a minibus.")

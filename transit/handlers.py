@@ -518,16 +518,21 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
 # ----------------------------------------------------------------------------------- bookings
 
 
-def _may_see(actor: Actor, b: Booking) -> bool:
+def is_recipient_side(actor: Actor, b: Booking) -> bool:
+    """The booking's own side: the rider who owns it, the kiosk that booked it, the desk."""
     if actor.role in ("operator", "admin"):
         return True
     if actor.role == "rider":
         return b.account_id == actor.account_id
     if actor.role == "kiosk":
         return b.booked_by_id == actor.account_id
+    return False
+
+
+def _may_see(actor: Actor, b: Booking) -> bool:
     if actor.role == "driver":
         return actor.vehicle_id is not None and b.vehicle_id == actor.vehicle_id
-    return False
+    return is_recipient_side(actor, b)
 
 
 async def get_booking(booking_id: str, actor: Actor, svc: Services) -> Booking:

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from api import protocol as p
 from api.deps import CurrentActor, ServicesDep, handover_secret, require
+from api.routers.bookings import ERRORS
 from api.routers.rider_ws import _listen
 from api.routers.ws_common import (
     CLOSE_FORBIDDEN,
@@ -40,15 +41,6 @@ router = APIRouter(prefix="/api/v1", tags=["stores"])
 ws_router = APIRouter()
 StoreStaff = Annotated[Actor, require("store")]
 Recipient = Annotated[Actor, require("rider", "kiosk", "operator", "admin")]
-
-ERRORS = {
-    400: {"description": "不正な入力 / bad input (message_ja, message_en)"},
-    401: {"description": "認証が必要 / authentication required"},
-    403: {"description": "権限なし / wrong role"},
-    404: {"description": "見つからない / not found"},
-    409: {"description": "状態が合わない / conflict"},
-}
-
 
 def store_public(s: Store) -> StorePublic:
     return StorePublic(id=s.id, name_ja=s.name_ja, name_kana=s.name_kana, name_en=s.name_en, stop_id=s.stop_id,
