@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from api import errors
 from api.limits import SecurityHeaders, SizeLimits, content_security_policy, inline_hashes
 from api.realtime import Hub
-from api.routers import bookings, driver_ws, gtfs, rider_ws, stops, tomp, vehicles
+from api.routers import bookings, driver_ws, gtfs, rider_ws, stops, stores, tomp, vehicles
 from transit.bootstrap import Runtime, bootstrap
 from transit.clock import Clock
 from transit.db import database_problem
@@ -107,6 +107,8 @@ def create_app(
     app.include_router(rider_ws.router)
     app.include_router(gtfs.router)
     app.include_router(tomp.router)
+    app.include_router(stores.router)
+    app.include_router(stores.ws_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

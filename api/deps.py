@@ -74,3 +74,8 @@ def require(*roles: str):  # type: ignore[no-untyped-def]
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                                           pattern=r"^[\x21-\x7e]+$")]
+
+
+def handover_secret(request: Request) -> str:
+    """The secret the handover codes are derived from (never sent to a driver)."""
+    return request.app.state.runtime.operations.handover_secret

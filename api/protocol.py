@@ -294,7 +294,9 @@ class BookingLive(_Out):
     vehicle_lat: float | None = None
     vehicle_lon: float | None = None
     at_risk: bool = False
-    handover_code: str | None = Field(None, description="grocery: the code to give the driver")
+    handover_code: str | None = Field(None, description="a delivery: the code the recipient gives the driver")
+    delivery_status: str | None = Field(
+        None, description="a delivery: ordered | ready | picked_up | delivered | returning | returned | locked | cancelled")
     message_ja: str = ""
     message_en: str = ""
     updated_at: datetime
@@ -383,9 +385,21 @@ class BookingChangedOut(_Out):
     status: str
 
 
+class HandoverLockedOut(_Out):
+    """Five wrong handover codes: the delivery is locked and goes back to its store. Call the resident."""
+
+    type: Literal["handover_locked"] = "handover_locked"
+    booking_id: str
+    vehicle_id: str | None = None
+    store_id: str
+    failures: int
+    message_ja: str = "受け渡しコードの誤りが続いたため、配達を止めました。お客様に連絡してください。"
+    message_en: str = "Too many wrong handover codes: the delivery is locked. Please call the resident."
+
+
 OperatorServerMessage = Annotated[
     (
-        VehicleLive | PlanChangedOut | PromiseAtRiskOut | PromiseClearedOut | PromiseBrokenOut
+        VehicleLive | PlanChangedOut | PromiseAtRiskOut | PromiseClearedOut | PromiseBrokenOut | HandoverLockedOut
         | ReplanNeeded | BookingChangedOut | ErrorMessage | Ping | Pong
     ),
     Field(discriminator="type"),

@@ -25,11 +25,14 @@ from pydantic import BaseModel
 from api import protocol as p
 from transit.booking import Booking
 from transit.bootstrap import Runtime
-from transit.clock import from_epoch, local
+from transit.clock import from_epoch, local, to_epoch
+from transit.deliveries import STATUS_TEXT, delivery_status, handover_code
 from transit.events import (
     BookingCancelled,
     BookingStatusChanged,
+    DeliveryChanged,
     Event,
+    HandoverLocked,
     PlanChanged,
     PromiseAtRisk,
     PromiseBroken,
@@ -43,7 +46,6 @@ from transit.operations import (
     ReplanRequested,
     VehicleMoved,
     eta_event,
-    handover_code,
 )
 from transit.uow import UnitOfWork
 from transit.vehicle import Vehicle
@@ -167,7 +169,7 @@ class Views:
                     visit_id=f"{b.id}:{x.kind}",
                     booking_id=b.id,
                     kind=x.kind,  # type: ignore[arg-type]
-                    booking_kind="grocery" if b.kind == "grocery" else "ride",
+                    booking_kind="grocery" if b.kind == "delivery" else "ride",
                     status=b.status.value,
                     stop_id=x.stop_id,
                     stop_name_ja=stop.name_ja if stop else "",
@@ -190,7 +192,7 @@ class Views:
                     party_size=b.party_size,
                     wheelchairs=b.wheelchairs,
                     parcels=b.parcels,
-                    handover_code_required=b.kind == "grocery" and not pickup,
+                    handover_code_required=b.kind == "delivery" and not pickup,
                     arrived_at=_t(arrivals.get(b.id)) if pickup else None,
                 )
             )
@@ -226,9 +228,15 @@ class Views:
             if b is None:
                 return None, None
             v = await uow.vehicles.get(b.vehicle_id) if b.vehicle_id else None
+            row = await uow.deliveries.get(b.id) if b.kind == "delivery" else None
         # the flag as stored with the vehicle's ETAs (so it survives a restart and clears once)
         stored = v is not None and b.active and b.id in (v.etas or {}).get("at_risk", [])
-        return b, self.booking_live(b, v, etas or {}, stored)
+        live = self.booking_live(b, v, etas or {}, stored)
+        if row is not None:
+            status = delivery_status(b, row)
+            ja, en = STATUS_TEXT[status]
+            live = live.model_copy(update={"delivery_status": status, "message_ja": ja, "message_en": en})
+        return b, live
 
     def booking_live(self, b: Booking, v: Vehicle | None, etas: dict[tuple[str, str], datetime],
                      at_risk: bool) -> p.BookingLive:
@@ -252,7 +260,8 @@ class Views:
             planned_dropoff=_t(b.planned_dropoff),
             eta_pickup=_t(etas.get((b.id, "pickup"))), eta_dropoff=_t(etas.get((b.id, "dropoff"))),
             vehicle_lat=lat, vehicle_lon=lon, at_risk=at_risk,
-            handover_code=handover_code(b.id, self.ops.handover_secret) if b.kind == "grocery" else None,
+            # only recipients watch this channel (drivers are refused): the code is theirs to show
+            handover_code=handover_code(b.id, self.ops.handover_secret) if b.kind == "delivery" else None,
             message_ja=ja, message_en=en, updated_at=self.now(),
         )
 
@@ -501,6 +510,11 @@ class Hub:
                 if isinstance(e, BookingCancelled) and e.vehicle_id:
                     self._to_operators(p.ReplanNeeded(vehicle_id=e.vehicle_id, reason="cancellation",
                                                       booking_id=e.booking_id))
+            elif isinstance(e, DeliveryChanged):
+                riders_to_refresh.add(e.booking_id)
+            elif isinstance(e, HandoverLocked):
+                self._to_operators(p.HandoverLockedOut(booking_id=e.booking_id, vehicle_id=e.vehicle_id,
+                                                       store_id=e.store_id, failures=e.failures))
             elif isinstance(e, EtasUpdated):
                 self._on_etas(e)
             elif isinstance(e, PromiseAtRisk):

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from transit.booking import Booking, Place
 from transit.clock import local
+from transit.deliveries import STATUS_TEXT, DeliveryView
 
 
 # Bidirectional overrides and isolates reorder what a tablet or console shows (U+202A-U+202E,
@@ -57,8 +58,29 @@ class PlaceIn(Strict):
         return self
 
 
+class DeliveryIn(Strict):
+    """What a delivery carries: from which store, which order, inside which window."""
+
+    store_id: str = Field(..., max_length=64, description="okumart | kuma_sun_terrace (GET /api/v1/stores)")
+    order_number: str | None = Field(None, max_length=32, pattern=r"^[A-Za-z0-9\-]*$",
+                                     description="the store's order number, if ordered at the store")
+    shopping_list: str | None = Field(None, max_length=500, description="a short shopping list sent to the store")
+    window_start: AwareDatetime = Field(..., description="deliver no earlier than this (ISO 8601 with offset)")
+    window_end: AwareDatetime = Field(..., description="deliver no later than this; 30 min to 4 h after the start")
+    parcels: int = Field(1, ge=1, le=6, description="parcel units (one shopping bag = 1)")
+    temperature: Literal["ambient", "chilled", "frozen"] = Field(
+        "chilled", description="chilled or frozen goods are at most chilled_max_out_of_store_s on board")
+
+    @model_validator(mode="after")
+    def _order(self) -> DeliveryIn:
+        if not self.order_number and not (self.shopping_list or "").strip():
+            raise ValueError("give order_number or shopping_list")
+        return self
+
+
 class OfferCreate(Strict):
-    origin: PlaceIn
+    kind: Literal["ride", "delivery"] = Field("ride", description="ride: people; delivery: groceries")
+    origin: PlaceIn | None = Field(None, description="a ride's pickup; a delivery starts at its store")
     destination: PlaceIn
     time_mode: Literal["now", "leave_at", "arrive_by"] = "now"
     time: AwareDatetime | None = Field(None, description="ISO 8601 with offset, e.g. 2026-11-27T09:30:00+09:00")
@@ -72,6 +94,17 @@ class OfferCreate(Strict):
         None, max_length=32, pattern=r"^[A-Za-z0-9\-]*$",
         description="kiosk/operator: a registered rider's card number; the booking becomes theirs, under their name")
     driver_note: Text | None = Field(None, max_length=200, description="a note for the driver (e.g. where to wait)")
+    delivery: DeliveryIn | None = Field(None, description="required when kind is delivery")
+
+    @model_validator(mode="after")
+    def _kind(self) -> OfferCreate:
+        if self.kind == "ride" and self.origin is None:
+            raise ValueError("a ride needs an origin")
+        if self.kind == "delivery" and self.delivery is None:
+            raise ValueError("a delivery needs delivery (store_id, window_start, window_end, ...)")
+        if self.kind == "ride" and self.delivery is not None:
+            raise ValueError("delivery is only for kind delivery")
+        return self
 
 
 class PlaceOut(BaseModel):
@@ -100,6 +133,10 @@ class OfferPublic(BaseModel):
     parcels: int
     fare_yen: int
     passenger_name: str | None = Field(None, description="the name the booking will carry (a card holder's name)")
+    kind: str = "ride"
+    delivery_window_start: datetime | None = Field(None, description="a delivery: its window (the promise)")
+    delivery_window_end: datetime | None = None
+    store_id: str | None = None
 
 
 class ConfirmIn(Strict):
@@ -127,6 +164,7 @@ class BookingPublic(BaseModel):
     created_at: datetime | None
     cancel_reason: str | None
     driver_note: str | None = None
+    delivery: DeliveryPublic | None = Field(None, description="a delivery's order (with the code for the recipient)")
 
     @classmethod
     def of(cls, b: Booking, *, name_hidden: bool = False) -> BookingPublic:
@@ -198,3 +236,78 @@ class ApproachingPublic(BaseModel):
     name_ja: str
     name_en: str
     planned_at: datetime
+class StorePublic(BaseModel):
+    id: str
+    name_ja: str
+    name_kana: str
+    name_en: str
+    stop_id: str
+    opens_local: str
+    closes_local: str
+    preparation_s: int
+
+
+class DeliveryPublic(BaseModel):
+    """A delivery's store order and life. ``handover_code`` only for the recipient's side."""
+
+    booking_id: str
+    status: Literal["ordered", "ready", "picked_up", "delivered", "returning", "returned", "locked", "cancelled"]
+    message_ja: str
+    message_en: str
+    store_id: str
+    store_name_ja: str
+    store_name_en: str
+    order_number: str | None
+    shopping_list: str | None
+    recipient_name: str
+    destination: PlaceOut
+    window_start: datetime | None
+    window_end: datetime
+    ready_from: datetime = Field(..., description="the earliest pickup at the store")
+    ready_at: datetime | None
+    parcels: int
+    temperature: str
+    vehicle_id: str | None
+    planned_pickup: datetime | None = Field(None, description="when the minibus comes to the store")
+    planned_dropoff: datetime | None
+    return_stop_id: str | None
+    handover_attempts_left: int
+    handover_code: str | None = Field(None, description="recipient only: show it to the driver")
+
+    @classmethod
+    def of(cls, v: DeliveryView) -> DeliveryPublic:
+        b, row, st = v.booking, v.row, v.store
+        ja, en = STATUS_TEXT[v.status]
+
+        def lt(d: datetime | None) -> datetime | None:
+            return local(d) if d else None
+
+        return cls(
+            booking_id=b.id, status=v.status, message_ja=ja, message_en=en,  # type: ignore[arg-type]
+            store_id=row["store_id"], store_name_ja=st.name_ja if st else "", store_name_en=st.name_en if st else "",
+            order_number=row["order_number"], shopping_list=row["shopping_list"],
+            recipient_name=b.passenger_name,
+            destination=PlaceOut(stop_id=b.destination.stop_id, lat=b.destination.lat, lon=b.destination.lon),
+            window_start=lt(b.dropoff_earliest), window_end=local(b.dropoff_latest),
+            ready_from=local(b.pickup_earliest), ready_at=lt(row["ready_at"]), parcels=b.parcels,
+            temperature=row["temperature"], vehicle_id=b.vehicle_id, planned_pickup=lt(b.planned_pickup),
+            planned_dropoff=lt(b.planned_dropoff), return_stop_id=row["return_stop_id"],
+            handover_attempts_left=v.attempts_left, handover_code=v.handover_code,
+        )
+
+
+class ReadyIn(Strict):
+    parcels: int = Field(..., ge=1, le=6, description="parcel units packed (at most as booked)")
+    temperature: Literal["ambient", "chilled", "frozen"]
+
+
+class ReturnIn(Strict):
+    stop_id: str | None = Field(None, max_length=64, description="a pickup point; none = back to the store")
+
+
+class StoreOrders(BaseModel):
+    store: StorePublic
+    orders: list[DeliveryPublic]
+
+
+BookingPublic.model_rebuild()

@@ -32,7 +32,7 @@ DEMO_ACCOUNTS = [
     ("kiosk", "役場前キオスク (demo kiosk)", "demo-kiosk", "okuma_town_hall", None),
     ("operator", "町役場 交通窓口 (demo operator)", "demo-operator", None, None),
     ("driver", "ミニバス1号 運転士 (demo driver)", "demo-driver", None, "minibus_1"),
-    ("store", "おおくまーと (demo store)", "demo-store", None, None),
+    ("store", "おおくまーと (demo store)", "demo-store", "okumart", None),
     ("admin", "管理者 (demo admin)", "demo-admin", None, None),
 ]
 

@@ -115,7 +115,8 @@ async def start_served(database_url: str, clock: FakeClock, reference=None,  # t
         kiosk_stop = next(s.stop_id for s in rt.reference.stops if s.kiosk)
         for role, extra in [
             ("rider", {}), ("rider2", {}), ("kiosk", {"stop_id": kiosk_stop}), ("operator", {}),
-            ("driver", {"vehicle_id": first_vehicle}), ("store", {}), ("admin", {}), ("maas", {}),
+            ("driver", {"vehicle_id": first_vehicle}), ("store", {"stop_id": "okumart"}),
+            ("store2", {"stop_id": "kuma_sun_terrace"}), ("admin", {}), ("maas", {}),
         ]:
             _, tok = await create_account(uow, role=role.rstrip("2"), name=f"test {role}", **extra)
             tokens[role] = tok

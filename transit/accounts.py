@@ -43,6 +43,8 @@ async def create_account(
                                       "A rider card number (riders only) has 1 to 32 letters, digits or hyphens.")
         if await uow.accounts.by_rider_card(rider_card) is not None:
             raise errors.RiderCardTaken()
+    if role == "store" and not stop_id:
+        raise errors.InvalidInput("お店のアカウントにはお店の停留所が必要です。", "A store account must be bound to its store's stop.")
     if stop_id and await uow.stops.get(stop_id) is None:
         raise errors.UnknownStop()
     if vehicle_id and await uow.vehicles.get(vehicle_id) is None:

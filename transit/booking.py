@@ -73,7 +73,8 @@ class Booking:
     rider_card: str | None = None
     contact_phone: str | None = None
     cancel_reason: str | None = None
-    kind: str = "ride"  # ride | grocery
+    kind: str = "ride"  # ride | delivery
+    dropoff_earliest: datetime | None = None  # a delivery: the start of its window
     created_at: datetime | None = None
     promise_broken_at: datetime | None = None  # reality broke the promise (flagged, told)
     relaxed: dict[str, int] | None = None  # widened limits: pickup_latest_s, dropoff_latest_s, max_ride_s

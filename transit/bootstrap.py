@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -13,8 +14,9 @@ from transit.db import make_engine
 from transit.handlers import Services
 from transit.operations import Operations
 from transit.ratelimit import RateLimiter
-from transit.reference_data import ReferenceData, load_okuma
+from transit.reference_data import DEFAULT_DATA_DIR, ReferenceData, load_okuma
 from transit.settings import Settings
+from transit.stores import load_stores
 from transit.uow import UnitOfWorkFactory
 
 
@@ -44,6 +46,8 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None, reference: Refe
     bus = make_bus(settings.redis_url, settings.bus_channel)
     uow = UnitOfWorkFactory(engine, clock, bus.publish)
     travel = StraightLineTravelTimes(circuity=ref.rules.circuity, speed_kmh=ref.rules.speed_kmh, min_s=30)
-    services = Services(rules=ref.rules, area=ref.area, travel=travel, clock=clock, uow=uow)
+    stores_file = Path(settings.data_dir or DEFAULT_DATA_DIR) / "stores.json"
+    stores = load_stores(stores_file, [s.stop_id for s in ref.stops]) if stores_file.exists() else {}
+    services = Services(rules=ref.rules, area=ref.area, travel=travel, clock=clock, uow=uow, stores=stores)
     operations = Operations(services, handover_secret=settings.handover_secret)
     return Runtime(settings, engine, bus, ref, services, operations, RateLimiter(settings.rate_limits))

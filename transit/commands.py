@@ -29,7 +29,14 @@ class RequestRide:
     passenger_name: str | None = None
     contact_phone: str | None = None
     rider_card: str | None = None
-    kind: str = "ride"
+    kind: str = "ride"  # ride | delivery
+    # a delivery: from this store, the order number or a short shopping list, inside this window
+    store_id: str | None = None
+    order_number: str | None = None
+    shopping_list: str | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    temperature: str = "chilled"  # ambient | chilled | frozen (chilled unless the resident knows)
     driver_note: str | None = None
 
 

@@ -66,3 +66,24 @@ class PromiseBroken(Event):
     kind: str  # pickup | dropoff
     promised_latest_s: int
     earliest_feasible_s: int
+
+
+@dataclass(frozen=True)
+class DeliveryChanged(Event):
+    """A delivery moved on in its life (ordered, ready, picked_up, delivered, returning, returned,
+    cancelled, locked): the resident and the store are told."""
+
+    booking_id: str
+    store_id: str
+    status: str
+    vehicle_id: str | None = None
+
+
+@dataclass(frozen=True)
+class HandoverLocked(Event):
+    """Too many wrong handover codes: the delivery is locked and the operator alerted."""
+
+    booking_id: str
+    vehicle_id: str | None
+    store_id: str
+    failures: int

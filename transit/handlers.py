@@ -21,8 +21,8 @@ from routing.traveltime import TravelTimeProvider
 from transit import errors, numbers
 from transit.booking import Booking, BookingStatus, Place
 from transit.clock import Clock, from_epoch, to_epoch
-from transit.commands import Actor, CancelBooking, ConfirmOffer, FindBookings, RequestRide
-from transit.events import PromiseAtRisk, PromiseBroken, PromiseCleared, RideBooked
+from transit.commands import Actor, CancelBooking, ConfirmOffer, FindBookings, PlaceRef, RequestRide
+from transit.events import DeliveryChanged, PromiseAtRisk, PromiseBroken, PromiseCleared, RideBooked
 from transit.planning import (
     Snapshot,
     build_snapshot,
@@ -32,11 +32,13 @@ from transit.planning import (
     visits_for,
 )
 from transit.reference_data import ServiceArea, ServiceRules
+from transit.stores import Store, delivery_timing, load_stores
 from transit.uow import UnitOfWork, UnitOfWorkFactory
 from transit.vehicle import Vehicle, Visit
 
 log = logging.getLogger("okuma.plans")
 NEW = "__new__"
+MAX_DELIVERY_PARCELS = 6  # parcel units in one delivery (a minibus carries 6)
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -65,6 +67,7 @@ class Services:
     uow: UnitOfWorkFactory
     new_id: Callable[[str], str] = field(default=new_id)
     plan_stats: PlanStats = field(default_factory=PlanStats)
+    stores: Mapping[str, Store] = field(default_factory=load_stores)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,10 @@ class Offer:
     wheelchairs: int
     parcels: int
     passenger_name: str | None = None  # the registered rider's name when a card was given
+    kind: str = "ride"
+    store_id: str | None = None
+    dropoff_earliest: datetime | None = None  # a delivery: its window is [dropoff_earliest, dropoff_latest]
+    temperature: str | None = None
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -200,44 +207,75 @@ def _alternatives(snap: Snapshot, req: rm.Request) -> list[int]:
 
 
 async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
-    """Find the best insertion for a ride and hold it as an offer for a short time."""
+    """Find the best insertion for a ride or a delivery and hold it as an offer for a short time.
+
+    A ride promises a pickup window and a latest drop-off; a delivery promises its window (the
+    resident's choice) and is picked up at the store no earlier than the order can be ready.
+    """
     if actor.role not in ("rider", "kiosk", "operator", "admin", "maas"):
         raise errors.Forbidden()
-    _check_party(svc, cmd)
+    if cmd.kind not in ("ride", "delivery"):
+        raise errors.InvalidInput("kind は ride か delivery です。", "kind must be ride or delivery.", field="kind")
+    delivery = cmd.kind == "delivery"
+    if delivery:
+        _check_delivery(svc, cmd)
+    else:
+        _check_party(svc, cmd)
     now = svc.clock.now()
+    store = svc.stores[cmd.store_id] if delivery and cmd.store_id else None
     async with svc.uow(readonly=True) as uow:
-        origin = await _place(uow, svc, cmd.origin, actor, "origin")
+        if store is not None:
+            origin = await _place(uow, svc, PlaceRef(stop_id=store.stop_id), actor, "origin")
+        else:
+            origin = await _place(uow, svc, cmd.origin, actor, "origin")
         destination = await _place(uow, svc, cmd.destination, actor, "destination")
-        if actor.role == "kiosk" and origin.stop_id != actor.stop_id:
+        own_stop = destination.stop_id if delivery else origin.stop_id
+        if actor.role == "kiosk" and own_stop != actor.stop_id:
             raise errors.Forbidden(
-                "この端末からは、この停留所からの乗車のみ予約できます。",
-                "This kiosk books rides from its own stop only.",
+                "この端末からは、この停留所からの乗車・この停留所へのお届けのみ予約できます。",
+                "This kiosk books rides from, and deliveries to, its own stop only.",
             )
         if (origin.lat, origin.lon) == (destination.lat, destination.lon):
             raise errors.SameOriginDestination()
         holder = await _card_holder(uow, cmd.rider_card, actor)
-        if cmd.time_mode == "now" or cmd.time is None:
+        if delivery:
+            assert cmd.window_start is not None and cmd.window_end is not None
+            when = cmd.window_start
+            _check_time(svc, cmd.window_start, now)
+            _check_time(svc, cmd.window_end, now)
+        elif cmd.time_mode == "now" or cmd.time is None:
             if cmd.time_mode != "now":
                 raise errors.InvalidInput("時刻を指定してください。", "Please give a time.", field="time")
             when = now + timedelta(seconds=svc.rules.min_lead_s)
         else:
             when = cmd.time
-        _check_time(svc, when, now)
+        if not delivery:
+            _check_time(svc, when, now)
         horizon = (when - timedelta(hours=2), when + timedelta(hours=2))
         vehicles = await uow.vehicles.list(horizon)
-        service_s, drop_s = service_times(svc.rules, cmd.party_size, cmd.wheelchairs, cmd.parcels)
+        party, chairs = (0, 0) if delivery else (cmd.party_size, cmd.wheelchairs)
+        service_s, drop_s = service_times(svc.rules, party, chairs, cmd.parcels)
         snap = await load_snapshot(uow, svc, vehicles, horizon, [origin, destination])
         o = snap.locations.index(origin.lat, origin.lon)
         d = snap.locations.index(destination.lat, destination.lon)
         direct = snap.problem.travel(o, d)
-        max_ride = svc.rules.max_ride_s(direct)
-        pw, dw = _windows(svc, cmd.time_mode, when, direct, max_ride, service_s)
-        if cmd.time_mode == "arrive_by" and to_epoch(from_epoch(pw.latest_s)) < to_epoch(now):
-            raise errors.TimeInPast(
-                "その到着時刻には間に合いません。", "That arrival time can no longer be reached."
-            )
-        req = rm.Request(NEW, o, d, rm.Load(cmd.party_size, cmd.wheelchairs, cmd.parcels), pw, dw,
-                         max_ride, service_s, drop_s)
+        if store is not None:
+            assert cmd.window_start is not None and cmd.window_end is not None
+            timing = delivery_timing(
+                store, tz=svc.rules.tz, now=now, window_start=cmd.window_start, window_end=cmd.window_end,
+                temperature=cmd.temperature, direct_s=direct, service_s=service_s,
+                chilled_max_s=svc.rules.chilled_max_out_of_store_s)
+            max_ride = timing.max_ride_s
+            pw = rm.TimeWindow(timing.ready_s, timing.pickup_latest_s)
+            dw = rm.TimeWindow(timing.window_start_s, timing.window_end_s)
+        else:
+            max_ride = svc.rules.max_ride_s(direct)
+            pw, dw = _windows(svc, cmd.time_mode, when, direct, max_ride, service_s)
+            if cmd.time_mode == "arrive_by" and to_epoch(from_epoch(pw.latest_s)) < to_epoch(now):
+                raise errors.TimeInPast(
+                    "その到着時刻には間に合いません。", "That arrival time can no longer be reached."
+                )
+        req = rm.Request(NEW, o, d, rm.Load(party, chairs, cmd.parcels), pw, dw, max_ride, service_s, drop_s)
         result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=3)
         if not result.options:
             cause = result.cause.value if result.cause else "no_feasible_insertion"
@@ -251,7 +289,11 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
                 )
             raise errors.NoRideAvailable(cause=cause, alternatives=[a.isoformat() for a in alts])
         best = result.options[0]
-        pickup_window, latest_drop = ins.make_promise(best, req, pickup_window_s=svc.rules.pickup_window_s)
+        if delivery:
+            # A delivery's promise is its window: the pickup may move anywhere after "ready".
+            pickup_window, latest_drop = pw, dw.latest_s
+        else:
+            pickup_window, latest_drop = ins.make_promise(best, req, pickup_window_s=svc.rules.pickup_window_s)
         offer = Offer(
             id=svc.new_id("off"),
             vehicle_id=best.vehicle_id,
@@ -263,9 +305,13 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
             planned_pickup=from_epoch(best.pickup_s),
             planned_dropoff=from_epoch(best.dropoff_s),
             expires_at=now + timedelta(seconds=svc.rules.offer_ttl_s),
-            party_size=cmd.party_size,
-            wheelchairs=cmd.wheelchairs,
+            party_size=party,
+            wheelchairs=chairs,
             parcels=cmd.parcels,
+            kind=cmd.kind,
+            store_id=store.id if store else None,
+            dropoff_earliest=from_epoch(dw.earliest_s) if delivery else None,
+            temperature=cmd.temperature if delivery else None,
         )
         vehicle = snap.vehicles[best.vehicle_id]
     # Planning read the plans without holding the writer; storing the offer is a short write.
@@ -277,8 +323,8 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
                 request=dict(
                     origin=[origin.lat, origin.lon, origin.stop_id, origin.address],
                     destination=[destination.lat, destination.lon, destination.stop_id, destination.address],
-                    party_size=cmd.party_size,
-                    wheelchairs=cmd.wheelchairs,
+                    party_size=party,
+                    wheelchairs=chairs,
                     parcels=cmd.parcels,
                     # A registered rider's card: the booking is theirs, under the name they registered.
                     passenger_name=holder["name"] if holder else cmd.passenger_name,
@@ -290,6 +336,9 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
                     max_ride_s=max_ride,
                     pickup_service_s=service_s,
                     dropoff_service_s=drop_s,
+                    **(dict(store_id=offer.store_id, order_number=cmd.order_number,
+                            shopping_list=cmd.shopping_list, temperature=cmd.temperature,
+                            dropoff_earliest_s=dw.earliest_s) if delivery else {}),
                 ),
                 vehicle_id=offer.vehicle_id,
                 plan_version=vehicle.plan_version,
@@ -304,6 +353,24 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
         )
         await uow.commit()
     return replace(offer, passenger_name=holder["name"] if holder else cmd.passenger_name)
+
+
+def _check_delivery(svc: Services, cmd: RequestRide) -> None:
+    if not cmd.store_id or cmd.store_id not in svc.stores:
+        raise errors.InvalidInput("お店を選んでください。", "Please choose a store.", field="store_id")
+    if not (cmd.order_number or (cmd.shopping_list or "").strip()):
+        raise errors.InvalidInput(
+            "お店の注文番号か、買い物メモを入れてください。",
+            "Please give the store's order number or a short shopping list.", field="order_number",
+        )
+    if cmd.window_start is None or cmd.window_end is None:
+        raise errors.InvalidInput("お届け時間を選んでください。", "Please choose a delivery window.",
+                                  field="window_start")
+    if cmd.parcels < 1 or cmd.parcels > MAX_DELIVERY_PARCELS:
+        raise errors.InvalidInput(
+            f"荷物の数は1〜{MAX_DELIVERY_PARCELS}個です。",
+            f"A delivery has 1 to {MAX_DELIVERY_PARCELS} parcel units.", field="parcels",
+        )
 
 
 def _merge_plan(vehicle: Vehicle, new_visits: list[Visit], keep_out: set[str]) -> list[Visit]:
@@ -599,7 +666,8 @@ def _offer_request(snap: Snapshot, offer: dict, rid: str) -> rm.Request:
         snap.locations.index(destination.lat, destination.lon),
         rm.Load(r["party_size"], r["wheelchairs"], r["parcels"]),
         rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["pickup_latest"])),
-        rm.TimeWindow(to_epoch(offer["pickup_earliest"]), to_epoch(offer["dropoff_latest"])),
+        rm.TimeWindow(r.get("dropoff_earliest_s", to_epoch(offer["pickup_earliest"])),
+                      to_epoch(offer["dropoff_latest"])),
         r["max_ride_s"], r["pickup_service_s"], r["dropoff_service_s"],
     )
 
@@ -660,6 +728,7 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
             rider_card=r.get("rider_card"),
             contact_phone=r.get("contact_phone"),
             driver_note=r.get("driver_note"),
+            dropoff_earliest=from_epoch(r["dropoff_earliest_s"]) if "dropoff_earliest_s" in r else None,
         )
         snap.bookings[bid] = booking
         requests = dict(snap.problem.requests)
@@ -673,6 +742,13 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
             booking.planned_pickup, booking.planned_dropoff = (from_epoch(times[bid][0]), from_epoch(times[bid][1]))
         await uow.bookings.add(booking, offer_id=cmd.offer_id, idempotency_key=cmd.idempotency_key, now=now)
         booking.events.append(RideBooked(bid, best.vehicle_id))
+        if booking.kind == "delivery":
+            await uow.deliveries.add(dict(
+                booking_id=bid, store_id=r["store_id"], order_number=r.get("order_number"),
+                shopping_list=r.get("shopping_list"), temperature=r["temperature"], handover_failures=0,
+                created_at=now, updated_at=now,
+            ))
+            booking.events.append(DeliveryChanged(bid, r["store_id"], "ordered", best.vehicle_id))
         await uow.offers.mark_confirmed(cmd.offer_id, bid)
         await uow.commit()
     return booking
@@ -681,7 +757,8 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
 # ----------------------------------------------------------------------------------- bookings
 
 
-def _may_see(actor: Actor, b: Booking) -> bool:
+def is_recipient_side(actor: Actor, b: Booking) -> bool:
+    """The booking's own side: the rider who owns it, the kiosk that booked it, the desk."""
     if actor.role in ("operator", "admin"):
         return True
     if actor.role == "rider":
@@ -691,9 +768,13 @@ def _may_see(actor: Actor, b: Booking) -> bool:
             actor.stop_id is not None and b.origin.stop_id == actor.stop_id)
     if actor.role == "maas":
         return b.booked_by_id == actor.account_id
+    return False
+
+
+def _may_see(actor: Actor, b: Booking) -> bool:
     if actor.role == "driver":
         return actor.vehicle_id is not None and b.vehicle_id == actor.vehicle_id
-    return False
+    return is_recipient_side(actor, b)
 
 
 async def get_booking(booking_id: str, actor: Actor, svc: Services) -> Booking:
@@ -769,6 +850,10 @@ async def cancel_booking(cmd: CancelBooking, actor: Actor, svc: Services) -> Boo
                     return b
             b.cancel(cmd.reason)
             await uow.bookings.save(b, now=svc.clock.now())
+            if b.kind == "delivery":
+                d = await uow.deliveries.get(b.id)
+                if d is not None:  # the store stops preparing it
+                    b.events.append(DeliveryChanged(b.id, d["store_id"], "cancelled", b.vehicle_id))
             if v is not None:
                 at = [x.planned_at for x in v.plan if x.booking_id == b.id]
                 now = svc.clock.now()

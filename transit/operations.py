@@ -8,8 +8,6 @@ same transaction. A rejected event is not stored, so resending it later is judge
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,11 +16,11 @@ from typing import Any, Literal
 from sqlalchemy.exc import IntegrityError
 
 from routing.traveltime import haversine_m
-from transit import errors
+from transit import deliveries, errors
 from transit.booking import Booking, BookingStatus
 from transit.clock import from_epoch, to_epoch
 from transit.device_log import DeviceEventRepository
-from transit.events import Event, PromiseAtRisk
+from transit.events import DeliveryChanged, Event, PromiseAtRisk
 from transit.handlers import Services, replan_vehicle, vehicle_etas
 from transit.uow import UnitOfWork
 from transit.vehicle import Vehicle
@@ -224,12 +222,6 @@ class Eta:
 # ------------------------------------------------------------------------------ the service
 
 
-def handover_code(booking_id: str, secret: str) -> str:
-    """The 4-digit code a grocery recipient gives the driver (derived, so nothing extra is stored)."""
-    digest = hmac.new(secret.encode(), booking_id.encode(), hashlib.sha256).digest()
-    return f"{int.from_bytes(digest[:4], 'big') % 10000:04d}"
-
-
 @dataclass
 class Operations:
     """Driver-event use cases, bound to the service collaborators."""
@@ -277,6 +269,11 @@ class Operations:
             try:
                 at = self._event_time(cmd, now)
                 result, payload = await self._apply(uow, vehicle, cmd, at, after)
+            except (WrongHandoverCode, deliveries.HandoverLockedError) as e:
+                # A wrong code counts (and the fifth locks the delivery): that is committed, the
+                # event itself is not stored, so the driver may type the code again.
+                await uow.commit()
+                return EventResult("rejected", e.code, e.message_ja, e.message_en)
             except errors.DomainError as e:
                 # leaving without commit rolls the attempt back; a rejection is not stored
                 return EventResult("rejected", e.code, e.message_ja, e.message_en)
@@ -398,6 +395,10 @@ class Operations:
             b.board(at)
             await uow.bookings.save(b, now=now)
             await replan_vehicle(uow, self.svc, vehicle, "boarded", (b.id,))
+            if b.kind == "delivery":
+                row = await uow.deliveries.get(b.id)
+                if row is not None:  # the store and the resident are told it left the store
+                    b.events.append(DeliveryChanged(b.id, row["store_id"], "picked_up", vehicle.id))
             count = cmd.count if isinstance(cmd, ReportBoarded) else b.parcels
             msg = EventResult("applied", None, "乗車を記録しました。", "Boarding recorded.")
             if isinstance(cmd, ReportBoarded) and cmd.count != b.party_size:
@@ -433,11 +434,25 @@ class Operations:
         if isinstance(cmd, (ReportDropOff, ReportParcelHandedOver)):
             b = await self._booking(uow, vehicle, cmd.booking_id)
             self._check_kind(b, cmd)
-            if isinstance(cmd, ReportParcelHandedOver) and not hmac.compare_digest(
-                cmd.code or "", handover_code(b.id, self.handover_secret)
-            ):
-                raise WrongHandoverCode()
-            b.complete(at)
+            if b.kind == "delivery":
+                # The recipient's code, counted: five wrong ones lock the delivery (see deliveries.py).
+                outcome, row = await deliveries.check_handover(
+                    uow, self.svc, vehicle, b, getattr(cmd, "code", ""), self.handover_secret, now)
+                if outcome == "wrong":
+                    left = deliveries.MAX_HANDOVER_FAILURES - row["handover_failures"]
+                    if left <= 0:
+                        raise deliveries.HandoverLockedError()
+                    raise WrongHandoverCode(
+                        f"受け渡しコードが違います。お客様にもう一度ご確認ください(あと{left}回)。",
+                        f"The handover code does not match. Please ask the recipient again ({left} tries left).",
+                        attempts_left=left,
+                    )
+                b.complete(at)
+                b.events.append(DeliveryChanged(b.id, row["store_id"], "delivered", vehicle.id))
+            elif isinstance(cmd, ReportParcelHandedOver):
+                raise errors.InvalidInput("この予約は配達ではありません。", "This booking is not a delivery.")
+            else:
+                b.complete(at)
             await uow.bookings.save(b, now=now)
             await replan_vehicle(uow, self.svc, vehicle, "dropped_off", (b.id,))
             return APPLIED, {"booking_id": b.id}

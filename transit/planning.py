@@ -57,13 +57,15 @@ def booking_request(b: Booking, locs: Locations) -> rm.Request:
         pl = max(pl, b.relaxed.get("pickup_latest_s", pl))
         dl = max(dl, b.relaxed.get("dropoff_latest_s", dl))
         max_ride = max(max_ride, b.relaxed.get("max_ride_s", max_ride))
+    # a delivery is dropped inside its window, never before the window starts
+    de = max(pe, to_epoch(b.dropoff_earliest)) if b.dropoff_earliest else pe
     return rm.Request(
         id=b.id,
         pickup=locs.index(b.origin.lat, b.origin.lon),
         dropoff=locs.index(b.destination.lat, b.destination.lon),
         load=rm.Load(b.party_size, b.wheelchairs, b.parcels),
         pickup_window=rm.TimeWindow(pe, pl),
-        dropoff_window=rm.TimeWindow(pe, max(pe, dl)),
+        dropoff_window=rm.TimeWindow(de, max(de, dl)),
         max_ride_s=max_ride,
         pickup_service_s=b.pickup_service_s,
         dropoff_service_s=b.dropoff_service_s,

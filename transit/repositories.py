@@ -215,6 +215,7 @@ def _booking_from_row(r: Any) -> Booking:
         pickup_earliest=_utc(r["pickup_earliest"]),  # type: ignore[arg-type]
         pickup_latest=_utc(r["pickup_latest"]),  # type: ignore[arg-type]
         dropoff_latest=_utc(r["dropoff_latest"]),  # type: ignore[arg-type]
+        dropoff_earliest=_utc(r["dropoff_earliest"]),
         max_ride_s=r["max_ride_s"],
         pickup_service_s=r["pickup_service_s"],
         dropoff_service_s=r["dropoff_service_s"],
@@ -261,6 +262,7 @@ def _booking_values(b: Booking) -> dict[str, Any]:
         pickup_earliest=b.pickup_earliest,
         pickup_latest=b.pickup_latest,
         dropoff_latest=b.dropoff_latest,
+        dropoff_earliest=b.dropoff_earliest,
         max_ride_s=b.max_ride_s,
         pickup_service_s=b.pickup_service_s,
         dropoff_service_s=b.dropoff_service_s,
@@ -386,6 +388,51 @@ class BookingRepository:
         )
 
 PERSONAL_REQUEST_FIELDS = ("passenger_name", "contact_phone", "rider_card")
+
+
+class DeliveryRepository:
+    """Store orders of delivery bookings (one row per delivery booking)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def add(self, row: dict[str, Any]) -> None:
+        await self.conn.execute(insert(t.deliveries).values(**row))
+
+    async def get(self, booking_id: str) -> dict[str, Any] | None:
+        q = select(t.deliveries).where(t.deliveries.c.booking_id == booking_id)
+        row = (await self.conn.execute(q)).mappings().first()
+        return dict(row) if row else None
+
+    async def update(self, booking_id: str, now: datetime, **values: Any) -> None:
+        await self.conn.execute(
+            update(t.deliveries).where(t.deliveries.c.booking_id == booking_id).values(updated_at=now, **values)
+        )
+
+    async def count_failure(self, booking_id: str, now: datetime) -> int:
+        """One more wrong handover code; returns the new count (atomic in the database)."""
+        await self.conn.execute(
+            update(t.deliveries).where(t.deliveries.c.booking_id == booking_id)
+            .values(handover_failures=t.deliveries.c.handover_failures + 1, updated_at=now)
+        )
+        q = select(t.deliveries.c.handover_failures).where(t.deliveries.c.booking_id == booking_id)
+        return int((await self.conn.execute(q)).scalar_one())
+
+    async def for_store(self, store_id: str, since: datetime, limit: int = 300) -> list[tuple[dict[str, Any], Booking]]:
+        """The store's orders created since ``since``, with their bookings, oldest first."""
+        q = (
+            select(t.deliveries, t.bookings)
+            .join(t.bookings, t.bookings.c.id == t.deliveries.c.booking_id)
+            .where(and_(t.deliveries.c.store_id == store_id, t.deliveries.c.created_at >= since))
+            .order_by(t.bookings.c.pickup_earliest)
+            .limit(limit)
+        )
+        out = []
+        for r in (await self.conn.execute(q)).mappings():
+            d = {c.name: r[t.deliveries.c[c.name]] for c in t.deliveries.columns}
+            b = _booking_from_row({c.name: r[t.bookings.c[c.name]] for c in t.bookings.columns})
+            out.append((d, b))
+        return out
 
 
 class OfferRepository:

@@ -40,6 +40,15 @@ async def purge_personal_data(svc: Services) -> PurgeResult:
                     destination_address=None, driver_note=None)
         )
         anonymised = res.rowcount or 0
+        # A delivery's shopping list and order number go with the name.
+        finished = (
+            t.bookings.select().with_only_columns(t.bookings.c.id)
+            .where(and_(t.bookings.c.pickup_latest < cutoff, t.bookings.c.status.not_in([s.value for s in ACTIVE])))
+        )
+        await conn.execute(
+            update(t.deliveries).where(t.deliveries.c.booking_id.in_(finished))
+            .values(shopping_list=None, order_number=None)
+        )
         offers = await uow.offers.purge_expired(now - timedelta(hours=1))
         offers_anonymised = await uow.offers.forget_personal_data_of_anonymised_bookings()
         res = await conn.execute(t.device_events.delete().where(t.device_events.c.received_at < cutoff))

@@ -170,6 +170,7 @@ bookings = Table(
     Column("pickup_earliest", TS, nullable=False),
     Column("pickup_latest", TS, nullable=False),
     Column("dropoff_latest", TS, nullable=False),
+    Column("dropoff_earliest", TS),  # deliveries: the start of the chosen window (rides: none)
     Column("max_ride_s", Integer, nullable=False),
     Column("pickup_service_s", Integer, nullable=False),
     Column("dropoff_service_s", Integer, nullable=False),
@@ -210,4 +211,24 @@ device_events = Table(
     Column("payload", JSON, nullable=False),
     Column("received_at", TS, nullable=False),
     Column("result", JSON, nullable=False),
+)
+
+deliveries = Table(
+    # A delivery booking's store order: what the store prepares and how its handover went.
+    "deliveries",
+    metadata,
+    Column("booking_id", String(64), ForeignKey("bookings.id"), primary_key=True),
+    Column("store_id", String(64), nullable=False),
+    Column("order_number", String(32)),
+    Column("shopping_list", Text),
+    Column("temperature", String(16), nullable=False),  # ambient | chilled | frozen
+    Column("parcels_ready", Integer),
+    Column("ready_at", TS),
+    Column("return_stop_id", String(64), ForeignKey("stops.id")),
+    Column("returned_at", TS),
+    Column("handover_failures", Integer, nullable=False, default=0),
+    Column("locked_at", TS),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_deliveries_store", "store_id", "created_at"),
 )

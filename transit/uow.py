@@ -13,6 +13,7 @@ from transit.events import Event
 from transit.repositories import (
     AccountRepository,
     BookingRepository,
+    DeliveryRepository,
     EventLogRepository,
     OfferRepository,
     StopRepository,
@@ -69,6 +70,7 @@ class UnitOfWork:
         self.vehicles = VehicleRepository(conn, self.dialect)
         self.bookings = BookingRepository(conn)
         self.offers = OfferRepository(conn)
+        self.deliveries = DeliveryRepository(conn)
         self.accounts = AccountRepository(conn)
         self.event_log = EventLogRepository(conn)
         self._committed = False

@@ -5,21 +5,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from api.deps import CurrentActor, IdempotencyKey, ServicesDep, limit_offers, require
+from api.deps import CurrentActor, IdempotencyKey, ServicesDep, handover_secret, limit_offers, require
 from api.schemas import (
     BookingPublic,
     CancelIn,
     ConfirmIn,
+    DeliveryPublic,
     MePublic,
     OfferCreate,
     OfferPublic,
     PathId,
     PlaceOut,
 )
-from transit import handlers
+from transit import deliveries, handlers
 from transit.booking import Booking
 from transit.clock import local
 from transit.commands import Actor, CancelBooking, ConfirmOffer, FindBookings, PlaceRef, RequestRide
+from transit.handlers import Services
 
 router = APIRouter(prefix="/api/v1", tags=["bookings"])
 Booker = Annotated[Actor, require("rider", "kiosk", "operator", "admin")]
@@ -46,18 +48,23 @@ async def me(actor: CurrentActor) -> MePublic:
 async def create_offer(request: Request, body: OfferCreate, actor: Booker, svc: ServicesDep) -> OfferPublic:
     """Ask for a ride: a firm offer (pickup window, latest arrival) held for a short time."""
     await limit_offers(request, actor)
+    dl = body.delivery
     cmd = RequestRide(
-        origin=PlaceRef(**body.origin.model_dump()),
+        origin=PlaceRef(**body.origin.model_dump()) if body.origin else PlaceRef(),
         destination=PlaceRef(**body.destination.model_dump()),
         time_mode=body.time_mode,
         time=body.time,
         party_size=body.party_size,
         wheelchairs=body.wheelchairs,
-        parcels=body.parcels,
+        parcels=dl.parcels if dl else body.parcels,
         passenger_name=body.passenger_name,
         contact_phone=body.contact_phone,
         rider_card=body.rider_card,
         driver_note=body.driver_note,
+        kind=body.kind,
+        **(dict(store_id=dl.store_id, order_number=dl.order_number, shopping_list=dl.shopping_list,
+                window_start=dl.window_start, window_end=dl.window_end, temperature=dl.temperature)
+           if dl else {}),
     )
     o = await handlers.request_offer(cmd, actor, svc)
     return OfferPublic(
@@ -75,25 +82,39 @@ async def create_offer(request: Request, body: OfferCreate, actor: Booker, svc: 
         parcels=o.parcels,
         fare_yen=svc.rules.fare_yen,
         passenger_name=o.passenger_name,
+        kind=o.kind,
+        delivery_window_start=local(o.dropoff_earliest) if o.dropoff_earliest else None,
+        delivery_window_end=local(o.dropoff_latest) if o.kind == "delivery" else None,
+        store_id=o.store_id,
     )
 
 
 @router.post("/bookings", response_model=BookingPublic, status_code=status.HTTP_201_CREATED,
              operation_id="confirm_offer", responses=ERRORS)
-async def confirm(body: ConfirmIn, actor: Booker, svc: ServicesDep, key: IdempotencyKey = None) -> BookingPublic:
+async def confirm(body: ConfirmIn, actor: Booker, svc: ServicesDep, request: Request,
+                  key: IdempotencyKey = None) -> BookingPublic:
     """Confirm an offer. Send an Idempotency-Key: repeating the call returns the same booking."""
     b = await handlers.confirm_offer(ConfirmOffer(body.offer_id, key or ""), actor, svc)
-    return BookingPublic.of(b)
+    return await _public(b, actor, svc, request)
 
 
-def _public(b: Booking, actor: Actor) -> BookingPublic:
-    # A kiosk shows a booking it did not make (looked up by number) without the rider's name.
-    return BookingPublic.of(b, name_hidden=actor.role == "kiosk" and b.booked_by_id != actor.account_id)
+async def _public(b: Booking, actor: Actor, svc: Services, request: Request) -> BookingPublic:
+    """A booking as answered to this actor.
+
+    A kiosk shows a booking it did not make (looked up by number) without the rider's name or the
+    delivery part; a delivery comes with its order (and the code, for the recipient's side), never
+    to a driver: the code is what the driver must be told by the recipient."""
+    hidden = actor.role == "kiosk" and b.booked_by_id != actor.account_id
+    out = BookingPublic.of(b, name_hidden=hidden)
+    if b.kind == "delivery" and not hidden and actor.role != "driver":
+        v = await deliveries.get_delivery(b.id, actor, svc, handover_secret(request))
+        out.delivery = DeliveryPublic.of(v)
+    return out
 
 
 @router.get("/bookings", response_model=list[BookingPublic], operation_id="list_bookings", responses=ERRORS)
 async def list_bookings(
-    actor: CurrentActor, svc: ServicesDep, response: Response,
+    actor: CurrentActor, svc: ServicesDep, response: Response, request: Request,
     day: Annotated[date | None, Query(description="operators: a service day (Asia/Tokyo), YYYY-MM-DD")] = None,
     q: Annotated[str | None, Query(max_length=100, description="operators: booking number, part of a name, or phone")] = None,
     status: Annotated[str | None, Query(max_length=16, description="operators: one booking status")] = None,
@@ -107,27 +128,28 @@ async def list_bookings(
     query = FindBookings(day=day, text=q, status=status, vehicle_id=vehicle_id, limit=limit, offset=offset)
     found, total = await handlers.list_bookings(actor, svc, query)
     response.headers["X-Total-Count"] = str(total)
-    return [_public(b, actor) for b in found]
+    return [await _public(b, actor, svc, request) for b in found]
 
 
 @router.get("/bookings/by-number/{number}", response_model=BookingPublic, operation_id="read_booking_by_number",
             responses=ERRORS)
 async def read_booking_by_number(
-    number: Annotated[str, Path(max_length=20)], actor: CurrentActor, svc: ServicesDep,
+    number: Annotated[str, Path(max_length=20)], actor: CurrentActor, svc: ServicesDep, request: Request,
 ) -> BookingPublic:
     """A booking by its number (any case; O reads as 0, I and L as 1). Kiosks: bookings made there or
     leaving from their stop."""
-    return _public(await handlers.booking_by_number(number, actor, svc), actor)
+    return await _public(await handlers.booking_by_number(number, actor, svc), actor, svc, request)
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingPublic, operation_id="read_booking", responses=ERRORS)
-async def read_booking(booking_id: PathId, actor: CurrentActor, svc: ServicesDep) -> BookingPublic:
-    return _public(await handlers.get_booking(booking_id, actor, svc), actor)
+async def read_booking(booking_id: PathId, actor: CurrentActor, svc: ServicesDep, request: Request) -> BookingPublic:
+    return await _public(await handlers.get_booking(booking_id, actor, svc), actor, svc, request)
 
 
 @router.post("/bookings/{booking_id}/cancel", response_model=BookingPublic, operation_id="cancel_booking",
              responses=ERRORS)
-async def cancel(booking_id: PathId, actor: Booker, svc: ServicesDep, body: CancelIn | None = None) -> BookingPublic:
+async def cancel(booking_id: PathId, actor: Booker, svc: ServicesDep, request: Request,
+                 body: CancelIn | None = None) -> BookingPublic:
     """Cancel (body optional: {"reason": "..."}); cancelling twice answers the same booking."""
     reason = body.reason if body else actor.role
-    return _public(await handlers.cancel_booking(CancelBooking(booking_id, reason), actor, svc), actor)
+    return await _public(await handlers.cancel_booking(CancelBooking(booking_id, reason), actor, svc), actor, svc, request)

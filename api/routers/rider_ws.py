@@ -56,6 +56,9 @@ async def booking_channel(ws: WebSocket, booking_id: str) -> None:
     try:
         if not is_id(booking_id):
             raise errors.NotFound()
+        if actor.role in ("driver", "store"):
+            # This channel carries a delivery's handover code; the driver must never see it.
+            raise errors.NotFound("その予約は見つかりません。", "That booking does not exist.")
         await handlers.get_booking(booking_id, actor, svc)
     except errors.DomainError as e:
         await refuse(ws, domain_error(e), CLOSE_NOT_FOUND)

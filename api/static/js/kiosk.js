@@ -1,5 +1,6 @@
 // Kiosk at a digital bus stop: destination → people → wheelchair → when → confirm → result, read
-// aloud; look up and cancel by booking number; a rider card or QR attaches the booking to its holder.
+// aloud; look up and cancel by booking number; a rider card or QR attaches the booking to its holder;
+// or お買い物を届けてもらう: store → order → window → confirm → receipt with the handover code.
 // No account: the kiosk token is set once on the device; rides start at the kiosk's own stop.
 import { Api, getToken, setToken, clearToken, newKey, tokyoDate, tokyoIso, fmtTime, fmtDayTime, serviceNow, causeText, ZONES, tokyoMinutes, hm, addDays } from "./api.js";
 import { el, translator } from "./i18n.js";
@@ -20,6 +21,7 @@ const tr = translator(TEXTS);
 let me = null;
 let service = null;
 let stops = [];
+let stores = [];
 let byId = new Map();
 let st = null;
 let approaching = [];
@@ -175,6 +177,9 @@ const SCREENS = {
       btn({ id: "more-stops", "aria-expanded": String(!!s.showAll), onclick: () => { s.showAll = !s.showAll; render(); } },
         t(s.showAll ? "fewer" : "more")),
       btn({ id: "lookup", onclick: () => go("lookup") }, icon("search"), t("lookup"))),
+      el("h2", {}, "お買い物 / Shopping"), el("div", { class: "grid" }, btn({
+        class: "primary", id: "deliver", onclick: () => go("dl_store"),
+      }, "お買い物を届けてもらう", el("small", {}, "このバス停まで ミニバスが運びます")))),
       approachingBox());
     return [body, t("dest_say", { stop: stopName(me.stop_id) })];
   },
@@ -336,10 +341,15 @@ const SCREENS = {
   },
 };
 
+// The delivery steps share one screen function (below).
+for (const step of ["dl_store", "dl_list", "dl_when", "dl_confirm", "dl_done"]) {
+  SCREENS[step] = (s) => { const body = []; const say = deliveryScreen(s, body); return [body, say]; };
+}
+
 function render() {
   const s = st;
   const [body, say, focus] = SCREENS[s.step](s);
-  if (s.error && !body.flat().some((n) => n && n.id === "kiosk-error") && !["confirm", "card", "lookup", "found", "cancel_q"].includes(s.step)) {
+  if (s.error && !body.flat().some((n) => n && n.id === "kiosk-error") && !["confirm", "card", "lookup", "found", "cancel_q", "dl_confirm"].includes(s.step)) {
     body.push(el("div", { class: "alert", role: "alert", id: "kiosk-error" }, s.error));
   }
   root.dataset.step = s.step;
@@ -348,6 +358,110 @@ function render() {
   if (target) target.focus();
   speak(say);
   idleReset();
+}
+
+// ---- groceries delivered to this stop: store → order → window → confirm → receipt with the code
+function deliveryWindows() {
+  // The next six hour-long windows that start at least 45 minutes from now, inside service hours.
+  const out = [];
+  let day = tokyoDate();
+  let m = Math.ceil((tokyoMinutes() + 45) / 60) * 60;
+  while (out.length < 6) {
+    if (m < 8 * 60) m = 8 * 60;
+    if (m > 19 * 60) { day = addDays(day, 1); m = 8 * 60; }
+    out.push([tokyoIso(day, hm(m)), tokyoIso(day, hm(m + 60))]);
+    m += 60;
+  }
+  return out;
+}
+
+function deliveryScreen(s, body) {
+  const d = s.dl || (s.dl = { store: null, list: "", order: "", window: null, offer: null, booking: null });
+  if (s.step === "dl_store") {
+    body.push(...heading("どのお店から 届けますか", 1), el("div", { class: "grid" }, stores.map((x) => el("button", {
+      type: "button", dataset: { store: x.id }, onclick: () => { d.store = x; go("dl_list"); },
+    }, x.name_ja, el("small", {}, `${x.opens_local}〜${x.closes_local}`)))), nav(() => go("dest")));
+    return "どのお店から届けますか。";
+  }
+  if (s.step === "dl_list") {
+    body.push(...heading("ご注文を 入れてください", 2),
+      el("label", { for: "dl-order" }, "お店の注文番号(お店で注文した方)"),
+      el("input", { id: "dl-order", name: "order", autocomplete: "off", value: d.order, oninput: (e) => { d.order = e.target.value.replace(/[^A-Za-z0-9-]/g, ""); } }),
+      el("label", { for: "dl-list" }, "または 買い物メモ(お店に送ります)"),
+      el("textarea", { id: "dl-list", name: "list", rows: 3, maxlength: 500, oninput: (e) => { d.list = e.target.value; } }, d.list),
+      el("div", { class: "nav" }, el("button", { type: "button", class: "primary", id: "dl-next", onclick: () => {
+        if (!d.order && !d.list.trim()) { s.error = "注文番号か買い物メモを入れてください。"; render(); return; }
+        go("dl_when");
+      } }, "つぎへ")), nav(() => go("dl_store")));
+    return `${d.store.name_ja}へのご注文を入れてください。`;
+  }
+  if (s.step === "dl_when") {
+    body.push(...heading("いつ 届けますか", 3), el("div", { class: "grid" }, deliveryWindows().map(([a, b]) => el("button", {
+      type: "button", class: "slot", dataset: { window: a }, onclick: () => { d.window = [a, b]; askDelivery(); },
+    }, `${tokyoDate(new Date(a)) === tokyoDate() ? "" : fmtDayTime(a, "ja").split(" ")[0] + " "}${fmtTime(a)}〜${fmtTime(b)}`))), nav(() => go("dl_list")));
+    return "届ける時間を選んでください。";
+  }
+  if (s.step === "dl_confirm") {
+    const o = d.offer;
+    body.push(...heading("この内容で よろしいですか", 4),
+      el("div", { class: "summary" },
+        el("p", {}, "お届けの時間"),
+        el("p", { class: "huge", id: "dl-window" }, `${fmtTime(o.delivery_window_start)} 〜 ${fmtTime(o.delivery_window_end)}`),
+        el("p", {}, `${d.store.name_ja} → ${stopName(me.stop_id)}`),
+        el("p", {}, d.order ? `注文番号 ${d.order}` : d.list)),
+      el("div", { class: "alert", role: "alert", id: "kiosk-error" }, s.error || ""),
+      el("div", { class: "nav" },
+        el("button", { type: "button", class: "yes", id: "dl-confirm", onclick: confirmDelivery }, "はい 頼む"),
+        el("button", { type: "button", id: "no", onclick: () => go("dl_when") }, "いいえ")), nav(null));
+    return `${fmtTime(o.delivery_window_start)}から${fmtTime(o.delivery_window_end)}の間に、このバス停へ届けます。よろしければ「はい 頼む」を押してください。`;
+  }
+  // dl_done: the receipt. The code is what the recipient shows the driver (the driver never sees it elsewhere).
+  const b = d.booking;
+  const code = b.delivery.handover_code;
+  body.push(el("div", { class: "result", role: "status" },
+    el("h1", { id: "step-title", tabindex: "-1" }, "ご注文を お受けしました"),
+    el("p", {}, `${fmtTime(b.delivery.window_start)} 〜 ${fmtTime(b.delivery.window_end)} に このバス停へ届けます`),
+    el("p", {}, "受け渡しコード(運転士に見せてください)"),
+    el("p", { class: "huge", id: "dl-code" }, code),
+    el("p", {}, `予約番号 ${b.number}`)),
+    el("div", { class: "nav" }, el("button", { type: "button", class: "primary", id: "finish", onclick: start }, "おわる")));
+  return `ご注文をお受けしました。受け渡しコードは ${code.split("").join(" ")} です。`;
+}
+
+async function askDelivery() {
+  const s = st;
+  const d = s.dl;
+  go("busy");
+  try {
+    d.offer = await api.offer({
+      kind: "delivery", destination: { stop_id: me.stop_id },
+      delivery: { store_id: d.store.id, order_number: d.order || null, shopping_list: d.list.trim() || null,
+        window_start: d.window[0], window_end: d.window[1] },
+    });
+    s.key = newKey();
+    go("dl_confirm");
+  } catch (e) {
+    if (s !== st) return;
+    s.error = e.code === "NoRideAvailable" ? `${causeText(e.body.cause, "ja")} ほかの時間を選んでください。` : (e.text ? e.text("ja") : String(e));
+    s.step = "dl_when";
+    render();
+  }
+}
+
+async function confirmDelivery() {
+  if (confirming) return;
+  confirming = true;
+  const s = st;
+  document.getElementById("dl-confirm").disabled = true;
+  try {
+    s.dl.booking = await api.confirm(s.dl.offer.offer_id, s.key);
+    go("dl_done");
+  } catch (e) {
+    s.error = e.text ? e.text("ja") : String(e);
+    render();
+  } finally {
+    confirming = false;
+  }
 }
 
 function timeButtons(open) {
@@ -487,6 +601,7 @@ async function boot() {
   me = await api.me();
   if (me.role !== "kiosk" || !me.stop_id) throw Object.assign(new Error("role"), { text: () => t("not_kiosk") });
   [stops, service] = await Promise.all([api.stops(), api.request("GET", "/api/v1/service")]);
+  stores = await api.request("GET", "/api/v1/stores");
   byId = new Map(stops.map((x) => [x.id, x]));
   start();
   refreshApproaching();

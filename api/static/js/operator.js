@@ -378,6 +378,7 @@ const ON = {
   plan_changed: () => requestRefresh(),
   replan_needed: () => requestRefresh(),
   booking_changed: () => requestRefresh(),
+  handover_locked: (m) => { console.warn("handover locked:", m.booking_id); requestRefresh(); },
   promise_at_risk: (m) => { atRisk.set(m.booking_id, m); drawAlerts(); requestRefresh(); },
   promise_cleared: (m) => { atRisk.delete(m.booking_id); drawAlerts(); requestRefresh(); },
   promise_broken: (m) => {
