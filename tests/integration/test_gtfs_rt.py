@@ -78,6 +78,8 @@ async def test_trip_updates_follow_a_booking_and_its_boarding(served: Served) ->
 
     ops = served.runtime.operations  # type: ignore[attr-defined]
     assert (await ops.report(ReportArrival(b["vehicle_id"], "a1", None, HALL, (b["id"],)))).result == "applied"
+    at_stop = {e.id: e.vehicle for e in (await _feed(served, "vehicle-positions")).entity}[b["vehicle_id"]]
+    assert (at_stop.stop_id, at_stop.current_status) == (HALL, VP.STOPPED_AT)
     assert (await ops.report(ReportBoarded(b["vehicle_id"], "b1", None, b["id"], 2))).result == "applied"
     vp = await _feed(served, "vehicle-positions")
     pos = {e.id: e.vehicle for e in vp.entity}[b["vehicle_id"]]

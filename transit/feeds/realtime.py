@@ -112,7 +112,10 @@ def build(vehicles: Sequence[Vehicle], bookings: dict[str, Booking], *, now: dat
         if stops:
             pos.stop_id = stops[0][0]
             pos.current_stop_sequence = 1
-            pos.current_status = VP.IN_TRANSIT_TO
+            # The driver reported arrival for a rider at that stop: the vehicle is standing there.
+            arrived = any(b.status is BookingStatus.ARRIVING and b.vehicle_id == v.id
+                          and b.origin.stop_id == stops[0][0] for b in bookings.values())
+            pos.current_status = VP.STOPPED_AT if arrived else VP.IN_TRANSIT_TO
             t = tu_msg.entity.add()
             t.id = trip_id
             tu = t.trip_update
