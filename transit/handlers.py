@@ -362,7 +362,8 @@ def _record_relaxed(svc: Services, b: Booking, req: rm.Request, vehicle_id: str,
     if b.promise_broken_at is None:
         b.promise_broken_at = now
         svc.plan_stats.promises_broken += 1
-        kind = "dropoff" if relaxed["dropoff_latest_s"] > dl or b.status is BookingStatus.ON_BOARD else "pickup"
+        kind: rm.StopKind = ("pickup" if relaxed["pickup_latest_s"] > pl and b.status is not BookingStatus.ON_BOARD
+                             else "dropoff")
         times = {(s.request_id, s.kind): t for s, t in zip(sched.stops, sched.start_s)}
         latest = dl if kind == "dropoff" else pl
         b.events.append(PromiseBroken(b.id, vehicle_id, kind, latest,
