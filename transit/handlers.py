@@ -502,6 +502,7 @@ async def replan_vehicle(uow: UnitOfWork, svc: Services, vehicle: Vehicle, reaso
         if len(kept) != len(vehicle.plan) or reason == "arrived":
             vehicle.replace_plan(kept, reason, booking_ids)
             vehicle.plan_origin = None  # untimed; the next timed write (or the check) sees it
+            update_etas(vehicle, None, {}, now)
             await uow.vehicles.save(vehicle)
         return
     await apply_route(uow, svc, snap, vehicle.id, rv.route, dict(snap.problem.requests), reason,
