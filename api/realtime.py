@@ -306,6 +306,25 @@ class Hub:
     async def start(self) -> None:
         self.rt.bus.subscribe(self.on_events)
         await self.rt.start()
+        self._spawn(self._eta_timer())
+
+    ETA_REFRESH_S = 30.0  # wall seconds between checks
+    ETA_MAX_AGE_S = 60  # service-clock seconds: older ETAs of a watched vehicle are recomputed
+
+    async def _eta_timer(self) -> None:
+        """Time passes even when no position comes: recompute the ETAs of watched vehicles now and then."""
+        while True:
+            await asyncio.sleep(self.ETA_REFRESH_S)
+            watched = set(self.tablets) | {r.vehicle_id for rs in self.riders.values() for r in rs if r.vehicle_id}
+            now = to_epoch(self.views.svc.clock.now())
+            for vid in sorted(watched):
+                ev = self.last_etas.get(vid)
+                if ev is not None and now - ev.computed_s < self.ETA_MAX_AGE_S:
+                    continue
+                try:
+                    await self.views.ops.refresh_etas(vid)
+                except Exception:  # a failed refresh costs one refresh, not the hub
+                    log.exception("ETA refresh failed for %s", vid)
 
     async def stop(self) -> None:
         unsub = getattr(self.rt.bus, "unsubscribe", None)

@@ -447,7 +447,8 @@ def _record_relaxed(svc: Services, b: Booking, req: rm.Request, vehicle_id: str,
     if b.promise_broken_at is None:
         b.promise_broken_at = now
         svc.plan_stats.promises_broken += 1
-        kind = "dropoff" if relaxed["dropoff_latest_s"] > dl or b.status is BookingStatus.ON_BOARD else "pickup"
+        kind: rm.StopKind = ("pickup" if relaxed["pickup_latest_s"] > pl and b.status is not BookingStatus.ON_BOARD
+                             else "dropoff")
         times = {(s.request_id, s.kind): t for s, t in zip(sched.stops, sched.start_s)}
         latest = dl if kind == "dropoff" else pl
         b.events.append(PromiseBroken(b.id, vehicle_id, kind, latest,
@@ -586,6 +587,7 @@ async def replan_vehicle(uow: UnitOfWork, svc: Services, vehicle: Vehicle, reaso
         if len(kept) != len(vehicle.plan) or reason == "arrived":
             vehicle.replace_plan(kept, reason, booking_ids)
             vehicle.plan_origin = None  # untimed; the next timed write (or the check) sees it
+            update_etas(vehicle, None, {}, now)
             await uow.vehicles.save(vehicle)
         return
     await apply_route(uow, svc, snap, vehicle.id, rv.route, dict(snap.problem.requests), reason,

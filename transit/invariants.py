@@ -79,12 +79,7 @@ async def check_invariants(uow: UnitOfWork, svc: Services, now: datetime) -> lis
     since = now - timedelta(days=1)
     log = DeviceEventRepository(uow.connection)
     for v in vehicles:
-        ids = {x.booking_id for x in v.plan}
-        bookings: dict[str, Booking] = {}
-        for bid in ids:
-            b = await uow.bookings.get(bid)
-            if b is not None:
-                bookings[bid] = b
+        bookings = {b.id: b for b in await uow.bookings.many({x.booking_id for x in v.plan})}
         out.extend(_visits(v, bookings, stops))
         out.extend(_plan(v, bookings, svc))
         out.extend(_etas(v))
@@ -191,14 +186,15 @@ def _pinned(b: Booking, vehicles: dict[str, Vehicle]) -> list[InvariantViolation
 async def _events(uow: UnitOfWork, v: Vehicle, rows: list[dict], svc: Services) -> list[InvariantViolation]:
     out = []
     arrived: dict[str, datetime] = {}
+    ids = {(r["payload"] or {}).get("booking_id") for r in rows} - {None}
+    known = {b.id: b for b in await uow.bookings.many(ids)}  # type: ignore[arg-type]
     for r in rows:
         payload = r["payload"] or {}
         if r["type"] == "arrived":
             for bid in payload.get("booking_ids", []):
                 arrived.setdefault(bid, datetime.fromisoformat(payload["at"]))
             continue
-        bid = payload.get("booking_id")
-        b = await uow.bookings.get(bid) if bid else None
+        b = known.get(payload.get("booking_id") or "")
         if b is None:
             continue
         if (r["type"] in PARCEL_EVENTS and b.kind == "ride") or (r["type"] in RIDE_EVENTS and b.kind != "ride"):

@@ -85,15 +85,17 @@ def pinned_ids(vehicle: Vehicle, bookings: Mapping[str, Booking]) -> tuple[str, 
 
 
 def relax_broken(problem_travel: np.ndarray, rv: rm.Vehicle, requests: dict[str, rm.Request]) -> dict[str, rm.Request]:
-    """Requests on ``rv`` whose promise the vehicle cannot keep even driving there first, widened.
+    """Riders tied to ``rv`` (on board, or pinned at their pickup) whose promise it cannot keep even
+    driving there first, widened.
 
-    The earliest feasible time of each stop is the vehicle's start plus the direct drive (for a
-    pinned rider, its pickup first and then the direct drive to the drop-off); a window or ride
-    limit is widened to exactly that, never more. Returns only the widened requests.
+    The earliest feasible time is the vehicle's start plus the direct drive (for a pinned rider,
+    its pickup first and then the direct drive to the drop-off); a window or ride limit is widened
+    to exactly that, never more. Other riders are not widened: another vehicle may still keep their
+    promise. Returns only the widened requests.
     """
     out: dict[str, rm.Request] = {}
     start, t0 = rv.start_location, rv.start_time_s
-    for rid in dict.fromkeys(s.request_id for s in rv.route):
+    for rid in (*rv.onboard, *rv.pinned):
         r = requests[rid]
         pw, dw, ride = r.pickup_window, r.dropoff_window, r.max_ride_s
         if rid in rv.onboard:

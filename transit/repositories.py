@@ -308,6 +308,13 @@ class BookingRepository:
             return None
         return self._track([row])[0], row["offer_id"]
 
+    async def many(self, ids: Iterable[str]) -> list[Booking]:
+        """These bookings whatever their status (unknown ids are left out)."""
+        ids = list(ids)
+        if not ids:
+            return []
+        return self._track((await self.conn.execute(select(t.bookings).where(t.bookings.c.id.in_(ids)))).mappings())
+
     async def for_account(self, account_id: str, *, limit: int = 100) -> list[Booking]:
         q = (
             select(t.bookings)

@@ -406,3 +406,27 @@ async def test_delay_flag_reaches_rider_operator_and_tablet_once_and_clears(serv
         assert live["at_risk"] is False and "遅れ" not in live["message_ja"]
         seen = [m["type"] for ch in (rider, op, t) for m in ch.seen + ch.pending]
         assert seen.count("promise_at_risk") == 3 and seen.count("promise_cleared") == 3
+
+
+async def test_etas_follow_the_clock_without_positions(database_url: str, clock, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """No GPS for 20 minutes while a pickup is due: the ETAs are recomputed and the promise flagged."""
+    from api.realtime import Hub
+
+    monkeypatch.setattr(Hub, "ETA_REFRESH_S", 0.1)
+    served, ctx = await start_served(database_url, clock)
+    try:
+        b, driver = await _booked_on_driver(served, "clock")
+        async with live_server(served.app) as base, tablet(base, driver) as t:
+            await t.next("snapshot")
+            served.clock.advance(20 * 60)
+            m = await t.next("promise_at_risk", timeout=5)
+            assert m["booking_id"] == b["id"] and m["late_s"] > 0
+            for _ in range(5):  # the recomputed ETAs follow the flag
+                eta = await t.next("eta")
+                pickup = next(e for e in eta["etas"] if e["booking_id"] == b["id"] and e["kind"] == "pickup")
+                if pickup["at_risk"]:
+                    break
+            assert pickup["at_risk"] and pickup["late_s"] > 0
+    finally:
+        await served.client.aclose()
+        await ctx.__aexit__(None, None, None)

@@ -339,3 +339,52 @@ async def test_a_promise_reality_broke_is_widened_explicitly_and_flagged(served:
     drop = next(x for x in (await plan(served, vid))["visits"] if x["kind"] == "dropoff")
     assert int(datetime.fromisoformat(drop["planned_at"]).timestamp()) == earliest
     assert await violations(served) == []
+
+
+async def test_a_busy_morning_keeps_every_invariant_after_every_event(served: Served) -> None:
+    """Bookings, a re-plan, arrivals, boardings, drop-offs and a cancellation: no violation after any step."""
+    import random
+
+    from transit.dispatcher import Dispatcher
+
+    stops = [HALL, WEST, HOT, KUMA, "okumart", "okuma_clinic_welfare_centre", "ono_station_east_plaza"]
+    rng = random.Random(8)
+    booked = []
+    for i in range(8):
+        o, d = rng.sample(stops, 2)
+        when = served.clock.now() + timedelta(minutes=rng.randrange(0, 60))
+        booked.append(await book(served, f"day-{i}", o, d, time_mode="leave_at", time=when.isoformat()))
+        assert await violations(served) == []
+    svc = served.runtime.services  # type: ignore[attr-defined]
+    await Dispatcher(svc, served.runtime.engine).reoptimise("test")  # type: ignore[attr-defined]
+    assert await violations(served) == []
+    r = await served.client.post(f"/api/v1/bookings/{booked[-1]['id']}/cancel", headers=served.auth("rider"))
+    assert r.status_code == 200
+    assert await violations(served) == []
+    stops_by_id = {s.stop_id: s for s in served.runtime.reference.stops}  # type: ignore[attr-defined]
+    steps = 0
+    for _ in range(40):  # drive each vehicle along its plan, one visit at a time
+        async with svc.uow(readonly=True) as uow:
+            vehicles = [v for v in await uow.vehicles.list() if v.plan]
+        if not vehicles:
+            break
+        v = min(vehicles, key=lambda x: x.plan[0].planned_at)
+        x = v.plan[0]
+        if x.planned_at > served.clock.now():
+            served.clock.advance((x.planned_at - served.clock.now()).total_seconds())
+        s = stops_by_id[x.stop_id]
+        await event(served, ops.ReportPosition(v.id, fid("pos"), served.clock.now(), lat=s.lat, lon=s.lon))
+        if x.kind == "pickup":
+            r = await event(served, ops.ReportArrival(v.id, fid("arr"), served.clock.now(), booking_ids=(x.booking_id,)))
+            assert r.result == "applied", r
+            assert await violations(served) == []
+            served.clock.advance(30)
+            r = await event(served, ops.ReportBoarded(v.id, fid("bd"), served.clock.now(), booking_id=x.booking_id))
+        else:
+            served.clock.advance(30)
+            r = await event(served, ops.ReportDropOff(v.id, fid("do"), served.clock.now(), booking_id=x.booking_id))
+        assert r.result == "applied", r
+        steps += 1
+        assert await violations(served) == [], steps
+    assert steps >= 2 * (len(booked) - 1)
+    assert svc.plan_stats.rejected == 0

@@ -149,6 +149,9 @@ def _rules_raw() -> dict:
         {"fare_yen": -100},
         {"booking_horizon_days": 1.5},
         {"service_days": ["mon", "funday"]},
+        {"arrival_early_s": -60},
+        {"arrival_near_m": 0},
+        {"event_future_tolerance_s": 2.5},
     ],
 )
 def test_bad_rules_raise(change):
