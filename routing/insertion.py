@@ -1018,10 +1018,10 @@ def make_promise(
     Latest drop-off: the promised pickup window's end + pickup service + ``max_ride_s``, capped
     at the request's latest drop-off; it is never before the planned drop-off.
 
-    The returned route stays feasible under the promise: the planned pickup starts at
-    ``max(arrival, earliest)``; narrowing the upper ends cannot change that, and the new earliest
-    is either below the (waiting-free) arrival or equal to the request's own earliest, so the
-    schedule is unchanged.
+    The returned route stays feasible under the promise, with the same times: the promised
+    windows contain the least-time schedule's pickup and drop-off starts, and narrowing bounds
+    that the least solution of the route's difference constraints already keeps leaves it the
+    least solution.
     """
     if pickup_window_s < 0:
         raise ValueError("pickup_window_s must be >= 0")
