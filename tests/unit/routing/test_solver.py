@@ -391,7 +391,10 @@ def test_late_onboard_rider_is_reported_never_relaxed(caplog):
     )
     p2 = Problem(problem.vehicles, dict(problem.requests, onboard=late), problem.travel_s)
     sol = optimise(p2, time_limit_s=0.3)
-    assert sol.unserved == {"onboard": UnservedCause.PROMISE_INFEASIBLE}
+    assert sol.unserved == {
+        "onboard": UnservedCause.PROMISE_INFEASIBLE,
+        "new": UnservedCause.TIME_LIMIT,  # in no current route, and no plan was made
+    }
     route_a = next(r for r in sol.routes if r.vehicle_id == "A")
     assert [s.stop for s in route_a.stops] == [Stop("onboard", "dropoff")]
     assert route_a.stops[0].start_s == 110  # as early as the vehicle can be there
