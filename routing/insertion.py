@@ -307,11 +307,13 @@ class PreparedPlans:
     repeated searches.
     """
 
-    __slots__ = ("_stack", "problem")
+    __slots__ = ("_stack", "problem", "starts")
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
         self._stack: _Stack | None = None
+        #: vehicle index -> least-time starts of its current route (filled by :func:`rank`)
+        self.starts: dict[int, tuple[int, ...]] = {}
 
     def stack(self) -> _Stack:
         """Every vehicle's timing and slack as arrays, built on first use and then reused."""
@@ -785,6 +787,7 @@ def rank(
     weights: InsertionWeights,
     max_options: int,
     max_checks: int = MAX_EXACT_CHECKS,
+    old_starts: dict[int, tuple[int, ...]] | None = None,
 ) -> tuple[Insertion, ...]:
     """Best option per vehicle, cheapest first (ties: earlier pickup, then vehicle id).
 
@@ -795,7 +798,8 @@ def rank(
     capacity, duration and shift end kept) is the vehicle's option, at most ``max_checks``
     tried per vehicle. The option's times come from that schedule; its ``added_delay_s`` is
     measured against the least-time schedule of the old route, and its ``cost`` recomputed
-    from the measured figures.
+    from the measured figures. ``old_starts`` caches those old schedules by vehicle index
+    between searches against the same plans (``PreparedPlans.starts``).
     """
     e_p = request.pickup_window.earliest_s
     sp = request.pickup_service_s
@@ -826,7 +830,11 @@ def rank(
         if len(out) >= max_options:
             break
         vehicle = problem.vehicles[vi]
-        old = evaluate(problem, vehicle, vehicle.route).start_s
+        old = None if old_starts is None else old_starts.get(vi)
+        if old is None:
+            old = evaluate(problem, vehicle, vehicle.route).start_s
+            if old_starts is not None:
+                old_starts[vi] = old
         for _, _, c in per_vehicle[vi][:max_checks]:
             route, pi, di = _new_route(vehicle.route, request.id, c.i, c.j)
             new = evaluate(problem, vehicle, route, requests=reqs)
@@ -929,7 +937,14 @@ def find_insertions(
     else:
         stack = _Stack(problem, candidates)
         found = _generate_stacked(problem, stack, request)
-    options = rank(problem, request, found, weights=weights, max_options=max_options)
+    options = rank(
+        problem,
+        request,
+        found,
+        weights=weights,
+        max_options=max_options,
+        old_starts=None if prepared is None else prepared.starts,
+    )
     if not options:
         return InsertionResult((), UnservedCause.NO_FEASIBLE_INSERTION)
     return InsertionResult(options, None)
@@ -1018,10 +1033,10 @@ def make_promise(
     Latest drop-off: the promised pickup window's end + pickup service + ``max_ride_s``, capped
     at the request's latest drop-off; it is never before the planned drop-off.
 
-    The returned route stays feasible under the promise: the planned pickup starts at
-    ``max(arrival, earliest)``; narrowing the upper ends cannot change that, and the new earliest
-    is either below the (waiting-free) arrival or equal to the request's own earliest, so the
-    schedule is unchanged.
+    The returned route stays feasible under the promise, with the same times: the promised
+    windows contain the least-time schedule's pickup and drop-off starts, and narrowing bounds
+    that the least solution of the route's difference constraints already keeps leaves it the
+    least solution.
     """
     if pickup_window_s < 0:
         raise ValueError("pickup_window_s must be >= 0")

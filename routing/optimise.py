@@ -89,7 +89,8 @@ def optimise(
         When no plan at all serves every rider on board and every pinned pickup in time, the
         result keeps each vehicle's current ``route`` (timed by ``evaluate``, violations and
         all) and lists those riders of the vehicles whose route cannot be timed as
-        ``PROMISE_INFEASIBLE`` in ``unserved``: the cause as data, never a changed window.
+        ``PROMISE_INFEASIBLE`` in ``unserved`` (requests in no current route as
+        ``TIME_LIMIT``): the cause as data, never a changed window.
     unserved_penalty:
         Objective penalty per unserved request (travel units); default ``default_penalty``.
     lns:
@@ -213,6 +214,8 @@ def lns_instance(built: ort.Built, penalty: int) -> ruin_recreate.Instance:
     # kept first (``pinned`` = how many leading stops of each route are fixed)
     for v in p.vehicles:
         for rid in v.pinned:
+            if rid not in nodes.pickup_node:
+                continue
             r = p.requests[rid]
             pn, dn = nodes.pickup_node[rid], nodes.dropoff_node[rid]
             partner[pn], partner[dn] = dn, pn
@@ -275,7 +278,7 @@ def lns_instance(built: ort.Built, penalty: int) -> ruin_recreate.Instance:
 def _promise_infeasible(problem: Problem, penalty: int) -> Solution:
     """The current plan kept as it is, timed by the one scheduler; the riders on board and the
     pinned pickups of every vehicle whose route cannot be timed are listed as
-    ``PROMISE_INFEASIBLE``."""
+    ``PROMISE_INFEASIBLE``, requests in no current route as ``TIME_LIMIT``."""
     out: list[Route] = []
     unserved: dict[str, UnservedCause] = {}
     travel = 0
@@ -287,6 +290,10 @@ def _promise_infeasible(problem: Problem, penalty: int) -> Solution:
         if v.route or v.onboard:
             out.append(sched.to_route(v.id))
         travel += route_travel_s(problem, v, v.route)
+    routed = {s.request_id for v in problem.vehicles for s in v.route}
+    for rid in problem.requests:
+        if rid not in routed and rid not in unserved:
+            unserved[rid] = UnservedCause.TIME_LIMIT  # not planned: no plan was made
     return Solution(
         tuple(out),
         unserved,

@@ -341,6 +341,8 @@ def build(
     for k, v in enumerate(vehicles):
         prev = routing.Start(k)
         for rid in v.pinned:
+            if rid not in nodes.pickup_node:  # not in this problem: nothing to pin
+                continue
             pi = manager.NodeToIndex(nodes.pickup_node[rid])
             routing.VehicleVar(pi).SetValue(k)
             routing.NextVar(prev).SetValue(pi)

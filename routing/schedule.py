@@ -241,12 +241,9 @@ def _timing_data(
         [vehicle.start_location, *locs, vehicle.end_location], dtype=np.int64, count=n + 2
     )
     legs = problem.travel_s[path[:-1], path[1:]].astype(np.int64)
-    m = n + 2
-    svc = np.zeros(m, dtype=np.int64)
-    lo = np.empty(m, dtype=np.int64)
-    hi = np.empty(m, dtype=np.int64)
-    lo[0] = lo[m - 1] = vehicle.start_time_s
-    hi[0] = hi[m - 1] = vehicle.shift_end_s
+    svc_l = [0] * (n + 2)
+    lo_l = [vehicle.start_time_s] * (n + 2)
+    hi_l = [vehicle.shift_end_s] * (n + 2)
     origin: dict[str, int] = {}
     for rid in vehicle.onboard:
         at = reqs[rid].picked_up_at_s
@@ -259,25 +256,28 @@ def _timing_data(
         r, i = rs[k], k + 1
         if picks[k]:
             w = r.pickup_window
-            svc[i] = r.pickup_service_s
+            svc_l[i] = r.pickup_service_s
             pos[r.id] = i
-            lo[i], hi[i] = w.earliest_s, w.latest_s
+            lo_l[i], hi_l[i] = w.earliest_s, w.latest_s
         else:
             w = r.dropoff_window
-            svc[i] = r.dropoff_service_s
-            lo[i], hi[i] = w.earliest_s, w.latest_s
+            svc_l[i] = r.dropoff_service_s
+            lo_l[i], hi_l[i] = w.earliest_s, w.latest_s
             p = pos.get(r.id)
             if p is not None:
                 rpi.append(p)
                 rpj.append(i)
                 rpl.append(r.max_ride_s + r.pickup_service_s)
             elif r.id in origin:
-                hi[i] = min(hi[i], origin[r.id] + r.max_ride_s)
+                hi_l[i] = min(hi_l[i], origin[r.id] + r.max_ride_s)
+    svc = np.array(svc_l, dtype=np.int64)
+    lo = np.array(lo_l, dtype=np.int64)
+    hi = np.array(hi_l, dtype=np.int64)
     step = svc[:-1] + legs
     rides = (
-        np.asarray(rpi, dtype=np.int64),
-        np.asarray(rpj, dtype=np.int64),
-        np.asarray(rpl, dtype=np.int64),
+        np.array(rpi, dtype=np.int64),
+        np.array(rpj, dtype=np.int64),
+        np.array(rpl, dtype=np.int64),
     )
     return rs, picks, locs, legs, svc, step, lo, hi, rides, origin
 

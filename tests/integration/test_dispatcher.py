@@ -55,7 +55,7 @@ async def promises_hold(served: Served) -> int:
     return seen
 
 
-async def storedrm.plan_travel_s(d: Dispatcher) -> int:
+async def stored_vehicle_time(d: Dispatcher) -> int:
     """Vehicle time of the plans as stored now, measured the way the dispatcher measures it."""
     now = d.svc.clock.now()
     snap, _ = await d._snapshot((now, now + timedelta(seconds=d.lookahead_s)))
@@ -68,16 +68,16 @@ async def test_reoptimise_keeps_promises_and_never_worsens(served: Served) -> No
     booked = await book_many(served, 24)
     assert len(booked) >= 12
     d = Dispatcher(served.runtime.services, served.runtime.engine, budget_s=1.5)
-    start = await storedrm.plan_travel_s(d)
+    start = await stored_vehicle_time(d)
     res = await d.reoptimise("test")
     assert res.requests == len(booked)
     assert res.travel_before_s == start
-    assert await storedrm.plan_travel_s(d) == (res.travel_after_s if res.applied else start)
+    assert await stored_vehicle_time(d) == (res.travel_after_s if res.applied else start)
     assert await promises_hold(served) == len(booked)
     if res.applied:
         assert res.saving_s > 0 and res.travel_after_s < res.travel_before_s
     res2 = await d.reoptimise("again")
-    now = await storedrm.plan_travel_s(d)
+    now = await stored_vehicle_time(d)
     assert res2.travel_before_s == (res.travel_after_s if res.applied else start)
     assert now == (res2.travel_after_s if res2.applied else res2.travel_before_s)
     assert await promises_hold(served) == len(booked)
@@ -116,19 +116,19 @@ async def test_an_improvable_plan_is_replanned_and_saves_time(served: Served) ->
     now = served.clock.now()
     snap, versions = await d._snapshot((now, now + timedelta(seconds=d.lookahead_s)))
     problem = snap.problem
-    good = await storedrm.plan_travel_s(d)
+    good = await stored_vehicle_time(d)
     bad = _worsen(problem, random.Random(1))
     worse = rm.Solution(tuple(
         evaluate(problem, v, bad[v.id]).to_route(v.id) for v in problem.vehicles if bad[v.id]
     ))
     assert check(problem, worse) == []
     assert await d._apply(snap, versions, worse)
-    assert await storedrm.plan_travel_s(d) == rm.plan_travel_s(problem, bad) > good + 300
+    assert await stored_vehicle_time(d) == rm.plan_travel_s(problem, bad) > good + 300
     res = await d.reoptimise("improvable")
     assert res.applied, res.why
     assert res.travel_before_s == rm.plan_travel_s(problem, bad)
     assert res.saving_s > 300
-    assert await storedrm.plan_travel_s(d) == res.travel_after_s
+    assert await stored_vehicle_time(d) == res.travel_after_s
     assert await promises_hold(served) == len(booked)
 
 
@@ -139,7 +139,7 @@ async def test_a_failing_search_costs_one_replan(served: Served, monkeypatch) ->
 
     await book_many(served, 6)
     d = Dispatcher(served.runtime.services, served.runtime.engine, budget_s=0.5)
-    start = await storedrm.plan_travel_s(d)
+    start = await stored_vehicle_time(d)
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise IndexError("index 7 is out of bounds for axis 0 with size 7")
@@ -147,7 +147,7 @@ async def test_a_failing_search_costs_one_replan(served: Served, monkeypatch) ->
     monkeypatch.setattr(dispatcher, "optimise", broken)
     res = await d.reoptimise("crash")
     assert not res.applied and res.why == "search failed: IndexError" and d.failed == 1
-    assert await storedrm.plan_travel_s(d) == start
+    assert await stored_vehicle_time(d) == start
     monkeypatch.undo()
     res = await d.reoptimise("after")
     assert not res.why.startswith("search failed") and d.failed == 1
@@ -160,7 +160,7 @@ async def test_a_plan_the_checker_rejects_is_counted_and_not_applied(served: Ser
 
     await book_many(served, 6)
     d = Dispatcher(served.runtime.services, served.runtime.engine, budget_s=0.5)
-    start = await storedrm.plan_travel_s(d)
+    start = await stored_vehicle_time(d)
     real = dispatcher.optimise
 
     def early(problem, **kwargs):  # type: ignore[no-untyped-def]
@@ -173,7 +173,7 @@ async def test_a_plan_the_checker_rejects_is_counted_and_not_applied(served: Ser
     monkeypatch.setattr(dispatcher, "optimise", early)
     res = await d.reoptimise("bad plan")
     assert not res.applied and res.why.startswith("checker rejected the plan") and d.rejected == 1
-    assert await storedrm.plan_travel_s(d) == start
+    assert await stored_vehicle_time(d) == start
 
 
 def test_idle_vehicles_count_on_both_sides() -> None:

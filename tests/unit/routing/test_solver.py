@@ -15,7 +15,7 @@ import pytest
 
 from routing.check import check
 from routing.model import Load, Problem, Request, Stop, TimeWindow, UnservedCause, Vehicle
-from routing.optimise import optimise
+from routing.optimise import optimise, warm_up
 from routing.schedule import evaluate
 
 # ---------------------------------------------------------------------------------------------
@@ -198,6 +198,7 @@ def test_matches_brute_force_optimum(seed):
     problem = _tiny(seed)
     opt = _brute_force(problem)
     assert opt < float("inf")
+    warm_up()  # load the compiled search first: the budget below is wall-clock
     sol = optimise(problem, time_limit_s=1.0, seed=seed)
     assert not sol.unserved
     assert check(problem, sol) == []
@@ -391,7 +392,10 @@ def test_late_onboard_rider_is_reported_never_relaxed(caplog):
     )
     p2 = Problem(problem.vehicles, dict(problem.requests, onboard=late), problem.travel_s)
     sol = optimise(p2, time_limit_s=0.3)
-    assert sol.unserved == {"onboard": UnservedCause.PROMISE_INFEASIBLE}
+    assert sol.unserved == {
+        "onboard": UnservedCause.PROMISE_INFEASIBLE,
+        "new": UnservedCause.TIME_LIMIT,  # in no current route, and no plan was made
+    }
     route_a = next(r for r in sol.routes if r.vehicle_id == "A")
     assert [s.stop for s in route_a.stops] == [Stop("onboard", "dropoff")]
     assert route_a.stops[0].start_s == 110  # as early as the vehicle can be there
