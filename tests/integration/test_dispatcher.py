@@ -106,10 +106,21 @@ def _worsen(problem: rm.Problem, rng: random.Random, tries: int = 400) -> dict[s
     return routes
 
 
-async def test_an_improvable_plan_is_replanned_and_saves_time(served: Served) -> None:
+async def test_an_improvable_plan_is_replanned_and_saves_time(served: Served, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Plans made needlessly long (requests crossed between vehicles, detours) but keeping
     every promise: the re-plan is applied, the stored vehicle time falls to what it reported,
-    and every promise still holds."""
+    the stored visits have exactly the times of the plan the checker passed (one schedule), and
+    every promise still holds."""
+    import transit.dispatcher as dispatcher
+
+    planned: list[rm.Solution] = []
+    real = dispatcher.optimise
+
+    def keep(problem, **kwargs):  # type: ignore[no-untyped-def]
+        planned.append(real(problem, **kwargs))
+        return planned[-1]
+
+    monkeypatch.setattr(dispatcher, "optimise", keep)
     booked = await book_many(served, 16, seed=4)
     assert len(booked) >= 8
     d = Dispatcher(served.runtime.services, served.runtime.engine, budget_s=1.5)
@@ -129,6 +140,11 @@ async def test_an_improvable_plan_is_replanned_and_saves_time(served: Served) ->
     assert res.travel_before_s == rm.plan_travel_s(problem, bad)
     assert res.saving_s > 300
     assert await stored_vehicle_time(d) == res.travel_after_s
+    async with served.runtime.services.uow(readonly=True) as uow:
+        stored = {v.id: v.plan for v in await uow.vehicles.list()}
+    for route in planned[-1].routes:
+        times = [(s.stop.request_id, s.stop.kind, s.start_s) for s in route.stops]
+        assert [(x.booking_id, x.kind, int(x.planned_at.timestamp())) for x in stored[route.vehicle_id]] == times
     assert await promises_hold(served) == len(booked)
 
 

@@ -201,6 +201,14 @@ built = ort.build(problem, unserved_penalty=default_penalty(problem))
 inst = lns_instance(built, default_penalty(problem))
 res = lns.improve(inst, [[]], deadline=time.perf_counter() + 600, seed=3, max_iterations=300)
 assert res.missing == len(problem.requests) - 1, res
+# every other path of the search, bounds-checked too: riders on board, pinned pickups, regret
+from routing.check import check
+from routing.optimise import optimise
+from tests.unit.routing.test_pinned import _problem as pinned_problem
+from tests.unit.routing.test_solver import _onboard_problem, _tiny
+for other in (_tiny(21, n_req=6, n_veh=2, cap=3), _onboard_problem(), pinned_problem()):
+    sol = optimise(other, time_limit_s=600, max_iterations=150)
+    assert check(other, sol) == [], check(other, sol)
 print("ok", res.iterations, res.cost)
 """
 
