@@ -389,35 +389,6 @@ def evaluate(
     )
 
 
-def earliest_dropoffs(
-    problem: Problem, vehicle: Vehicle, stops: Sequence[Stop] | None = None
-) -> dict[str, int]:
-    """For each rider on board ``vehicle``: the earliest start of their drop-off that the vehicle
-    can achieve from its position now (``start_location`` at ``start_time_s``) by driving
-    ``stops`` (default: its current ``route``).
-
-    Computed on the earliest-start timing (travel, service and windows' earliest only; latest
-    times and ride limits ignored), which is a lower bound of every timing of that route: no
-    plan that keeps this order can drop the rider earlier. When reality has broken a rider's
-    promise (``evaluate(...).feasible`` is false because of them), the service layer sets that
-    request's latest drop-off to ``max(latest, value)`` and its ``max_ride_s`` to at least
-    ``value - picked_up_at_s``, flags the promise as broken, and plans with the relaxed request;
-    ``routing`` never relaxes a promise by itself. Riders on board whose drop-off is not in
-    ``stops`` are left out of the result.
-    """
-    route = vehicle.route if stops is None else stops
-    reqs = problem.requests
-    _, picks, _, _, _, step, lo, _, _, _ = _timing_data(problem, vehicle, route, reqs)
-    t = int(lo[0])
-    onboard = set(vehicle.onboard)
-    out: dict[str, int] = {}
-    for k, s in enumerate(route):
-        t = max(int(lo[k + 1]), t + int(step[k]))
-        if not picks[k] and s.request_id in onboard:
-            out[s.request_id] = t
-    return out
-
-
 class RouteSlack:
     """Earliest-start timing of a vehicle's current route, for the insertion search's screens.
 

@@ -402,20 +402,3 @@ def test_late_onboard_rider_is_reported_never_relaxed(caplog):
     kinds = {v.kind for v in check(p2, sol, require_all_served=False)}
     assert kinds & {"time_window", "ride_time"}
     assert "relax" not in caplog.text
-
-
-def test_earliest_dropoffs_from_the_current_route():
-    """earliest_dropoffs: for each rider on board, the earliest drop-off start the vehicle can
-    reach by its current route, windows' latest and ride limits ignored."""
-    from dataclasses import replace
-
-    from routing.schedule import earliest_dropoffs
-
-    problem = _onboard_problem()
-    va = problem.vehicles[0]
-    assert earliest_dropoffs(problem, va) == {"onboard": 110}
-    # via the new request's stops first: 0 -> 3 -> 4 -> 2 = 10 + 10 + 90
-    via = (Stop("new", "pickup"), Stop("new", "dropoff"), Stop("onboard", "dropoff"))
-    assert earliest_dropoffs(problem, replace(va, route=via)) == {"onboard": 110}
-    later = replace(va, start_time_s=1000)
-    assert earliest_dropoffs(problem, later) == {"onboard": 1110}
