@@ -393,12 +393,12 @@ class Operations:
             b = await self._booking(uow, vehicle, cmd.booking_id)
             self._check_kind(b, cmd)
             b.board(at)
-            await uow.bookings.save(b, now=now)
-            await replan_vehicle(uow, self.svc, vehicle, "boarded", (b.id,))
             if b.kind == "delivery":
                 row = await uow.deliveries.get(b.id)
                 if row is not None:  # the store and the resident are told it left the store
                     b.events.append(DeliveryChanged(b.id, row["store_id"], "picked_up", vehicle.id))
+            await uow.bookings.save(b, now=now)
+            await replan_vehicle(uow, self.svc, vehicle, "boarded", (b.id,))
             count = cmd.count if isinstance(cmd, ReportBoarded) else b.parcels
             msg = EventResult("applied", None, "乗車を記録しました。", "Boarding recorded.")
             if isinstance(cmd, ReportBoarded) and cmd.count != b.party_size:

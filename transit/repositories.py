@@ -106,6 +106,7 @@ class VehicleRepository:
         self.conn = conn
         self.dialect = dialect
         self.seen: dict[str, Vehicle] = {}
+        self.tracked: list[Vehicle] = []  # every instance handed out (a reload keeps the older one's events)
 
     async def _load(self, rows: Iterable[Any], window: tuple[datetime, datetime] | None = None) -> list[Vehicle]:
         out: list[Vehicle] = []
@@ -152,6 +153,7 @@ class VehicleRepository:
                 etas=r["etas"],
             )
             self.seen[v.id] = v
+            self.tracked.append(v)
             out.append(v)
         return out
 
@@ -184,6 +186,7 @@ class VehicleRepository:
     async def add(self, v: Vehicle) -> None:
         await self.conn.execute(insert(t.vehicles).values(id=v.id, **_vehicle_values(v)))
         self.seen[v.id] = v
+        self.tracked.append(v)
 
     async def save(self, v: Vehicle) -> None:
         await self.conn.execute(update(t.vehicles).where(t.vehicles.c.id == v.id).values(**_vehicle_values(v)))
@@ -280,12 +283,14 @@ class BookingRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self.seen: dict[str, Booking] = {}
+        self.tracked: list[Booking] = []  # every instance handed out (a reload keeps the older one's events)
 
     def _track(self, rows: Iterable[Any]) -> list[Booking]:
         out = []
         for r in rows:
             b = _booking_from_row(r)
             self.seen[b.id] = b
+            self.tracked.append(b)
             out.append(b)
         return out
 
@@ -378,6 +383,7 @@ class BookingRepository:
         )
         b.created_at = now
         self.seen[b.id] = b
+        self.tracked.append(b)
 
     async def save(self, b: Booking, *, now: datetime) -> None:
         await self.conn.execute(

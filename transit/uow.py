@@ -98,9 +98,9 @@ class UnitOfWork:
 
     def collect_events(self) -> list[Event]:
         events: list[Event] = []
-        aggregates: list[Booking | Vehicle] = [
-            *self.bookings.seen.values(), *self.vehicles.seen.values()
-        ]
+        # Every instance handed out, not only the latest per id: a use case may read a booking,
+        # record an event on it, and a later step (a re-plan) read the same row again.
+        aggregates: list[Booking | Vehicle] = [*self.bookings.tracked, *self.vehicles.tracked]
         for agg in aggregates:
             events.extend(agg.events)
             agg.events.clear()
