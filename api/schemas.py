@@ -164,3 +164,8 @@ class MePublic(BaseModel):
     name: str
     stop_id: str | None
     vehicle_id: str | None
+
+
+class TokenPublic(BaseModel):
+    token: str = Field(..., description="新しいトークン(一度だけ表示) / the new token, shown once")
+    expires_at: datetime | None

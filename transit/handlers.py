@@ -16,7 +16,7 @@ from routing import insertion as ins
 from routing import model as rm
 from routing.traveltime import TravelTimeProvider
 from transit import errors
-from transit.booking import Booking, BookingStatus, Place
+from transit.booking import ACTIVE, Booking, BookingStatus, Place
 from transit.clock import Clock, from_epoch, to_epoch
 from transit.commands import Actor, CancelBooking, ConfirmOffer, RequestRide
 from transit.events import RideBooked
@@ -449,8 +449,8 @@ def _may_see(actor: Actor, b: Booking) -> bool:
         return b.account_id == actor.account_id
     if actor.role == "kiosk":
         return b.booked_by_id == actor.account_id
-    if actor.role == "driver":
-        return actor.vehicle_id is not None and b.vehicle_id == actor.vehicle_id
+    if actor.role == "driver":  # only what the job needs: bookings still to serve on its vehicle
+        return actor.vehicle_id is not None and b.vehicle_id == actor.vehicle_id and b.status in ACTIVE
     return False
 
 
@@ -462,13 +462,14 @@ async def get_booking(booking_id: str, actor: Actor, svc: Services) -> Booking:
     return b
 
 
-async def list_bookings(actor: Actor, svc: Services) -> list[Booking]:
+async def list_bookings(actor: Actor, svc: Services, *, limit: int = 500, offset: int = 0) -> list[Booking]:
     async with svc.uow(readonly=True) as uow:
         if actor.role == "rider":
-            return await uow.bookings.for_account(actor.account_id)
+            return await uow.bookings.for_account(actor.account_id, limit=limit, offset=offset)
         if actor.role in ("operator", "admin"):
             now = svc.clock.now()
-            return await uow.bookings.list_between(now - timedelta(days=1), now + timedelta(days=8))
+            return await uow.bookings.list_between(now - timedelta(days=1), now + timedelta(days=8),
+                                                   limit=limit, offset=offset)
     raise errors.Forbidden()
 
 

@@ -281,12 +281,12 @@ class BookingRepository:
             return None
         return self._track([row])[0], row["offer_id"]
 
-    async def for_account(self, account_id: str, *, limit: int = 100) -> list[Booking]:
+    async def for_account(self, account_id: str, *, limit: int = 100, offset: int = 0) -> list[Booking]:
         q = (
             select(t.bookings)
             .where(t.bookings.c.account_id == account_id)
-            .order_by(t.bookings.c.pickup_earliest.desc())
-            .limit(limit)
+            .order_by(t.bookings.c.pickup_earliest.desc(), t.bookings.c.id)
+            .limit(limit).offset(offset)
         )
         return self._track((await self.conn.execute(q)).mappings())
 
@@ -296,12 +296,13 @@ class BookingRepository:
             q = q.where(t.bookings.c.id.in_(list(ids)))
         return self._track((await self.conn.execute(q)).mappings())
 
-    async def list_between(self, start: datetime, end: datetime, limit: int = 500) -> list[Booking]:
+    async def list_between(self, start: datetime, end: datetime, limit: int = 500,
+                           offset: int = 0) -> list[Booking]:
         q = (
             select(t.bookings)
             .where(and_(t.bookings.c.pickup_earliest >= start, t.bookings.c.pickup_earliest < end))
-            .order_by(t.bookings.c.pickup_earliest)
-            .limit(limit)
+            .order_by(t.bookings.c.pickup_earliest, t.bookings.c.id)
+            .limit(limit).offset(offset)
         )
         return self._track((await self.conn.execute(q)).mappings())
 
@@ -402,6 +403,31 @@ class AccountRepository:
     async def list(self) -> list[dict[str, Any]]:
         rows = (await self.conn.execute(select(t.accounts).order_by(t.accounts.c.created_at))).mappings()
         return [dict(r) for r in rows]
+
+    async def set_token(self, account_id: str, token_hash: str, expires_at: datetime | None,
+                        disabled: bool = False) -> bool:
+        res = await self.conn.execute(
+            update(t.accounts).where(t.accounts.c.id == account_id)
+            .values(token_hash=token_hash, token_expires_at=expires_at, disabled=disabled)
+        )
+        return bool(res.rowcount)
+
+
+class AuditLogRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def record(self, occurred_at: datetime, actor_id: str, actor_role: str, action: str,
+                     subject_ids: Iterable[str]) -> None:
+        rows = [dict(occurred_at=occurred_at, actor_id=actor_id, actor_role=actor_role, action=action,
+                     subject_id=s) for s in subject_ids]
+        if rows:
+            await self.conn.execute(insert(t.audit_log), rows)
+
+    async def of_subject(self, subject_id: str) -> list[dict[str, Any]]:
+        rows = await self.conn.execute(
+            select(t.audit_log).where(t.audit_log.c.subject_id == subject_id).order_by(t.audit_log.c.id))
+        return [dict(r) for r in rows.mappings()]
 
 
 class EventLogRepository:

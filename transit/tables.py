@@ -113,6 +113,7 @@ accounts = Table(
     Column("locale", String(8), nullable=False, default="ja"),
     Column("created_at", TS, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
+    Column("token_expires_at", TS),  # NULL: issued before tokens expired (works until rotated)
 )
 
 offers = Table(
@@ -184,6 +185,19 @@ event_log = Table(
     Column("aggregate_id", String(64), nullable=False),
     Column("payload", JSON, nullable=False),
     Index("ix_event_log_aggregate", "aggregate_id"),
+)
+
+audit_log = Table(
+    # Who read a rider's personal data (operators and admins), when, and whose.
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("actor_id", String(64), nullable=False),
+    Column("actor_role", String(16), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("subject_id", String(64), nullable=False),  # a booking id
+    Index("ix_audit_log_subject", "subject_id"),
 )
 
 device_events = Table(

@@ -12,6 +12,7 @@ from transit.clock import Clock
 from transit.events import Event
 from transit.repositories import (
     AccountRepository,
+    AuditLogRepository,
     BookingRepository,
     EventLogRepository,
     OfferRepository,
@@ -71,6 +72,7 @@ class UnitOfWork:
         self.offers = OfferRepository(conn)
         self.accounts = AccountRepository(conn)
         self.event_log = EventLogRepository(conn)
+        self.audit = AuditLogRepository(conn)
         self._committed = False
         return self
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from api.deps import CurrentActor, IdempotencyKey, ServicesDep, limit_offers, require
+from api.deps import CurrentActor, IdempotencyKey, ServicesDep, forget_token, limit_offers, require
 from api.schemas import (
     BookingPublic,
     CancelIn,
@@ -14,12 +14,16 @@ from api.schemas import (
     OfferPublic,
     PathId,
     PlaceOut,
+    TokenPublic,
 )
 from transit import handlers
+from transit.accounts import rotate_token
 from transit.clock import local
 from transit.commands import Actor, CancelBooking, ConfirmOffer, PlaceRef, RequestRide
+from transit.handlers import Services
 
 router = APIRouter(prefix="/api/v1", tags=["bookings"])
+PAGE_MAX = 500
 Booker = Annotated[Actor, require("rider", "kiosk", "operator", "admin")]
 
 ERRORS = {
@@ -33,10 +37,28 @@ ERRORS = {
 }
 
 
+async def audit_read(svc: Services, actor: Actor, action: str, booking_ids: list[str]) -> None:
+    """Operators' and admins' reads of riders' personal data go to the audit log (docs/privacy.md)."""
+    if actor.role in ("operator", "admin") and booking_ids:
+        async with svc.uow() as uow:
+            await uow.audit.record(svc.clock.now(), actor.account_id, actor.role, action, booking_ids)
+            await uow.commit()
+
+
 @router.get("/me", response_model=MePublic, operation_id="read_me")
 async def me(actor: CurrentActor) -> MePublic:
     return MePublic(account_id=actor.account_id, role=actor.role, name=actor.name,
                     stop_id=actor.stop_id, vehicle_id=actor.vehicle_id)
+
+
+@router.post("/me/token", response_model=TokenPublic, operation_id="rotate_token", responses=ERRORS)
+async def rotate_my_token(request: Request, actor: CurrentActor, svc: ServicesDep) -> TokenPublic:
+    """A new token for this account (shown once); the one used for this call stops working at once."""
+    async with svc.uow() as uow:
+        token, expires = await rotate_token(uow, actor.account_id, request.app.state.runtime.settings.token_ttl_days)
+        await uow.commit()
+    forget_token(request)
+    return TokenPublic(token=token, expires_at=local(expires) if expires else None)
 
 
 @router.post("/offers", response_model=OfferPublic, status_code=status.HTTP_201_CREATED,
@@ -83,14 +105,29 @@ async def confirm(body: ConfirmIn, actor: Booker, svc: ServicesDep, key: Idempot
 
 
 @router.get("/bookings", response_model=list[BookingPublic], operation_id="list_bookings", responses=ERRORS)
-async def list_bookings(actor: CurrentActor, svc: ServicesDep) -> list[BookingPublic]:
-    """My bookings (riders); bookings of the coming days (operators)."""
-    return [BookingPublic.of(b) for b in await handlers.list_bookings(actor, svc)]
+async def list_bookings(
+    actor: CurrentActor, svc: ServicesDep, response: Response,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_MAX,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[BookingPublic]:
+    """My bookings (riders, latest first); bookings of the coming days (operators, by pickup time).
+    At most ``limit`` per page; when more exist, ``Link: <...>; rel="next"`` and ``X-Next-Offset``
+    say where the next page starts (the list never stops silently)."""
+    found = await handlers.list_bookings(actor, svc, limit=limit + 1, offset=offset)
+    if len(found) > limit:
+        found = found[:limit]
+        response.headers["X-Next-Offset"] = str(offset + limit)
+        response.headers["Link"] = f'</api/v1/bookings?limit={limit}&offset={offset + limit}>; rel="next"'
+
+    await audit_read(svc, actor, "list_bookings", [b.id for b in found])
+    return [BookingPublic.of(b) for b in found]
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingPublic, operation_id="read_booking", responses=ERRORS)
 async def read_booking(booking_id: PathId, actor: CurrentActor, svc: ServicesDep) -> BookingPublic:
-    return BookingPublic.of(await handlers.get_booking(booking_id, actor, svc))
+    b = await handlers.get_booking(booking_id, actor, svc)
+    await audit_read(svc, actor, "read_booking", [b.id])
+    return BookingPublic.of(b)
 
 
 @router.post("/bookings/{booking_id}/cancel", response_model=BookingPublic, operation_id="cancel_booking",

@@ -54,7 +54,7 @@ async def booking_channel(ws: WebSocket, booking_id: str) -> None:
         return
     svc = ws.app.state.services
     try:
-        if not is_id(booking_id):
+        if not is_id(booking_id) or actor.role == "driver":  # drivers have /ws/driver
             raise errors.NotFound()
         await handlers.get_booking(booking_id, actor, svc)
     except errors.DomainError as e:
