@@ -21,8 +21,8 @@ class PurgeResult:
 
 
 async def purge_personal_data(svc: Services) -> PurgeResult:
-    """Blank names, phone and card numbers of finished bookings older than the retention period and
-    the copy their confirmed offers keep; drop expired offers and old tablet events (positions).
+    """Blank names, phone and card numbers and cancel reasons (free text) of finished bookings older
+    than the retention period, and the copy their confirmed offers keep; drop expired offers and old tablet events (positions).
     Trip facts stay for statistics."""
     now = svc.clock.now()
     cutoff = now - timedelta(days=svc.rules.personal_data_retention_days)
@@ -33,7 +33,7 @@ async def purge_personal_data(svc: Services) -> PurgeResult:
             .where(and_(t.bookings.c.pickup_latest < cutoff,
                         t.bookings.c.status.not_in([s.value for s in ACTIVE]),
                         t.bookings.c.passenger_name != ""))
-            .values(passenger_name="", contact_phone=None, rider_card=None)
+            .values(passenger_name="", contact_phone=None, rider_card=None, cancel_reason=None)
         )
         anonymised = res.rowcount or 0
         offers = await uow.offers.purge_expired(now - timedelta(hours=1))
