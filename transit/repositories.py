@@ -434,6 +434,13 @@ class EventLogRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
+    async def since(self, when: datetime, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Payloads of the events logged at or after ``when``, oldest first."""
+        rows = await self.conn.execute(
+            select(t.event_log.c.payload).where(t.event_log.c.occurred_at >= when)
+            .order_by(t.event_log.c.id).limit(limit))
+        return [r[0] for r in rows]
+
     async def append(self, occurred_at: datetime, type_: str, aggregate_id: str, payload: dict[str, Any]) -> None:
         await self.conn.execute(
             insert(t.event_log).values(
