@@ -310,16 +310,24 @@ async def confirm_offer(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booki
     """Turn an offer into a booking: insertion repeated on the locked current plans."""
     try:
         return await _confirm(cmd, actor, svc)
-    except IntegrityError:
-        # Another request with the same Idempotency-Key (or the same offer) won the race.
+    except (IntegrityError, errors.OfferNoLongerAvailable) as exc:
+        # Another confirm of this offer won the race (with the same Idempotency-Key or another):
+        # its booking is the answer, so a client retrying with a fresh key never books twice.
         async with svc.uow(readonly=True) as uow:
             found = await uow.bookings.by_idempotency_key(actor.account_id, cmd.idempotency_key)
-            if found is None:
-                raise errors.OfferNoLongerAvailable() from None
-            booking, offer_id = found
-            if offer_id != cmd.offer_id:
-                raise errors.IdempotencyConflict() from None
-            return booking
+            if found is not None:
+                booking, offer_id = found
+                if offer_id != cmd.offer_id:
+                    raise errors.IdempotencyConflict() from None
+                return booking
+            offer = await uow.offers.get(cmd.offer_id)
+            if offer is not None and offer["account_id"] == actor.account_id and offer["booking_id"]:
+                existing = await uow.bookings.get(offer["booking_id"])
+                if existing is not None:
+                    return existing
+        if isinstance(exc, errors.OfferNoLongerAvailable):
+            raise
+        raise errors.OfferNoLongerAvailable() from None
 
 
 async def _confirm(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
