@@ -95,6 +95,7 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    errors.document(app)
     app.add_middleware(SizeLimits)  # before every route: nothing is parsed before the sizes are checked
     app.add_middleware(SecurityHeaders, csp=content_security_policy(*inline_hashes(STATIC, DRIVER_STATIC)))
     app.include_router(stops.router)

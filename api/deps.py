@@ -79,5 +79,6 @@ def require(*roles: str):  # type: ignore[no-untyped-def]
     return Depends(_check)
 
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
-                                                          pattern=r"^[\x21-\x7e]+$")]
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                              pattern=r"^[\x21-\x7e]+$",
+                                              description="1〜200文字 / 1 to 200 printable ASCII characters")]

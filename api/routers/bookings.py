@@ -98,9 +98,9 @@ async def create_offer(request: Request, body: OfferCreate, actor: Booker, svc: 
 
 @router.post("/bookings", response_model=BookingPublic, status_code=status.HTTP_201_CREATED,
              operation_id="confirm_offer", responses=ERRORS)
-async def confirm(body: ConfirmIn, actor: Booker, svc: ServicesDep, key: IdempotencyKey = None) -> BookingPublic:
+async def confirm(body: ConfirmIn, actor: Booker, svc: ServicesDep, key: IdempotencyKey) -> BookingPublic:
     """Confirm an offer. Send an Idempotency-Key: repeating the call returns the same booking."""
-    b = await handlers.confirm_offer(ConfirmOffer(body.offer_id, key or ""), actor, svc)
+    b = await handlers.confirm_offer(ConfirmOffer(body.offer_id, key), actor, svc)
     return BookingPublic.of(b)
 
 

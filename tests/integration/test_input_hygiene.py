@@ -111,3 +111,19 @@ async def test_the_operator_list_pages_instead_of_stopping_silently(served: Serv
     assert len(rest.json()) == 1 and "X-Next-Offset" not in rest.headers
     assert {x["id"] for x in first.json() + rest.json()} == set(ids)
     assert (await c.get("/api/v1/bookings?limit=501", headers=op)).status_code == 422
+
+
+async def test_the_openapi_document_matches_the_answers(served: Served) -> None:
+    """405 lists every method of the path; JSON nested too deep is 422 like any malformed body;
+    the documented error shape is the one sent."""
+    c, h = served.client, served.auth("operator")
+    r = await c.request("TRACE", "/api/v1/bookings", headers=h)
+    assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "POST"}
+    r = await c.post("/api/v1/offers", content="[" * 30_000 + "]" * 30_000, headers={
+        **h, "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"] == "InvalidInput"
+    doc = (await c.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    me = doc["paths"]["/api/v1/me"]["get"]["responses"]
+    assert {"401", "422", "429", "503"} <= set(me)
+    assert me["401"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
