@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,22 +29,47 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
 
+class StopCache:
+    """Every stop, kept per process for ``ttl_s`` (stops change only with ``okuma load-data``): an
+    offer looks up its two stops and the vehicles' depots without a query each time."""
+
+    def __init__(self, ttl_s: float = 60.0) -> None:
+        self.ttl_s = ttl_s
+        self._stops: dict[str, dict[str, Any]] | None = None
+        self._until = 0.0
+
+    async def all(self, conn: AsyncConnection, *, wanted: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+        """The stops by id; read again when older than ``ttl_s`` or when a ``wanted`` id is missing
+        (a stop added by another process meanwhile)."""
+        if (self._stops is None or time.monotonic() > self._until
+                or any(w not in self._stops for w in wanted)):
+            rows = (await conn.execute(select(t.stops))).mappings()
+            self._stops = {r["id"]: dict(r) for r in rows}
+            self._until = time.monotonic() + self.ttl_s
+        return self._stops
+
+    def forget(self) -> None:
+        self._stops = None
+
+
 class StopRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, cache: StopCache | None = None) -> None:
         self.conn = conn
+        self.cache = cache or StopCache(ttl_s=0)
 
     async def list(self) -> list[dict[str, Any]]:
         rows = (await self.conn.execute(select(t.stops).order_by(t.stops.c.id))).mappings()
         return [dict(r) for r in rows]
 
     async def get(self, stop_id: str) -> dict[str, Any] | None:
-        row = (
-            await self.conn.execute(select(t.stops).where(t.stops.c.id == stop_id))
-        ).mappings().first()
-        return dict(row) if row else None
+        found = (await self.cache.all(self.conn, wanted=(stop_id,))).get(stop_id)
+        return dict(found) if found is not None else None
 
     async def upsert(self, stop: dict[str, Any]) -> None:
-        existing = await self.get(stop["id"])
+        self.cache.forget()
+        existing = (
+            await self.conn.execute(select(t.stops.c.id).where(t.stops.c.id == stop["id"]))
+        ).first()
         if existing is None:
             await self.conn.execute(insert(t.stops).values(**stop))
         else:
@@ -89,9 +115,10 @@ def _vehicle_values(v: Vehicle) -> dict[str, Any]:
 
 
 class VehicleRepository:
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: AsyncConnection, dialect: str, stops: StopRepository | None = None) -> None:
         self.conn = conn
         self.dialect = dialect
+        self.stops = stops or StopRepository(conn)
         self.seen: dict[str, Vehicle] = {}
 
     async def _load(self, rows: Iterable[Any], window: tuple[datetime, datetime] | None = None) -> list[Vehicle]:
@@ -100,14 +127,7 @@ class VehicleRepository:
         if not rows:
             return out
         ids = [r["id"] for r in rows]
-        depots = {
-            s["id"]: s
-            for s in (
-                await self.conn.execute(
-                    select(t.stops).where(t.stops.c.id.in_({r["depot_stop_id"] for r in rows}))
-                )
-            ).mappings()
-        }
+        depots = await self.stops.cache.all(self.conn, wanted={r["depot_stop_id"] for r in rows})
         sq = select(t.shifts).where(t.shifts.c.vehicle_id.in_(ids)).order_by(t.shifts.c.starts_at)
         if window is not None:  # only the shifts that matter for this planning step
             sq = sq.where(and_(t.shifts.c.starts_at <= window[1], t.shifts.c.ends_at >= window[0]))
@@ -441,9 +461,8 @@ class EventLogRepository:
             .order_by(t.event_log.c.id).limit(limit))
         return [r[0] for r in rows]
 
-    async def append(self, occurred_at: datetime, type_: str, aggregate_id: str, payload: dict[str, Any]) -> None:
-        await self.conn.execute(
-            insert(t.event_log).values(
-                occurred_at=occurred_at, type=type_, aggregate_id=aggregate_id, payload=payload
-            )
-        )
+    async def append_many(self, occurred_at: datetime, payloads: Iterable[dict[str, Any]]) -> None:
+        rows = [dict(occurred_at=occurred_at, type=d["type"],
+                     aggregate_id=d.get("booking_id") or d.get("vehicle_id") or "-", payload=d) for d in payloads]
+        if rows:
+            await self.conn.execute(insert(t.event_log), rows)
