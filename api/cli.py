@@ -10,8 +10,8 @@ from datetime import datetime
 
 from transit.accounts import ROLES, create_account, revoke, rotate_token
 from transit.bootstrap import bootstrap
-from transit.errors import DomainError
 from transit.db import make_engine, migrate
+from transit.errors import DomainError
 from transit.loading import load_reference
 from transit.settings import Settings
 

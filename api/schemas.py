@@ -8,11 +8,18 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from transit.booking import Booking
 from transit.clock import local
-
 
 # Bidirectional overrides and isolates reorder what a tablet or console shows (U+202A-U+202E,
 # U+2066-U+2069, U+200E/F, U+061C).

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import Server, data_dir_with_fleet, fresh_postgres  # noqa: E402
+from _server import Server, cpu_seconds, data_dir_with_fleet, fresh_postgres
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 STOPS = ["okuma_town_hall", "okumart", "okuma_clinic_welfare_centre", "ogawara_disaster_public_housing",
@@ -39,20 +39,6 @@ def pct(xs: list[float], p: float) -> float:
         return float("nan")
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children (the server's workers), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent pid
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 async def run_load(url: str, clients: int, seconds: float, seed: int = 1,

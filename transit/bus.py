@@ -143,7 +143,7 @@ class RedisBus(InProcessBus):
             return 0
         try:
             events = list(await self._replay(since - timedelta(seconds=REPLAY_MARGIN_S)))
-        except Exception:  # noqa: BLE001 - the database may be down too; reconnecting tablets get snapshots
+        except Exception:
             log.exception("replaying the event log after a Redis outage failed")
             return 0
         if events:

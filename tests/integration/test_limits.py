@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+
 import pytest
 import websockets
 
@@ -68,7 +69,7 @@ async def test_an_oversized_websocket_frame_closes_that_link_only(served: Served
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
             assert any(m.get("code") == "MessageTooLarge" for m in seen)
             await other.send(json.dumps({"type": "ping", "t": 1}))
-            while (m := json.loads(await asyncio.wait_for(other.recv(), 5)))["type"] != "pong":
+            while json.loads(await asyncio.wait_for(other.recv(), 5))["type"] != "pong":
                 pass
 
 
