@@ -20,7 +20,7 @@ import random
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -41,6 +41,15 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
+def random_ride(rng: random.Random, first_day: date, days: int, name: str) -> dict[str, object]:
+    """An offer request between two stops, leaving at a time in the service hours of the coming days."""
+    o, d = rng.sample(STOPS, 2)
+    day = first_day + timedelta(days=rng.randrange(days))
+    when = datetime(day.year, day.month, day.day, 7, 30, tzinfo=TOKYO) + timedelta(minutes=rng.randrange(0, 11 * 60))
+    return {"origin": {"stop_id": o}, "destination": {"stop_id": d}, "time_mode": "leave_at",
+            "time": when.isoformat(), "passenger_name": name}
+
+
 async def run_load(url: str, clients: int, seconds: float, seed: int = 1,
                    server_pid: int | None = None) -> dict[str, float]:
     rng = random.Random(seed)
@@ -55,12 +64,7 @@ async def run_load(url: str, clients: int, seconds: float, seed: int = 1,
                                      headers={"Authorization": "Bearer demo-operator"}) as c:
             n = 0
             while time.perf_counter() < stop_at:
-                o, d = rng.sample(STOPS, 2)
-                day = tomorrow + timedelta(days=rng.randrange(5))
-                when = datetime(day.year, day.month, day.day, 7, 30, tzinfo=TOKYO) + timedelta(
-                    minutes=rng.randrange(0, 11 * 60))
-                body = {"origin": {"stop_id": o}, "destination": {"stop_id": d}, "time_mode": "leave_at",
-                        "time": when.isoformat(), "passenger_name": f"bench {i}"}
+                body = random_ride(rng, tomorrow, 5, f"bench {i}")
                 t = time.perf_counter()
                 r = await c.post("/api/v1/offers", json=body)
                 lat_offer.append((time.perf_counter() - t) * 1000)

@@ -32,8 +32,8 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import Server, data_dir_with_fleet, fresh_postgres, rss_bytes
-from booking_http import STOPS, pct
+from _server import Server, data_dir_with_fleet, fresh_postgres, rss_bytes  # noqa: E402
+from booking_http import pct, random_ride  # noqa: E402
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -95,15 +95,9 @@ async def soak(url: str, server_pid: int, minutes: float, clients: int, vehicles
                                      headers={"Authorization": "Bearer demo-operator"}) as c:
             n = 0
             while time.perf_counter() < stop_at:
-                o, d = rng.sample(STOPS, 2)
-                day = tomorrow + timedelta(days=rng.randrange(3))
-                when = datetime(day.year, day.month, day.day, 7, 30, tzinfo=TOKYO) + timedelta(
-                    minutes=rng.randrange(0, 11 * 60))
                 try:
                     t = time.perf_counter()
-                    r = await c.post("/api/v1/offers", json={
-                        "origin": {"stop_id": o}, "destination": {"stop_id": d}, "time_mode": "leave_at",
-                        "time": when.isoformat(), "passenger_name": f"soak {i}"})
+                    r = await c.post("/api/v1/offers", json=random_ride(rng, tomorrow, 3, f"soak {i}"))
                     latencies.append((time.perf_counter() - t) * 1000)
                     if r.status_code >= 500:
                         errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
