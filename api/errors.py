@@ -154,13 +154,41 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - last resort
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
         return JSONResponse(
             body("InternalError", "申し訳ありません。システムで問題が起きました。町の窓口にお電話ください。",
                  "Sorry, something went wrong on our side. Please call the town desk."),
             status_code=500,
         )
+
+    class KeepAliveOnError:
+        """Answer an unexpected error here, inside Starlette's outermost handler: that one re-raises
+        after answering, and the server then drops the keep-alive connection (and every request
+        queued on it)."""
+
+        def __init__(self, asgi: Any) -> None:
+            self.app = asgi
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            started = False
+
+            async def watched(msg: Any) -> None:
+                nonlocal started
+                started = started or msg["type"] == "http.response.start"
+                await send(msg)
+
+            try:
+                await self.app(scope, receive, watched)
+            except Exception as exc:
+                if started:
+                    raise
+                await (await _unexpected(Request(scope), exc))(scope, receive, send)
+
+    app.add_middleware(KeepAliveOnError)  # innermost of the middleware: added first
 
 
 # ------------------------------------------------------------------ the OpenAPI document

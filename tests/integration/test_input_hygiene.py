@@ -127,3 +127,29 @@ async def test_the_openapi_document_matches_the_answers(served: Served) -> None:
     me = doc["paths"]["/api/v1/me"]["get"]["responses"]
     assert {"401", "422", "429", "503"} <= set(me)
     assert me["401"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+async def test_a_server_error_keeps_the_connection(served: Served) -> None:
+    """An unexpected error is a bilingual 500, and the keep-alive connection serves the next request."""
+    import asyncio
+
+    from tests.integration.test_driver_ws import live_server
+
+    @served.app.get("/test-only/boom")  # type: ignore[attr-defined]
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    async with live_server(served.app) as base:
+        host, port = base.removeprefix("ws://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /test-only/boom HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        got = b""
+        while got.count(b"HTTP/1.1 ") < 2:
+            chunk = await asyncio.wait_for(reader.read(65536), 5)
+            if not chunk:
+                break
+            got += chunk
+        writer.close()
+    assert b"HTTP/1.1 500" in got and b"InternalError" in got
+    assert b"HTTP/1.1 200" in got, got.decode(errors="replace")  # the second request was answered
