@@ -14,7 +14,13 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.limits import SecurityHeaders, SizeLimits, content_security_policy, inline_hashes
+from api.limits import (
+    SecurityHeaders,
+    SizeLimits,
+    content_security_policy,
+    inline_hashes,
+    secured_operations,
+)
 from api.realtime import Hub
 from api.routers import bookings, driver_ws, gtfs, rider_ws, stops, stores, tomp, vehicles
 from transit.bootstrap import Runtime, bootstrap
@@ -98,7 +104,9 @@ def create_app(
         redoc_url=None,
     )
     errors.install(app)
-    app.add_middleware(SizeLimits)  # before every route: nothing is parsed before the sizes are checked
+    errors.document(app)
+    # before every route: nothing is parsed before the sizes (and the presence of a token) are checked
+    app.add_middleware(SizeLimits, secured=lambda: secured_operations(app.openapi()))
     app.add_middleware(SecurityHeaders, csp=content_security_policy(*inline_hashes(STATIC, DRIVER_STATIC)))
     app.include_router(stops.router)
     app.include_router(bookings.router)

@@ -8,9 +8,10 @@ import os
 import sys
 from datetime import datetime
 
-from transit.accounts import ROLES, create_account
+from transit.accounts import ROLES, create_account, revoke, rotate_token
 from transit.bootstrap import bootstrap
 from transit.db import make_engine, migrate
+from transit.errors import DomainError
 from transit.loading import load_reference
 from transit.settings import Settings
 
@@ -48,10 +49,27 @@ async def _create_account(settings: Settings, args: argparse.Namespace) -> tuple
         async with rt.services.uow() as uow:
             acc, token = await create_account(
                 uow, role=args.role, name=args.name, stop_id=args.stop, vehicle_id=args.vehicle,
-                door_to_door=args.door_to_door, rider_card=args.card,
+                door_to_door=args.door_to_door, rider_card=args.card, ttl_days=settings.token_ttl_days,
             )
             await uow.commit()
         return acc, token
+    finally:
+        await rt.close()
+
+
+async def _change_token(settings: Settings, args: argparse.Namespace) -> str:
+    rt = bootstrap(settings)
+    try:
+        async with rt.services.uow() as uow:
+            if args.acmd == "rotate":
+                token, expires = await rotate_token(uow, args.account, settings.token_ttl_days)
+                message = f"account {args.account} new token: {token} (expires {expires:%Y-%m-%d %H:%M} UTC;" \
+                          " the old one no longer works)" if expires else f"account {args.account} new token: {token}"
+            else:
+                await revoke(uow, args.account)
+                message = f"account {args.account} revoked: its token no longer works (within 30 s on running servers)"
+            await uow.commit()
+        return message
     finally:
         await rt.close()
 
@@ -133,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     ac.add_argument("--vehicle", help="driver: the vehicle")
     ac.add_argument("--door-to-door", action="store_true")
     ac.add_argument("--card", help="rider: the number on their rider card (the kiosk and the desk attach bookings by it)")
-    asub.add_parser("list", help="list accounts (never tokens)")
+    asub.add_parser("list", help="list accounts (never tokens): id, role, name, stop, vehicle, token expiry")
+    rot = asub.add_parser("rotate", help="give an account a new token (printed once); the old one stops working")
+    rot.add_argument("account", help="account id (see `okuma accounts list`)")
+    rev = asub.add_parser("revoke", help="disable an account: its token stops working for good")
+    rev.add_argument("account", help="account id")
     sm = sub.add_parser("simulate", help="drive vehicles of a running server with the vehicle simulator")
     sm.add_argument("--url", default="http://127.0.0.1:8000")
     sm.add_argument("--token", action="append", default=[], metavar="VEHICLE=TOKEN",
@@ -167,9 +189,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.acmd == "create":
             acc, token = asyncio.run(_create_account(settings, args))
             print(f"account {acc} ({args.role}) token: {token}")
+        elif args.acmd in ("rotate", "revoke"):
+            try:
+                print(asyncio.run(_change_token(settings, args)))
+            except DomainError as e:
+                print(f"okuma: {e.message_ja} / {e.message_en}", file=sys.stderr)
+                return 1
         else:
             for a in asyncio.run(_list_accounts(settings)):
-                print(a["id"], a["role"], a["name"], a["stop_id"] or "", a["vehicle_id"] or "")
+                state = "revoked" if a["disabled"] else (
+                    f"expires {a['token_expires_at']:%Y-%m-%d}" if a["token_expires_at"] else "no expiry")
+                print(a["id"], a["role"], a["name"], a["stop_id"] or "", a["vehicle_id"] or "", state)
     elif args.cmd == "simulate":
         # The simulator is a separate program that talks to the server over the network only.
         from api.server import demo_driver_token

@@ -57,6 +57,13 @@ async def current_actor(
 CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
+def forget_token(request: Request) -> None:
+    """Drop this request's token from the actor cache (after a rotation: it must stop working now)."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        request.app.state.actor_cache.pop(hash_token(auth[7:].strip()), None)
+
+
 async def limit_offers(request: Request, actor: Actor) -> None:
     """Offers per rider account and per kiosk (the operators' desk is not limited)."""
     if actor.role in ("rider", "kiosk"):
@@ -72,8 +79,9 @@ def require(*roles: str):  # type: ignore[no-untyped-def]
     return Depends(_check)
 
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
-                                                          pattern=r"^[\x21-\x7e]+$")]
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                              pattern=r"^[\x21-\x7e]+$",
+                                              description="1〜200文字 / 1 to 200 printable ASCII characters")]
 
 
 def handover_secret(request: Request) -> str:

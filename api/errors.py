@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from transit.errors import DomainError
 
@@ -67,6 +67,18 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (asked of the router, as it routes)."""
+    from starlette.routing import Match
+
+    found = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            found.append(method)
+    return found
+
+
 def body(code: str, message_ja: str, message_en: str, **extra: object) -> dict[str, object]:
     return {
         "error": code,
@@ -109,13 +121,21 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not read the body (e.g. JSON nested too deep)
+            return JSONResponse(body("InvalidInput", "送信内容を読み取れませんでした。",
+                                     "The request body could not be read.", problems=[]), status_code=422)
         texts = {
             404: ("ページまたはデータが見つかりません。", "Not found."),
             405: ("この操作はできません。", "Method not allowed."),
         }
         ja, en = texts.get(exc.status_code, ("リクエストを処理できませんでした。", str(exc.detail)))
-        return JSONResponse(body("HTTPError", ja, en), status_code=exc.status_code)
+        # keep the exception's headers (WWW-Authenticate on 401); Allow on 405 lists every method of
+        # the path (RFC 9110), not only those of the first route that matched it
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(body("HTTPError", ja, en), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(SQLTimeoutError)
@@ -134,10 +154,104 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - last resort
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
         return JSONResponse(
             body("InternalError", "申し訳ありません。システムで問題が起きました。町の窓口にお電話ください。",
                  "Sorry, something went wrong on our side. Please call the town desk."),
             status_code=500,
         )
+
+    class KeepAliveOnError:
+        """Answer an unexpected error here, inside Starlette's outermost handler: that one re-raises
+        after answering, and the server then drops the keep-alive connection (and every request
+        queued on it)."""
+
+        def __init__(self, asgi: Any) -> None:
+            self.app = asgi
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            started = False
+
+            async def watched(msg: Any) -> None:
+                nonlocal started
+                started = started or msg["type"] == "http.response.start"
+                await send(msg)
+
+            try:
+                await self.app(scope, receive, watched)
+            except Exception as exc:
+                if started:
+                    raise
+                await (await _unexpected(Request(scope), exc))(scope, receive, send)
+
+    app.add_middleware(KeepAliveOnError)  # innermost of the middleware: added first
+
+
+# ------------------------------------------------------------------ the OpenAPI document
+
+ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error", "detail", "message_ja", "message_en"],
+    "properties": {
+        "error": {"type": "string", "description": "machine-readable code, e.g. InvalidInput, NotFound"},
+        "detail": {"type": "string", "description": "message_ja / message_en"},
+        "message_ja": {"type": "string"},
+        "message_en": {"type": "string"},
+        "problems": {"type": "array", "items": {"type": "object", "properties": {
+            "field": {"type": "string"}, "message_ja": {"type": "string"}, "message_en": {"type": "string"}}},
+            "description": "422 only: one entry per invalid field"},
+        "retry_after_s": {"type": "integer", "description": "429 and 503: seconds to wait (also Retry-After)"},
+    },
+    "additionalProperties": True,
+}
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_RETRY = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}
+COMMON = {
+    "422": ("入力の形式が正しくない / malformed input (problems[] per field)", None),
+    "503": ("一時的に利用不可 / temporarily unavailable: database connection lost (Retry-After)", _RETRY),
+}
+AUTHENTICATED = {
+    "401": ("認証が必要・期限切れ / missing, wrong or expired token", None),
+    "403": ("権限なし / wrong role", None),
+    "429": ("操作が多すぎる / too many requests (Retry-After)", _RETRY),
+}
+WITH_BODY = {"413": ("送信内容が大きすぎる / body over 64 KiB", None)}
+
+
+def document(app: FastAPI) -> None:
+    """The OpenAPI document says what the answers are: every error has the one Error shape
+    (FastAPI's own 422 shape is never sent), and every operation lists the errors it can give."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas["Error"] = ERROR_SCHEMA
+        for ops in doc.get("paths", {}).values():
+            for op in ops.values():
+                responses = op.setdefault("responses", {})
+                extra = dict(COMMON)
+                if op.get("security"):
+                    extra.update(AUTHENTICATED)
+                if "requestBody" in op:
+                    extra.update(WITH_BODY)
+                for code, (text, headers) in extra.items():
+                    responses.setdefault(code, {"description": text})
+                    if headers:
+                        responses[code]["headers"] = headers
+                for code, r in responses.items():
+                    if code.startswith(("4", "5")):
+                        r["content"] = {"application/json": {"schema": _ERROR_REF}}
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -28,19 +28,31 @@ MAX_HEADER_BYTES = 16 * 1024  # all names and values together
 MAX_WS_MESSAGE_BYTES = 64 * 1024  # one websocket frame from a tablet or a page
 
 
-async def _answer(send: Send, status: int, code: str, ja: str, en: str, **extra: Any) -> None:
-    payload = json.dumps(error_body(code, ja, en, **extra), ensure_ascii=False).encode()
+async def _answer(send: Send, status: int, code: str, ja: str, en: str,
+                  headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    payload = json.dumps(error_body(code, ja, en), ensure_ascii=False).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-        (b"connection", b"close")]})
+        (b"connection", b"close"), *headers]})
     await send({"type": "http.response.body", "body": payload})
 
 
 class SizeLimits:
     def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES, max_headers: int = MAX_HEADERS,
-                 max_header_bytes: int = MAX_HEADER_BYTES) -> None:
+                 max_header_bytes: int = MAX_HEADER_BYTES,
+                 secured: Callable[[], list[tuple[re.Pattern[str], str]]] | None = None) -> None:
         self.app, self.max_body = app, max_body
         self.max_headers, self.max_header_bytes = max_headers, max_header_bytes
+        self._secured_source = secured
+        self._secured: list[tuple[re.Pattern[str], str]] | None = None
+
+    def _needs_token(self, scope: Scope) -> bool:
+        if self._secured_source is None:
+            return False
+        if self._secured is None:
+            self._secured = self._secured_source()
+        path, method = scope.get("path", ""), scope.get("method", "")
+        return any(m == method and rx.match(path) for rx, m in self._secured)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -57,6 +69,14 @@ class SizeLimits:
             return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
+            return
+        if (scope.get("method") not in ("GET", "HEAD", "OPTIONS")
+                and not any(k == b"authorization" for k, _ in headers)
+                and self._needs_token(scope)):
+            # a body for an operation that needs a token, sent without one: refused unread
+            await _answer(send, 401, "Unauthorised", "ログインが必要です。トークンを確認してください。",
+                          "Authentication is required. Please check your token.",
+                          headers=((b"www-authenticate", b"Bearer"),))
             return
         declared = next((v for k, v in headers if k == b"content-length"), None)
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
@@ -90,6 +110,15 @@ class SizeLimits:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def secured_operations(openapi: dict[str, Any]) -> list[tuple[re.Pattern[str], str]]:
+    """(path pattern, method) of every operation the OpenAPI document says needs a token."""
+    found = []
+    for path, ops in openapi.get("paths", {}).items():
+        rx = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$")
+        found.extend((rx, method.upper()) for method, op in ops.items() if op.get("security"))
+    return found
 
 
 def inline_hashes(*folders: Path) -> tuple[list[str], list[str]]:

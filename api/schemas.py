@@ -8,12 +8,19 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from transit.booking import Booking, Place
 from transit.clock import local
 from transit.deliveries import STATUS_TEXT, DeliveryView
-
 
 # Bidirectional overrides and isolates reorder what a tablet or console shows (U+202A-U+202E,
 # U+2066-U+2069, U+200E/F, U+061C).
@@ -23,12 +30,44 @@ _BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\
 def _printable(value: str) -> str:
     """No control characters (NUL, ESC, BEL, newlines...), no bidi overrides: what people typed as a
     name or a reason is shown as is on tablets and consoles, and NUL cannot be stored by PostgreSQL."""
-    if any(unicodedata.category(c) == "Cc" or c in _BIDI for c in value):
+    if any(unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI for c in value):
         raise ValueError("control characters are not allowed")
     return value
 
 
+# The same rule, as the JSON Schema pattern the OpenAPI document shows for text fields.
+TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\u200e\\u200f\\u061c]*$"
+
+
+def _document_text(*names: str):  # type: ignore[no-untyped-def]
+    def extra(schema: dict, _model: object) -> None:
+        for name in names:
+            prop = schema["properties"][name]
+            target = next((s for s in prop.get("anyOf", []) if s.get("type") == "string"), prop)
+            target["pattern"] = TEXT_PATTERN
+
+    return extra
+
+
+def _place_schema(schema: dict, _model: object) -> None:
+    # a stop, or a point: the validator below, said in the schema
+    schema["anyOf"] = [
+        {"required": ["stop_id"], "properties": {"stop_id": {"type": "string"}}},
+        {"required": ["lat", "lon"], "properties": {"lat": {"type": "number"}, "lon": {"type": "number"}}},
+    ]
+
+
 Text = Annotated[str, AfterValidator(_printable)]
+
+
+def _json_integer(value: object) -> object:
+    """A JSON integer (2, or 2.0 as JSON Schema allows); true and "2" are not numbers of people."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_json_integer)]
 ID_PATTERN = r"^[A-Za-z0-9_\-:.]+$"
 _ID = re.compile(ID_PATTERN)
 # An id in a path: letters, digits and _-:. only (ids are made by the server), at most 64 characters.
@@ -44,6 +83,8 @@ class Strict(BaseModel):
 
 
 class PlaceIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_place_schema)
+
     stop_id: str | None = Field(None, min_length=1, max_length=64, pattern=ID_PATTERN,
                                 description="停留所ID / stop id")
     lat: float | None = Field(None, ge=-90, le=90, strict=True)
@@ -79,15 +120,16 @@ class DeliveryIn(Strict):
 
 
 class OfferCreate(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_text("passenger_name"))
+
     kind: Literal["ride", "delivery"] = Field("ride", description="ride: people; delivery: groceries")
     origin: PlaceIn | None = Field(None, description="a ride's pickup; a delivery starts at its store")
     destination: PlaceIn
     time_mode: Literal["now", "leave_at", "arrive_by"] = "now"
     time: AwareDatetime | None = Field(None, description="ISO 8601 with offset, e.g. 2026-11-27T09:30:00+09:00")
-    # strict: true and "2" are not numbers of people
-    party_size: int = Field(1, ge=1, le=50, strict=True)
-    wheelchairs: int = Field(0, ge=0, le=10, strict=True)
-    parcels: int = Field(0, ge=0, le=50, strict=True)
+    party_size: Count = Field(1, ge=1, le=50)
+    wheelchairs: Count = Field(0, ge=0, le=10)
+    parcels: Count = Field(0, ge=0, le=50)
     passenger_name: Text | None = Field(None, max_length=100)
     contact_phone: str | None = Field(None, max_length=32, pattern=r"^[0-9+\-() ]*$")
     rider_card: str | None = Field(
@@ -196,6 +238,8 @@ class BookingPublic(BaseModel):
 
 
 class CancelIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_text("reason"))
+
     reason: Text = Field("rider", max_length=200)
 
 
@@ -311,3 +355,6 @@ class StoreOrders(BaseModel):
 
 
 BookingPublic.model_rebuild()
+class TokenPublic(BaseModel):
+    token: str = Field(..., description="新しいトークン(一度だけ表示) / the new token, shown once")
+    expires_at: datetime | None

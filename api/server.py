@@ -7,13 +7,11 @@ import contextlib
 import logging
 import sys
 from datetime import UTC, datetime
-
 from typing import Any
 
 import uvicorn
 
 from api.limits import MAX_HEADER_BYTES, MAX_WS_MESSAGE_BYTES
-
 from transit.accounts import create_account, hash_token
 from transit.bootstrap import bootstrap
 from transit.clock import AcceleratedClock, Clock, SystemClock

@@ -25,6 +25,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _tree(pid: int) -> list[tuple[list[str], Path]]:
+    """(/proc stat fields after the name, /proc dir) of a process and its children."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent pid
+            found.append((fields, stat.parent))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (a server's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum((int(f[11]) + int(f[12])) / tick for f, _ in _tree(pid))
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its children."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for _, d in _tree(pid):
+        try:
+            total += int((d / "statm").read_text().split()[1]) * page
+        except OSError:
+            pass
+    return total
+
+
 def data_dir_with_fleet(n_vehicles: int) -> Path:
     """A copy of data/okuma whose fleet is ``n_vehicles`` 10-seat minibuses on all-day shifts."""
     d = Path(tempfile.mkdtemp(prefix="okuma-bench-"))
@@ -82,7 +113,7 @@ class Server:
              "--workers", str(self.workers)],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.time() + 30
+        deadline = time.time() + 90  # a loaded machine, several processes each warming up
         while time.time() < deadline:
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:

@@ -5,7 +5,9 @@
 Without --database-url it runs both SQLite and PostgreSQL (postgresql://postgres@127.0.0.1/postgres
 is used to create a scratch database). Each client loops: ask for an offer (leave at a time in the
 coming days' service hours), confirm it with an Idempotency-Key. Latency is per HTTP call.
-Last line: {"sqlite": {"rps": .., "p95_ms": ..}, "postgresql": {"rps": .., "p95_ms": ..}}
+Server CPU per request is the user + system time of the server's processes (from /proc) during the
+load, divided by the requests answered.
+Last line: {"sqlite": {"rps": .., "p95_ms": .., "cpu_ms_per_request": ..}, "postgresql": {...}, ...}
 """
 
 from __future__ import annotations
@@ -13,18 +15,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import Server, data_dir_with_fleet, fresh_postgres  # noqa: E402
+from _server import Server, cpu_seconds, data_dir_with_fleet, fresh_postgres
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 STOPS = ["okuma_town_hall", "okumart", "okuma_clinic_welfare_centre", "ogawara_disaster_public_housing",
@@ -38,7 +41,17 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-async def run_load(url: str, clients: int, seconds: float, seed: int = 1) -> dict[str, float]:
+def random_ride(rng: random.Random, first_day: date, days: int, name: str) -> dict[str, object]:
+    """An offer request between two stops, leaving at a time in the service hours of the coming days."""
+    o, d = rng.sample(STOPS, 2)
+    day = first_day + timedelta(days=rng.randrange(days))
+    when = datetime(day.year, day.month, day.day, 7, 30, tzinfo=TOKYO) + timedelta(minutes=rng.randrange(0, 11 * 60))
+    return {"origin": {"stop_id": o}, "destination": {"stop_id": d}, "time_mode": "leave_at",
+            "time": when.isoformat(), "passenger_name": name}
+
+
+async def run_load(url: str, clients: int, seconds: float, seed: int = 1,
+                   server_pid: int | None = None) -> dict[str, float]:
     rng = random.Random(seed)
     lat_offer: list[float] = []
     lat_confirm: list[float] = []
@@ -51,12 +64,7 @@ async def run_load(url: str, clients: int, seconds: float, seed: int = 1) -> dic
                                      headers={"Authorization": "Bearer demo-operator"}) as c:
             n = 0
             while time.perf_counter() < stop_at:
-                o, d = rng.sample(STOPS, 2)
-                day = tomorrow + timedelta(days=rng.randrange(5))
-                when = datetime(day.year, day.month, day.day, 7, 30, tzinfo=TOKYO) + timedelta(
-                    minutes=rng.randrange(0, 11 * 60))
-                body = {"origin": {"stop_id": o}, "destination": {"stop_id": d}, "time_mode": "leave_at",
-                        "time": when.isoformat(), "passenger_name": f"bench {i}"}
+                body = random_ride(rng, tomorrow, 5, f"bench {i}")
                 t = time.perf_counter()
                 r = await c.post("/api/v1/offers", json=body)
                 lat_offer.append((time.perf_counter() - t) * 1000)
@@ -70,9 +78,11 @@ async def run_load(url: str, clients: int, seconds: float, seed: int = 1) -> dic
                 outcomes[r.status_code] = outcomes.get(r.status_code, 0) + 1
                 n += 1
 
+    cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
     t0 = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
     elapsed = time.perf_counter() - t0
+    cpu = cpu_seconds(server_pid) - cpu0 if server_pid else float("nan")
     every = lat_offer + lat_confirm
     if outcomes.get(500):
         raise SystemExit(f"server answered 500 {outcomes[500]} times")
@@ -83,6 +93,7 @@ async def run_load(url: str, clients: int, seconds: float, seed: int = 1) -> dic
         "p95_ms": round(pct(every, 95), 1),
         "offer_p95_ms": round(pct(lat_offer, 95), 1),
         "confirm_p95_ms": round(pct(lat_confirm, 95), 1),
+        "cpu_ms_per_request": round(cpu * 1000 / max(1, len(every)), 2),
         "status_counts": {str(k): v for k, v in sorted(outcomes.items())},
     }
 
@@ -110,15 +121,18 @@ def main() -> None:
     if "postgresql" in targets and args.pg_workers > 1 and not args.database_url:
         runs.append((f"postgresql_{args.pg_workers}_workers", fresh_postgres(args.pg_admin_url), args.pg_workers))
     for name, url, workers in runs:
-        env = {"REDIS_URL": args.redis_url} if workers > 1 else None
+        env = {"REDIS_URL": args.redis_url, "OKUMA_BUS_CHANNEL": f"okuma:bench:{os.getpid()}"} \
+            if workers > 1 else None
         with Server(url, data, env, workers=workers) as srv:
-            res = asyncio.run(run_load(srv.url, args.clients, args.seconds))
+            assert srv.proc is not None
+            res = asyncio.run(run_load(srv.url, args.clients, args.seconds, server_pid=srv.proc.pid))
         out[name] = res
         print(f"{name:10s} requests={res['requests']:5d} rps={res['rps']:7.1f} p50={res['p50_ms']:6.1f} ms "
               f"p95={res['p95_ms']:6.1f} ms (offer p95 {res['offer_p95_ms']}, confirm p95 {res['confirm_p95_ms']}) "
-              f"statuses={res['status_counts']}")
-    print(json.dumps({k: {"rps": v["rps"], "p95_ms": v["p95_ms"], "offer_p95_ms": v["offer_p95_ms"],
-                          "confirm_p95_ms": v["confirm_p95_ms"]} for k, v in out.items()}))
+              f"server cpu {res['cpu_ms_per_request']} ms/request statuses={res['status_counts']}")
+    print(json.dumps({k: {"rps": v["rps"], "p95_ms": v["p95_ms"], "cpu_ms_per_request": v["cpu_ms_per_request"],
+                          "offer_p95_ms": v["offer_p95_ms"], "confirm_p95_ms": v["confirm_p95_ms"]}
+                      for k, v in out.items()}))
 
 
 if __name__ == "__main__":

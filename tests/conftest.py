@@ -102,7 +102,10 @@ async def start_served(database_url: str, clock: FakeClock, reference=None,  # t
     from transit.loading import load_reference
     from transit.settings import Settings
 
-    settings = Settings(database_url=database_url, dispatcher=False, **(settings_update or {}))
+    # Tests book far faster than people do: rate limits are tested on their own (test_limits.py).
+    update = {"rate_limits": {"offers:rider": "10000/minute", "offers:kiosk": "10000/minute",
+                              "auth:failures": "10000/minute"}, **(settings_update or {})}
+    settings = Settings(database_url=database_url, dispatcher=False, **update)
     app = create_app(settings, clock=clock, reference=reference)
     ctx = app.router.lifespan_context(app)
     await ctx.__aenter__()

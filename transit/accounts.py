@@ -5,12 +5,22 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from datetime import datetime, timedelta
 
 from transit import errors
 from transit.commands import Actor
 from transit.uow import UnitOfWork
 
 ROLES = ("rider", "kiosk", "operator", "driver", "store", "admin", "maas")  # maas: a MaaS app (TOMP)
+DEFAULT_TOKEN_TTL_DAYS = 90
+
+
+def new_token(role: str) -> str:
+    return f"okm_{role}_{secrets.token_urlsafe(32)}"
+
+
+def token_expiry(now: datetime, ttl_days: int | None) -> datetime | None:
+    return now + timedelta(days=ttl_days) if ttl_days else None
 
 
 def hash_token(token: str) -> str:
@@ -28,8 +38,10 @@ async def create_account(
     door_to_door: bool = False,
     token: str | None = None,
     rider_card: str | None = None,
+    ttl_days: int | None = DEFAULT_TOKEN_TTL_DAYS,
 ) -> tuple[str, str]:
-    """Create an account; returns (account id, token). The token is shown once, never stored."""
+    """Create an account; returns (account id, token). The token is shown once, never stored; it
+    stops working ``ttl_days`` after it was issued (None: never)."""
     if role not in ROLES:
         raise errors.InvalidInput(f"役割は {', '.join(ROLES)} のいずれかです。", f"Role must be one of {', '.join(ROLES)}.")
     if role == "kiosk" and not stop_id:
@@ -49,7 +61,7 @@ async def create_account(
         raise errors.UnknownStop()
     if vehicle_id and await uow.vehicles.get(vehicle_id) is None:
         raise errors.NotFound("その車両は見つかりません。", "That vehicle does not exist.")
-    token = token or f"okm_{role}_{secrets.token_urlsafe(32)}"
+    token = token or new_token(role)
     account_id = f"acc_{secrets.token_urlsafe(9)}"
     await uow.accounts.add(
         dict(
@@ -64,9 +76,30 @@ async def create_account(
             locale="ja",
             created_at=uow.clock.now(),
             disabled=False,
+            token_expires_at=token_expiry(uow.clock.now(), ttl_days),
         )
     )
     return account_id, token
+
+
+async def rotate_token(uow: UnitOfWork, account_id: str,
+                       ttl_days: int | None = DEFAULT_TOKEN_TTL_DAYS) -> tuple[str, datetime | None]:
+    """A new token for the account (shown once); the old one stops working at once."""
+    row = await uow.accounts.get(account_id)
+    if row is None or row["disabled"]:
+        raise errors.NotFound("そのアカウントは見つかりません。", "That account does not exist.")
+    token = new_token(row["role"])
+    expires = token_expiry(uow.clock.now(), ttl_days)
+    await uow.accounts.set_token(account_id, hash_token(token), expires)
+    return token, expires
+
+
+async def revoke(uow: UnitOfWork, account_id: str) -> None:
+    """The account's token stops working for good (the account is disabled; a new one is needed)."""
+    if await uow.accounts.get(account_id) is None:
+        raise errors.NotFound("そのアカウントは見つかりません。", "That account does not exist.")
+    # the hash of a secret nobody knows: the old token no longer matches any account
+    await uow.accounts.set_token(account_id, hash_token(secrets.token_urlsafe(32)), None, disabled=True)
 
 
 async def authenticate(uow: UnitOfWork, token: str | None) -> Actor:
@@ -75,6 +108,10 @@ async def authenticate(uow: UnitOfWork, token: str | None) -> Actor:
     row = await uow.accounts.by_token_hash(hash_token(token))
     if row is None or row["disabled"]:
         raise errors.Unauthorised()
+    expires = row.get("token_expires_at")
+    if expires is not None and expires <= uow.clock.now():
+        raise errors.Unauthorised("トークンの有効期限が切れました。新しいトークンを受け取ってください。",
+                                  "This token has expired. Please get a new one.", reason="token_expired")
     return Actor(
         account_id=row["id"],
         role=row["role"],
@@ -83,3 +120,4 @@ async def authenticate(uow: UnitOfWork, token: str | None) -> Actor:
         vehicle_id=row["vehicle_id"],
         door_to_door=bool(row["door_to_door"]),
     )
+

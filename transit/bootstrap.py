@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from routing.traveltime import StraightLineTravelTimes
-from transit.bus import InProcessBus, make_bus
+from transit.bus import InProcessBus, RedisBus, event_from_dict, make_bus
 from transit.clock import Clock, SystemClock
 from transit.db import make_engine
 from transit.handlers import Services
@@ -39,12 +39,23 @@ class Runtime:
         await self.engine.dispose()
 
 
+def _event_log_reader(uow: UnitOfWorkFactory):  # type: ignore[no-untyped-def]
+    async def read(since):  # type: ignore[no-untyped-def]
+        async with uow(readonly=True) as u:
+            rows = await u.event_log.since(since)
+        return [e for e in (event_from_dict(r) for r in rows) if e is not None]
+
+    return read
+
+
 def bootstrap(settings: Settings, *, clock: Clock | None = None, reference: ReferenceData | None = None) -> Runtime:
     clock = clock or SystemClock()
     ref = reference or load_okuma(settings.data_dir)
     engine = make_engine(settings.database_url)
     bus = make_bus(settings.redis_url, settings.bus_channel)
     uow = UnitOfWorkFactory(engine, clock, bus.publish)
+    if isinstance(bus, RedisBus):
+        bus.attach_log(_event_log_reader(uow), clock.now)
     travel = StraightLineTravelTimes(circuity=ref.rules.circuity, speed_kmh=ref.rules.speed_kmh, min_s=30)
     stores_file = Path(settings.data_dir or DEFAULT_DATA_DIR) / "stores.json"
     stores = load_stores(stores_file, [s.stop_id for s in ref.stops]) if stores_file.exists() else {}

@@ -13,14 +13,18 @@ import dataclasses
 import json
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from transit.events import Event
 
 log = logging.getLogger("okuma.bus")
 Handler = Callable[[Sequence[Event]], Awaitable[None]]
+Replay = Callable[[datetime], Awaitable[Sequence[Event]]]
 CHANNEL = "okuma:events"
+REPLAY_MARGIN_S = 5  # events committed this long before the outage was noticed are replayed too
 
 
 class InProcessBus:
@@ -87,7 +91,15 @@ def event_from_dict(d: dict[str, Any]) -> Event | None:
 
 
 class RedisBus(InProcessBus):
-    """In-process delivery plus Redis pub/sub between server processes."""
+    """In-process delivery plus Redis pub/sub between server processes.
+
+    Pub/sub keeps nothing for a process that is not listening, so a Redis outage is bridged by
+    the event log (every committed event is in it): when Redis answers again, this process
+    replays the events logged since the outage began, and asks every other process to do the
+    same (a ``replay_since`` message), so a process that did not notice the outage catches up
+    too. Subscribers get such events twice at worst (tablets skip plan versions they have). The
+    outage is logged once when noticed and once when it ends.
+    """
 
     def __init__(self, url: str, channel: str = CHANNEL) -> None:
         super().__init__()
@@ -96,6 +108,53 @@ class RedisBus(InProcessBus):
         self.origin = secrets.token_hex(8)
         self._redis: Any = None
         self._listener: asyncio.Task[None] | None = None
+        self._replay: Replay | None = None
+        self._now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.down_since: datetime | None = None
+        self._down_at = 0.0
+        self.outages = 0
+
+    def attach_log(self, replay: Replay, now: Callable[[], datetime]) -> None:
+        """Where missed events are read back from (the event log) and the clock it is stamped with."""
+        self._replay, self._now = replay, now
+
+    def _went_down(self, what: str, exc: BaseException) -> None:
+        if self.down_since is not None:
+            return
+        self.down_since = self._now()
+        self._down_at = time.monotonic()
+        self.outages += 1
+        log.error("Redis unreachable (%s failed: %s); live messages between server processes are "
+                  "bridged by the event log until it returns", what, type(exc).__name__)
+
+    async def _came_back(self) -> None:
+        if self.down_since is None:
+            return
+        since, self.down_since = self.down_since, None
+        replayed = await self._replay_since(since)
+        with contextlib.suppress(Exception):  # the others also replay when they notice themselves
+            await self._client().publish(self.channel, json.dumps(
+                {"origin": self.origin, "replay_since": since.isoformat()}))
+        log.warning("Redis reachable again after %.1f s; caught up %d events from the event log",
+                    time.monotonic() - self._down_at, replayed)
+
+    async def _replay_since(self, since: datetime) -> int:
+        if self._replay is None:
+            return 0
+        try:
+            events = list(await self._replay(since - timedelta(seconds=REPLAY_MARGIN_S)))
+        except Exception:
+            log.exception("replaying the event log after a Redis outage failed")
+            return 0
+        if events:
+            await self._deliver(events)
+        return len(events)
+
+    async def ping(self, timeout_s: float) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self._client().ping(), timeout_s))
+        except Exception:  # noqa: BLE001 - unreachable, whatever the reason
+            return False
 
     def _client(self) -> Any:
         if self._redis is None:
@@ -112,14 +171,10 @@ class RedisBus(InProcessBus):
                 ensure_ascii=False, default=str,
             )
             await self._client().publish(self.channel, payload)
-        except Exception:  # the commit stands; other processes catch up on reconnect (snapshot)
-            log.exception("publishing to Redis failed")
-
-    async def ping(self, timeout_s: float) -> bool:
-        try:
-            return bool(await asyncio.wait_for(self._client().ping(), timeout_s))
-        except Exception:  # noqa: BLE001 - unreachable, whatever the reason
-            return False
+        except Exception as exc:  # noqa: BLE001 - the commit stands; the others replay the event log
+            self._went_down("publish", exc)
+            return
+        await self._came_back()
 
     async def start(self) -> None:
         """Subscribe to the channel; returns once the subscription is active."""
@@ -141,6 +196,7 @@ class RedisBus(InProcessBus):
                 await pubsub.subscribe(self.channel)
                 ready.set()
                 delay = 0.5
+                await self._came_back()
                 async for msg in pubsub.listen():
                     if msg.get("type") != "message":
                         continue
@@ -150,8 +206,11 @@ class RedisBus(InProcessBus):
                     with contextlib.suppress(Exception):  # best effort: we are shutting down
                         await pubsub.aclose()
                 raise
-            except Exception:  # keep listening through Redis restarts
-                log.exception("Redis listener failed; reconnecting")
+            except Exception as exc:  # noqa: BLE001 - keep listening through Redis restarts
+                self._went_down("subscription", exc)
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
 
@@ -162,6 +221,10 @@ class RedisBus(InProcessBus):
             log.warning("ignoring a malformed bus message")
             return
         if body.get("origin") == self.origin:
+            return
+        if "replay_since" in body:  # another process saw an outage end: catch up what it may have sent
+            with contextlib.suppress(ValueError, TypeError):
+                await self._replay_since(datetime.fromisoformat(body["replay_since"]))
             return
         events = [e for e in (event_from_dict(d) for d in body.get("events", [])) if e is not None]
         if events:

@@ -19,7 +19,7 @@ from routing import model as rm
 from routing.schedule import Schedule, evaluate
 from routing.traveltime import TravelTimeProvider
 from transit import errors, numbers
-from transit.booking import Booking, BookingStatus, Place
+from transit.booking import ACTIVE, Booking, BookingStatus, Place
 from transit.clock import Clock, from_epoch, to_epoch
 from transit.commands import Actor, CancelBooking, ConfirmOffer, FindBookings, PlaceRef, RequestRide
 from transit.events import DeliveryChanged, PromiseAtRisk, PromiseBroken, PromiseCleared, RideBooked
@@ -609,16 +609,24 @@ async def confirm_offer(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booki
     """Turn an offer into a booking: insertion repeated on the locked current plans."""
     try:
         return await _confirm(cmd, actor, svc)
-    except IntegrityError:
-        # Another request with the same Idempotency-Key (or the same offer) won the race.
+    except (IntegrityError, errors.OfferNoLongerAvailable) as exc:
+        # Another confirm of this offer won the race (with the same Idempotency-Key or another):
+        # its booking is the answer, so a client retrying with a fresh key never books twice.
         async with svc.uow(readonly=True) as uow:
             found = await uow.bookings.by_idempotency_key(actor.account_id, cmd.idempotency_key)
-            if found is None:
-                raise errors.OfferNoLongerAvailable() from None
-            booking, offer_id = found
-            if offer_id != cmd.offer_id:
-                raise errors.IdempotencyConflict() from None
-            return booking
+            if found is not None:
+                booking, offer_id = found
+                if offer_id != cmd.offer_id:
+                    raise errors.IdempotencyConflict() from None
+                return booking
+            offer = await uow.offers.get(cmd.offer_id)
+            if offer is not None and offer["account_id"] == actor.account_id and offer["booking_id"]:
+                existing = await uow.bookings.get(offer["booking_id"])
+                if existing is not None:
+                    return existing
+        if isinstance(exc, errors.OfferNoLongerAvailable):
+            raise
+        raise errors.OfferNoLongerAvailable() from None
 
 
 async def _confirm(cmd: ConfirmOffer, actor: Actor, svc: Services) -> Booking:
@@ -772,7 +780,7 @@ def is_recipient_side(actor: Actor, b: Booking) -> bool:
 
 def _may_see(actor: Actor, b: Booking) -> bool:
     if actor.role == "driver":
-        return actor.vehicle_id is not None and b.vehicle_id == actor.vehicle_id
+        return actor.vehicle_id is not None and b.vehicle_id == actor.vehicle_id and b.status in ACTIVE
     return is_recipient_side(actor, b)
 
 
@@ -820,12 +828,14 @@ async def find_bookings(query: FindBookings, actor: Actor, svc: Services) -> tup
 
 
 async def list_bookings(actor: Actor, svc: Services, query: FindBookings | None = None) -> tuple[list[Booking], int]:
-    """A rider's own bookings; for operators, a page of the search (and how many match in all)."""
+    """A rider's own bookings (latest first); for operators, a page of the search; and how many match in all."""
+    query = query or FindBookings()
     if actor.role == "rider":
         async with svc.uow(readonly=True) as uow:
-            mine = await uow.bookings.for_account(actor.account_id)
-        return mine, len(mine)
-    return await find_bookings(query or FindBookings(), actor, svc)
+            mine = await uow.bookings.for_account(actor.account_id, limit=query.limit, offset=query.offset)
+            total = await uow.bookings.count_for_account(actor.account_id)
+        return mine, total
+    return await find_bookings(query, actor, svc)
 
 
 async def cancel_booking(cmd: CancelBooking, actor: Actor, svc: Services) -> Booking:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import re
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -35,22 +36,47 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
 
+class StopCache:
+    """Every stop, kept per process for ``ttl_s`` (stops change only with ``okuma load-data``): an
+    offer looks up its two stops and the vehicles' depots without a query each time."""
+
+    def __init__(self, ttl_s: float = 60.0) -> None:
+        self.ttl_s = ttl_s
+        self._stops: dict[str, dict[str, Any]] | None = None
+        self._until = 0.0
+
+    async def all(self, conn: AsyncConnection, *, wanted: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+        """The stops by id; read again when older than ``ttl_s`` or when a ``wanted`` id is missing
+        (a stop added by another process meanwhile)."""
+        if (self._stops is None or time.monotonic() > self._until
+                or any(w not in self._stops for w in wanted)):
+            rows = (await conn.execute(select(t.stops))).mappings()
+            self._stops = {r["id"]: dict(r) for r in rows}
+            self._until = time.monotonic() + self.ttl_s
+        return self._stops
+
+    def forget(self) -> None:
+        self._stops = None
+
+
 class StopRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, cache: StopCache | None = None) -> None:
         self.conn = conn
+        self.cache = cache or StopCache(ttl_s=0)
 
     async def list(self) -> list[dict[str, Any]]:
         rows = (await self.conn.execute(select(t.stops).order_by(t.stops.c.id))).mappings()
         return [dict(r) for r in rows]
 
     async def get(self, stop_id: str) -> dict[str, Any] | None:
-        row = (
-            await self.conn.execute(select(t.stops).where(t.stops.c.id == stop_id))
-        ).mappings().first()
-        return dict(row) if row else None
+        found = (await self.cache.all(self.conn, wanted=(stop_id,))).get(stop_id)
+        return dict(found) if found is not None else None
 
     async def upsert(self, stop: dict[str, Any]) -> None:
-        existing = await self.get(stop["id"])
+        self.cache.forget()
+        existing = (
+            await self.conn.execute(select(t.stops.c.id).where(t.stops.c.id == stop["id"]))
+        ).first()
         if existing is None:
             await self.conn.execute(insert(t.stops).values(**stop))
         else:
@@ -102,9 +128,10 @@ def _vehicle_values(v: Vehicle) -> dict[str, Any]:
 
 
 class VehicleRepository:
-    def __init__(self, conn: AsyncConnection, dialect: str) -> None:
+    def __init__(self, conn: AsyncConnection, dialect: str, stops: StopRepository | None = None) -> None:
         self.conn = conn
         self.dialect = dialect
+        self.stops = stops or StopRepository(conn)
         self.seen: dict[str, Vehicle] = {}
         self.tracked: list[Vehicle] = []  # every instance handed out (a reload keeps the older one's events)
 
@@ -114,14 +141,7 @@ class VehicleRepository:
         if not rows:
             return out
         ids = [r["id"] for r in rows]
-        depots = {
-            s["id"]: s
-            for s in (
-                await self.conn.execute(
-                    select(t.stops).where(t.stops.c.id.in_({r["depot_stop_id"] for r in rows}))
-                )
-            ).mappings()
-        }
+        depots = await self.stops.cache.all(self.conn, wanted={r["depot_stop_id"] for r in rows})
         sq = select(t.shifts).where(t.shifts.c.vehicle_id.in_(ids)).order_by(t.shifts.c.starts_at)
         if window is not None:  # only the shifts that matter for this planning step
             sq = sq.where(and_(t.shifts.c.starts_at <= window[1], t.shifts.c.ends_at >= window[0]))
@@ -320,14 +340,18 @@ class BookingRepository:
             return []
         return self._track((await self.conn.execute(select(t.bookings).where(t.bookings.c.id.in_(ids)))).mappings())
 
-    async def for_account(self, account_id: str, *, limit: int = 100) -> list[Booking]:
+    async def for_account(self, account_id: str, *, limit: int = 100, offset: int = 0) -> list[Booking]:
         q = (
             select(t.bookings)
             .where(t.bookings.c.account_id == account_id)
-            .order_by(t.bookings.c.pickup_earliest.desc())
-            .limit(limit)
+            .order_by(t.bookings.c.pickup_earliest.desc(), t.bookings.c.id)
+            .limit(limit).offset(offset)
         )
         return self._track((await self.conn.execute(q)).mappings())
+
+    async def count_for_account(self, account_id: str) -> int:
+        q = select(func.count()).select_from(t.bookings).where(t.bookings.c.account_id == account_id)
+        return int((await self.conn.execute(q)).scalar_one())
 
     async def active(self, ids: Iterable[str] | None = None) -> list[Booking]:
         q = select(t.bookings).where(t.bookings.c.status.in_([s.value for s in ACTIVE]))
@@ -532,14 +556,45 @@ class AccountRepository:
         rows = (await self.conn.execute(select(t.accounts).order_by(t.accounts.c.created_at))).mappings()
         return [dict(r) for r in rows]
 
+    async def set_token(self, account_id: str, token_hash: str, expires_at: datetime | None,
+                        disabled: bool = False) -> bool:
+        res = await self.conn.execute(
+            update(t.accounts).where(t.accounts.c.id == account_id)
+            .values(token_hash=token_hash, token_expires_at=expires_at, disabled=disabled)
+        )
+        return bool(res.rowcount)
+
+
+class AuditLogRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def record(self, occurred_at: datetime, actor_id: str, actor_role: str, action: str,
+                     subject_ids: Iterable[str]) -> None:
+        rows = [dict(occurred_at=occurred_at, actor_id=actor_id, actor_role=actor_role, action=action,
+                     subject_id=s) for s in subject_ids]
+        if rows:
+            await self.conn.execute(insert(t.audit_log), rows)
+
+    async def of_subject(self, subject_id: str) -> list[dict[str, Any]]:
+        rows = await self.conn.execute(
+            select(t.audit_log).where(t.audit_log.c.subject_id == subject_id).order_by(t.audit_log.c.id))
+        return [dict(r) for r in rows.mappings()]
+
 
 class EventLogRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
-    async def append(self, occurred_at: datetime, type_: str, aggregate_id: str, payload: dict[str, Any]) -> None:
-        await self.conn.execute(
-            insert(t.event_log).values(
-                occurred_at=occurred_at, type=type_, aggregate_id=aggregate_id, payload=payload
-            )
-        )
+    async def since(self, when: datetime, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Payloads of the events logged at or after ``when``, oldest first."""
+        rows = await self.conn.execute(
+            select(t.event_log.c.payload).where(t.event_log.c.occurred_at >= when)
+            .order_by(t.event_log.c.id).limit(limit))
+        return [r[0] for r in rows]
+
+    async def append_many(self, occurred_at: datetime, payloads: Iterable[dict[str, Any]]) -> None:
+        rows = [dict(occurred_at=occurred_at, type=d["type"],
+                     aggregate_id=d.get("booking_id") or d.get("vehicle_id") or "-", payload=d) for d in payloads]
+        if rows:
+            await self.conn.execute(insert(t.event_log), rows)

@@ -21,9 +21,9 @@ class PurgeResult:
 
 
 async def purge_personal_data(svc: Services) -> PurgeResult:
-    """Blank names, phone and card numbers, addresses and driver notes of finished bookings older than
-    the retention period, and the copy their confirmed offers keep; drop expired offers and old tablet
-    events (positions). Trip facts stay for statistics."""
+    """Blank names, phone and card numbers, addresses, driver notes and cancel reasons (free text) of
+    finished bookings older than the retention period, and the copy their confirmed offers keep; drop
+    expired offers and old tablet events (positions). Trip facts stay for statistics."""
     now = svc.clock.now()
     cutoff = now - timedelta(days=svc.rules.personal_data_retention_days)
     async with svc.uow() as uow:
@@ -37,7 +37,7 @@ async def purge_personal_data(svc: Services) -> PurgeResult:
                             t.bookings.c.destination_address.is_not(None),
                             t.bookings.c.driver_note.is_not(None))))
             .values(passenger_name="", contact_phone=None, rider_card=None, origin_address=None,
-                    destination_address=None, driver_note=None)
+                    destination_address=None, driver_note=None, cancel_reason=None)
         )
         anonymised = res.rowcount or 0
         # A delivery's shopping list and order number go with the name.

@@ -119,6 +119,7 @@ accounts = Table(
     Column("disabled", Boolean, nullable=False, default=False),
     Column("rider_card", String(64)),  # rider: the number on their rider card (kiosk, desk)
     Index("ix_accounts_rider_card", "rider_card", unique=True),
+    Column("token_expires_at", TS),  # NULL: issued before tokens expired (works until rotated)
 )
 
 offers = Table(
@@ -199,6 +200,19 @@ event_log = Table(
     Column("aggregate_id", String(64), nullable=False),
     Column("payload", JSON, nullable=False),
     Index("ix_event_log_aggregate", "aggregate_id"),
+)
+
+audit_log = Table(
+    # Who read a rider's personal data (operators and admins), when, and whose.
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("occurred_at", TS, nullable=False),
+    Column("actor_id", String(64), nullable=False),
+    Column("actor_role", String(16), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("subject_id", String(64), nullable=False),  # a booking id
+    Index("ix_audit_log_subject", "subject_id"),
 )
 
 device_events = Table(

@@ -12,10 +12,12 @@ from transit.clock import Clock
 from transit.events import Event
 from transit.repositories import (
     AccountRepository,
+    AuditLogRepository,
     BookingRepository,
     DeliveryRepository,
     EventLogRepository,
     OfferRepository,
+    StopCache,
     StopRepository,
     VehicleRepository,
 )
@@ -43,12 +45,14 @@ class UnitOfWork:
         publish: Publisher = _no_publish,
         sqlite_lock: asyncio.Lock | None = None,
         readonly: bool = False,
+        stop_cache: StopCache | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self._publish = publish
         self._sqlite_lock = sqlite_lock
         self.readonly = readonly
+        self._stop_cache = stop_cache
         self.dialect = engine.dialect.name
         self._conn: AsyncConnection | None = None
         self._holding_lock = False
@@ -66,13 +70,14 @@ class UnitOfWork:
             self._release()
             raise
         conn = self._conn
-        self.stops = StopRepository(conn)
-        self.vehicles = VehicleRepository(conn, self.dialect)
+        self.stops = StopRepository(conn, self._stop_cache)
+        self.vehicles = VehicleRepository(conn, self.dialect, self.stops)
         self.bookings = BookingRepository(conn)
         self.offers = OfferRepository(conn)
         self.deliveries = DeliveryRepository(conn)
         self.accounts = AccountRepository(conn)
         self.event_log = EventLogRepository(conn)
+        self.audit = AuditLogRepository(conn)
         self._committed = False
         return self
 
@@ -110,10 +115,8 @@ class UnitOfWork:
         assert self._conn is not None
         events = self.collect_events()
         now = self.clock.now()
-        for e in events:
-            d = e.as_dict()
-            agg = d.get("booking_id") or d.get("vehicle_id") or "-"
-            await self.event_log.append(now, d["type"], agg, d)
+        if events:  # one statement for all of them
+            await self.event_log.append_many(now, [e.as_dict() for e in events])
         await self._conn.commit()
         self._committed = True
         self._release()
@@ -130,6 +133,7 @@ class UnitOfWorkFactory:
         self.clock = clock
         self.publish = publish
         self._sqlite_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self.stop_cache = StopCache()  # shared by this process's units of work
 
     def __call__(self, *, readonly: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.clock, self.publish, self._sqlite_lock, readonly)
+        return UnitOfWork(self.engine, self.clock, self.publish, self._sqlite_lock, readonly, self.stop_cache)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from api.deps import CurrentActor, IdempotencyKey, ServicesDep, handover_secret, limit_offers, require
+from api.deps import CurrentActor, IdempotencyKey, ServicesDep, forget_token, handover_secret, limit_offers, require
 from api.schemas import (
     BookingPublic,
     CancelIn,
@@ -16,14 +16,17 @@ from api.schemas import (
     OfferPublic,
     PathId,
     PlaceOut,
+    TokenPublic,
 )
 from transit import deliveries, handlers
+from transit.accounts import rotate_token
 from transit.booking import Booking
 from transit.clock import local
 from transit.commands import Actor, CancelBooking, ConfirmOffer, FindBookings, PlaceRef, RequestRide
 from transit.handlers import Services
 
 router = APIRouter(prefix="/api/v1", tags=["bookings"])
+PAGE_MAX = 500
 Booker = Annotated[Actor, require("rider", "kiosk", "operator", "admin")]
 
 ERRORS = {
@@ -37,10 +40,28 @@ ERRORS = {
 }
 
 
+async def audit_read(svc: Services, actor: Actor, action: str, booking_ids: list[str]) -> None:
+    """Operators' and admins' reads of riders' personal data go to the audit log (docs/privacy.md)."""
+    if actor.role in ("operator", "admin") and booking_ids:
+        async with svc.uow() as uow:
+            await uow.audit.record(svc.clock.now(), actor.account_id, actor.role, action, booking_ids)
+            await uow.commit()
+
+
 @router.get("/me", response_model=MePublic, operation_id="read_me")
 async def me(actor: CurrentActor) -> MePublic:
     return MePublic(account_id=actor.account_id, role=actor.role, name=actor.name,
                     stop_id=actor.stop_id, vehicle_id=actor.vehicle_id)
+
+
+@router.post("/me/token", response_model=TokenPublic, operation_id="rotate_token", responses=ERRORS)
+async def rotate_my_token(request: Request, actor: CurrentActor, svc: ServicesDep) -> TokenPublic:
+    """A new token for this account (shown once); the one used for this call stops working at once."""
+    async with svc.uow() as uow:
+        token, expires = await rotate_token(uow, actor.account_id, request.app.state.runtime.settings.token_ttl_days)
+        await uow.commit()
+    forget_token(request)
+    return TokenPublic(token=token, expires_at=local(expires) if expires else None)
 
 
 @router.post("/offers", response_model=OfferPublic, status_code=status.HTTP_201_CREATED,
@@ -92,9 +113,9 @@ async def create_offer(request: Request, body: OfferCreate, actor: Booker, svc: 
 @router.post("/bookings", response_model=BookingPublic, status_code=status.HTTP_201_CREATED,
              operation_id="confirm_offer", responses=ERRORS)
 async def confirm(body: ConfirmIn, actor: Booker, svc: ServicesDep, request: Request,
-                  key: IdempotencyKey = None) -> BookingPublic:
+                  key: IdempotencyKey) -> BookingPublic:
     """Confirm an offer. Send an Idempotency-Key: repeating the call returns the same booking."""
-    b = await handlers.confirm_offer(ConfirmOffer(body.offer_id, key or ""), actor, svc)
+    b = await handlers.confirm_offer(ConfirmOffer(body.offer_id, key), actor, svc)
     return await _public(b, actor, svc, request)
 
 
@@ -119,15 +140,21 @@ async def list_bookings(
     q: Annotated[str | None, Query(max_length=100, description="operators: booking number, part of a name, or phone")] = None,
     status: Annotated[str | None, Query(max_length=16, description="operators: one booking status")] = None,
     vehicle_id: Annotated[str | None, Query(max_length=64, description="operators: one vehicle")] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="operators: page size")] = 200,
-    offset: Annotated[int, Query(ge=0, le=100_000, description="operators: bookings to skip")] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX, description="page size")] = 200,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="bookings to skip")] = 0,
 ) -> list[BookingPublic]:
-    """My bookings (riders); a page of the search, in pickup order, for operators (X-Total-Count: all matches).
+    """My bookings (riders, latest first); a page of the search, in pickup order, for operators.
 
-    Without ``day``, operators get yesterday to a week ahead."""
+    ``X-Total-Count`` says how many match in all; when more follow, ``Link: <...>; rel="next"`` and
+    ``X-Next-Offset`` say where the next page starts (the list never stops silently). Without ``day``,
+    operators get yesterday to a week ahead."""
     query = FindBookings(day=day, text=q, status=status, vehicle_id=vehicle_id, limit=limit, offset=offset)
     found, total = await handlers.list_bookings(actor, svc, query)
     response.headers["X-Total-Count"] = str(total)
+    if offset + len(found) < total:
+        response.headers["X-Next-Offset"] = str(offset + limit)
+        response.headers["Link"] = f'</api/v1/bookings?limit={limit}&offset={offset + limit}>; rel="next"'
+    await audit_read(svc, actor, "list_bookings", [b.id for b in found])
     return [await _public(b, actor, svc, request) for b in found]
 
 
@@ -138,12 +165,16 @@ async def read_booking_by_number(
 ) -> BookingPublic:
     """A booking by its number (any case; O reads as 0, I and L as 1). Kiosks: bookings made there or
     leaving from their stop."""
-    return await _public(await handlers.booking_by_number(number, actor, svc), actor, svc, request)
+    b = await handlers.booking_by_number(number, actor, svc)
+    await audit_read(svc, actor, "read_booking_by_number", [b.id])
+    return await _public(b, actor, svc, request)
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingPublic, operation_id="read_booking", responses=ERRORS)
 async def read_booking(booking_id: PathId, actor: CurrentActor, svc: ServicesDep, request: Request) -> BookingPublic:
-    return await _public(await handlers.get_booking(booking_id, actor, svc), actor, svc, request)
+    b = await handlers.get_booking(booking_id, actor, svc)
+    await audit_read(svc, actor, "read_booking", [b.id])
+    return await _public(b, actor, svc, request)
 
 
 @router.post("/bookings/{booking_id}/cancel", response_model=BookingPublic, operation_id="cancel_booking",

@@ -54,7 +54,7 @@ async def booking_channel(ws: WebSocket, booking_id: str) -> None:
         return
     svc = ws.app.state.services
     try:
-        if not is_id(booking_id):
+        if not is_id(booking_id) or actor.role == "driver":  # drivers have /ws/driver
             raise errors.NotFound()
         if actor.role in ("driver", "store"):
             # This channel carries a delivery's handover code; the driver must never see it.

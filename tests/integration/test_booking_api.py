@@ -150,7 +150,7 @@ async def test_bad_input_gets_a_clear_4xx(served: Served) -> None:
     r = await c.post("/api/v1/bookings", json={"offer_id": "off_missing"}, headers={**h, "Idempotency-Key": "z"})
     assert r.status_code == 404
     r = await c.post("/api/v1/bookings", json={"offer_id": "off_missing"}, headers=h)
-    assert r.status_code == 400 and "Idempotency-Key" in r.json()["message_en"]
+    assert r.status_code == 422 and "Idempotency-Key" in r.json()["message_en"]  # a required header
 
 
 async def test_outside_the_area_is_refused(served: Served) -> None:

@@ -69,3 +69,87 @@ async def test_a_lost_database_connection_gets_503_with_retry_after(served: Serv
     assert r.json()["error"] == "ServiceUnavailable" and r.json()["message_ja"] and r.json()["retry_after_s"] == 2
     r = await served.client.get("/test-only/bug")
     assert r.status_code == 500 and "Retry-After" not in r.headers
+
+
+async def test_drivers_see_only_bookings_still_to_serve_and_not_the_rider_channel(served: Served) -> None:
+    import json
+
+    import websockets
+
+    from tests.integration.test_driver_ws import live_server
+
+    c = served.client
+    b = await _booking(served)
+    vehicle = b["vehicle_id"]
+    async with served.runtime.services.uow() as uow:  # type: ignore[attr-defined]
+        from transit.accounts import create_account
+
+        _, tok = await create_account(uow, role="driver", name="d", vehicle_id=vehicle)
+        await uow.commit()
+    dh = {"Authorization": f"Bearer {tok}"}
+    assert (await c.get(f"/api/v1/bookings/{b['id']}", headers=dh)).status_code == 200  # to serve: yes
+    async with live_server(served.app) as base:
+        async with websockets.connect(f"{base}/ws/bookings/{b['id']}") as ws:
+            await ws.send(json.dumps({"type": "hello", "token": tok}))
+            assert json.loads(await ws.recv())["code"] == "NotFound"
+    r = await c.post(f"/api/v1/bookings/{b['id']}/cancel", json={"reason": "具合が悪い"}, headers=served.auth("rider"))
+    assert r.status_code == 200
+    assert (await c.get(f"/api/v1/bookings/{b['id']}", headers=dh)).status_code == 404  # finished: no
+
+
+async def test_the_operator_list_pages_instead_of_stopping_silently(served: Served) -> None:
+    c, op = served.client, served.auth("operator")
+    ids = []
+    for i in range(3):
+        o = (await c.post("/api/v1/offers", json=RIDE, headers=op)).json()
+        ids.append((await c.post("/api/v1/bookings", json={"offer_id": o["offer_id"]},
+                                 headers={**op, "Idempotency-Key": f"pg{i}"})).json()["id"])
+    first = await c.get("/api/v1/bookings?limit=2", headers=op)
+    assert len(first.json()) == 2 and first.headers["X-Next-Offset"] == "2"
+    assert 'rel="next"' in first.headers["Link"]
+    rest = await c.get("/api/v1/bookings?limit=2&offset=2", headers=op)
+    assert len(rest.json()) == 1 and "X-Next-Offset" not in rest.headers
+    assert {x["id"] for x in first.json() + rest.json()} == set(ids)
+    assert (await c.get("/api/v1/bookings?limit=501", headers=op)).status_code == 422
+
+
+async def test_the_openapi_document_matches_the_answers(served: Served) -> None:
+    """405 lists every method of the path; JSON nested too deep is 422 like any malformed body;
+    the documented error shape is the one sent."""
+    c, h = served.client, served.auth("operator")
+    r = await c.request("TRACE", "/api/v1/bookings", headers=h)
+    assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "POST"}
+    r = await c.post("/api/v1/offers", content="[" * 30_000 + "]" * 30_000, headers={
+        **h, "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"] == "InvalidInput"
+    doc = (await c.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    me = doc["paths"]["/api/v1/me"]["get"]["responses"]
+    assert {"401", "422", "429", "503"} <= set(me)
+    assert me["401"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+async def test_a_server_error_keeps_the_connection(served: Served) -> None:
+    """An unexpected error is a bilingual 500, and the keep-alive connection serves the next request."""
+    import asyncio
+
+    from tests.integration.test_driver_ws import live_server
+
+    @served.app.get("/test-only/boom")  # type: ignore[attr-defined]
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    async with live_server(served.app) as base:
+        host, port = base.removeprefix("ws://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /test-only/boom HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        got = b""
+        while got.count(b"HTTP/1.1 ") < 2:
+            chunk = await asyncio.wait_for(reader.read(65536), 5)
+            if not chunk:
+                break
+            got += chunk
+        writer.close()
+    assert b"HTTP/1.1 500" in got and b"InternalError" in got
+    assert b"HTTP/1.1 200" in got, got.decode(errors="replace")  # the second request was answered

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+
 import pytest
 import websockets
 
@@ -18,7 +19,8 @@ RIDE = {"origin": {"stop_id": "okuma_town_hall"}, "destination": {"stop_id": "ok
 async def test_an_oversized_body_is_refused_before_it_is_read(served: Served) -> None:
     c = served.client
     big = json.dumps({**RIDE, "passenger_name": "x" * (MAX_BODY_BYTES + 10)})
-    r = await c.post("/api/v1/offers", content=big, headers={"Content-Type": "application/json"})
+    r = await c.post("/api/v1/offers", content=big, headers={**served.auth("rider"),
+                                                             "Content-Type": "application/json"})
     assert r.status_code == 413 and r.json()["error"] == "BodyTooLarge" and r.json()["message_ja"]
     # streamed without a length: counted while it arrives
     async def chunks():  # type: ignore[no-untyped-def]
@@ -37,7 +39,7 @@ async def test_a_huge_declared_length_is_answered_at_once(served: Served) -> Non
         host, port = base.removeprefix("ws://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(b"POST /api/v1/offers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 10000000000\r\n\r\n")
+                     b"Authorization: Bearer x\r\nContent-Length: 10000000000\r\n\r\n")
         await writer.drain()
         head = await asyncio.wait_for(reader.readline(), 3)
         writer.close()
@@ -68,7 +70,7 @@ async def test_an_oversized_websocket_frame_closes_that_link_only(served: Served
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
             assert any(m.get("code") == "MessageTooLarge" for m in seen)
             await other.send(json.dumps({"type": "ping", "t": 1}))
-            while (m := json.loads(await asyncio.wait_for(other.recv(), 5)))["type"] != "pong":
+            while json.loads(await asyncio.wait_for(other.recv(), 5))["type"] != "pong":
                 pass
 
 
@@ -119,3 +121,19 @@ async def test_security_headers_on_pages_and_api(served: Served) -> None:
     page = (await c.get("/kiosk")).headers["content-security-policy"]
     assert "default-src 'none'" in page and "script-src 'self'" in page
     assert (await c.get("/api/v1/stops")).headers["cache-control"] == "no-store"
+
+
+async def test_a_body_without_a_token_is_refused_unread(served: Served) -> None:
+    """An operation that needs a token answers 401 before reading a body sent without one."""
+    async with live_server(served.app) as base:
+        host, port = base.removeprefix("ws://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /api/v1/offers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 60000\r\n\r\n")  # and the body never comes
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readline(), 3)
+        writer.close()
+    assert b" 401 " in head
+    r = await served.client.post("/api/v1/offers", json=RIDE)
+    assert r.status_code == 401 and r.json()["error"] == "Unauthorised"
+    assert (await served.client.get("/api/v1/stops")).status_code == 200  # open operations stay open

@@ -22,7 +22,7 @@ async def test_old_finished_bookings_lose_their_personal_data(served: Served) ->
         b = (await c.post("/api/v1/bookings", json={"offer_id": o["offer_id"]},
                           headers={**h, "Idempotency-Key": f"r{i}"})).json()
         ids.append(b["id"])
-    await c.post(f"/api/v1/bookings/{ids[0]}/cancel", headers=h)
+    await c.post(f"/api/v1/bookings/{ids[0]}/cancel", json={"reason": "入院のため"}, headers=h)
     svc = served.runtime.services
     assert (await purge_personal_data(svc)).bookings_anonymised == 0  # not old enough yet
     served.clock.advance(timedelta(days=svc.rules.personal_data_retention_days + 1).total_seconds())
@@ -31,6 +31,7 @@ async def test_old_finished_bookings_lose_their_personal_data(served: Served) ->
     async with svc.uow(readonly=True) as uow:
         old, active = await uow.bookings.get(ids[0]), await uow.bookings.get(ids[1])
     assert old.passenger_name == "" and old.contact_phone is None and old.origin.stop_id == "okuma_town_hall"
+    assert old.cancel_reason is None and old.rider_card is None
     assert active.passenger_name == "大熊 一郎"  # still active: kept
     # the confirmed offers keep no copy of what the purge removed from their booking
     async with svc.uow(readonly=True) as uow:
