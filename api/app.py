@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.realtime import Hub
-from api.routers import bookings, driver_ws, rider_ws, stops, vehicles
+from api.routers import bookings, driver_ws, family, line_webhook, rider_ws, riders, stops, vehicles
 from transit.bootstrap import Runtime, bootstrap
 from transit.clock import Clock
 from transit.dispatcher import Dispatcher
@@ -37,6 +37,8 @@ def create_app(
         app.state.runtime = runtime
         app.state.services = runtime.services
         app.state.actor_cache = {}
+        if runtime.notifier is not None:  # notices run after the commit, from the bus
+            runtime.bus.subscribe(runtime.notifier.on_events)
         hub = Hub(runtime)
         app.state.hub = hub
         await hub.start()
@@ -68,6 +70,9 @@ def create_app(
     app.include_router(vehicles.router)
     app.include_router(driver_ws.router)
     app.include_router(rider_ws.router)
+    app.include_router(riders.router)
+    app.include_router(family.router)
+    app.include_router(line_webhook.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

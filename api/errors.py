@@ -20,6 +20,7 @@ STATUS = {
     "forbidden": 403,
     "gone": 410,
     "unauthorised": 401,
+    "too_many": 429,
 }
 
 # Japanese names for the fields of request bodies, for validation messages.
@@ -37,6 +38,11 @@ FIELD_JA = {
     "offer_id": "提案ID",
     "lat": "緯度",
     "lon": "経度",
+    "phone": "電話番号",
+    "code": "確認コード",
+    "name": "お名前",
+    "label": "名前",
+    "near_minutes": "お知らせの時間",
 }
 
 
@@ -54,6 +60,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.kind == "unauthorised" else None
+        if exc.kind == "too_many" and "retry_after_s" in exc.extra:
+            headers = {"Retry-After": str(int(exc.extra["retry_after_s"]))}
         return JSONResponse(
             body(exc.code, exc.message_ja, exc.message_en, **exc.extra),
             status_code=STATUS.get(exc.kind, 400),

@@ -451,6 +451,15 @@ class Hub:
                 r.last = r.last.model_copy(update={field_: e.eta, "updated_at": self.views.now()})
                 r.out.send(r.last)
 
+    def _rider_position(self, e: VehicleMoved) -> None:
+        """Riders following a booking on this vehicle see it move (their own booking's vehicle only)."""
+        for conns in self.riders.values():
+            for r in conns:
+                if r.vehicle_id == e.vehicle_id and r.last is not None:
+                    r.last = r.last.model_copy(update={"vehicle_lat": e.lat, "vehicle_lon": e.lon,
+                                                       "updated_at": self.views.now()})
+                    r.out.send(r.last)
+
     def add_operator(self, conn: OperatorConn) -> None:
         self.operators.add(conn)
 
@@ -505,8 +514,11 @@ class Hub:
                 riders_to_refresh.add(e.booking_id)
             elif isinstance(e, ReplanRequested):
                 self._to_operators(p.ReplanNeeded(vehicle_id=e.vehicle_id, reason=e.reason, booking_id=e.booking_id))
-            elif isinstance(e, (VehicleMoved, DriverBreakChanged)) and self.operators:
-                self._spawn(self._operator_vehicle(e.vehicle_id))
+            elif isinstance(e, (VehicleMoved, DriverBreakChanged)):
+                if isinstance(e, VehicleMoved):
+                    self._rider_position(e)
+                if self.operators:
+                    self._spawn(self._operator_vehicle(e.vehicle_id))
         for bid in riders_to_refresh:
             if bid in self.riders:
                 self._spawn(self.refresh_rider(bid))

@@ -38,6 +38,8 @@ class OfferCreate(Strict):
     passenger_name: str | None = Field(None, max_length=100)
     contact_phone: str | None = Field(None, max_length=32, pattern=r"^[0-9+\-() ]*$")
     rider_card: str | None = Field(None, max_length=32, pattern=r"^[A-Za-z0-9\-]*$")
+    for_account_id: str | None = Field(
+        None, max_length=64, description="book for a linked family member (their account_id from GET /api/v1/family)")
 
 
 class PlaceOut(BaseModel):
@@ -85,6 +87,8 @@ class BookingPublic(BaseModel):
     vehicle_id: str | None
     created_at: datetime | None
     cancel_reason: str | None
+    account_id: str | None = Field(None, description="the rider the booking is for")
+    booked_by_id: str | None = Field(None, description="the account that made it (a guardian, for family)")
 
     @classmethod
     def of(cls, b: Booking) -> BookingPublic:
@@ -110,6 +114,8 @@ class BookingPublic(BaseModel):
             vehicle_id=b.vehicle_id,
             created_at=lt(b.created_at),
             cancel_reason=b.cancel_reason,
+            account_id=b.account_id,
+            booked_by_id=b.booked_by_id,
         )
 
 

@@ -29,6 +29,7 @@ class RequestRide:
     contact_phone: str | None = None
     rider_card: str | None = None
     kind: str = "ride"
+    on_behalf_of: str | None = None  # a family member's account (the actor must be linked to it)
 
 
 @dataclass(frozen=True)

@@ -114,3 +114,16 @@ class Unauthorised(DomainError):
 class InvalidInput(DomainError):
     message_ja = "入力内容に誤りがあります。"
     message_en = "Some of the input is not valid."
+
+
+class TooManyRequests(DomainError):
+    """Too many tries in a short time; ``retry_after_s`` says when to try again."""
+
+    kind = "too_many"
+    message_ja = "短い時間に何度も試されました。しばらく待ってからもう一度お試しください。"
+    message_en = "Too many tries in a short time. Please wait a little and try again."
+
+
+class WrongCode(DomainError):
+    message_ja = "確認コードが違うか、有効期限が切れています。"
+    message_en = "The code is wrong or has expired."

@@ -92,6 +92,15 @@ async def _place(uow: UnitOfWork, svc: Services, ref: Any, actor: Actor, which: 
     return Place(ref.lat, ref.lon, None)
 
 
+async def _family_member(uow: UnitOfWork, actor: Actor, member_id: str) -> dict[str, Any]:
+    """The member's account, if the actor (a rider) has an active family link to them."""
+    link = await uow.riders.link(actor.account_id, member_id) if actor.role == "rider" else None
+    member = await uow.accounts.get(member_id)
+    if link is None or link["revoked_at"] is not None or member is None or member["disabled"]:
+        raise errors.Forbidden("このご家族の代わりに予約する連携がありません。", "You are not linked to book for this person.")
+    return member
+
+
 def _check_time(svc: Services, when: datetime, now: datetime) -> None:
     rules = svc.rules
     if when < now - timedelta(minutes=1):
@@ -185,6 +194,10 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
             )
         if (origin.lat, origin.lon) == (destination.lat, destination.lon):
             raise errors.SameOriginDestination()
+        passenger_name = cmd.passenger_name
+        if cmd.on_behalf_of:
+            member = await _family_member(uow, actor, cmd.on_behalf_of)
+            passenger_name = passenger_name or member["name"]
         if cmd.time_mode == "now" or cmd.time is None:
             if cmd.time_mode != "now":
                 raise errors.InvalidInput("時刻を指定してください。", "Please give a time.", field="time")
@@ -249,8 +262,9 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
                     party_size=cmd.party_size,
                     wheelchairs=cmd.wheelchairs,
                     parcels=cmd.parcels,
-                    passenger_name=cmd.passenger_name,
+                    passenger_name=passenger_name,
                     contact_phone=cmd.contact_phone,
+                    on_behalf_of=cmd.on_behalf_of,
                     rider_card=cmd.rider_card,
                     kind=cmd.kind,
                     max_ride_s=max_ride,
@@ -403,7 +417,7 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
         best = result.options[0]
         booking = Booking(
             id=bid,
-            account_id=actor.account_id if actor.role == "rider" else None,
+            account_id=r.get("on_behalf_of") or (actor.account_id if actor.role == "rider" else None),
             booked_by_id=actor.account_id,
             channel={"rider": "app", "kiosk": "kiosk"}.get(actor.role, "phone"),
             kind=r.get("kind", "ride"),
@@ -445,8 +459,8 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
 def _may_see(actor: Actor, b: Booking) -> bool:
     if actor.role in ("operator", "admin"):
         return True
-    if actor.role == "rider":
-        return b.account_id == actor.account_id
+    if actor.role == "rider":  # their own, and those they booked for a family member
+        return actor.account_id in (b.account_id, b.booked_by_id)
     if actor.role == "kiosk":
         return b.booked_by_id == actor.account_id
     if actor.role == "driver":

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     handover_secret: str = DEFAULT_HANDOVER_SECRET  # derives grocery handover codes
     ws_queue_size: int = 256  # messages held per live connection before a slow one is dropped
     bus_channel: str = "okuma:events"  # the Redis pub/sub channel (one per deployment)
+    # Notifier (docs/notifications.md): LINE Messaging API when both are set, else the log.
+    line_channel_access_token: str | None = None
+    line_channel_secret: str | None = None
+    line_api_base: str = "https://api.line.me"
+    line_friend_url: str | None = None  # shown on the rider page: "add the town's LINE account"
+    # Rider map: tile URL template ({z}/{x}/{y}); empty = the schematic of stops only, no tiles.
+    map_tile_url: str | None = None
+    map_tile_attribution: str = ""
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Settings:

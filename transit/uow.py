@@ -14,7 +14,9 @@ from transit.repositories import (
     AccountRepository,
     BookingRepository,
     EventLogRepository,
+    NoticeRepository,
     OfferRepository,
+    RiderRepository,
     StopRepository,
     VehicleRepository,
 )
@@ -71,6 +73,8 @@ class UnitOfWork:
         self.offers = OfferRepository(conn)
         self.accounts = AccountRepository(conn)
         self.event_log = EventLogRepository(conn)
+        self.riders = RiderRepository(conn)
+        self.notices = NoticeRepository(conn)
         self._committed = False
         return self
 

@@ -52,6 +52,7 @@ async def create_offer(body: OfferCreate, actor: Booker, svc: ServicesDep) -> Of
         passenger_name=body.passenger_name,
         contact_phone=body.contact_phone,
         rider_card=body.rider_card,
+        on_behalf_of=body.for_account_id,
     )
     o = await handlers.request_offer(cmd, actor, svc)
     return OfferPublic(
