@@ -250,6 +250,10 @@ def eta_message(ev: EtasUpdated) -> p.EtaUpdate:
     )
 
 
+def _minutes(eta: datetime, computed_s: int) -> int:
+    return max(0, round((to_epoch(eta) - computed_s) / 60))
+
+
 def _eta_map(ev: EtasUpdated | None) -> dict[tuple[str, str], datetime]:
     if ev is None:
         return {}
@@ -429,9 +433,12 @@ class Hub:
         b, live = await self.views.booking(booking_id, at_risk=booking_id in self.at_risk)
         if b is None or live is None:
             return
-        etas = _eta_map(self.last_etas.get(b.vehicle_id or ""))
+        last = self.last_etas.get(b.vehicle_id or "")
+        etas = _eta_map(last)
+        pickup = etas.get((b.id, "pickup"))
         live = live.model_copy(update={
-            "eta_pickup": _t(etas.get((b.id, "pickup"))), "eta_dropoff": _t(etas.get((b.id, "dropoff")))})
+            "eta_pickup": _t(pickup), "eta_dropoff": _t(etas.get((b.id, "dropoff"))),
+            "minutes_away": _minutes(pickup, last.computed_s) if pickup and last else None})
         for c in list(conns):
             c.vehicle_id = b.vehicle_id
             c.last = live
@@ -447,8 +454,12 @@ class Hub:
             for r in self.riders.get(e.booking_id, ()):
                 if r.last is None:
                     continue
-                field_ = "eta_pickup" if e.kind == "pickup" else "eta_dropoff"
-                r.last = r.last.model_copy(update={field_: e.eta, "updated_at": self.views.now()})
+                update: dict[str, Any] = {"updated_at": self.views.now()}
+                if e.kind == "pickup":
+                    update.update(eta_pickup=e.eta, minutes_away=_minutes(e.eta, ev.computed_s))
+                else:
+                    update["eta_dropoff"] = e.eta
+                r.last = r.last.model_copy(update=update)
                 r.out.send(r.last)
 
     def _rider_position(self, e: VehicleMoved) -> None:

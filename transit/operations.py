@@ -414,8 +414,10 @@ class Operations:
             return []
         ids = {v.booking_id for v in vehicle.plan}
         bookings = {b.id: b for b in await uow.bookings.active(ids)}
+        # The shift segment the vehicle is in now: a 12-hour window would pick the longest segment
+        # of the day (often the afternoon one) and drop the morning's visits, leaving no ETAs.
         snap = build_snapshot([vehicle], bookings, now=now,
-                                 window=(now, now + timedelta(seconds=self.eta_horizon_s)),
+                                 window=(now, now + timedelta(seconds=1)),
                                  travel=self.svc.travel)
         if not snap.problem.vehicles:
             return []

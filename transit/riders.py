@@ -388,6 +388,13 @@ async def may_book_for(uow: UnitOfWork, guardian_id: str, member_id: str) -> boo
     return link is not None and link["revoked_at"] is None
 
 
+async def notices(actor: Actor, svc: Services) -> list[dict[str, Any]]:
+    """The notices sent to this rider (kind, channel, status; no texts are kept)."""
+    _rider_only(actor)
+    async with svc.uow(readonly=True) as uow:
+        return await uow.notices.for_account(actor.account_id)
+
+
 # ------------------------------------------------------------------------ favourites
 
 

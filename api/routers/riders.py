@@ -92,6 +92,14 @@ class FavouritePublic(BaseModel):
     wheelchairs: int
 
 
+class NoticePublic(BaseModel):
+    kind: str = Field(..., description="confirmed | near | boarded | not_at_stop | promise_at_risk | cancelled | delivered | …")
+    channel: str = Field(..., description="line | sms | log")
+    status: str = Field(..., description="sending | sent | failed")
+    booking_id: str | None
+    at: datetime
+
+
 class RiderConfig(BaseModel):
     tile_url: str | None = Field(None, description="map tiles ({z}/{x}/{y}); null: the schematic of stops")
     tile_attribution: str
@@ -136,6 +144,14 @@ async def line_link(actor: CurrentActor, svc: ServicesDep, request: Request) -> 
     """A one-time code to send to the town's LINE account; notices then come by LINE."""
     code, until = await riders.start_line_link(actor, svc)
     return LineLink(code=code, expires_at=local(until), friend_url=request.app.state.runtime.settings.line_friend_url)
+
+
+@router.get("/rider/notices", response_model=list[NoticePublic], operation_id="list_rider_notices",
+            responses=ERRORS)
+async def list_notices(actor: CurrentActor, svc: ServicesDep) -> list[NoticePublic]:
+    """The notices sent to me, newest first (at most 50)."""
+    return [NoticePublic(kind=n["kind"], channel=n["channel"], status=n["status"], booking_id=n["booking_id"],
+                         at=local(n["created_at"])) for n in await riders.notices(actor, svc)]
 
 
 @router.get("/favourites", response_model=list[FavouritePublic], operation_id="list_favourites", responses=ERRORS)

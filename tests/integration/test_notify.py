@@ -18,9 +18,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from tests.conftest import Served
-from transit import riders
+from transit import errors, riders
 from transit.events import RideBooked
-from transit.notify import DeliveryFailed, LineChannel, line_signature, retry_key, verify_line_signature
+from transit.notify import (
+    DeliveryFailed,
+    LineChannel,
+    line_signature,
+    retry_key,
+    verify_line_signature,
+)
 
 SECRET = "test-channel-secret"
 TOKEN = "test-channel-access-token"
@@ -326,9 +332,44 @@ async def test_family_link_by_code_and_the_guardian_is_told_of_the_boarding(serv
 
 
 async def test_phone_numbers_are_normalised() -> None:
-    assert riders.normalise_phone("０９０－１２３４－５６７８") == "+819012345678"
+    assert riders.normalise_phone("\uff10\uff19\uff10\uff0d\uff11\uff12\uff13\uff14\uff0d\uff15\uff16\uff17\uff18")  # full width == "+819012345678"
     assert riders.normalise_phone("+81 90 1234 5678") == "+819012345678"
     assert riders.normalise_phone("0240-32-2111") == "+81240322111"
     for bad in ("12345", "0012345678", "abc", ""):
-        with pytest.raises(Exception):
+        with pytest.raises(errors.InvalidInput):
             riders.normalise_phone(bad)
+
+
+async def test_the_minibus_near_is_told_once_from_its_position(served: Served) -> None:
+    """ETAs follow the reported position (in the vehicle's current shift segment); within the
+    rider's N minutes the notifier sends "near" once, not on every fix."""
+    from transit.operations import ReportPosition
+
+    account_id, token = await _phone_rider(served, "090-4321-0000")
+    auth = {"Authorization": f"Bearer {token}"}
+    offer = await served.client.post("/api/v1/offers", headers=auth, json={
+        "origin": {"stop_id": "ono_station_west_plaza"}, "destination": {"stop_id": "okuma_town_hall"},
+        "time_mode": "now"})
+    b = (await served.client.post("/api/v1/bookings", headers={**auth, "Idempotency-Key": "near1"},
+                                  json={"offer_id": offer.json()["offer_id"]})).json()
+    ops, notifier = served.runtime.operations, served.runtime.notifier
+    log = notifier.log_channel.sent
+
+    async def fix(n: int, lat: float, lon: float) -> None:
+        r = await ops.report(ReportPosition(vehicle_id=b["vehicle_id"], client_event_id=f"near-{n}", at=None,
+                                            lat=lat, lon=lon))
+        assert r.result == "applied"
+        await notifier.drain()
+
+    await fix(1, 37.3822, 140.9590)  # at the town hall, about ten minutes away
+    _, etas = await ops.etas(b["vehicle_id"])
+    assert any(e.booking_id == b["id"] and e.kind == "pickup" for e in etas)
+    assert not any("まもなく" in d.text or "あと約" in d.text for d in log)
+    served.clock.advance(6 * 60)
+    await fix(2, 37.4080, 140.9815)  # almost at Ono Station
+    await fix(3, 37.4085, 140.9820)
+    near = [d for d in log if "あと約" in d.text]
+    assert len(near) == 1 and near[0].address == "+819043210000"
+    async with served.runtime.services.uow(readonly=True) as uow:
+        kinds = [r["kind"] for r in await uow.notices.for_account(account_id)]
+    assert kinds.count("near") == 1

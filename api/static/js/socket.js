@@ -16,6 +16,10 @@ const HANDLERS = {
     latest_dropoff: m.latest_dropoff,
     planned_pickup: m.planned_pickup,
     eta: m.eta_pickup || m.planned_pickup,
+    eta_dropoff: m.eta_dropoff || m.planned_dropoff,
+    minutes_away: m.minutes_away,
+    vehicle_lat: m.vehicle_lat,
+    vehicle_lon: m.vehicle_lon,
     at_risk: m.at_risk,
     live_message_ja: m.message_ja,
     live_message_en: m.message_en,
@@ -48,8 +52,9 @@ export function watchBooking(api, id, on) {
 
   try {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${proto}//${location.host}/ws/bookings/${encodeURIComponent(id)}?token=${encodeURIComponent(api.token)}`;
-    ws = new WebSocket(url);
+    // The token goes in the first message, never in the URL (URLs end up in logs).
+    ws = new WebSocket(`${proto}//${location.host}/ws/bookings/${encodeURIComponent(id)}`);
+    ws.onopen = () => { ws.send(JSON.stringify({ type: "hello", token: api.token, client: "rider-app" })); };
     ws.onmessage = (ev) => {
       try {
         handleMessage(JSON.parse(ev.data), on, ws);
