@@ -254,6 +254,14 @@ def test_resident_signs_in_books_watches_the_minibus_come_and_cancels(
         page.wait_for_timeout(100)
     else:
         pytest.fail("no cancellation notice")
+    # Favourites and "book again": the same trip, one tap.
+    page.click("#save-favourite")
+    page.wait_for_selector("#booking-status-live:has-text('お気に入りに登録しました')")
+    page.click("#book-again")
+    page.wait_for_selector("#favourites button.fav")
+    assert "大野駅西口" in page.locator("#pick-origin").inner_text()
+    assert "大熊町役場" in page.locator("#pick-destination").inner_text()
+    axe(page, "request_favourites")
     page.click("#tab-family")
     page.wait_for_selector("#notice-list [data-kind=near]")
     axe(page, "family_notices")
