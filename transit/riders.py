@@ -323,9 +323,10 @@ async def invite_family(actor: Actor, phone_raw: str, name: str, svc: Services,
             f"同意される場合は、確認コード {code} を{who}さんに伝えてください({minutes}分間有効)。\n"
             f"{who} asks to book minibus rides for you and be told when you board. "
             f"If you agree, tell them the code {code} (valid {minutes} min).")
-    if member is not None:
+    picked = notifier.channel_for(member)
+    if member is not None and picked is not None and picked[0] is notifier.line:
         await notifier.notify(member["account_id"], "family_code", text, key=f"code:{code_id}")
-    else:
+    else:  # by SMS (or the development log, which shows the code)
         await notifier.send_code(phone, code, text, key=f"code:{code_id}")
     return code_id, now + timedelta(seconds=FAMILY_CODE_TTL_S)
 
