@@ -113,6 +113,19 @@ def _locked_until(codes: list[dict[str, Any]], now: datetime) -> datetime | None
     return last + timedelta(seconds=LOCK_S)
 
 
+async def _wrong_try(uow: UnitOfWork, row: dict[str, Any], now: datetime) -> int:
+    """Count a wrong try and commit it (the code dies at MAX_WRONG); returns the tries left."""
+    attempts = row["attempts"] + 1
+    await uow.riders.update_code(row["id"], attempts=attempts, used_at=now if attempts >= MAX_WRONG else None)
+    await uow.commit()
+    return max(0, MAX_WRONG - attempts)
+
+
+def _wrong(left: int) -> errors.WrongCode:
+    return errors.WrongCode(f"確認コードが違います。あと{left}回まで試せます。",
+                            f"That code is not right. {left} tries left.", attempts_left=left)
+
+
 def _locked(until: datetime, now: datetime) -> errors.TooManyRequests:
     return errors.TooManyRequests(
         "確認コードを何度も間違えたため、この電話番号はしばらく使えません。時間をおいてお試しいただくか、町の窓口にお電話ください。",
@@ -168,16 +181,11 @@ async def verify_sign_in(phone_raw: str, code: str, name: str | None, svc: Servi
             raise errors.WrongCode("確認コードの有効期限が切れています。もう一度コードを送ってください。",
                                    "The code has expired. Please ask for a new one.")
         if not hmac.compare_digest(live["code_hash"], _code_hash(live["id"], code)):
-            attempts = live["attempts"] + 1
-            dead = attempts >= MAX_WRONG
-            await uow.riders.update_code(live["id"], attempts=attempts, used_at=now if dead else None)
-            await uow.commit()
-            updated = [{**c, "attempts": attempts} if c["id"] == live["id"] else c for c in codes]
+            left = await _wrong_try(uow, live, now)
+            updated = [{**c, "attempts": MAX_WRONG - left} if c["id"] == live["id"] else c for c in codes]
             if _locked_until(updated, now) is not None:
                 raise _locked(now + timedelta(seconds=LOCK_S), now)
-            left = MAX_WRONG - attempts
-            raise errors.WrongCode(f"確認コードが違います。あと{left}回まで試せます。",
-                                   f"That code is not right. {left} tries left.", attempts_left=left)
+            raise _wrong(left)
         await uow.riders.update_code(live["id"], used_at=now)
         account_id, new = await _rider_account(uow, phone, name or "", now)
         account = await uow.accounts.get(account_id)
@@ -341,13 +349,7 @@ async def confirm_family(actor: Actor, invitation_id: str, code: str, svc: Servi
                 or row["used_at"] is not None or row["expires_at"] <= now):
             raise errors.WrongCode()
         if not hmac.compare_digest(row["code_hash"], _code_hash(row["id"], code)):
-            attempts = row["attempts"] + 1
-            await uow.riders.update_code(row["id"], attempts=attempts,
-                                         used_at=now if attempts >= MAX_WRONG else None)
-            await uow.commit()
-            left = max(0, MAX_WRONG - attempts)
-            raise errors.WrongCode(f"確認コードが違います。あと{left}回まで試せます。",
-                                   f"That code is not right. {left} tries left.", attempts_left=left)
+            raise _wrong(await _wrong_try(uow, row, now))
         await uow.riders.update_code(row["id"], used_at=now)
         member, _ = await _rider_account(uow, row["data"]["phone"], row["data"].get("name", ""), now)
         await _add_link(uow, actor.account_id, member, "code", member, now)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 
 from api.deps import CurrentActor, ServicesDep
+from api.routers.bookings import ERRORS as BOOKING_ERRORS
 from api.schemas import Strict
 from transit import riders
 from transit.clock import local
@@ -17,10 +18,8 @@ from transit.notify import Notifier
 router = APIRouter(prefix="/api/v1", tags=["riders"])
 
 ERRORS = {
+    **{k: v for k, v in BOOKING_ERRORS.items() if k in (401, 403, 404)},
     400: {"description": "不正な入力・コード違い / bad input or wrong code (message_ja, message_en)"},
-    401: {"description": "認証が必要 / authentication required"},
-    403: {"description": "権限なし / wrong role"},
-    404: {"description": "見つからない / not found"},
     429: {"description": "試行が多すぎる / too many tries (Retry-After, retry_after_s)"},
 }
 PHONE = Field(..., min_length=6, max_length=24, description="日本の電話番号 / Japanese phone number, e.g. 090-1234-5678")
