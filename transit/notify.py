@@ -183,7 +183,7 @@ def compose(kind: str, b: Booking, origin_name: tuple[str, str], *, minutes: int
     number = getattr(b, "number", None)
     ref = f"予約番号 {number}" if number else ""
     ref_en = f"Booking {number}" if number else ""
-    who = b.passenger_name or ""
+    who = b.passenger_name or "ご利用者"
     stop_ja, stop_en = origin_name
     win = f"{_hm(b.pickup_earliest)}〜{_hm(b.pickup_latest)}"
     win_en = f"{_hm(b.pickup_earliest)}-{_hm(b.pickup_latest)}"

@@ -47,6 +47,11 @@ def normalise_phone(raw: str) -> str:
     return "+81" + digits[1:]
 
 
+def clean_name(raw: str | None) -> str:
+    """A name as given, without control characters (PostgreSQL refuses NUL), at most 100 characters."""
+    return "".join(ch for ch in unicodedata.normalize("NFC", raw or "") if unicodedata.category(ch)[0] != "C").strip()[:100]
+
+
 def _code_hash(salt: str, code: str) -> str:
     return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
 
@@ -93,7 +98,7 @@ async def _rider_account(uow: UnitOfWork, phone: str, name: str, now: datetime) 
         return found["account_id"], False
     account_id = f"acc_{secrets.token_urlsafe(9)}"
     _, token_hash = issue_token()
-    await uow.accounts.add(dict(id=account_id, role="rider", name=(name or "").strip()[:200], token_hash=token_hash,
+    await uow.accounts.add(dict(id=account_id, role="rider", name=clean_name(name), token_hash=token_hash,
                                 stop_id=None, vehicle_id=None, door_to_door=False, locale="ja",
                                 created_at=now, disabled=False))
     await uow.riders.add(dict(account_id=account_id, phone=phone, line_user_id=None, near_minutes=5,
@@ -192,8 +197,8 @@ async def verify_sign_in(phone_raw: str, code: str, name: str | None, svc: Servi
         if account is None or account["disabled"]:
             raise errors.Forbidden("この利用者は停止されています。町の窓口にお問い合わせください。",
                                    "This rider is disabled. Please contact the town desk.")
-        if name and not account["name"]:
-            await uow.riders.set_name(account_id, name.strip()[:200])
+        if clean_name(name) and not account["name"]:
+            await uow.riders.set_name(account_id, clean_name(name))
         token, token_hash = issue_token()
         await uow.riders.set_token_hash(account_id, token_hash)
         await uow.commit()
@@ -230,7 +235,7 @@ async def update_profile(actor: Actor, svc: Services, *, name: str | None, near_
                                   f"Choose {', '.join(map(str, NEAR_MINUTES))} minutes.", field="near_minutes")
     async with svc.uow() as uow:
         if name is not None:
-            await uow.riders.set_name(actor.account_id, name.strip()[:200])
+            await uow.riders.set_name(actor.account_id, clean_name(name))
         if near_minutes is not None:
             if await uow.riders.get(actor.account_id) is None:
                 raise errors.InvalidInput("電話番号で登録した利用者だけが設定できます。",
@@ -319,7 +324,7 @@ async def invite_family(actor: Actor, phone_raw: str, name: str, svc: Services,
         if len(sent) >= CODES_PER_HOUR:
             raise errors.TooManyRequests(retry_after_s=_retry_after(now, sent[-1]["created_at"] + timedelta(hours=1)))
         await uow.riders.add_code(dict(id=code_id, purpose="family", subject=actor.account_id,
-                                       code_hash=_code_hash(code_id, code), data={"phone": phone, "name": name[:200]},
+                                       code_hash=_code_hash(code_id, code), data={"phone": phone, "name": clean_name(name)},
                                        created_at=now, expires_at=now + timedelta(seconds=FAMILY_CODE_TTL_S),
                                        attempts=0))
         me = await uow.accounts.get(actor.account_id)
@@ -418,7 +423,7 @@ async def add_favourite(actor: Actor, svc: Services, *, label: str, origin: str,
                 raise errors.UnknownStop(stop_id=s)
         if len(await uow.riders.favourites(actor.account_id)) >= 20:
             raise errors.InvalidInput("お気に入りは20件までです。", "Up to 20 favourites.")
-        fav = dict(id=f"fav_{secrets.token_urlsafe(9)}", account_id=actor.account_id, label=label.strip()[:100],
+        fav = dict(id=f"fav_{secrets.token_urlsafe(9)}", account_id=actor.account_id, label=clean_name(label) or "★",
                    origin_stop_id=origin, destination_stop_id=destination, party_size=party_size,
                    wheelchairs=wheelchairs, created_at=svc.clock.now())
         await uow.riders.add_favourite(fav)

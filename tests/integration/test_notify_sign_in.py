@@ -106,3 +106,13 @@ async def test_bad_phone_numbers_get_a_clear_400(served: Served) -> None:
     assert r.status_code in (400, 422) and r.json()["message_ja"] and r.json()["message_en"]
     r = await _send(served, "0000000000")
     assert r.status_code == 400 and r.json()["error"] == "InvalidInput"
+
+
+async def test_names_lose_control_characters(served: Served) -> None:
+    """A NUL in a name would be a server error on PostgreSQL: it is dropped instead."""
+    await _send(served)
+    r = await served.client.post("/api/v1/sign-in/verify",
+                                 json={"phone": PHONE, "code": _code(served), "name": "大熊\x00 花\u200b子"})
+    assert r.status_code == 200
+    me = await served.client.get("/api/v1/me", headers={"Authorization": f"Bearer {r.json()['token']}"})
+    assert me.json()["name"] == "大熊 花子"
