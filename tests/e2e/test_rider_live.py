@@ -136,7 +136,8 @@ class Tablet:
     """A driver's tablet on /ws/driver (token in the first message)."""
 
     def __init__(self, base_url: str, token: str) -> None:
-        self.ws = connect(base_url.replace("http", "ws") + "/ws/driver", open_timeout=5)
+        self._cm = connect(base_url.replace("http", "ws") + "/ws/driver", open_timeout=5)
+        self.ws = self._cm.__enter__()
         self.ws.send(json.dumps({"type": "hello", "token": token}))
         self.n = 0
 
@@ -151,7 +152,7 @@ class Tablet:
                 return m
 
     def close(self) -> None:
-        self.ws.close()
+        self._cm.__exit__(None, None, None)
 
 
 def sign_in(page: Any, live: LiveServer, codes: Codes, phone: str, name: str) -> None:

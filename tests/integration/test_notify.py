@@ -373,3 +373,35 @@ async def test_the_minibus_near_is_told_once_from_its_position(served: Served) -
     async with served.runtime.services.uow(readonly=True) as uow:
         kinds = [r["kind"] for r in await uow.notices.for_account(account_id)]
     assert kinds.count("near") == 1
+
+
+async def test_not_at_the_stop_and_promise_at_risk_are_told(served: Served) -> None:
+    """A no-show (after the wait at the stop) and a promise at risk each reach the rider once."""
+    from transit.events import PromiseAtRisk
+    from transit.operations import ReportArrival, ReportNoShow
+
+    account_id, token = await _phone_rider(served, "070-1212-3434")
+    auth = {"Authorization": f"Bearer {token}"}
+    offer = await served.client.post("/api/v1/offers", headers=auth, json={
+        "origin": {"stop_id": "okuma_town_hall"}, "destination": {"stop_id": "ono_station_west_plaza"},
+        "time_mode": "now"})
+    b = (await served.client.post("/api/v1/bookings", headers={**auth, "Idempotency-Key": "ns1"},
+                                  json={"offer_id": offer.json()["offer_id"]})).json()
+    notifier, ops = served.runtime.notifier, served.runtime.operations
+    late = PromiseAtRisk(b["id"], b["vehicle_id"], expected_s=2_000_000_000, promised_latest_s=1_999_999_000)
+    await notifier.on_events([late])
+    await notifier.on_events([late])  # told once, not on every fix
+    served.clock.advance(300)
+    await ops.report(ReportArrival(vehicle_id=b["vehicle_id"], client_event_id="ns-a", at=None,
+                                   booking_ids=(b["id"],), stop_id="okuma_town_hall"))
+    served.clock.advance(181)
+    res = await ops.report(ReportNoShow(vehicle_id=b["vehicle_id"], client_event_id="ns-n", at=None,
+                                        booking_id=b["id"]))
+    assert res.result == "applied", res
+    await notifier.drain()
+    texts = [d.text for d in notifier.log_channel.sent if d.address == "+817012123434"]
+    assert sum("遅れる見込み" in t for t in texts) == 1
+    assert sum("乗車されませんでした" in t for t in texts) == 1
+    async with served.runtime.services.uow(readonly=True) as uow:
+        kinds = sorted(r["kind"] for r in await uow.notices.for_account(account_id))
+    assert kinds == ["confirmed", "not_at_stop", "promise_at_risk"]
