@@ -119,7 +119,7 @@ def page_for(browser: Any, server: tuple[LiveServer, dict[str, str]]) -> Iterato
     def make() -> Any:
         ctx = browser.new_context(viewport={"width": PHONE[0], "height": PHONE[1]}, locale="ja-JP",
                                   timezone_id="Asia/Tokyo", service_workers="block")
-        ctx.set_default_timeout(10000)
+        ctx.set_default_timeout(20000)  # the machine may be busy: waits are for events, not timing
         contexts.append(ctx)
         page = ctx.new_page()
         page.clock.install(time=live.clock.now())
