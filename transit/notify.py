@@ -349,6 +349,8 @@ class Notifier:
             await self._near(e)
 
     async def _near(self, e: Any) -> None:
+        if len(self._near_done) > 50_000:  # a memo only (sent_notices decides): keep it bounded
+            self._near_done.clear()
         for booking_id, kind, eta_s, _planned, _latest, _late in e.etas:
             if kind != "pickup" or booking_id in self._near_done:
                 continue
