@@ -22,7 +22,7 @@ from api.limits import (
     secured_operations,
 )
 from api.realtime import Hub
-from api.routers import bookings, driver_ws, gtfs, rider_ws, stops, stores, tomp, vehicles
+from api.routers import bookings, driver_ws, family, gtfs, line_webhook, rider_ws, riders, stops, stores, tomp, vehicles
 from transit.bootstrap import Runtime, bootstrap
 from transit.clock import Clock
 from transit.db import database_problem
@@ -75,6 +75,8 @@ def create_app(
         app.state.runtime = runtime
         app.state.services = runtime.services
         app.state.actor_cache = {}
+        if runtime.notifier is not None:  # notices run after the commit, from the bus
+            runtime.bus.subscribe(runtime.notifier.on_events)
         hub = Hub(runtime)
         app.state.hub = hub
         await hub.start()
@@ -117,6 +119,9 @@ def create_app(
     app.include_router(tomp.router)
     app.include_router(stores.router)
     app.include_router(stores.ws_router)
+    app.include_router(riders.router)
+    app.include_router(family.router)
+    app.include_router(line_webhook.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -41,6 +41,11 @@ FIELD_JA = {
     "offer_id": "提案ID",
     "lat": "緯度",
     "lon": "経度",
+    "phone": "電話番号",
+    "code": "確認コード",
+    "name": "お名前",
+    "label": "名前",
+    "near_minutes": "お知らせの時間",
 }
 
 

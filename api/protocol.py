@@ -293,6 +293,8 @@ class BookingLive(_Out):
     eta_dropoff: datetime | None = None
     vehicle_lat: float | None = None
     vehicle_lon: float | None = None
+    minutes_away: int | None = Field(
+        None, description="minutes until the expected pickup, by the server's clock (the page's 'near' notice)")
     at_risk: bool = False
     handover_code: str | None = Field(None, description="a delivery: the code the recipient gives the driver")
     delivery_status: str | None = Field(

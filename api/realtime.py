@@ -277,6 +277,10 @@ def eta_message(ev: EtasUpdated) -> p.EtaUpdate:
     )
 
 
+def _minutes(eta: datetime, computed_s: int) -> int:
+    return max(0, round((to_epoch(eta) - computed_s) / 60))
+
+
 def _eta_map(ev: EtasUpdated | None) -> dict[tuple[str, str], datetime]:
     if ev is None:
         return {}
@@ -470,9 +474,12 @@ class Hub:
         b, live = await self.views.booking(booking_id)
         if b is None or live is None:
             return
-        etas = _eta_map(self.last_etas.get(b.vehicle_id or ""))
+        last = self.last_etas.get(b.vehicle_id or "")
+        etas = _eta_map(last)
+        pickup = etas.get((b.id, "pickup"))
         live = live.model_copy(update={
-            "eta_pickup": _t(etas.get((b.id, "pickup"))), "eta_dropoff": _t(etas.get((b.id, "dropoff")))})
+            "eta_pickup": _t(pickup), "eta_dropoff": _t(etas.get((b.id, "dropoff"))),
+            "minutes_away": _minutes(pickup, last.computed_s) if pickup and last else None})
         for c in list(conns):
             c.vehicle_id = b.vehicle_id
             c.last = live
@@ -488,9 +495,22 @@ class Hub:
             for r in self.riders.get(e.booking_id, ()):
                 if r.last is None:
                     continue
-                field_ = "eta_pickup" if e.kind == "pickup" else "eta_dropoff"
-                r.last = r.last.model_copy(update={field_: e.eta, "updated_at": self.views.now()})
+                update: dict[str, Any] = {"updated_at": self.views.now()}
+                if e.kind == "pickup":
+                    update.update(eta_pickup=e.eta, minutes_away=_minutes(e.eta, ev.computed_s))
+                else:
+                    update["eta_dropoff"] = e.eta
+                r.last = r.last.model_copy(update=update)
                 r.out.send(r.last)
+
+    def _rider_position(self, e: VehicleMoved) -> None:
+        """Riders following a booking on this vehicle see it move (their own booking's vehicle only)."""
+        for conns in self.riders.values():
+            for r in conns:
+                if r.vehicle_id == e.vehicle_id and r.last is not None:
+                    r.last = r.last.model_copy(update={"vehicle_lat": e.lat, "vehicle_lon": e.lon,
+                                                       "updated_at": self.views.now()})
+                    r.out.send(r.last)
 
     def add_operator(self, conn: OperatorConn) -> None:
         self.operators.add(conn)
@@ -561,8 +581,11 @@ class Hub:
                 riders_to_refresh.add(e.booking_id)
             elif isinstance(e, ReplanRequested):
                 self._to_operators(p.ReplanNeeded(vehicle_id=e.vehicle_id, reason=e.reason, booking_id=e.booking_id))
-            elif isinstance(e, (VehicleMoved, DriverBreakChanged)) and self.operators:
-                self._spawn(self._operator_vehicle(e.vehicle_id))
+            elif isinstance(e, (VehicleMoved, DriverBreakChanged)):
+                if isinstance(e, VehicleMoved):
+                    self._rider_position(e)
+                if self.operators:
+                    self._spawn(self._operator_vehicle(e.vehicle_id))
         for bid in riders_to_refresh:
             if bid in self.riders:
                 self._spawn(self.refresh_rider(bid))

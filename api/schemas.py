@@ -136,6 +136,8 @@ class OfferCreate(Strict):
         None, max_length=32, pattern=r"^[A-Za-z0-9\-]*$",
         description="kiosk/operator: a registered rider's card number; the booking becomes theirs, under their name")
     driver_note: Text | None = Field(None, max_length=200, description="a note for the driver (e.g. where to wait)")
+    for_account_id: str | None = Field(
+        None, max_length=64, description="book for a linked family member (their account_id from GET /api/v1/family)")
     delivery: DeliveryIn | None = Field(None, description="required when kind is delivery")
 
     @model_validator(mode="after")
@@ -207,6 +209,8 @@ class BookingPublic(BaseModel):
     cancel_reason: str | None
     driver_note: str | None = None
     delivery: DeliveryPublic | None = Field(None, description="a delivery's order (with the code for the recipient)")
+    account_id: str | None = Field(None, description="the rider the booking is for")
+    booked_by_id: str | None = Field(None, description="the account that made it (a guardian, for family)")
 
     @classmethod
     def of(cls, b: Booking, *, name_hidden: bool = False) -> BookingPublic:
@@ -234,6 +238,8 @@ class BookingPublic(BaseModel):
             created_at=lt(b.created_at),
             cancel_reason=b.cancel_reason,
             driver_note=b.driver_note,
+            account_id=b.account_id,
+            booked_by_id=b.booked_by_id,
         )
 
 

@@ -12,6 +12,7 @@ from transit.bus import InProcessBus, RedisBus, event_from_dict, make_bus
 from transit.clock import Clock, SystemClock
 from transit.db import make_engine
 from transit.handlers import Services
+from transit.notify import LineChannel, Notifier
 from transit.operations import Operations
 from transit.ratelimit import RateLimiter
 from transit.reference_data import DEFAULT_DATA_DIR, ReferenceData, load_okuma
@@ -29,12 +30,15 @@ class Runtime:
     services: Services
     operations: Operations | None = None
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    notifier: Notifier | None = None
 
     async def start(self) -> None:
         """Start background parts (the Redis subscription); call inside a running loop."""
         await self.bus.start()
 
     async def close(self) -> None:
+        if self.notifier is not None:
+            await self.notifier.close()
         await self.bus.close()
         await self.engine.dispose()
 
@@ -61,4 +65,8 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None, reference: Refe
     stores = load_stores(stores_file, [s.stop_id for s in ref.stops]) if stores_file.exists() else {}
     services = Services(rules=ref.rules, area=ref.area, travel=travel, clock=clock, uow=uow, stores=stores)
     operations = Operations(services, handover_secret=settings.handover_secret)
-    return Runtime(settings, engine, bus, ref, services, operations, RateLimiter(settings.rate_limits))
+    line = None
+    if settings.line_channel_access_token and settings.line_channel_secret:
+        line = LineChannel(settings.line_channel_access_token, base_url=settings.line_api_base)
+    notifier = Notifier(uow, clock, line=line, show_codes=settings.environment == "development")
+    return Runtime(settings, engine, bus, ref, services, operations, RateLimiter(settings.rate_limits), notifier)

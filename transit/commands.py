@@ -38,6 +38,7 @@ class RequestRide:
     window_end: datetime | None = None
     temperature: str = "chilled"  # ambient | chilled | frozen (chilled unless the resident knows)
     driver_note: str | None = None
+    on_behalf_of: str | None = None  # a family member's account (the actor must be linked to it)
 
 
 @dataclass(frozen=True)

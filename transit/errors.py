@@ -122,6 +122,8 @@ class RateLimited(DomainError):
     kind = "rate_limited"
     message_ja = "操作が多すぎます。しばらく待ってからもう一度お試しください。"
     message_en = "Too many requests. Please wait a moment and try again."
+
+
 class UnknownRiderCard(DomainError):
     kind = "not_found"
     message_ja = "この乗車カードは登録されていません。カードなしで予約するか、町の窓口にご相談ください。"
@@ -132,3 +134,9 @@ class RiderCardTaken(DomainError):
     kind = "conflict"
     message_ja = "その乗車カードはすでに登録されています。"
     message_en = "That rider card is already registered."
+
+
+
+class WrongCode(DomainError):
+    message_ja = "確認コードが違うか、有効期限が切れています。"
+    message_en = "The code is wrong or has expired."

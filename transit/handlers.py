@@ -129,6 +129,15 @@ async def _card_holder(uow: UnitOfWork, card: str | None, actor: Actor) -> dict[
     return row
 
 
+async def _family_member(uow: UnitOfWork, actor: Actor, member_id: str) -> dict[str, Any]:
+    """The member's account, if the actor (a rider) has an active family link to them."""
+    link = await uow.riders.link(actor.account_id, member_id) if actor.role == "rider" else None
+    member = await uow.accounts.get(member_id)
+    if link is None or link["revoked_at"] is not None or member is None or member["disabled"]:
+        raise errors.Forbidden("このご家族の代わりに予約する連携がありません。", "You are not linked to book for this person.")
+    return member
+
+
 def _check_time(svc: Services, when: datetime, now: datetime) -> None:
     rules = svc.rules
     if when < now - timedelta(minutes=1):
@@ -238,6 +247,10 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
         if (origin.lat, origin.lon) == (destination.lat, destination.lon):
             raise errors.SameOriginDestination()
         holder = await _card_holder(uow, cmd.rider_card, actor)
+        passenger_name = cmd.passenger_name
+        if cmd.on_behalf_of:
+            member = await _family_member(uow, actor, cmd.on_behalf_of)
+            passenger_name = passenger_name or member["name"]
         if delivery:
             assert cmd.window_start is not None and cmd.window_end is not None
             when = cmd.window_start
@@ -328,10 +341,11 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
                     parcels=cmd.parcels,
                     # A registered rider's card: the booking is theirs, under the name they registered.
                     passenger_name=holder["name"] if holder else cmd.passenger_name,
-                    rider_account_id=holder["id"] if holder else None,
+                    passenger_name=holder["name"] if holder else passenger_name,
                     contact_phone=cmd.contact_phone,
                     rider_card=holder["rider_card"] if holder else cmd.rider_card,
                     driver_note=(cmd.driver_note or "").strip() or None,
+                    on_behalf_of=cmd.on_behalf_of,
                     kind=cmd.kind,
                     max_ride_s=max_ride,
                     pickup_service_s=service_s,
@@ -711,7 +725,7 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
         best = result.options[0]
         booking = Booking(
             id=bid,
-            account_id=actor.account_id if actor.role == "rider" else r.get("rider_account_id"),
+            account_id=r.get("on_behalf_of") or (actor.account_id if actor.role == "rider" else r.get("rider_account_id")),
             booked_by_id=actor.account_id,
             channel={"rider": "app", "kiosk": "kiosk", "maas": "maas"}.get(actor.role, "phone"),
             kind=r.get("kind", "ride"),
@@ -768,8 +782,8 @@ def is_recipient_side(actor: Actor, b: Booking) -> bool:
     """The booking's own side: the rider who owns it, the kiosk that booked it, the desk."""
     if actor.role in ("operator", "admin"):
         return True
-    if actor.role == "rider":
-        return b.account_id == actor.account_id
+    if actor.role == "rider":  # their own, and those they booked for a family member
+        return actor.account_id in (b.account_id, b.booked_by_id)
     if actor.role == "kiosk":  # booked here, or leaving from this kiosk's stop (looked up by number)
         return b.booked_by_id == actor.account_id or (
             actor.stop_id is not None and b.origin.stop_id == actor.stop_id)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from transit import numbers
@@ -343,7 +343,8 @@ class BookingRepository:
     async def for_account(self, account_id: str, *, limit: int = 100, offset: int = 0) -> list[Booking]:
         q = (
             select(t.bookings)
-            .where(t.bookings.c.account_id == account_id)
+            # their own, and those they booked for a family member
+            .where(or_(t.bookings.c.account_id == account_id, t.bookings.c.booked_by_id == account_id))
             .order_by(t.bookings.c.pickup_earliest.desc(), t.bookings.c.id)
             .limit(limit).offset(offset)
         )
@@ -598,3 +599,146 @@ class EventLogRepository:
                      aggregate_id=d.get("booking_id") or d.get("vehicle_id") or "-", payload=d) for d in payloads]
         if rows:
             await self.conn.execute(insert(t.event_log), rows)
+
+def _row(r: Any) -> dict[str, Any] | None:
+    return dict(r) if r else None
+
+
+class RiderRepository:
+    """Riders signed in by phone, their one-time codes, family links and favourites."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def by_phone(self, phone: str) -> dict[str, Any] | None:
+        q = select(t.riders).where(t.riders.c.phone == phone)
+        return _row((await self.conn.execute(q)).mappings().first())
+
+    async def get(self, account_id: str) -> dict[str, Any] | None:
+        q = select(t.riders).where(t.riders.c.account_id == account_id)
+        return _row((await self.conn.execute(q)).mappings().first())
+
+    async def by_line_user(self, line_user_id: str) -> str | None:
+        q = select(t.riders.c.account_id).where(t.riders.c.line_user_id == line_user_id)
+        r = (await self.conn.execute(q)).first()
+        return str(r[0]) if r else None
+
+    async def add(self, rider: dict[str, Any]) -> None:
+        await self.conn.execute(insert(t.riders).values(**rider))
+
+    async def update(self, account_id: str, **values: Any) -> None:
+        await self.conn.execute(update(t.riders).where(t.riders.c.account_id == account_id).values(**values))
+
+    async def set_token_hash(self, account_id: str, token_hash: str) -> None:
+        await self.conn.execute(
+            update(t.accounts).where(t.accounts.c.id == account_id).values(token_hash=token_hash))
+
+    async def set_name(self, account_id: str, name: str) -> None:
+        await self.conn.execute(update(t.accounts).where(t.accounts.c.id == account_id).values(name=name))
+
+    # ---- one-time codes
+
+    async def add_code(self, code: dict[str, Any]) -> None:
+        await self.conn.execute(insert(t.one_time_codes).values(**code))
+
+    async def codes_since(self, purpose: str, subject: str, since: datetime) -> builtins.list[dict[str, Any]]:
+        c = t.one_time_codes.c
+        q = (select(t.one_time_codes).where(c.purpose == purpose, c.subject == subject, c.created_at >= since)
+             .order_by(c.created_at.desc()))
+        return [dict(r) for r in (await self.conn.execute(q)).mappings()]
+
+    async def code(self, code_id: str) -> dict[str, Any] | None:
+        q = select(t.one_time_codes).where(t.one_time_codes.c.id == code_id)
+        return _row((await self.conn.execute(q)).mappings().first())
+
+    async def code_by_hash(self, purpose: str, code_hash: str, now: datetime) -> dict[str, Any] | None:
+        c = t.one_time_codes.c
+        q = select(t.one_time_codes).where(c.purpose == purpose, c.code_hash == code_hash,
+                                           c.used_at.is_(None), c.expires_at > now)
+        return _row((await self.conn.execute(q)).mappings().first())
+
+    async def update_code(self, code_id: str, **values: Any) -> None:
+        await self.conn.execute(update(t.one_time_codes).where(t.one_time_codes.c.id == code_id).values(**values))
+
+    async def purge_codes(self, before: datetime) -> int:
+        res = await self.conn.execute(delete(t.one_time_codes).where(t.one_time_codes.c.expires_at < before))
+        return res.rowcount or 0
+
+    # ---- family
+
+    async def link(self, guardian_id: str, member_id: str) -> dict[str, Any] | None:
+        c = t.family_links.c
+        q = select(t.family_links).where(c.guardian_id == guardian_id, c.member_id == member_id)
+        return _row((await self.conn.execute(q)).mappings().first())
+
+    async def link_by_id(self, link_id: str) -> dict[str, Any] | None:
+        q = select(t.family_links).where(t.family_links.c.id == link_id)
+        return _row((await self.conn.execute(q)).mappings().first())
+
+    async def add_link(self, link: dict[str, Any]) -> None:
+        await self.conn.execute(insert(t.family_links).values(**link))
+
+    async def update_link(self, link_id: str, **values: Any) -> None:
+        await self.conn.execute(update(t.family_links).where(t.family_links.c.id == link_id).values(**values))
+
+    async def links_of(self, account_id: str) -> builtins.list[dict[str, Any]]:
+        """Active links where the account is the guardian or the member, with both names."""
+        fl, a_g, a_m = t.family_links, t.accounts.alias("g"), t.accounts.alias("m")
+        q = (select(fl, a_g.c.name.label("guardian_name"), a_m.c.name.label("member_name"))
+             .join(a_g, a_g.c.id == fl.c.guardian_id).join(a_m, a_m.c.id == fl.c.member_id)
+             .where(fl.c.revoked_at.is_(None),
+                    (fl.c.guardian_id == account_id) | (fl.c.member_id == account_id))
+             .order_by(fl.c.created_at))
+        return [dict(r) for r in (await self.conn.execute(q)).mappings()]
+
+    async def guardians_of(self, member_id: str) -> builtins.list[str]:
+        c = t.family_links.c
+        q = select(c.guardian_id).where(c.member_id == member_id, c.revoked_at.is_(None))
+        return [r[0] for r in await self.conn.execute(q)]
+
+    # ---- favourites
+
+    async def favourites(self, account_id: str) -> builtins.list[dict[str, Any]]:
+        c = t.favourites.c
+        q = select(t.favourites).where(c.account_id == account_id).order_by(c.created_at)
+        return [dict(r) for r in (await self.conn.execute(q)).mappings()]
+
+    async def add_favourite(self, fav: dict[str, Any]) -> None:
+        await self.conn.execute(insert(t.favourites).values(**fav))
+
+    async def delete_favourite(self, account_id: str, fav_id: str) -> int:
+        c = t.favourites.c
+        res = await self.conn.execute(delete(t.favourites).where(c.id == fav_id, c.account_id == account_id))
+        return res.rowcount or 0
+
+
+class NoticeRepository:
+    """Sent notices by key: the idempotency record of the notifier."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        q = select(t.sent_notices).where(t.sent_notices.c.key == key)
+        return _row((await self.conn.execute(q)).mappings().first())
+
+    async def add(self, notice: dict[str, Any]) -> None:
+        await self.conn.execute(insert(t.sent_notices).values(**notice))
+
+    async def claim(self, key: str, expected_status: str, expected_attempts: int, now: datetime) -> bool:
+        """Take a failed (or stale) notice for another try; False if another process took it first."""
+        c = t.sent_notices.c
+        res = await self.conn.execute(
+            update(t.sent_notices)
+            .where(c.key == key, c.status == expected_status, c.attempts == expected_attempts)
+            .values(status="sending", attempts=expected_attempts + 1, updated_at=now))
+        return (res.rowcount or 0) == 1
+
+    async def finish(self, key: str, status: str, now: datetime) -> None:
+        await self.conn.execute(
+            update(t.sent_notices).where(t.sent_notices.c.key == key).values(status=status, updated_at=now))
+
+    async def for_account(self, account_id: str, limit: int = 50) -> builtins.list[dict[str, Any]]:
+        c = t.sent_notices.c
+        q = select(t.sent_notices).where(c.account_id == account_id).order_by(c.created_at.desc()).limit(limit)
+        return [dict(r) for r in (await self.conn.execute(q)).mappings()]

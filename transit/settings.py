@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     # rate limits by name (see transit/ratelimit.py), e.g. OKUMA_RATE_LIMITS='{"offers:rider": "20/minute"}'
     rate_limits: dict[str, str] = Field(default_factory=dict)
     token_ttl_days: int = 90  # a token stops working this long after it was issued (rotate before)
+    # Notifier (docs/notifications.md): LINE Messaging API when both are set, else the log.
+    line_channel_access_token: str | None = None
+    line_channel_secret: str | None = None
+    line_api_base: str = "https://api.line.me"
+    line_friend_url: str | None = None  # shown on the rider page: "add the town's LINE account"
+    # Rider map: tile URL template ({z}/{x}/{y}); empty = the schematic of stops only, no tiles.
+    map_tile_url: str | None = None
+    map_tile_attribution: str = ""
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Settings:

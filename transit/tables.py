@@ -246,3 +246,77 @@ deliveries = Table(
     Column("updated_at", TS, nullable=False),
     Index("ix_deliveries_store", "store_id", "created_at"),
 )
+
+# ------------------------------------------------------------ riders, family, favourites, notices
+
+riders = Table(
+    # A resident signed in by phone number: the phone (to send sign-in codes), an optional LINE
+    # user id (linked by a one-time code) and how many minutes ahead "the minibus is near" is told.
+    "riders",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
+    Column("phone", String(20), nullable=False, unique=True),  # E.164, e.g. +819012345678
+    Column("line_user_id", String(64), unique=True),
+    Column("near_minutes", Integer, nullable=False, default=5),
+    Column("created_at", TS, nullable=False),
+)
+
+one_time_codes = Table(
+    # Every one-time code (sign-in, LINE link, family consent): only a hash of the code is kept.
+    "one_time_codes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("purpose", String(16), nullable=False),  # sign_in | line_link | family
+    Column("subject", String(64), nullable=False),  # the phone (sign_in) or the account id
+    Column("code_hash", String(64), nullable=False),
+    Column("data", JSON, nullable=False, default=dict),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("used_at", TS),
+    Index("ix_one_time_codes_subject", "purpose", "subject", "created_at"),
+    Index("ix_one_time_codes_hash", "purpose", "code_hash"),
+)
+
+family_links = Table(
+    # A guardian may book for a family member and is told when they boarded or were not at the stop.
+    "family_links",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("guardian_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("member_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("consent", String(16), nullable=False),  # desk | code
+    Column("consented_by", String(64), nullable=False),  # the operator's or the member's account
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS),
+    UniqueConstraint("guardian_id", "member_id", name="uq_family_links_pair"),
+)
+
+favourites = Table(
+    "favourites",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("label", String(100), nullable=False),
+    Column("origin_stop_id", String(64), ForeignKey("stops.id"), nullable=False),
+    Column("destination_stop_id", String(64), ForeignKey("stops.id"), nullable=False),
+    Column("party_size", Integer, nullable=False, default=1),
+    Column("wheelchairs", Integer, nullable=False, default=0),
+    Column("created_at", TS, nullable=False),
+    Index("ix_favourites_account", "account_id"),
+)
+
+sent_notices = Table(
+    # One row per notice key: a retried event or a second server process never sends twice.
+    "sent_notices",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # sending | sent | failed
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("booking_id", String(64)),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)

@@ -16,8 +16,10 @@ from transit.repositories import (
     BookingRepository,
     DeliveryRepository,
     EventLogRepository,
+    NoticeRepository,
     OfferRepository,
     StopCache,
+    RiderRepository,
     StopRepository,
     VehicleRepository,
 )
@@ -78,6 +80,8 @@ class UnitOfWork:
         self.accounts = AccountRepository(conn)
         self.event_log = EventLogRepository(conn)
         self.audit = AuditLogRepository(conn)
+        self.riders = RiderRepository(conn)
+        self.notices = NoticeRepository(conn)
         self._committed = False
         return self
 

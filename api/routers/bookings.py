@@ -86,6 +86,7 @@ async def create_offer(request: Request, body: OfferCreate, actor: Booker, svc: 
         **(dict(store_id=dl.store_id, order_number=dl.order_number, shopping_list=dl.shopping_list,
                 window_start=dl.window_start, window_end=dl.window_end, temperature=dl.temperature)
            if dl else {}),
+        on_behalf_of=body.for_account_id,
     )
     o = await handlers.request_offer(cmd, actor, svc)
     return OfferPublic(

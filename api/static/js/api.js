@@ -68,6 +68,23 @@ export class Api {
     return this.request("POST", `/api/v1/bookings/${encodeURIComponent(id)}/cancel`, { body: { reason } });
   }
   vehicles() { return this.request("GET", "/api/v1/vehicles"); }
+  // rider: sign-in by phone, profile, LINE, family, favourites, notices
+  sendCode(phone) { return this.request("POST", "/api/v1/sign-in/code", { body: { phone } }); }
+  verifyCode(phone, code, name) { return this.request("POST", "/api/v1/sign-in/verify", { body: { phone, code, name: name || null } }); }
+  riderConfig() { return this.request("GET", "/api/v1/rider/config"); }
+  profile() { return this.request("GET", "/api/v1/rider/profile"); }
+  updateProfile(p) { return this.request("PATCH", "/api/v1/rider/profile", { body: p }); }
+  lineLink() { return this.request("POST", "/api/v1/rider/line-link"); }
+  notices() { return this.request("GET", "/api/v1/rider/notices"); }
+  family() { return this.request("GET", "/api/v1/family"); }
+  inviteFamily(phone, name) { return this.request("POST", "/api/v1/family/invitations", { body: { phone, name } }); }
+  confirmFamily(id, code) {
+    return this.request("POST", `/api/v1/family/invitations/${encodeURIComponent(id)}/confirm`, { body: { code } });
+  }
+  unlinkFamily(id) { return this.request("DELETE", `/api/v1/family/${encodeURIComponent(id)}`); }
+  favourites() { return this.request("GET", "/api/v1/favourites"); }
+  addFavourite(f) { return this.request("POST", "/api/v1/favourites", { body: f }); }
+  deleteFavourite(id) { return this.request("DELETE", `/api/v1/favourites/${encodeURIComponent(id)}`); }
 }
 
 // ---- time, always shown in Asia/Tokyo whatever the device's zone

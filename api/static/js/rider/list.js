@@ -1,6 +1,7 @@
-// Screen: my bookings, upcoming first.
+// Screen: my bookings (and those I made for family), upcoming first; "book again" on each.
 import { fmtTime, fmtDayTime, statusText, stopName } from "../api.js";
 import { lang, el } from "../i18n.js";
+import { bookAgain } from "./booking.js";
 
 const ACTIVE = new Set(["confirmed", "arriving", "on_board"]);
 
@@ -12,10 +13,20 @@ export function render(ctx, root) {
   root.append(el("section", {}, el("h2", {}, t("list_title")), alert, box,
     el("div", { class: "actions" }, el("a", { class: "button primary", href: "#/new" }, t("new_booking")))));
 
-  const item = (b) => el("li", { class: "card" }, el("a", { href: `#/booking/${b.id}`, dataset: { booking: b.id } },
-    el("span", { class: `badge ${b.status}` }, statusText(b.status, L)), " ",
-    el("strong", {}, `${fmtDayTime(b.pickup_window_start, L)} 〜 ${fmtTime(b.pickup_window_end)}`), el("br"),
-    `${stopName(ctx.stopById.get(b.origin.stop_id), L)} → ${stopName(ctx.stopById.get(b.destination.stop_id), L)}`));
+  const item = (b) => {
+    const forOther = ctx.me && b.account_id && b.account_id !== ctx.me.account_id;
+    return el("li", { class: "card" },
+      el("a", { href: `#/booking/${b.id}`, dataset: { booking: b.id } },
+        el("span", { class: `badge ${b.status}` }, statusText(b.status, L)), " ",
+        b.number ? el("span", { class: "number" }, `${t("number")} ${b.number}`) : null,
+        el("br"),
+        el("strong", {}, `${fmtDayTime(b.pickup_window_start, L)} 〜 ${fmtTime(b.pickup_window_end)}`), el("br"),
+        `${stopName(ctx.stopById.get(b.origin.stop_id), L)} → ${stopName(ctx.stopById.get(b.destination.stop_id), L)}`,
+        forOther ? [el("br"), t("for_name", { name: b.passenger_name })] : null),
+      b.origin.stop_id && b.destination.stop_id
+        ? el("button", { type: "button", class: "again", dataset: { again: b.id }, onclick: () => bookAgain(ctx, b) }, t("book_again"))
+        : null);
+  };
 
   ctx.api.bookings().then((all) => {
     if (!all.length) { box.replaceChildren(el("p", {}, t("list_empty"))); return; }

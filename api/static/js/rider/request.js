@@ -61,8 +61,8 @@ export function render(ctx, root) {
       oninput: (e) => { form.time = e.target.value; },
     });
     whenBox.append(el("div", { class: "row" },
-      el("div", { style: "flex:1 1 8em" }, el("label", { for: "day" }, t("day")), daySel),
-      el("div", { style: "flex:1 1 8em" }, el("label", { for: "time" }, t(form.mode === "arrive_by" ? "arrive_by" : "leave_at")), timeIn)));
+      el("div", { class: "grow" }, el("label", { for: "day" }, t("day")), daySel),
+      el("div", { class: "grow" }, el("label", { for: "time" }, t(form.mode === "arrive_by" ? "arrive_by" : "leave_at")), timeIn)));
   }
 
   // party and wheelchair
@@ -77,14 +77,47 @@ export function render(ctx, root) {
     onchange: (e) => { form.wheelchair = e.target.checked; } });
 
   const submit = el("button", { type: "submit", class: "primary", id: "search" }, t("search"));
+
+  // Favourites: one tap fills the form (the time stays "now" unless changed).
+  const favBox = el("section", { class: "card", id: "favourites", hidden: true, "aria-labelledby": "fav-title" });
+  async function loadFavourites() {
+    let favs = [];
+    try { favs = await ctx.api.favourites(); } catch { return; }
+    if (!favs.length) return;
+    favBox.hidden = false;
+    favBox.replaceChildren(el("h2", { id: "fav-title" }, t("favourites")),
+      el("ul", { class: "fav-list" }, favs.map((f) => el("li", {},
+        el("button", { type: "button", class: "fav", dataset: { favourite: f.id }, onclick: () => {
+          Object.assign(form, { origin: f.origin_stop_id, destination: f.destination_stop_id, party: f.party_size,
+            wheelchair: f.wheelchairs > 0 });
+          ctx.rerender();
+        } }, t("favourite_use", { label: f.label })),
+        el("button", { type: "button", class: "fav-delete", "aria-label": t("favourite_delete", { label: f.label }),
+          onclick: async () => { await ctx.api.deleteFavourite(f.id).catch(() => {}); ctx.rerender(); } }, "×")))));
+  }
+
+  // For whom: me, or a linked family member (the booking is theirs; I am told of it too).
+  const whoBox = el("div", { id: "who-box" });
+  async function loadFamily() {
+    let fam = [];
+    try { fam = (await ctx.api.family()).filter((f) => f.role === "guardian"); } catch { return; }
+    if (!fam.length) { form.forAccount = ""; return; }
+    const sel = el("select", { id: "for-whom", name: "for-whom", onchange: (e) => { form.forAccount = e.target.value; } },
+      el("option", { value: "", selected: !form.forAccount }, t("myself")),
+      fam.map((f) => el("option", { value: f.account_id, selected: form.forAccount === f.account_id }, f.name)));
+    whoBox.replaceChildren(el("label", { for: "for-whom" }, t("for_whom")), sel);
+  }
   const formEl = el("form", { class: "card", novalidate: true, onsubmit: (e) => { e.preventDefault(); search(); } },
     el("h2", {}, t("req_title")),
-    el("div", { class: "stack" }, placeButton("origin"), el("div", { class: "row", style: "justify-content:center" }, swap), placeButton("destination")),
+    whoBox,
+    el("div", { class: "stack" }, placeButton("origin"), el("div", { class: "row center" }, swap), placeButton("destination")),
     whenBox, partyBox,
     el("div", { class: "check" }, wc, el("label", { for: "wheelchair" }, t("wheelchair"))),
     alert,
     el("div", { class: "actions" }, submit));
-  root.append(formEl, result);
+  root.append(favBox, formEl, result);
+  loadFavourites();
+  loadFamily();
   if (ctx.autoSearch) { ctx.autoSearch = false; search(); }
 
   async function search() {
@@ -96,6 +129,7 @@ export function render(ctx, root) {
       origin: { stop_id: form.origin }, destination: { stop_id: form.destination },
       time_mode: form.mode, party_size: form.party, wheelchairs: form.wheelchair ? 1 : 0,
     };
+    if (form.forAccount) req.for_account_id = form.forAccount;
     if (form.mode !== "now") {
       if (!form.time) { alert.textContent = t("need_time"); return; }
       req.time = tokyoIso(form.day, form.time);
