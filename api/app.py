@@ -22,7 +22,19 @@ from api.limits import (
     secured_operations,
 )
 from api.realtime import Hub
-from api.routers import bookings, driver_ws, family, gtfs, line_webhook, rider_ws, riders, stops, stores, tomp, vehicles
+from api.routers import (
+    bookings,
+    driver_ws,
+    family,
+    gtfs,
+    line_webhook,
+    rider_ws,
+    riders,
+    stops,
+    stores,
+    tomp,
+    vehicles,
+)
 from transit.bootstrap import Runtime, bootstrap
 from transit.clock import Clock
 from transit.db import database_problem

@@ -340,8 +340,8 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
                     wheelchairs=chairs,
                     parcels=cmd.parcels,
                     # A registered rider's card: the booking is theirs, under the name they registered.
-                    passenger_name=holder["name"] if holder else cmd.passenger_name,
                     passenger_name=holder["name"] if holder else passenger_name,
+                    rider_account_id=holder["id"] if holder else None,
                     contact_phone=cmd.contact_phone,
                     rider_card=holder["rider_card"] if holder else cmd.rider_card,
                     driver_note=(cmd.driver_note or "").strip() or None,

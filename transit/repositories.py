@@ -376,13 +376,13 @@ class BookingRepository:
         if vehicle_id:
             cond.append(b.vehicle_id == vehicle_id)
         if text:
-            either = [b.passenger_name.ilike(f"%{_like(text)}%", escape="\\")]
+            either: builtins.list[Any] = [b.passenger_name.ilike(f"%{_like(text)}%", escape="\\")]
             number = numbers.normalise(text)
             if number:
                 either.append(b.number == number)
             digits = re.sub(r"\D", "", text)
             if len(digits) >= 3:  # a phone number however it was typed: compare the digits only
-                phone = b.contact_phone
+                phone: Any = b.contact_phone
                 for ch in "-() +":
                     phone = func.replace(phone, ch, "")
                 either.append(phone.contains(digits))
@@ -628,10 +628,6 @@ class RiderRepository:
 
     async def update(self, account_id: str, **values: Any) -> None:
         await self.conn.execute(update(t.riders).where(t.riders.c.account_id == account_id).values(**values))
-
-    async def set_token_hash(self, account_id: str, token_hash: str) -> None:
-        await self.conn.execute(
-            update(t.accounts).where(t.accounts.c.id == account_id).values(token_hash=token_hash))
 
     async def set_name(self, account_id: str, name: str) -> None:
         await self.conn.execute(update(t.accounts).where(t.accounts.c.id == account_id).values(name=name))

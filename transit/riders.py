@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from transit import errors
-from transit.accounts import hash_token
+from transit.accounts import hash_token, rotate_token
 from transit.commands import Actor
 from transit.handlers import Services
 from transit.notify import Notifier, sign_in_text
@@ -84,11 +84,9 @@ class SignedIn:
 # ------------------------------------------------------------------------ tokens and accounts
 
 
-def issue_token(prefix: str = "okm_rider") -> tuple[str, str]:
-    """A new random token and its stored hash. (One token per account: signing in again on a
-    second phone replaces the first phone's token.)"""
-    token = f"{prefix}_{secrets.token_urlsafe(32)}"
-    return token, hash_token(token)
+def placeholder_token_hash() -> str:
+    """The hash of a token nobody holds: a rider account exists before its first sign-in ends."""
+    return hash_token(secrets.token_urlsafe(32))
 
 
 async def _rider_account(uow: UnitOfWork, phone: str, name: str, now: datetime) -> tuple[str, bool]:
@@ -97,8 +95,7 @@ async def _rider_account(uow: UnitOfWork, phone: str, name: str, now: datetime) 
     if found is not None:
         return found["account_id"], False
     account_id = f"acc_{secrets.token_urlsafe(9)}"
-    _, token_hash = issue_token()
-    await uow.accounts.add(dict(id=account_id, role="rider", name=clean_name(name), token_hash=token_hash,
+    await uow.accounts.add(dict(id=account_id, role="rider", name=clean_name(name), token_hash=placeholder_token_hash(),
                                 stop_id=None, vehicle_id=None, door_to_door=False, locale="ja",
                                 created_at=now, disabled=False))
     await uow.riders.add(dict(account_id=account_id, phone=phone, line_user_id=None, near_minutes=5,
@@ -199,8 +196,8 @@ async def verify_sign_in(phone_raw: str, code: str, name: str | None, svc: Servi
                                    "This rider is disabled. Please contact the town desk.")
         if clean_name(name) and not account["name"]:
             await uow.riders.set_name(account_id, clean_name(name))
-        token, token_hash = issue_token()
-        await uow.riders.set_token_hash(account_id, token_hash)
+        # the one token path (expiry as for every account; the phone's previous token stops working)
+        token, _ = await rotate_token(uow, account_id)
         await uow.commit()
     return SignedIn(account_id, token, new)
 

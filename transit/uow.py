@@ -18,8 +18,8 @@ from transit.repositories import (
     EventLogRepository,
     NoticeRepository,
     OfferRepository,
-    StopCache,
     RiderRepository,
+    StopCache,
     StopRepository,
     VehicleRepository,
 )

@@ -5,7 +5,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from api.deps import CurrentActor, IdempotencyKey, ServicesDep, forget_token, handover_secret, limit_offers, require
+from api.deps import (
+    CurrentActor,
+    IdempotencyKey,
+    ServicesDep,
+    forget_token,
+    handover_secret,
+    limit_offers,
+    require,
+)
 from api.schemas import (
     BookingPublic,
     CancelIn,

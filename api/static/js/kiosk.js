@@ -179,7 +179,7 @@ const SCREENS = {
       btn({ id: "lookup", onclick: () => go("lookup") }, icon("search"), t("lookup"))),
       el("h2", {}, "お買い物 / Shopping"), el("div", { class: "grid" }, btn({
         class: "primary", id: "deliver", onclick: () => go("dl_store"),
-      }, "お買い物を届けてもらう", el("small", {}, "このバス停まで ミニバスが運びます")))),
+      }, "お買い物を届けてもらう", el("small", {}, "このバス停まで ミニバスが運びます"))),
       approachingBox());
     return [body, t("dest_say", { stop: stopName(me.stop_id) })];
   },
