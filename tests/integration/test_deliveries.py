@@ -339,3 +339,22 @@ async def test_an_empty_code_is_asked_for_not_counted(served: Served) -> None:
     assert res.result == "rejected"
     d = (await served.client.get(f"/api/v1/deliveries/{b['id']}", headers=served.auth("rider"))).json()
     assert d["handover_attempts_left"] == MAX_HANDOVER_FAILURES and d["status"] == "picked_up"
+
+
+async def test_the_resident_is_told_each_change_on_the_booking_channel(served: Served) -> None:
+    """The recipient's /ws/bookings/{id} carries delivery_status with a bilingual message, and a
+    new one when the store marks the order ready."""
+    b = await order(served)
+    async with live_server(served.app) as base, websockets.connect(f"{base}/ws/bookings/{b['id']}",
+                                                                    open_timeout=5) as ws:
+        await ws.send(json.dumps({"type": "hello", "token": served.tokens["rider"]}))
+        first = json.loads(await asyncio.wait_for(ws.recv(), 3))
+        assert first["type"] == "booking" and first["delivery_status"] == "ordered" and first["message_ja"]
+        r = await served.client.post(f"/api/v1/store/orders/{b['id']}/ready",
+                                     json={"parcels": 1, "temperature": "chilled"}, headers=served.auth("store2"))
+        assert r.status_code == 200
+        while True:
+            m = json.loads(await asyncio.wait_for(ws.recv(), 3))
+            if m["type"] == "booking" and m["delivery_status"] == "ready":
+                break
+        assert "準備ができました" in m["message_ja"] and m["message_en"]
