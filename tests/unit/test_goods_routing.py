@@ -133,8 +133,8 @@ def test_parcels_take_parcel_space_not_seats() -> None:
 
 
 def test_chilled_goods_ordered_early_still_fit_and_leave_the_store_late_enough() -> None:
-    """Ready long before the window: the pickup may not start before window start − chilled limit
-    − dwell, so an empty minibus can take it and the ride stays within the limit."""
+    """Ready long before the window: the pickup may not start before window start - chilled limit
+    - dwell, so an empty minibus can take it and the ride stays within the limit."""
     problem, ix, ref = _okuma()
     rules = ref.rules
     store = load_stores(stop_ids=ix)["kuma_sun_terrace"]
