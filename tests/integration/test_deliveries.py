@@ -358,3 +358,17 @@ async def test_the_resident_is_told_each_change_on_the_booking_channel(served: S
             if m["type"] == "booking" and m["delivery_status"] == "ready":
                 break
         assert "準備ができました" in m["message_ja"] and m["message_en"]
+
+
+async def test_home_delivery_for_door_to_door_riders_only(served: Served) -> None:
+    """A rider registered for door-to-door has it brought home; others must choose a stop."""
+    async with served.runtime.services.uow() as uow:  # type: ignore[attr-defined]
+        _, tok = await create_account(uow, role="rider", name="大熊 花子", door_to_door=True)
+        await uow.commit()
+    home = {"lat": 37.3836, "lon": 140.9622}  # inside the Ogawara base
+    body = {**delivery(), "destination": home}
+    r = await served.client.post("/api/v1/offers", json=body, headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 201, r.text
+    assert r.json()["destination"]["stop_id"] is None and r.json()["destination"]["lat"] == home["lat"]
+    r = await served.client.post("/api/v1/offers", json=body, headers=served.auth("rider"))
+    assert r.status_code == 403
