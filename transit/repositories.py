@@ -255,11 +255,16 @@ class BookingRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self.seen: dict[str, Booking] = {}
+        # Objects a re-read replaced in ``seen``: the events they recorded are still published.
+        self.replaced: list[Booking] = []
 
     def _track(self, rows: Iterable[Any]) -> list[Booking]:
         out = []
         for r in rows:
             b = _booking_from_row(r)
+            old = self.seen.get(b.id)
+            if old is not None:
+                self.replaced.append(old)
             self.seen[b.id] = b
             out.append(b)
         return out

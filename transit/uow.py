@@ -99,7 +99,7 @@ class UnitOfWork:
     def collect_events(self) -> list[Event]:
         events: list[Event] = []
         aggregates: list[Booking | Vehicle] = [
-            *self.bookings.seen.values(), *self.vehicles.seen.values()
+            *self.bookings.replaced, *self.bookings.seen.values(), *self.vehicles.seen.values()
         ]
         for agg in aggregates:
             events.extend(agg.events)

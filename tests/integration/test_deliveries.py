@@ -372,3 +372,17 @@ async def test_home_delivery_for_door_to_door_riders_only(served: Served) -> Non
     assert r.json()["destination"]["stop_id"] is None and r.json()["destination"]["lat"] == home["lat"]
     r = await served.client.post("/api/v1/offers", json=body, headers=served.auth("rider"))
     assert r.status_code == 403
+
+
+async def test_an_event_recorded_before_a_re_read_is_still_published(served: Served) -> None:
+    """A booking read again in the same unit of work (as a re-plan does) does not swallow the
+    events recorded on the object read first: the delivery change still reaches the bus."""
+    ev = Events(served)
+    b = await order(served)
+    svc = served.runtime.services  # type: ignore[attr-defined]
+    async with svc.uow() as uow:
+        first = await uow.bookings.get(b["id"])
+        first.events.append(DeliveryChanged(b["id"], "kuma_sun_terrace", "picked_up", b["vehicle_id"]))
+        await uow.bookings.get(b["id"])  # read again: a new object for the same booking
+        await uow.commit()
+    assert [e.status for e in ev.seen if isinstance(e, DeliveryChanged)][-1] == "picked_up"
