@@ -128,7 +128,7 @@ def _touches(events: Sequence[Event], store_id: str, watch: _Watch) -> bool:
 async def store_channel(ws: WebSocket) -> None:
     """The store page's live orders. Authenticate with a first ``hello`` message (no token in the URL)."""
     await ws.accept()
-    actor, _ = await authenticate_ws(ws, None)
+    actor, _ = await authenticate_ws(ws)
     if actor is None:
         return
     svc: Services = ws.app.state.services

@@ -79,7 +79,7 @@ def parse_error(raw: str, exc: ValidationError | ValueError) -> p.ErrorMessage:
                  f"Invalid message ({where}: {first.get('msg', 'invalid')}).", cid)
 
 
-async def authenticate_ws(ws: WebSocket, token: str | None) -> tuple[Actor | None, p.TabletHello | None]:
+async def authenticate_ws(ws: WebSocket, token: str | None = None) -> tuple[Actor | None, p.TabletHello | None]:
     """The token from the URL, an Authorization header, or a first ``hello`` message."""
     hello: p.TabletHello | None = None
     if not token:
