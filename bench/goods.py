@@ -149,7 +149,7 @@ def run(seed: int, asks: list[Ask], budget_s: float) -> dict:
                 except DomainError:
                     continue
                 req = rm.Request(a.id, o, d, rm.Load(0, 0, a.parcels),
-                                 rm.TimeWindow(timing.ready_s, timing.pickup_latest_s),
+                                 rm.TimeWindow(timing.pickup_earliest_s, timing.pickup_latest_s),
                                  rm.TimeWindow(timing.window_start_s, timing.window_end_s),
                                  timing.max_ride_s, svc, svc)
                 res = ins.find_insertions(problem, req, max_options=1)

@@ -279,7 +279,7 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
                 temperature=cmd.temperature, direct_s=direct, service_s=service_s,
                 chilled_max_s=svc.rules.chilled_max_out_of_store_s)
             max_ride = timing.max_ride_s
-            pw = rm.TimeWindow(timing.ready_s, timing.pickup_latest_s)
+            pw = rm.TimeWindow(timing.pickup_earliest_s, timing.pickup_latest_s)
             dw = rm.TimeWindow(timing.window_start_s, timing.window_end_s)
         else:
             max_ride = svc.rules.max_ride_s(direct)
@@ -300,6 +300,13 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
                     "No vehicle can carry this party, wheelchair or parcel load at once.",
                     cause=cause, alternatives=[],
                 )
+            if delivery:
+                # the same shift moves the window: the alternatives are window starts
+                lead = timedelta(seconds=dw.earliest_s - pw.earliest_s)
+                raise errors.NoRideAvailable(
+                    "そのお届け時間に運べる車両がありません。ほかの時間を選んでください。",
+                    "No minibus can bring it in that window. Please choose another time.",
+                    cause=cause, alternatives=[(a + lead).isoformat() for a in alts])
             raise errors.NoRideAvailable(cause=cause, alternatives=[a.isoformat() for a in alts])
         best = result.options[0]
         if delivery:

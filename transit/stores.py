@@ -94,7 +94,8 @@ class StoreClosed(errors.DomainError):
 class DeliveryTiming:
     """A delivery as the planner's windows: picked up when ready, dropped inside the window."""
 
-    ready_s: int  # the earliest pickup: the order is ready (preparation time, opening hours)
+    ready_s: int  # the order can be ready (preparation time, opening hours)
+    pickup_earliest_s: int  # ready, and late enough that waiting for the window keeps the ride limit
     pickup_latest_s: int
     window_start_s: int
     window_end_s: int
@@ -132,4 +133,7 @@ def delivery_timing(store: Store, *, tz: ZoneInfo, now: datetime, window_start: 
     if max_ride < direct_s:
         raise DeliveryTooSoon("冷蔵・冷凍品をこの場所へ時間内にお届けできません。",
                               "Chilled or frozen goods cannot reach this place in time.")
-    return DeliveryTiming(ready_s, pickup_latest, to_epoch(window_start), end_s, max_ride)
+    # Goods leave the store no earlier than they need to: a pickup at pickup_earliest that waits for
+    # the window's start still rides at most max_ride (the planners start service as early as allowed).
+    pickup_earliest = max(ready_s, to_epoch(window_start) - max_ride - service_s)
+    return DeliveryTiming(ready_s, pickup_earliest, pickup_latest, to_epoch(window_start), end_s, max_ride)

@@ -339,3 +339,50 @@ async def test_an_empty_code_is_asked_for_not_counted(served: Served) -> None:
     assert res.result == "rejected"
     d = (await served.client.get(f"/api/v1/deliveries/{b['id']}", headers=served.auth("rider"))).json()
     assert d["handover_attempts_left"] == MAX_HANDOVER_FAILURES and d["status"] == "picked_up"
+
+
+async def test_the_resident_is_told_each_change_on_the_booking_channel(served: Served) -> None:
+    """The recipient's /ws/bookings/{id} carries delivery_status with a bilingual message, and a
+    new one when the store marks the order ready."""
+    b = await order(served)
+    async with live_server(served.app) as base, websockets.connect(f"{base}/ws/bookings/{b['id']}",
+                                                                    open_timeout=5) as ws:
+        await ws.send(json.dumps({"type": "hello", "token": served.tokens["rider"]}))
+        first = json.loads(await asyncio.wait_for(ws.recv(), 3))
+        assert first["type"] == "booking" and first["delivery_status"] == "ordered" and first["message_ja"]
+        r = await served.client.post(f"/api/v1/store/orders/{b['id']}/ready",
+                                     json={"parcels": 1, "temperature": "chilled"}, headers=served.auth("store2"))
+        assert r.status_code == 200
+        while True:
+            m = json.loads(await asyncio.wait_for(ws.recv(), 3))
+            if m["type"] == "booking" and m["delivery_status"] == "ready":
+                break
+        assert "準備ができました" in m["message_ja"] and m["message_en"]
+
+
+async def test_home_delivery_for_door_to_door_riders_only(served: Served) -> None:
+    """A rider registered for door-to-door has it brought home; others must choose a stop."""
+    async with served.runtime.services.uow() as uow:  # type: ignore[attr-defined]
+        _, tok = await create_account(uow, role="rider", name="大熊 花子", door_to_door=True)
+        await uow.commit()
+    home = {"lat": 37.3836, "lon": 140.9622}  # inside the Ogawara base
+    body = {**delivery(), "destination": home}
+    r = await served.client.post("/api/v1/offers", json=body, headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 201, r.text
+    assert r.json()["destination"]["stop_id"] is None and r.json()["destination"]["lat"] == home["lat"]
+    r = await served.client.post("/api/v1/offers", json=body, headers=served.auth("rider"))
+    assert r.status_code == 403
+
+
+async def test_an_event_recorded_before_a_re_read_is_still_published(served: Served) -> None:
+    """A booking read again in the same unit of work (as a re-plan does) does not swallow the
+    events recorded on the object read first: the delivery change still reaches the bus."""
+    ev = Events(served)
+    b = await order(served)
+    svc = served.runtime.services  # type: ignore[attr-defined]
+    async with svc.uow() as uow:
+        first = await uow.bookings.get(b["id"])
+        first.events.append(DeliveryChanged(b["id"], "kuma_sun_terrace", "picked_up", b["vehicle_id"]))
+        await uow.bookings.get(b["id"])  # read again: a new object for the same booking
+        await uow.commit()
+    assert [e.status for e in ev.seen if isinstance(e, DeliveryChanged)][-1] == "picked_up"

@@ -74,7 +74,7 @@ def test_chilled_limit_holds_in_optimised_plans_and_the_checker_judges_it() -> N
                                  chilled_max_s=rules.chilled_max_out_of_store_s)
         assert timing.max_ride_s == rules.chilled_max_out_of_store_s
         req = rm.Request(f"d{k}", ix[store.stop_id], ix[dest], rm.Load(0, 0, 1),
-                         rm.TimeWindow(timing.ready_s, timing.pickup_latest_s),
+                         rm.TimeWindow(timing.pickup_earliest_s, timing.pickup_latest_s),
                          rm.TimeWindow(timing.window_start_s, timing.window_end_s), timing.max_ride_s, svc, svc)
         problem = _book(problem, req, promise=False)
         chilled.append(req.id)
@@ -130,3 +130,28 @@ def test_parcels_take_parcel_space_not_seats() -> None:
     assert ins.find_insertions(problem, parcel).options
     too_many = replace(parcel, load=rm.Load(0, 0, 3))
     assert ins.find_insertions(problem, too_many).options == ()
+
+
+def test_chilled_goods_ordered_early_still_fit_and_leave_the_store_late_enough() -> None:
+    """Ready long before the window: the pickup may not start before window start - chilled limit
+    - dwell, so an empty minibus can take it and the ride stays within the limit."""
+    problem, ix, ref = _okuma()
+    rules = ref.rules
+    store = load_stores(stop_ids=ix)["kuma_sun_terrace"]
+    dest = ix["ogawara_disaster_public_housing"]
+    direct = problem.travel(ix[store.stop_id], dest)
+    svc = rules.dwell_s(boardings=0, parcels=1)
+    now = datetime.fromtimestamp(problem.vehicles[0].start_time_s, rules.tz)
+    ws = datetime.fromtimestamp(problem.vehicles[0].start_time_s + 3 * 3600, rules.tz)  # ready 2 h 40 min early
+    timing = delivery_timing(store, tz=rules.tz, now=now, window_start=ws,
+                             window_end=datetime.fromtimestamp(to_epoch(ws) + 3600, rules.tz), temperature="chilled",
+                             direct_s=direct, service_s=svc, chilled_max_s=rules.chilled_max_out_of_store_s)
+    assert timing.ready_s < timing.pickup_earliest_s == to_epoch(ws) - rules.chilled_max_out_of_store_s - svc
+    req = rm.Request("d", ix[store.stop_id], dest, rm.Load(0, 0, 1),
+                     rm.TimeWindow(timing.pickup_earliest_s, timing.pickup_latest_s),
+                     rm.TimeWindow(timing.window_start_s, timing.window_end_s), timing.max_ride_s, svc, svc)
+    best = ins.find_insertions(problem, req).options[0]
+    assert best.dropoff_s - best.pickup_s - svc <= rules.chilled_max_out_of_store_s
+    _, violations = check_routes(rm.Problem(problem.vehicles, {"d": req}, problem.travel_s),
+                                 {best.vehicle_id: best.route})
+    assert violations == []
