@@ -1,6 +1,7 @@
 // The driver tablet: next stop first and large, the rest of the route below, one tap per event.
 import { me, stops as fetchStops } from "./api.js";
 import { DriverSocket } from "./socket.js";
+import { decorateNext, startDate } from "./doorstep.js";
 
 const TOKEN_KEY = "okuma.driver.token";
 const LANG_KEY = "okuma.driver.lang";
@@ -96,8 +97,9 @@ function hhmm(iso) {
 function stopOf(v) {
   const s = v.stop_id ? state.stops.get(v.stop_id) : null;
   return {
-    ja: v.stop_name_ja || (s && s.name_ja) || `${t("unknown_stop")} ${v.lat.toFixed(4)}, ${v.lon.toFixed(4)}`,
-    en: v.stop_name_en || (s && s.name_en) || `${v.lat.toFixed(4)}, ${v.lon.toFixed(4)}`,
+    // door-to-door: the address as told, not a bare point
+    ja: v.stop_name_ja || (s && s.name_ja) || v.address || `${t("unknown_stop")} ${v.lat.toFixed(4)}, ${v.lon.toFixed(4)}`,
+    en: v.stop_name_en || (s && s.name_en) || v.address || `${v.lat.toFixed(4)}, ${v.lon.toFixed(4)}`,
     kana: (s && s.name_kana) || "",
   };
 }
@@ -391,6 +393,7 @@ function render() {
   // the next stop is the first one with anything left to do on the tablet
   while (groups.length > 1 && groups[0].visits.every((v) => localDone(v))) groups = groups.slice(1);
   renderNext(groups[0]);
+  decorateNext($("next"), groups, { lang: state.lang, position: state.position, nameOf: (g) => stopOf(g.visits[0])[state.lang === "ja" ? "ja" : "en"] });
   renderRest(groups.slice(1));
   if (state.socket) renderStatus(state.socket.state, state.socket.outbox.length);
 }
@@ -551,6 +554,7 @@ async function start(token) {
   if (navigator.geolocation) {
     let lastSent = 0;
     navigator.geolocation.watchPosition((p) => {
+      state.position = { lat: p.coords.latitude, lon: p.coords.longitude }; // for the map of the next leg
       if (Date.now() - lastSent < 10000) return;
       lastSent = Date.now();
       const extra = {};
@@ -578,6 +582,7 @@ function init() {
   window.addEventListener("error", (e) => { if (e.error) fatal(e.error); });
   window.addEventListener("unhandledrejection", (e) => fatal(e.reason instanceof Error ? e.reason : new Error(String(e.reason))));
   setInterval(tickClock, 1000);
+  startDate($("date"), serverNow, () => state.lang);
   tickClock();
 
   const params = new URLSearchParams(location.search);

@@ -267,3 +267,147 @@ def test_kiosk_at_200_percent_zoom_by_keyboard(new_page: Any, live_server: LiveS
     kiosk_checks(page, "kiosk 200% found", fits=False)
     shot(page, "kiosk_zoom200_found")
     assert page.js_errors == []
+
+
+NEAR_HALL = """() => {
+  const g = [...document.querySelectorAll('svg.map g')].find((x) => (x.querySelector('title') || {}).textContent === '大熊町役場(端末あり)');
+  const r = g.querySelector('circle').getBoundingClientRect();
+  return [r.x + r.width / 2 + 14, r.y + r.height / 2 + 14];
+}"""
+LABELS_OVERLAP = """() => {
+  const boxes = [...document.querySelectorAll('svg.map text, svg.map g.vehicle rect')].map((e) => e.getBoundingClientRect());
+  const out = [];
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const a = boxes[i], b = boxes[j];
+    if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) out.push([i, j]);
+  }
+  return out;
+}"""
+
+
+@pytest.fixture
+def own_server(tmp_path: Any) -> Any:
+    from tests.conftest import T0
+    from tests.integration.test_simulator import start_live_server
+    from transit.clock import FakeClock
+
+    srv = start_live_server(tmp_path, FakeClock(T0))
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_desk_books_door_to_door_and_the_driver_sees_it(new_page: Any, own_server: Any) -> None:
+    """Staff book a caller door-to-door (address, a pin on the map, a note, the phone); the console
+    lists it by number with the address and the vehicle's name; the driver's tablet shows the address,
+    the note, a call button, the next leg on a map and the date."""
+    srv = own_server
+    page = new_page(*DESKTOP)
+    page.add_init_script(f"localStorage.setItem('okuma.token.operator', {srv.tokens['operator']!r})")
+    page.goto(srv.url + "/operator")
+    page.wait_for_selector("#phone-form")
+    axe(page, "console")
+    page.fill("#caller", "大熊 ウメ")
+    page.fill("#phone", "0240-33-4444")
+    page.select_option("#origin", "__point__")
+    page.fill("#origin-address", "大熊町大川原字南平 1-2")
+    page.click("#origin-pin")
+    assert page.locator("#origin-pin").get_attribute("aria-pressed") == "true"
+    page.wait_for_selector("#map-hint:has-text('位置を指定')")
+    page.locator("svg.map").scroll_into_view_if_needed()
+    x, y = page.evaluate(NEAR_HALL)
+    page.mouse.click(x, y)
+    page.wait_for_selector("svg.map [data-pin=origin]")
+    lat, lon = float(page.input_value("#origin-lat")), float(page.input_value("#origin-lon"))
+    assert 37.37 < lat < 37.39 and 140.95 < lon < 140.97, (lat, lon)
+    axe(page, "console door-to-door entry")
+    shot(page, "console_door_to_door")
+    page.select_option("#destination", "okuma_clinic_welfare_centre")
+    page.select_option("#mode", "now")
+    page.fill("#note", "玄関は裏手です")
+    page.click("#get-offer")
+    page.wait_for_selector("#offer-window")
+    assert "大熊町大川原字南平 1-2" in page.locator("#offer").inner_text()
+    page.click("#confirm")
+    page.wait_for_selector("#booked-number")
+    number = page.locator("#booked-number").inner_text()
+    assert NUMBER.match(number)
+    row = page.locator("#bookings-body tr", has_text=number)
+    row.wait_for()
+    with httpx.Client(base_url=srv.url, headers=srv.auth("operator")) as api:
+        b = api.get(f"/api/v1/bookings/by-number/{number}").json()
+        fleet = {v["vehicle_id"]: v["name_ja"] for v in api.get("/api/v1/vehicles").json()}
+    assert b["origin"]["address"] == "大熊町大川原字南平 1-2" and b["driver_note"] == "玄関は裏手です"
+    assert "大熊町大川原字南平 1-2" in row.inner_text()
+    assert fleet[b["vehicle_id"]] in row.inner_text() and b["vehicle_id"] not in row.inner_text()
+    assert page.evaluate(LABELS_OVERLAP) == []  # map labels and vehicles do not collide
+    axe(page, "console booked")
+    shot(page, "console_booked")
+
+    tablet = new_page(*TABLET)
+    tablet.goto(f"{srv.url}/driver/?token={srv.drivers[b['vehicle_id']]}")
+    tablet.wait_for_selector("#doorstep")
+    assert "大熊町大川原字南平 1-2" in tablet.locator("#next-stop-name").inner_text()  # not 「地点 37.38…」
+    assert "大熊町大川原字南平 1-2" in tablet.locator(".doorstep-address").inner_text()
+    assert "玄関は裏手です" in tablet.locator(".doorstep-note").inner_text()
+    assert tablet.locator("[data-action=call]").get_attribute("href") == "tel:0240334444"
+    assert tablet.locator("#leg-map").get_attribute("aria-label").startswith("次の区間の地図")
+    assert re.fullmatch(r"\d+月\d+日\(.\)", tablet.locator("#date").inner_text())
+    axe(tablet, "tablet door-to-door")
+    shot(tablet, "tablet_door_to_door")
+    assert page.js_errors == [] and tablet.js_errors == []
+
+
+def test_console_search_other_days_and_pages(new_page: Any, own_server: Any) -> None:
+    """The console finds a booking by number, name or phone, shows other days, pages through a long
+    day (50 a page), names vehicles; keyboard only for the search."""
+    srv = own_server
+    day = "2026-11-27"
+    with httpx.Client(base_url=srv.url, headers=srv.auth("operator"), timeout=10) as api:
+        made = []
+        for i in range(52):
+            hh, mm = divmod(7 * 60 + 14 * i, 60)
+            r = api.post("/api/v1/offers", json={
+                "origin": {"stop_id": "okumart"}, "destination": {"stop_id": "kuma_sun_terrace"},
+                "time_mode": "leave_at", "time": f"{day}T{hh:02d}:{mm:02d}:00+09:00",
+                "passenger_name": f"利用者 {i:02d}", "contact_phone": f"0240-55-{i:04d}"})
+            assert r.status_code == 201, r.text
+            made.append(api.post("/api/v1/bookings", json={"offer_id": r.json()["offer_id"]},
+                                 headers={"Idempotency-Key": f"page-{i}"}).json())
+    page = new_page(*DESKTOP)
+    page.add_init_script(f"localStorage.setItem('okuma.token.operator', {srv.tokens['operator']!r})")
+    page.goto(srv.url + "/operator")
+    page.wait_for_selector("#search-form")
+    page.select_option("#filter-day", day)
+    page.click("#search")
+    page.wait_for_selector("#page-info:has-text('52 件中 1〜50 件')")
+    assert page.locator("#bookings-body tr").count() == 50
+    assert page.locator("#table-h").inner_text() != "今日の予約"
+    axe(page, "console other day")
+    shot(page, "console_other_day")
+    page.click("#page-next")
+    page.wait_for_selector("#page-info:has-text('52 件中 51〜52 件')")
+    assert page.locator("#bookings-body tr").count() == 2 and page.locator("#page-next").is_disabled()
+    names = page.locator("#bookings-body td:nth-child(7)").all_inner_texts()
+    assert names and all(n and not re.fullmatch(r"[a-z0-9_]+", n) for n in names)  # vehicle names, not ids
+    # Keyboard only: the search box, a number typed in lower case, Enter.
+    page.focus("#filter-q")
+    page.keyboard.type(made[17]["number"].lower())
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#page-info:has-text('1 件中 1〜1 件')")
+    assert made[17]["number"] in page.locator("#bookings-body").inner_text()
+    axe(page, "console search result")
+    shot(page, "console_search")
+    page.fill("#filter-q", "0240550033")  # a phone typed without hyphens
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#bookings-body tr:has-text('利用者 33')")
+    assert page.locator("#bookings-body tr").count() == 1
+    page.fill("#filter-q", "")
+    page.select_option("#filter-status", "cancelled")
+    page.click("#search")
+    page.wait_for_selector("#bookings-body:has-text('条件に合う予約はありません')")
+    axe(page, "console nothing found")
+    page.click("#search-reset")
+    page.wait_for_selector("#table-h:has-text('今日の予約')")
+    assert page.js_errors == []
