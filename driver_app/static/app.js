@@ -1,7 +1,7 @@
 // The driver tablet: next stop first and large, the rest of the route below, one tap per event.
 import { me, stops as fetchStops } from "./api.js";
 import { DriverSocket } from "./socket.js";
-import { decorateNext, startDate } from "./doorstep.js";
+import { decorateNext, riderName, startDate } from "./doorstep.js";
 
 const TOKEN_KEY = "okuma.driver.token";
 const LANG_KEY = "okuma.driver.lang";
@@ -328,7 +328,7 @@ function riderRow(v, group) {
     "data-visit": v.visit_id, "data-booking": v.booking_id,
   },
   el("span", { class: `kind kind-${v.kind}`, text: t(v.kind) }),
-  el("div", {}, el("div", { class: "who", text: v.passenger_name || "—" }), riderDetails(v), hint),
+  el("div", {}, el("div", { class: "who", text: riderName(v, state.lang) }), riderDetails(v), hint),
   el("div", { class: "actions" }, actions));
 }
 
@@ -365,7 +365,7 @@ function renderRest(groups) {
   list.replaceChildren();
   for (const g of groups) {
     const name = stopOf(g.visits[0]);
-    const who = g.visits.map((v) => `${t(v.kind)} ${v.passenger_name || "—"} ${t("persons", { n: v.party_size })}${v.wheelchairs ? " ♿" : ""}${v.parcels ? ` ${t("parcels", { n: v.parcels })}` : ""}`).join(" / ");
+    const who = g.visits.map((v) => `${t(v.kind)} ${riderName(v, state.lang)} ${t("persons", { n: v.party_size })}${v.wheelchairs ? " ♿" : ""}${v.parcels ? ` ${t("parcels", { n: v.parcels })}` : ""}`).join(" / ");
     list.append(el("li", {
       class: `rest-item${g.visits.some((v) => state.changed.has(v.visit_id)) ? " changed" : ""}`,
       "data-stop": g.stop_id || g.key,

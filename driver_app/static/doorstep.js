@@ -45,6 +45,12 @@ export function dateText(now, lang) {
   return `${Number(p.month)}月${Number(p.day)}日(${WD_JA[wd]})`;
 }
 
+/** The rider as the driver calls them: the name as given, else the booking number (a kiosk walk-up). */
+export function riderName(v, lang) {
+  if (v.passenger_name) return v.passenger_name;
+  return v.booking_number ? `${tx(lang, "number")} ${v.booking_number}` : "—";
+}
+
 /** Keep `box` showing today's date (the server's clock, the tablet's language). */
 export function startDate(box, now, lang) {
   const tick = () => { box.textContent = dateText(now(), lang()); };

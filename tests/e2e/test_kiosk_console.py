@@ -58,15 +58,20 @@ NUMBER = re.compile(r"^[0-9ABCDEFGHJKMNPQRSTVWXYZ]{6}$")
 EMOJI = "() => /\\p{Extended_Pictographic}/u.test(document.body.innerText)"
 
 
-def add_rider(live_server: LiveServer, name: str, card: str) -> str:
-    """A registered rider with a rider card, written straight into the live server's database."""
-    token = f"okm_rider_{secrets.token_urlsafe(16)}"
-    with sqlite3.connect(live_server.db_path) as db:
+def add_account(db_path: Any, role: str, name: str, *, card: str | None = None, stop_id: str | None = None) -> str:
+    """An account written straight into a live server's SQLite database; returns its token."""
+    token = f"okm_{role}_{secrets.token_urlsafe(16)}"
+    with sqlite3.connect(db_path) as db:
         db.execute(
-            "INSERT INTO accounts (id, role, name, token_hash, door_to_door, locale, created_at, disabled, rider_card)"
-            " VALUES (?, 'rider', ?, ?, 0, 'ja', '2026-11-26 00:00:00', 0, ?)",
-            (f"acc_{secrets.token_hex(6)}", name, hash_token(token), card))
+            "INSERT INTO accounts (id, role, name, token_hash, door_to_door, locale, created_at, disabled, rider_card,"
+            " stop_id) VALUES (?, ?, ?, ?, 0, 'ja', '2026-11-26 00:00:00', 0, ?, ?)",
+            (f"acc_{secrets.token_hex(6)}", role, name, hash_token(token), card, stop_id))
     return token
+
+
+def add_rider(live_server: LiveServer, name: str, card: str) -> str:
+    """A registered rider with a rider card."""
+    return add_account(live_server.db_path, "rider", name, card=card)
 
 
 def kiosk_checks(page: Any, where: str, *, fits: bool = True) -> None:
@@ -292,6 +297,7 @@ def own_server(tmp_path: Any) -> Any:
     from transit.clock import FakeClock
 
     srv = start_live_server(tmp_path, FakeClock(T0))
+    srv.db_path = tmp_path / "okuma.db"  # type: ignore[attr-defined]
     try:
         yield srv
     finally:
@@ -411,3 +417,25 @@ def test_console_search_other_days_and_pages(new_page: Any, own_server: Any) -> 
     page.click("#search-reset")
     page.wait_for_selector("#table-h:has-text('今日の予約')")
     assert page.js_errors == []
+
+
+def test_tablet_calls_a_nameless_kiosk_rider_by_booking_number(new_page: Any, own_server: Any) -> None:
+    """A walk-up booked at the kiosk without a name shows on the tablet by its booking number, never
+    by the kiosk's name."""
+    srv = own_server
+    kiosk = add_account(srv.db_path, "kiosk", "役場前キオスク (demo kiosk)", stop_id="okuma_town_hall")
+    with httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {kiosk}"}, timeout=10) as api:
+        stop = api.get("/api/v1/me").json()["stop_id"]
+        dest = "okumart" if stop != "okumart" else "okuma_town_hall"
+        r = api.post("/api/v1/offers", json={"origin": {"stop_id": stop}, "destination": {"stop_id": dest}})
+        assert r.status_code == 201, r.text
+        b = api.post("/api/v1/bookings", json={"offer_id": r.json()["offer_id"]}, headers={"Idempotency-Key": "walk-up"}).json()
+    assert b["passenger_name"] == ""
+    tablet = new_page(*TABLET)
+    tablet.goto(f"{srv.url}/driver/?token={srv.drivers[b['vehicle_id']]}")
+    who = tablet.locator(f"li.rider[data-booking='{b['id']}'] .who")
+    who.wait_for()
+    assert who.inner_text() == f"予約番号 {b['number']}"
+    axe(tablet, "tablet next stop")
+    shot(tablet, "tablet_kiosk_rider")
+    assert tablet.js_errors == []
