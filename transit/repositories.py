@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from transit import numbers
 from transit import tables as t
@@ -325,13 +326,13 @@ class BookingRepository:
         if vehicle_id:
             cond.append(b.vehicle_id == vehicle_id)
         if text:
-            either = [b.passenger_name.ilike(f"%{_like(text)}%", escape="\\")]
+            either: builtins.list[ColumnElement[bool]] = [b.passenger_name.ilike(f"%{_like(text)}%", escape="\\")]
             number = numbers.normalise(text)
             if number:
                 either.append(b.number == number)
             digits = re.sub(r"\D", "", text)
             if len(digits) >= 3:  # a phone number however it was typed: compare the digits only
-                phone = b.contact_phone
+                phone: ColumnElement[Any] = b.contact_phone
                 for ch in "-() +":
                     phone = func.replace(phone, ch, "")
                 either.append(phone.contains(digits))
