@@ -453,3 +453,28 @@ def test_console_login_and_docs_pass_axe(new_page: Any, live_server: LiveServer)
     # Swagger UI's own markup nests its expand button in a clickable summary, skips a heading level
     # and puts its title block outside its <main>: all three are in the vendored bundle's DOM.
     axe(page, "docs", skip=("nested-interactive", "heading-order", "region"))
+
+
+def test_console_and_tablet_at_200_percent_zoom(new_page: Any, own_server: Any) -> None:
+    """At 200 % zoom the console and the tablet reflow without sideways scrolling and stay axe-clean."""
+    srv = own_server
+    with httpx.Client(base_url=srv.url, headers=srv.auth("operator"), timeout=10) as api:
+        r = api.post("/api/v1/offers", json={"origin": {"lat": 37.3850, "lon": 140.9645, "address": "大熊町大川原 1-2"},
+                                             "destination": {"stop_id": "okumart"}, "passenger_name": "大熊 ウメ",
+                                             "contact_phone": "0240-33-4444", "driver_note": "玄関は裏手です"})
+        assert r.status_code == 201, r.text
+        b = api.post("/api/v1/bookings", json={"offer_id": r.json()["offer_id"]}, headers={"Idempotency-Key": "z"}).json()
+    page = new_page(DESKTOP[0] // 2, DESKTOP[1] // 2)
+    page.add_init_script(f"localStorage.setItem('okuma.token.operator', {srv.tokens['operator']!r})")
+    page.goto(srv.url + "/operator")
+    page.wait_for_selector(f"#bookings-body tr[data-booking='{b['id']}']")
+    assert overflow(page)[0] <= 0
+    axe(page, "console 200%")
+    shot(page, "console_zoom200")
+    tablet = new_page(TABLET[0] // 2, TABLET[1] // 2)
+    tablet.goto(f"{srv.url}/driver/?token={srv.drivers[b['vehicle_id']]}")
+    tablet.wait_for_selector("#doorstep")
+    assert overflow(tablet)[0] <= 0
+    axe(tablet, "tablet 200%")
+    shot(tablet, "tablet_zoom200")
+    assert page.js_errors == [] and tablet.js_errors == []
