@@ -335,6 +335,7 @@ def test_desk_books_door_to_door_and_the_driver_sees_it(new_page: Any, own_serve
     page.click("#get-offer")
     page.wait_for_selector("#offer-window")
     assert "大熊町大川原字南平 1-2" in page.locator("#offer").inner_text()
+    axe(page, "console offer")
     page.click("#confirm")
     page.wait_for_selector("#booked-number")
     number = page.locator("#booked-number").inner_text()
@@ -350,6 +351,9 @@ def test_desk_books_door_to_door_and_the_driver_sees_it(new_page: Any, own_serve
     assert page.evaluate(LABELS_OVERLAP) == []  # map labels and vehicles do not collide
     axe(page, "console booked")
     shot(page, "console_booked")
+    row.get_by_role("button", name="大熊 ウメ 様の予約を取り消す").click()
+    page.wait_for_selector("#bookings-body button.danger.primary")
+    axe(page, "console cancel question")
 
     tablet = new_page(*TABLET)
     tablet.goto(f"{srv.url}/driver/?token={srv.drivers[b['vehicle_id']]}")
@@ -478,3 +482,23 @@ def test_console_and_tablet_at_200_percent_zoom(new_page: Any, own_server: Any) 
     axe(tablet, "tablet 200%")
     shot(tablet, "tablet_zoom200")
     assert page.js_errors == [] and tablet.js_errors == []
+
+
+def test_kiosk_setup_and_idle_warning_pass_axe(new_page: Any, live_server: LiveServer) -> None:
+    """The staff setup screen and the inactivity warning: axe-core clean, kiosk-sized."""
+    page = new_page(*KIOSK)
+    page.goto(live_server.url("/kiosk"))
+    page.wait_for_selector("#kiosk-token:focus")
+    kiosk_checks(page, "kiosk setup")
+    shot(page, "kiosk_setup")
+    page.keyboard.type(live_server.tokens["kiosk"])
+    page.keyboard.press("Enter")
+    page.click("[data-stop=okumart]")
+    page.wait_for_selector("[data-party='1']")
+    page.clock.run_for(91_000)
+    page.wait_for_selector("#idle-warning:not([hidden])")
+    kiosk_checks(page, "kiosk idle warning")
+    shot(page, "kiosk_idle", full_page=False)
+    page.click("#idle-continue")
+    assert page.locator("#idle-warning").is_hidden()
+    assert page.js_errors == []
