@@ -3,6 +3,7 @@ touch targets, text size, 200 % zoom, keyboard only; screenshots in tests/e2e/ar
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import sqlite3
@@ -502,3 +503,53 @@ def test_kiosk_setup_and_idle_warning_pass_axe(new_page: Any, live_server: LiveS
     page.click("#idle-continue")
     assert page.locator("#idle-warning").is_hidden()
     assert page.js_errors == []
+
+
+NO_RIDE = {"error": "NoRideAvailable", "message_ja": "その時刻には乗れる車両がありません。",
+           "message_en": "No ride is possible at that time.", "detail": "…", "cause": "no_feasible_insertion",
+           "alternatives": ["2026-11-26T10:15:00+09:00", "2026-11-26T10:45:00+09:00"]}
+
+
+def _no_ride_once(page: Any) -> None:
+    """The next offer request is answered 409 NoRideAvailable (the page's no-ride state), later ones go through."""
+    done: list[bool] = []
+
+    def handle(route: Any) -> None:
+        if route.request.method == "POST" and not done:
+            done.append(True)
+            route.fulfill(status=409, content_type="application/json", body=json.dumps(NO_RIDE))
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/offers", handle)
+
+
+def test_no_ride_states_pass_axe(new_page: Any, live_server: LiveServer) -> None:
+    """The kiosk's and the console's no-ride answers (cause and alternatives): axe-core clean, and one
+    tap on an alternative asks again."""
+    page = open_kiosk(new_page, live_server, KIOSK)
+    _no_ride_once(page)
+    page.click("[data-stop=okumart]")
+    page.click("[data-party='1']")
+    page.click("#wc-no")
+    page.click("#when-now")
+    page.wait_for_selector("#cause")
+    assert page.locator("button.alt").count() == 2
+    kiosk_checks(page, "kiosk no ride")
+    shot(page, "kiosk_no_ride")
+    page.click("button.alt >> nth=0")
+    page.wait_for_selector("#confirm")
+
+    console = new_page(*DESKTOP)
+    with_token(console, "operator", live_server.tokens["operator"])
+    console.goto(live_server.url("/operator"))
+    console.wait_for_selector("#phone-form")
+    _no_ride_once(console)
+    console.fill("#caller", "双葉 太郎")
+    console.select_option("#origin", "okumart")
+    console.select_option("#destination", "kuma_sun_terrace")
+    console.click("#get-offer")
+    console.wait_for_selector("#no-ride")
+    axe(console, "console no ride")
+    shot(console, "console_no_ride")
+    assert page.js_errors == [] and console.js_errors == []
