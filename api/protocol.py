@@ -280,6 +280,7 @@ class BookingLive(_Out):
 
     type: Literal["booking"] = "booking"
     booking_id: str
+    number: str = Field("", description="the booking number, as in the REST answers")
     status: str
     vehicle_id: str | None = None
     vehicle_name_ja: str = ""

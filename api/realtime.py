@@ -253,7 +253,7 @@ class Views:
             ja, en = ("遅れが見込まれます。到着予定をご確認ください。", "A delay is expected. Please see the new estimate.")
         lat, lon = (v.lat, v.lon) if v is not None else (None, None)
         return p.BookingLive(
-            booking_id=b.id, status=b.status.value, vehicle_id=b.vehicle_id,
+            booking_id=b.id, number=b.number, status=b.status.value, vehicle_id=b.vehicle_id,
             vehicle_name_ja=v.name_ja if v else "", vehicle_name_en=v.name_en if v else "",
             pickup_window_start=local(b.pickup_earliest), pickup_window_end=local(b.pickup_latest),
             latest_dropoff=local(b.dropoff_latest), planned_pickup=_t(b.planned_pickup),

@@ -1,6 +1,7 @@
 // The driver tablet: next stop first and large, the rest of the route below, one tap per event.
 import { me, stops as fetchStops } from "./api.js";
 import { DriverSocket } from "./socket.js";
+import { decorateNext, riderName, startDate } from "./doorstep.js";
 
 const TOKEN_KEY = "okuma.driver.token";
 const LANG_KEY = "okuma.driver.lang";
@@ -104,8 +105,9 @@ function hhmm(iso) {
 function stopOf(v) {
   const s = v.stop_id ? state.stops.get(v.stop_id) : null;
   return {
-    ja: v.stop_name_ja || (s && s.name_ja) || `${t("unknown_stop")} ${v.lat.toFixed(4)}, ${v.lon.toFixed(4)}`,
-    en: v.stop_name_en || (s && s.name_en) || `${v.lat.toFixed(4)}, ${v.lon.toFixed(4)}`,
+    // door-to-door: the address as told, not a bare point
+    ja: v.stop_name_ja || (s && s.name_ja) || v.address || `${t("unknown_stop")} ${v.lat.toFixed(4)}, ${v.lon.toFixed(4)}`,
+    en: v.stop_name_en || (s && s.name_en) || v.address || `${v.lat.toFixed(4)}, ${v.lon.toFixed(4)}`,
     kana: (s && s.name_kana) || "",
   };
 }
@@ -362,7 +364,7 @@ function riderRow(v, group) {
     "data-visit": v.visit_id, "data-booking": v.booking_id,
   },
   el("span", { class: `kind kind-${v.kind}`, text: t(v.kind) }),
-  el("div", {}, el("div", { class: "who", text: v.passenger_name || "—" }), riderDetails(v), hint),
+  el("div", {}, el("div", { class: "who", text: riderName(v, state.lang) }), riderDetails(v), hint),
   el("div", { class: "actions" }, actions));
 }
 
@@ -403,7 +405,7 @@ function renderRest(groups) {
   list.replaceChildren();
   for (const g of groups) {
     const name = stopOf(g.visits[0]);
-    const who = g.visits.map((v) => `${t(v.kind)} ${v.passenger_name || "—"} ${t("persons", { n: v.party_size })}${v.wheelchairs ? " ♿" : ""}${v.parcels ? ` ${t("parcels", { n: v.parcels })}` : ""}`).join(" / ");
+    const who = g.visits.map((v) => `${t(v.kind)} ${riderName(v, state.lang)} ${t("persons", { n: v.party_size })}${v.wheelchairs ? " ♿" : ""}${v.parcels ? ` ${t("parcels", { n: v.parcels })}` : ""}`).join(" / ");
     list.append(el("li", {
       class: `rest-item${g.visits.some((v) => state.changed.has(v.visit_id)) ? " changed" : ""}`,
       "data-stop": g.stop_id || g.key,
@@ -432,6 +434,7 @@ function render() {
   // the next stop is the first one with anything left to do on the tablet
   while (groups.length > 1 && groups[0].visits.every((v) => localDone(v))) groups = groups.slice(1);
   renderNext(groups[0]);
+  decorateNext($("next"), groups, { lang: state.lang, position: state.lastPos, nameOf: (g) => stopOf(g.visits[0])[state.lang === "ja" ? "ja" : "en"] });
   renderRest(groups.slice(1));
   if (state.socket) renderStatus(state.socket.state, state.socket.outbox.length);
 }
@@ -630,6 +633,7 @@ function init() {
   window.addEventListener("error", (e) => { if (e.error) fatal(e.error); });
   window.addEventListener("unhandledrejection", (e) => fatal(e.reason instanceof Error ? e.reason : new Error(String(e.reason))));
   setInterval(tickClock, 1000);
+  startDate($("date"), serverNow, () => state.lang);
   tickClock();
 
   const params = new URLSearchParams(location.search);

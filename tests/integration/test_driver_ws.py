@@ -331,6 +331,7 @@ async def test_rider_channel_follows_the_booking(served: Served) -> None:
             rider = Tablet(ws)
             first = await rider.next("booking")
             assert first["status"] == "confirmed" and first["booking_id"] == b["id"]
+            assert first["number"] == b["number"]  # the same number as the REST answers
             await t.next("snapshot")
             served.clock.advance(30)
             a = await t.event(type="position", client_event_id="pos-1", lat=37.4046, lon=140.9853)

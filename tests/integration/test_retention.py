@@ -42,3 +42,20 @@ async def test_old_finished_bookings_lose_their_personal_data(served: Served) ->
     assert requests[ids[1]]["passenger_name"] == "大熊 一郎"
     assert res.offers_anonymised == 1
     assert (await purge_personal_data(svc)).offers_anonymised == 0  # nothing left to blank
+
+
+async def test_door_to_door_address_and_note_go_too(served: Served) -> None:
+    """A finished door-to-door booking loses its address and note (the point stays), even without a name."""
+    c, h = served.client, served.auth("operator")
+    ride = {"origin": {"lat": 37.3850, "lon": 140.9645, "address": "大熊町大川原 1-2"},
+            "destination": {"stop_id": "okumart"}, "driver_note": "玄関は裏手です"}
+    o = (await c.post("/api/v1/offers", json=ride, headers=h)).json()
+    b = (await c.post("/api/v1/bookings", json={"offer_id": o["offer_id"]}, headers={**h, "Idempotency-Key": "d"})).json()
+    assert b["passenger_name"] == "" and b["origin"]["address"] == "大熊町大川原 1-2"
+    await c.post(f"/api/v1/bookings/{b['id']}/cancel", headers=h)
+    svc = served.runtime.services
+    served.clock.advance(timedelta(days=svc.rules.personal_data_retention_days + 1).total_seconds())
+    assert (await purge_personal_data(svc)).bookings_anonymised == 1
+    async with svc.uow(readonly=True) as uow:
+        old = await uow.bookings.get(b["id"])
+    assert old.origin.address is None and old.driver_note is None and old.origin.lat == 37.3850

@@ -33,7 +33,8 @@ export class Api {
   constructor(role) { this.role = role; }
   get token() { return getToken(this.role); }
 
-  async request(method, path, { body, headers = {} } = {}) {
+  // With `withHeaders`, the answer is {data, headers} (e.g. X-Total-Count of a page of bookings).
+  async request(method, path, { body, headers = {}, withHeaders = false } = {}) {
     const h = { Accept: "application/json", ...headers };
     if (this.token) h.Authorization = `Bearer ${this.token}`;
     if (body !== undefined) h["Content-Type"] = "application/json";
@@ -53,7 +54,7 @@ export class Api {
       try { data = JSON.parse(text); } catch { data = { message_en: text }; }
     }
     if (!res.ok) throw new ApiError(res.status, data);
-    return data;
+    return withHeaders ? { data, headers: res.headers } : data;
   }
 
   me() { return this.request("GET", "/api/v1/me"); }
@@ -63,6 +64,12 @@ export class Api {
     return this.request("POST", "/api/v1/bookings", { body: { offer_id: offerId }, headers: { "Idempotency-Key": key } });
   }
   bookings() { return this.request("GET", "/api/v1/bookings"); }
+  // Operators: one page of the search ({day, q, status, vehicle_id, limit, offset}) and the total.
+  async findBookings(params) {
+    const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v !== null && v !== undefined));
+    const { data, headers } = await this.request("GET", `/api/v1/bookings?${q}`, { withHeaders: true });
+    return { items: data, total: Number(headers.get("X-Total-Count") || data.length) };
+  }
   booking(id) { return this.request("GET", `/api/v1/bookings/${encodeURIComponent(id)}`); }
   cancel(id, reason) {
     return this.request("POST", `/api/v1/bookings/${encodeURIComponent(id)}/cancel`, { body: { reason } });

@@ -2,6 +2,7 @@
 // Live updates come over /ws/operator; while that link is down the console polls every REFRESH_MS.
 import { Api, ApiError, getToken, setToken, clearToken, newKey, tokyoDate, tokyoIso, fmtTime, fmtDayTime, serviceNow, causeText, statusText, ZONES, addDays, tokyoMinutes, hm } from "./api.js";
 import { el, lang, translator } from "./i18n.js";
+import { icon } from "./icons.js";
 
 const api = new Api("operator");
 const root = document.getElementById("main");
@@ -10,6 +11,8 @@ const LIVE_POLL_MS = 60000; // a rare safety-net refresh while it is up
 const LIVE_DEBOUNCE_MS = 300; // a burst of live messages makes one refresh
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
 const SILENT_MS = 45000; // the server pings every 15 s: three missed = the link is dead
+const PAGE = 50; // bookings per page of the table
+const POINT = "__point__"; // the stop list's "an address (pin on the map)" choice
 let stops = [];
 let byId = new Map();
 let pending = null; // {offer, key, request}
@@ -18,6 +21,12 @@ let vehiclesAvailable = true;
 let lastVehicles = null; // the fleet as last drawn (REST, then live `vehicle` messages)
 let bookingsById = new Map();
 const atRisk = new Map(); // booking id -> the promise_at_risk message
+// The table's search: a day (Tokyo), text (number, name or phone), status, vehicle, page.
+const filters = { day: tokyoDate(), q: "", status: "", vehicle_id: "", offset: 0 };
+// Door-to-door places being entered: {origin: {lat, lon}, destination: …}; `pinFor` is where a map click goes.
+const pins = {};
+let pinFor = null;
+let projection = null; // the map's current lat/lon ↔ SVG coordinates
 
 // Texts of the live channel: Japanese first, the other language beside it.
 const TEXTS = {
@@ -39,6 +48,14 @@ const tx = translator(TEXTS);
 const both = (key, vars = {}) => [tx(key, vars), " / ", el("span", { lang: other() }, tx(key, vars, other()))];
 
 const name = (id) => (byId.get(id) || { name_ja: id || "—" }).name_ja;
+// A place of a booking: its stop's name, or for door-to-door the address (or the point, if none was given).
+const placeName = (p) => (p.stop_id ? name(p.stop_id) : p.address || `地点 ${p.lat.toFixed(4)}, ${p.lon.toFixed(4)}`);
+const vehicleName = (id) => {
+  if (!id) return "—";
+  const v = (lastVehicles || []).find((x) => x.vehicle_id === id);
+  return v ? (lang() === "en" ? v.name_en : v.name_ja) || id : id;
+};
+const warnIcon = () => icon("warning", 20);
 const errText = (e) => (e instanceof ApiError ? e.text("ja") : String(e));
 
 function stopSelect(id, label) {
@@ -48,7 +65,46 @@ function stopSelect(id, label) {
     for (const s of stops.filter((x) => x.zone === zone)) g.append(el("option", { value: s.id }, `${s.name_ja}(${s.name_kana})`));
     sel.append(g);
   }
-  return [el("label", { for: id }, label), sel];
+  sel.append(el("option", { value: POINT }, "住所(地図で位置を指定)— ドアツードア"));
+  // Door-to-door: the address as told, and the position by a click on the map or typed in.
+  const box = el("div", { class: "point-box", id: `${id}-point`, hidden: true },
+    el("label", { for: `${id}-address` }, "住所"),
+    el("input", { id: `${id}-address`, name: `${id}-address`, autocomplete: "off", maxlength: "200" }),
+    el("p", { class: "muted", id: `${id}-pin-help` }, "地図をクリックすると位置が入ります(緯度・経度を直接入れても構いません)。"),
+    el("div", { class: "grid2" },
+      el("div", {}, el("label", { for: `${id}-lat` }, "緯度"), el("input", { id: `${id}-lat`, name: `${id}-lat`, inputmode: "decimal", autocomplete: "off", "aria-describedby": `${id}-pin-help` })),
+      el("div", {}, el("label", { for: `${id}-lon` }, "経度"), el("input", { id: `${id}-lon`, name: `${id}-lon`, inputmode: "decimal", autocomplete: "off", "aria-describedby": `${id}-pin-help` }))),
+    el("button", { type: "button", id: `${id}-pin`, "aria-pressed": "false", onclick: () => armPin(id) }, icon("pin", 22), "地図で位置を指定する"));
+  const typed = () => {
+    const lat = Number(box.querySelector(`#${id}-lat`).value);
+    const lon = Number(box.querySelector(`#${id}-lon`).value);
+    if (box.querySelector(`#${id}-lat`).value && box.querySelector(`#${id}-lon`).value && Number.isFinite(lat) && Number.isFinite(lon)) pins[id] = { lat, lon };
+    else delete pins[id];
+    drawMap(lastVehicles);
+  };
+  box.querySelector(`#${id}-lat`).addEventListener("input", typed);
+  box.querySelector(`#${id}-lon`).addEventListener("input", typed);
+  sel.addEventListener("change", () => {
+    box.hidden = sel.value !== POINT;
+    if (box.hidden) { delete pins[id]; if (pinFor === id) armPin(null); drawMap(lastVehicles); }
+  });
+  return [el("label", { for: id }, label), sel, box];
+}
+
+// The next click on the map sets the pin of `which` (origin or destination); null stops that.
+function armPin(which) {
+  pinFor = pinFor === which ? null : which;
+  for (const b of document.querySelectorAll("[id$='-pin']")) b.setAttribute("aria-pressed", String(b.id === `${pinFor}-pin`));
+  const hint = document.getElementById("map-hint");
+  if (hint) hint.textContent = pinFor ? `地図をクリックして「${pinFor === "origin" ? "乗る場所" : "降りる場所"}」の位置を指定してください。` : "";
+}
+
+function setPin(which, lat, lon) {
+  pins[which] = { lat, lon };
+  document.getElementById(`${which}-lat`).value = lat.toFixed(5);
+  document.getElementById(`${which}-lon`).value = lon.toFixed(5);
+  armPin(null);
+  drawMap(lastVehicles);
 }
 
 function bookingForm() {
@@ -82,6 +138,8 @@ function bookingForm() {
     el("div", { class: "grid2" },
       el("div", {}, el("label", { for: "party" }, "人数"), el("input", { id: "party", name: "party", type: "number", min: "1", max: "6", value: "1", inputmode: "numeric" })),
       el("div", {}, el("label", { for: "wheelchairs" }, "車いす(台)"), el("input", { id: "wheelchairs", name: "wheelchairs", type: "number", min: "0", max: "6", value: "0", inputmode: "numeric" }))),
+    el("div", {}, el("label", { for: "note" }, "運転士へのメモ(任意・ドアツードア向け)"),
+      el("input", { id: "note", name: "note", autocomplete: "off", maxlength: "200" })),
     alert,
     el("p", {}, el("button", { type: "submit", class: "primary", id: "get-offer" }, "空きを調べる")),
     result);
@@ -95,16 +153,25 @@ function bookingForm() {
     const problems = [];
     if (!caller) problems.push("お名前を入れてください。");
     if (!v("origin") || !v("destination")) problems.push("乗る場所と降りる場所を選んでください。");
-    else if (v("origin") === v("destination")) problems.push("乗る場所と降りる場所が同じです。");
+    else if (v("origin") === v("destination") && v("origin") !== POINT) problems.push("乗る場所と降りる場所が同じです。");
+    for (const which of ["origin", "destination"]) {
+      if (v(which) !== POINT) continue;
+      if (!pins[which]) problems.push(`${which === "origin" ? "乗る場所" : "降りる場所"}の位置を地図で指定してください。`);
+      if (!v(`${which}-address`)) problems.push(`${which === "origin" ? "乗る場所" : "降りる場所"}の住所を入れてください。`);
+    }
     const mode = timeIso ? "leave_at" : v("mode");
     if (mode !== "now" && !timeIso && !v("time")) problems.push("時刻を入れてください。");
     if (problems.length) { alert.textContent = problems.join(" "); return; }
+    const place = (which) => (v(which) === POINT
+      ? { lat: pins[which].lat, lon: pins[which].lon, address: v(`${which}-address`) }
+      : { stop_id: v(which) });
     const req = {
-      origin: { stop_id: v("origin") }, destination: { stop_id: v("destination") },
+      origin: place("origin"), destination: place("destination"),
       time_mode: mode, party_size: Number(v("party") || 1), wheelchairs: Number(v("wheelchairs") || 0),
       passenger_name: caller,
     };
     if (v("phone")) req.contact_phone = v("phone");
+    if (v("note")) req.driver_note = v("note");
     if (mode !== "now") req.time = timeIso || tokyoIso(v("day"), v("time"));
     const btn = form.querySelector("#get-offer");
     btn.disabled = true;
@@ -135,9 +202,13 @@ function bookingForm() {
         const b = await api.confirm(o.offer_id, pending.key);
         pending = null;
         result.replaceChildren(el("p", { role: "status", id: "booked" },
-          `予約しました: ${b.passenger_name} 様 ${fmtDayTime(b.pickup_window_start, "ja")}〜${fmtTime(b.pickup_window_end)}(予約番号 ${b.id})。お客様に迎えの時間をお伝えください。`));
-        form.querySelector("#caller").value = "";
-        form.querySelector("#phone").value = "";
+          `予約しました: ${b.passenger_name} 様 ${fmtDayTime(b.pickup_window_start, "ja")}〜${fmtTime(b.pickup_window_end)}(予約番号 `,
+          el("strong", { id: "booked-number", class: "number" }, b.number),
+          ")。お客様に迎えの時間と予約番号をお伝えください。"));
+        for (const id of ["caller", "phone", "note", "origin-address", "destination-address", "origin-lat", "origin-lon", "destination-lat", "destination-lon"]) {
+          form.querySelector(`#${id}`).value = "";
+        }
+        for (const which of ["origin", "destination"]) delete pins[which];
         await refresh();
       } catch (e) {
         btn.disabled = false;
@@ -147,7 +218,7 @@ function bookingForm() {
     result.replaceChildren(el("div", { class: "offer-box", id: "offer" },
       el("p", {}, "迎えの時間(お客様にお伝えください)"),
       el("p", { class: "big", id: "offer-window" }, `${fmtDayTime(o.pickup_window_start, "ja")} 〜 ${fmtTime(o.pickup_window_end)}`),
-      el("p", {}, `${name(o.origin.stop_id)} → ${name(o.destination.stop_id)} ・ ${o.party_size}人 ・ 遅くとも ${fmtTime(o.latest_dropoff)} 到着 ・ 運賃 ${o.fare_yen}円`),
+      el("p", {}, `${placeName(o.origin)} → ${placeName(o.destination)} ・ ${o.party_size}人 ・ 遅くとも ${fmtTime(o.latest_dropoff)} 到着 ・ 運賃 ${o.fare_yen}円`),
       el("p", { class: "muted" }, `${fmtTime(o.expires_at)} まで有効`),
       el("div", { class: "row" }, btn, el("button", { type: "button", onclick: () => { pending = null; result.replaceChildren(); } }, "やめる"))));
   }
@@ -176,13 +247,14 @@ function row(b) {
     }
   }
   return el("tr", { class: b.status, dataset: { booking: b.id } },
+    el("td", { class: "number" }, b.number),
     el("td", {}, `${fmtTime(b.pickup_window_start)}〜${fmtTime(b.pickup_window_end)}`),
-    el("td", {}, b.passenger_name),
-    el("td", {}, `${name(b.origin.stop_id)} → ${name(b.destination.stop_id)}`),
+    el("td", {}, b.passenger_name || "(名前なし)"),
+    el("td", {}, `${placeName(b.origin)} → ${placeName(b.destination)}`),
     el("td", {}, `${b.party_size}${b.wheelchairs ? ` (車いす${b.wheelchairs})` : ""}`),
     el("td", { class: "status" }, statusText(b.status, "ja"),
-      atRisk.has(b.id) ? el("strong", { class: "risk-badge" }, ` ⚠ ${tx("riskBadge")}`) : null),
-    el("td", {}, b.vehicle_id || "—"),
+      atRisk.has(b.id) ? el("strong", { class: "risk-badge" }, " ", warnIcon(), tx("riskBadge")) : null),
+    el("td", {}, vehicleName(b.vehicle_id)),
     el("td", {}, { app: "アプリ", kiosk: "端末", phone: "電話" }[b.channel] || b.channel),
     cell);
 }
@@ -197,20 +269,38 @@ async function cancel(id) {
   await refresh();
 }
 
+// Label boxes placed so far; a label takes the first of eight places around its point that overlaps none.
+function placeLabel(placed, px, py, text, size = 12, W = 800, H = 560) {
+  const w = text.length * size + 4;
+  const h = size + 4;
+  const spots = [[10, -h / 2], [-10 - w, -h / 2], [-w / 2, -h - 8], [-w / 2, 8], [10, -h - 4], [10, 4], [-10 - w, -h - 4], [-10 - w, 4]];
+  for (const [dx, dy] of spots) {
+    const box = [px + dx, py + dy, px + dx + w, py + dy + h];
+    if (box[0] < 2 || box[1] < 2 || box[2] > W - 2 || box[3] > H - 2) continue; // inside the map
+    if (!placed.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3])) {
+      placed.push(box);
+      return { x: box[0] + 2, y: box[3] - 4 };
+    }
+  }
+  return null; // no free place: the name stays in the point's tooltip and the legend list
+}
+
 function drawMap(vehicles) {
-  const pts = stops.map((s) => [s.lat, s.lon]).concat((vehicles || []).filter((v) => v.lat != null).map((v) => [v.lat, v.lon]));
+  const pinned = Object.values(pins);
+  const pts = stops.map((s) => [s.lat, s.lon]).concat((vehicles || []).filter((v) => v.lat != null).map((v) => [v.lat, v.lon]), pinned.map((p) => [p.lat, p.lon]));
   const lats = pts.map((p) => p[0]);
   const lons = pts.map((p) => p[1]);
   const [minLat, maxLat, minLon, maxLon] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
   const W = 800;
   const H = 560;
-  const pad = 40;
+  const pad = 48;
   const kx = Math.cos((((minLat + maxLat) / 2) * Math.PI) / 180); // equirectangular, good enough for a town
   const sx = (W - 2 * pad) / ((maxLon - minLon) * kx || 1);
   const sy = (H - 2 * pad) / (maxLat - minLat || 1);
   const k = Math.min(sx, sy);
   const x = (lon) => pad + (lon - minLon) * kx * k;
   const y = (lat) => H - pad - (lat - minLat) * k;
+  projection = { toLon: (px) => minLon + (px - pad) / (kx * k), toLat: (py) => minLat + (H - pad - py) / k };
   const NS = "http://www.w3.org/2000/svg";
   const s = (tag, attrs, text) => {
     const e = document.createElementNS(NS, tag);
@@ -218,63 +308,121 @@ function drawMap(vehicles) {
     if (text) e.textContent = text;
     return e;
   };
-  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "map", role: "img", "aria-labelledby": "map-title map-desc" });
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: `map${pinFor ? " picking" : ""}`, role: "img", "aria-labelledby": "map-title map-desc" });
+  const moving = (vehicles || []).filter((v) => v.lat != null && v.lon != null);
   svg.append(s("title", { id: "map-title" }, "停留所と車両の地図"),
-    s("desc", { id: "map-desc" }, `停留所 ${stops.length} か所${vehicles ? `、車両 ${vehicles.length} 台` : ""}。北が上。`));
+    s("desc", { id: "map-desc" }, `停留所 ${stops.length} か所${vehicles ? `、車両 ${moving.length} 台(${moving.map((v) => v.name_ja || v.vehicle_id).join("、")})` : ""}。北が上。`));
+  const placed = [];
   const colour = { ogawara: "#0b4f8a", ono: "#7a2a8c", other: "#3d3d3d" };
+  // Points first, so that no label covers a stop; kiosk stops (the main ones) get their labels first.
   for (const st of stops) {
+    const r = st.kiosk ? 7 : 5;
+    placed.push([x(st.lon) - r, y(st.lat) - r, x(st.lon) + r, y(st.lat) + r]);
+  }
+  // Vehicles at nearly the same place (the depot) are spread on a ring, each with a line to the spot.
+  const groups = [];
+  for (const v of moving) {
+    const g = groups.find((gr) => Math.hypot(x(gr.lon) - x(v.lon), y(gr.lat) - y(v.lat)) < 16);
+    if (g) g.list.push(v); else groups.push({ lat: v.lat, lon: v.lon, list: [v] });
+  }
+  const vehicleMarks = [];
+  for (const g of groups) {
+    const cx = x(g.lon);
+    const cy = y(g.lat);
+    g.list.forEach((v, i) => {
+      const n = g.list.length;
+      const a = (2 * Math.PI * i) / n - Math.PI / 2;
+      const rr = n > 1 ? 26 : 0;
+      const vx = cx + rr * Math.cos(a);
+      const vy = cy + rr * Math.sin(a);
+      placed.push([vx - 10, vy - 10, vx + 10, vy + 10]);
+      vehicleMarks.push({ v, vx, vy, cx, cy });
+    });
+  }
+  for (const st of [...stops].sort((a, b) => Number(b.kiosk) - Number(a.kiosk))) {
     const g = s("g", {});
     g.append(s("circle", { cx: x(st.lon), cy: y(st.lat), r: st.kiosk ? 7 : 5, fill: colour[st.zone] || "#333", stroke: "#fff", "stroke-width": 2 }));
     g.append(s("title", {}, `${st.name_ja}${st.kiosk ? "(端末あり)" : ""}`));
-    if (st.kiosk) g.append(s("text", { x: x(st.lon) + 9, y: y(st.lat) + 4 }, st.name_ja));
+    if (st.kiosk) {
+      const at = placeLabel(placed, x(st.lon), y(st.lat), st.name_ja);
+      if (at) g.append(s("text", { x: at.x, y: at.y, class: "stop-label" }, st.name_ja));
+    }
     svg.append(g);
   }
-  const seen = new Map(); // vehicles at the same place (the depot) are stacked, not drawn on top of each other
-  for (const v of vehicles || []) {
-    if (v.lat == null || v.lon == null) continue;
-    const at = `${v.lat.toFixed(4)},${v.lon.toFixed(4)}`;
-    const n = seen.get(at) || 0;
-    seen.set(at, n + 1);
-    const vx = x(v.lon) + n * 8;
-    const vy = y(v.lat) - n * 22;
-    const g = s("g", { class: "vehicle" });
+  for (const { v, vx, vy, cx, cy } of vehicleMarks) {
+    const label = `${v.name_ja || v.vehicle_id}${v.on_break ? "(休憩)" : ""}`;
+    const g = s("g", { class: "vehicle", "data-vehicle": v.vehicle_id });
+    if (vx !== cx || vy !== cy) g.append(s("line", { x1: cx, y1: cy, x2: vx, y2: vy, stroke: "#000", "stroke-width": 1.5 }));
     g.append(s("rect", { x: vx - 9, y: vy - 9, width: 18, height: 18, rx: 4, fill: "#ff9f1a", stroke: "#000", "stroke-width": 2 }));
-    g.append(s("text", { x: vx + 13, y: vy + 4, "font-weight": "700" }, `${v.name_ja || v.vehicle_id || v.id}${v.on_break ? "(休憩)" : ""}`));
+    g.append(s("title", {}, label));
+    const at = placeLabel(placed, vx, vy, label, 13);
+    if (at) g.append(s("text", { x: at.x, y: at.y, "font-weight": "700", class: "vehicle-label" }, label));
     svg.append(g);
   }
-  mapBox.replaceChildren(svg, el("p", { class: "legend" },
-    "● 青: 大川原 ● 紫: 大野駅周辺 ● 大きな点: 予約端末のある停留所", vehicles ? " ■ 橙: 車両" : ""));
+  for (const [which, p] of Object.entries(pins)) {
+    const px = x(p.lon);
+    const py = y(p.lat);
+    const g = s("g", { class: "pin", "data-pin": which });
+    g.append(s("path", { d: `M${px} ${py} l-9 -20 a10 10 0 1 1 18 0 z`, fill: "#a10f0f", stroke: "#fff", "stroke-width": 2 }));
+    const label = which === "origin" ? "乗る場所" : "降りる場所";
+    const at = placeLabel(placed, px, py - 14, label, 13);
+    if (at) g.append(s("text", { x: at.x, y: at.y, "font-weight": "700" }, label));
+    svg.append(g);
+  }
+  svg.addEventListener("click", (ev) => {
+    if (!pinFor || !projection) return;
+    const pt = svg.createSVGPoint();
+    pt.x = ev.clientX;
+    pt.y = ev.clientY;
+    const local = pt.matrixTransform(svg.getScreenCTM().inverse());
+    setPin(pinFor, projection.toLat(local.y), projection.toLon(local.x));
+  });
+  mapBox.replaceChildren(el("p", { id: "map-hint", class: "notice", "aria-live": "polite" },
+    pinFor ? `地図をクリックして「${pinFor === "origin" ? "乗る場所" : "降りる場所"}」の位置を指定してください。` : ""), svg, el("p", { class: "legend" },
+    "● 青: 大川原 ● 紫: 大野駅周辺 ● 大きな点: 予約端末のある停留所", vehicles ? " ■ 橙: 車両(同じ場所の車両は輪に並べ、線で位置を示します)" : "",
+    pinned.length ? " ▼ 赤: ドアツードアの位置" : ""));
 }
 
 async function refresh() {
-  let all;
+  let today;
+  let page;
   try {
-    all = await api.bookings();
+    // The day's KPIs and alerts come from all its bookings; the table shows one page of the search.
+    [today, page] = await Promise.all([
+      api.findBookings({ day: tokyoDate(), limit: 500 }),
+      api.findBookings({ ...filters, limit: PAGE }),
+    ]);
     tableAlert.textContent = "";
   } catch (e) {
     tableAlert.textContent = errText(e);
     return;
   }
-  bookingsById = new Map(all.map((b) => [b.id, b]));
+  const list = today.items;
+  bookingsById = new Map([...list, ...page.items].map((b) => [b.id, b]));
   for (const id of atRisk.keys()) {
     const b = bookingsById.get(id);
     if (b && ["cancelled", "completed", "no_show"].includes(b.status)) atRisk.delete(id);
   }
   drawAlerts();
-  const today = tokyoDate();
-  const list = all.filter((b) => tokyoDate(new Date(b.pickup_window_start)) === today)
-    .sort((a, b) => a.pickup_window_start.localeCompare(b.pickup_window_start));
+  let vehicles = null;
+  if (vehiclesAvailable) {
+    try { vehicles = await api.vehicles(); } catch (e) { if (e.status === 404) vehiclesAvailable = false; }
+  }
+  if (vehicles) lastVehicles = Array.isArray(vehicles) ? vehicles : vehicles.vehicles; // a failed fetch keeps the last fleet
+  drawVehicleFilter();
   // A live refresh must not take the keyboard focus away from a button in the table.
   const focused = tbody.contains(document.activeElement) ? document.activeElement : null;
   const keep = focused && focused.closest("tr[data-booking]")
     ? [focused.closest("tr[data-booking]").dataset.booking, [...focused.closest("tr").querySelectorAll("button")].indexOf(focused)]
     : null;
-  tbody.replaceChildren(...(list.length ? list.map(row) : [el("tr", {}, el("td", { colspan: "8" }, "今日の予約はまだありません。"))]));
+  const empty = filters.q || filters.status || filters.vehicle_id ? "条件に合う予約はありません。" : "この日の予約はまだありません。";
+  tbody.replaceChildren(...(page.items.length ? page.items.map(row) : [el("tr", {}, el("td", { colspan: "9" }, empty))]));
   if (keep) {
     const again = tbody.querySelector(`tr[data-booking="${CSS.escape(keep[0])}"]`);
     const buttons = again ? again.querySelectorAll("button") : [];
     if (buttons.length) buttons[Math.min(Math.max(keep[1], 0), buttons.length - 1)].focus();
   }
+  drawPager(page.total, page.items.length);
   const count = (f) => list.filter(f).length;
   const live = count((b) => b.status !== "cancelled");
   kpis.replaceChildren(
@@ -282,12 +430,66 @@ async function refresh() {
     el("li", { id: "kpi-riders" }, "乗車予定の人数", el("strong", {}, String(list.filter((b) => b.status !== "cancelled" && b.status !== "no_show").reduce((n, b) => n + b.party_size, 0)))),
     el("li", { id: "kpi-cancelled" }, "取り消し", el("strong", {}, String(count((b) => b.status === "cancelled")))),
     el("li", { id: "kpi-noshow" }, "乗車なし", el("strong", {}, String(count((b) => b.status === "no_show")))));
-  let vehicles = null;
-  if (vehiclesAvailable) {
-    try { vehicles = await api.vehicles(); } catch (e) { if (e.status === 404) vehiclesAvailable = false; }
-  }
-  if (vehicles) lastVehicles = Array.isArray(vehicles) ? vehicles : vehicles.vehicles; // a failed fetch keeps the last fleet
   drawMap(lastVehicles);
+}
+
+// ---- the table's search and pages
+const pager = el("nav", { class: "pager row", "aria-label": "予約一覧のページ" });
+const vehicleFilter = el("select", { id: "filter-vehicle", name: "vehicle" });
+
+function drawVehicleFilter() {
+  const current = filters.vehicle_id;
+  const list = lastVehicles || [];
+  const key = JSON.stringify([current, list.map((v) => v.vehicle_id)]);
+  if (vehicleFilter.dataset.key === key) return;
+  vehicleFilter.dataset.key = key;
+  vehicleFilter.replaceChildren(el("option", { value: "" }, "すべての車両"),
+    ...list.map((v) => el("option", { value: v.vehicle_id, selected: v.vehicle_id === current }, v.name_ja || v.vehicle_id)));
+}
+
+function drawPager(total, shown) {
+  const from = total ? filters.offset + 1 : 0;
+  const to = filters.offset + shown;
+  pager.replaceChildren(
+    el("button", { type: "button", id: "page-prev", disabled: filters.offset === 0, onclick: () => { filters.offset = Math.max(0, filters.offset - PAGE); refresh(); } }, "前のページ"),
+    el("p", { id: "page-info", "aria-live": "polite" }, `${total} 件中 ${from}〜${to} 件`),
+    el("button", { type: "button", id: "page-next", disabled: to >= total, onclick: () => { filters.offset += PAGE; refresh(); } }, "次のページ"));
+}
+
+function searchForm() {
+  const days = el("select", { id: "filter-day", name: "day" });
+  const today = tokyoDate();
+  for (let i = -7; i <= 7; i++) {
+    const d = addDays(today, i);
+    days.append(el("option", { value: d, selected: d === filters.day }, `${fmtDayTime(tokyoIso(d, "12:00"), "ja").split(" ")[0]}${i === 0 ? "" : ` (${d})`}`));
+  }
+  const status = el("select", { id: "filter-status", name: "status" }, el("option", { value: "" }, "すべての状態"),
+    ...["confirmed", "arriving", "on_board", "completed", "cancelled", "no_show"].map((x) => el("option", { value: x }, statusText(x, "ja"))));
+  const q = el("input", { id: "filter-q", name: "q", type: "search", autocomplete: "off", maxlength: "100" });
+  const form = el("form", { id: "search-form", class: "filters", role: "search", "aria-label": "予約の検索" },
+    el("div", {}, el("label", { for: "filter-q" }, "予約番号・お名前・電話番号"), q),
+    el("div", {}, el("label", { for: "filter-day" }, "日にち"), days),
+    el("div", {}, el("label", { for: "filter-status" }, "状態"), status),
+    el("div", {}, el("label", { for: "filter-vehicle" }, "車両"), vehicleFilter),
+    el("div", { class: "row" },
+      el("button", { type: "submit", class: "primary", id: "search" }, icon("search", 20), "検索"),
+      el("button", { type: "button", id: "search-reset", onclick: () => {
+        q.value = ""; status.value = ""; vehicleFilter.value = ""; days.value = tokyoDate();
+        Object.assign(filters, { day: tokyoDate(), q: "", status: "", vehicle_id: "", offset: 0 });
+        drawTitle(); refresh();
+      } }, "条件を消す")));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    Object.assign(filters, { day: days.value, q: q.value.trim(), status: status.value, vehicle_id: vehicleFilter.value, offset: 0 });
+    drawTitle();
+    refresh();
+  });
+  return form;
+}
+
+const tableTitle = el("h2", { id: "table-h" }, "今日の予約");
+function drawTitle() {
+  tableTitle.textContent = filters.day === tokyoDate() ? "今日の予約" : `${fmtDayTime(tokyoIso(filters.day, "12:00"), "ja").split(" ")[0]} の予約`;
 }
 
 // ---- live updates over /ws/operator (api/protocol.py OperatorServerMessage)
@@ -315,7 +517,7 @@ function drawAlerts() {
       min: Math.max(1, Math.round((m.late_s || 0) / 60)), vehicle: v ? (l === "en" ? v.name_en : v.name_ja) || m.vehicle_id : m.vehicle_id,
     });
     return el("div", { class: "risk", dataset: { booking: m.booking_id } },
-      el("p", { class: "risk-title" }, `⚠ ${tx("riskTitle")}`),
+      el("p", { class: "risk-title" }, warnIcon(), tx("riskTitle")),
       el("p", {}, tx("risk", vars(lang()))),
       el("p", { lang: other(), class: "risk-other" }, tx("risk", vars(other()), other())),
       el("button", { type: "button", // the name starts with the visible words (WCAG 2.5.3), then says which alert
@@ -473,11 +675,11 @@ async function boot() {
       alertsBox,
       el("section", { class: "panel", "aria-labelledby": "kpi-h" }, el("h2", { id: "kpi-h" }, "今日の運行"), kpis),
       el("section", { class: "panel", "aria-labelledby": "table-h" },
-        el("h2", { id: "table-h" }, "今日の予約"), tableAlert,
+        tableTitle, searchForm(), tableAlert,
         el("div", { class: "table-wrap" }, el("table", { id: "bookings" },
-          el("caption", { class: "visually-hidden" }, "今日の予約一覧(迎えの時間順)"),
-          el("thead", {}, el("tr", {}, ["迎えの時間", "お名前", "区間", "人数", "状態", "車両", "受付", "操作"].map((h) => el("th", { scope: "col" }, h)))),
-          tbody))),
+          el("caption", { class: "visually-hidden" }, "予約一覧(迎えの時間順)"),
+          el("thead", {}, el("tr", {}, ["予約番号", "迎えの時間", "お名前", "区間", "人数", "状態", "車両", "受付", "操作"].map((h) => el("th", { scope: "col" }, h)))),
+          tbody)), pager),
       el("section", { class: "panel", "aria-labelledby": "map-h" }, el("h2", { id: "map-h" }, "地図"), mapBox)));
   await refresh();
   startLive();
