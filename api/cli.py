@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     sv.add_argument("--demo", action="store_true", help="demo accounts and a simulated fleet")
     sv.add_argument("--no-simulator", action="store_true", help="with --demo: no simulated fleet")
     sv.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL only; set REDIS_URL)")
+    sv.add_argument("--real-clock", action="store_true",
+                    help="with --demo: run on the real time (default: a clock placed inside service hours)")
+    sv.add_argument("--no-demand", action="store_true", help="with --demo: no scenario bookings in the background")
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("load-data", help="load Okuma stops, fleet and shifts")
     acc = sub.add_parser("accounts", help="manage accounts and tokens")
@@ -193,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         from api.server import serve
 
         return serve(settings, host=args.host, port=args.port, demo=args.demo,
-                     simulator=not args.no_simulator, workers=args.workers)
+                     simulator=not args.no_simulator, workers=args.workers, real_clock=args.real_clock,
+                     demand=not args.no_demand)
     return 0
 
 

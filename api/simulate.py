@@ -754,3 +754,51 @@ def main(args: Any) -> int:
         print(f"report: {write_report(res, out)}")
     print(json_line(res.summary))
     return 0
+
+
+# ------------------------------------------------------------------------------ the demo's background demand
+
+
+async def demo_demand(services: Services, scenario: str = "okuma-weekday", seed: int = 1,
+                      token: str = "demo-operator") -> None:
+    """Book a scenario's requests on the service's own clock, day after day (``okuma serve --demo``).
+
+    The requests of each service day are the scenario's, moved to that day; those asked for
+    before "now" are skipped, those made earlier but still ahead are booked at once. Every
+    request goes through the same handlers as the pages (as the phone desk); refusals are fine.
+    """
+    from transit import handlers
+    from transit.accounts import authenticate
+    from transit.commands import ConfirmOffer, PlaceRef, RequestRide
+    from transit.errors import DomainError
+
+    scn = sc.load(scenario)
+    async with services.uow(readonly=True) as uow:
+        actor = await authenticate(uow, token)
+    clock, tz = services.clock, services.rules.tz
+    day = clock.now().astimezone(tz).date()
+    booked = 0
+    for n in itertools.count():
+        shift = day - scn.day
+        for trip in sc.generate(scn, seed + n):
+            made, when = trip.made_at + shift, trip.time + shift
+            now = clock.now()
+            if when < now + timedelta(minutes=2):
+                continue
+            if made > now:
+                await clock.sleep((made - now).total_seconds())
+            mode = trip.mode if trip.mode != "now" else "leave_at"
+            cmd = RequestRide(origin=PlaceRef(stop_id=trip.origin), destination=PlaceRef(stop_id=trip.destination),
+                              time_mode=mode, time=max(when, clock.now() + timedelta(minutes=1)), party_size=trip.party,
+                              wheelchairs=1 if trip.wheelchair else 0, passenger_name=f"デモ乗客 {trip.id[-4:]}")
+            try:
+                offer = await handlers.request_offer(cmd, actor, services)
+                await handlers.confirm_offer(ConfirmOffer(offer.id, f"demo-{day}-{trip.id}"), actor, services)
+                booked += 1
+                log.info("demo demand: booked %s (%d today)", trip.id, booked)
+            except DomainError as e:
+                log.info("demo demand: %s refused (%s)", trip.id, e.code)
+        day = day + timedelta(days=1)
+        start = datetime.combine(day, dtime(6, 30), tzinfo=tz)
+        if start > clock.now():
+            await clock.sleep((start - clock.now()).total_seconds())
