@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.realtime import Hub
-from api.routers import bookings, driver_ws, rider_ws, stops, vehicles
+from api.routers import bookings, driver_ws, kpis, rider_ws, stops, vehicles
 from transit.bootstrap import Runtime, bootstrap
 from transit.clock import Clock
 from transit.dispatcher import Dispatcher
@@ -66,6 +66,7 @@ def create_app(
     app.include_router(stops.router)
     app.include_router(bookings.router)
     app.include_router(vehicles.router)
+    app.include_router(kpis.router)
     app.include_router(driver_ws.router)
     app.include_router(rider_ws.router)
 

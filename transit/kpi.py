@@ -230,3 +230,42 @@ def no_pooling_vkm(served: Sequence[RideOutcome], coords: dict[str, tuple[tuple[
         f[1] = d
         metres += empty + loaded
     return metres / 1000
+
+
+async def today(svc: Any, operations: Any) -> dict[str, Any]:
+    """Today's KPIs (service time zone) from the database, for the operator console.
+
+    The console knows no refusals (they are answers, not stored) and not what each rider asked
+    for, so ``requests`` counts bookings, and waits run from the pickup window's start.
+    """
+    from transit.planning import Locations
+
+    now = svc.clock.now()
+    tz = svc.rules.tz
+    day0 = datetime.combine(now.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
+    day1 = day0 + timedelta(days=1)
+    async with svc.uow(readonly=True) as uow:
+        bookings = await uow.bookings.list_between(day0, day1, limit=100_000)
+        vehicles = await uow.vehicles.list((day0, day1))
+        arrivals: dict[str, datetime] = {}
+        for v in vehicles:
+            arrivals.update(await operations.arrivals(uow, v.id))
+    rides = []
+    for b in bookings:
+        locs = Locations()
+        o = locs.index(b.origin.lat, b.origin.lon)
+        d = locs.index(b.destination.lat, b.destination.lon)
+        direct_s = int(locs.matrix(svc.travel)[o][d])
+        rides.append(outcome_of(b, direct_s, 0.0, arrivals.get(b.id), requested_at=b.pickup_earliest))
+    shifts = [(s.starts_at, s.ends_at) for v in vehicles for s in v.shifts if s.ends_at > day0 and s.starts_at < day1]
+    k = summarise([r for r in rides if r.status in ("completed", "cancelled", "no_show")], (), shifts, tz)
+    on_board = sum(r.party for r in rides if r.status == BookingStatus.ON_BOARD.value)
+    return {
+        "date": day0.date().isoformat(), "computed_at": now.astimezone(tz).isoformat(),
+        "booked": sum(r.status != BookingStatus.CANCELLED.value for r in rides), "completed": k.served,
+        "cancelled": k.cancelled, "no_shows": k.no_shows, "on_board_now": on_board,
+        "mean_wait_min": k.mean_wait_min, "p95_wait_min": k.p95_wait_min, "on_time_pct": k.on_time_pct,
+        "ride_ratio_mean": k.ride_ratio_mean, "promises_broken": k.promises_broken,
+        "passengers": k.passengers, "pax_per_vehicle_hour_peak": k.pax_per_vehicle_hour_peak,
+        "peak_hour": k.peak_hour,
+    }

@@ -104,3 +104,19 @@ def test_the_demo_clock_starts_inside_service_hours(local: datetime, expected: d
     """Started at 03:00 or 21:30 JST the demo runs from 08:00 of the next service day; inside hours, now."""
     rules = load_okuma().rules
     assert demo_start(local, rules) == expected
+
+
+async def test_the_console_reads_todays_kpis_from_the_same_code(served) -> None:  # type: ignore[no-untyped-def]
+    """GET /api/v1/kpis/today: operators only; a booking made counts as booked, nothing done yet."""
+    c = served.client
+    assert (await c.get("/api/v1/kpis/today", headers=served.auth("rider"))).status_code == 403
+    empty = (await c.get("/api/v1/kpis/today", headers=served.auth("operator"))).json()
+    assert (empty["booked"], empty["completed"]) == (0, 0)
+    offer = (await c.post("/api/v1/offers", headers=served.auth("operator"), json={
+        "origin": {"stop_id": "okuma_town_hall"}, "destination": {"stop_id": "ono_station_west_plaza"},
+        "time_mode": "now", "passenger_name": "テスト"})).json()
+    r = await c.post("/api/v1/bookings", json={"offer_id": offer["offer_id"]},
+                     headers={**served.auth("operator"), "Idempotency-Key": "kpi-1"})
+    assert r.status_code == 201
+    k = (await c.get("/api/v1/kpis/today", headers=served.auth("operator"))).json()
+    assert (k["booked"], k["completed"], k["on_board_now"]) == (1, 0, 0)
