@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
         args.seed = 1 if args.seed is None else args.seed
         args.database_url = args.database_url or (settings.database_url
-                                                  if settings.database_url.startswith("postgresql") else None)
+                                                  if settings.database_url.startswith("postgres") else None)
         return simulate_main(args)
     elif args.cmd in ("reoptimise", "batch"):
         for r in asyncio.run(_dispatch(settings, args)):

@@ -105,6 +105,7 @@ class SimResult:
     fleet_hours: float
     tz: Any
     reopt: list[Any] = field(default_factory=list)
+    cpu_s: float = 0.0
 
 
 # ------------------------------------------------------------------------------ reference data
@@ -265,10 +266,13 @@ class DaySimulation:
     # ---------------------------------------------------------------- set-up
 
     async def _database(self, stack: contextlib.AsyncExitStack) -> str:
-        if self.cfg.database_url and self.cfg.database_url.startswith("postgresql"):
+        from transit.db import normalise_url
+
+        given = normalise_url(self.cfg.database_url) if self.cfg.database_url else ""
+        if given.startswith("postgresql"):
             import asyncpg
 
-            base = self.cfg.database_url.replace("postgresql+asyncpg://", "postgresql://")
+            base = given.replace("postgresql+asyncpg://", "postgresql://")
             server, _ = base.rsplit("/", 1)
             name = f"okuma_sim_{secrets.token_hex(5)}"
             conn = await asyncpg.connect(base)
@@ -450,6 +454,7 @@ class DaySimulation:
         from api.app import create_app
 
         wall0 = time.perf_counter()
+        self.cpu0 = time.process_time()
         cfg, scn = self.cfg, self.scn
         first = min((t.made_at for t in self.trips), default=scn.at(scn.raw.get("sim_start", "06:30")))
         self.t_start = min(first, scn.at(scn.raw.get("service_start", "07:00"))) - timedelta(minutes=5)
@@ -616,7 +621,8 @@ class DaySimulation:
         hourly = kpi.passengers_per_vehicle_hour(served, shifts, tz)
         occ = kpi.occupancy(served, self.t_start, max([r.completed_at for r in served if r.completed_at] or [self.t_start]))
         return SimResult(self.cfg, summary, k, rides, kinds, occ, hourly,
-                         kpi.co2_kg(vkm, served, self.ref.rules.circuity), fleet_hours, tz, self.reopt_results)
+                         kpi.co2_kg(vkm, served, self.ref.rules.circuity), fleet_hours, tz, self.reopt_results,
+                         time.process_time() - self.cpu0)
 
     @property
     def services_ops(self) -> Any:
@@ -671,7 +677,8 @@ def table(res: SimResult) -> str:
         f" invariant violations {s['invariant_violations']}"
         + (f" ({', '.join(f'{a} {n}' for a, n in sorted(res.violations.items()))})" if res.violations else ""),
         f"  offer p95 {s['offer_p95_ms']} ms, re-plan p95 {s['reopt_cycle_p95_s']} s"
-        f" ({sum(1 for r in res.reopt if r is not None and r.applied)} of {len(res.reopt)} applied), wall {s['wall_s']} s",
+        f" ({sum(1 for r in res.reopt if r is not None and r.applied)} of {len(res.reopt)} applied), wall {s['wall_s']} s"
+        f" (CPU {res.cpu_s:.0f} s)",
     ]
     return "\n".join(lines)
 

@@ -49,9 +49,11 @@ async def test_a_window_of_okuma_weekday_on_sqlite() -> None:
 async def test_a_window_of_okuma_weekday_on_postgresql() -> None:
     """The same window on PostgreSQL: the simulator makes (and drops) a fresh database on the server."""
     url = await create_pg_database()  # skips when PostgreSQL is missing (fails in CI)
-    await drop_pg_database(url)
-    res = await sim.DaySimulation(sim.SimConfig("okuma-weekday", seed=3, progress=False, database_url=url,
-                                                **WINDOW)).run()
+    try:
+        res = await sim.DaySimulation(sim.SimConfig("okuma-weekday", seed=3, progress=False, database_url=url,
+                                                    **WINDOW)).run()
+    finally:
+        await drop_pg_database(url)
     _check_counts(res)
 
 
