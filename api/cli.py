@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     sm.add_argument("--compare", action="append", default=[], metavar="KEY=V1,V2",
                     help="one run per value: vehicles, window_min or shifts (repeat)")
     sm.add_argument("--reopt-interval", type=float, default=600.0, help="re-plan timer, simulated seconds")
-    sm.add_argument("--reopt-budget", type=float, default=1.0, help="solver seconds per re-plan")
+    sm.add_argument("--reopt-budget", type=float, default=None,
+                    help="solver seconds per re-plan (default: the scenario's, else 0.5)")
     sm.add_argument("--no-progress", action="store_true", help="no progress bar")
     sm.add_argument("--url", default=None, help="instead: drive the vehicles of the server at this URL")
     sm.add_argument("--token", action="append", default=[], metavar="VEHICLE=TOKEN",

@@ -80,7 +80,7 @@ class SimConfig:
     start: str | None = None  # only requests asked for at or after this local HH:MM
     end: str | None = None  # ... and before this one
     reopt_interval_s: float = 600.0  # the dispatcher's timer, simulated seconds
-    reopt_budget_s: float = 1.0  # solver seconds per re-plan (wall)
+    reopt_budget_s: float | None = None  # solver seconds per re-plan (wall); None: the scenario's, else 0.5
     progress: bool = True
 
 
@@ -481,7 +481,8 @@ class DaySimulation:
             from transit.dispatcher import Dispatcher
 
             self.dispatcher = Dispatcher(rt.services, rt.engine, interval_s=cfg.reopt_interval_s,
-                                         budget_s=cfg.reopt_budget_s, evening_batch_local=None)
+                                         budget_s=cfg.reopt_budget_s or float(scn.raw.get("reopt_budget_s", 0.5)),
+                                         evening_batch_local=None)
             if not await self.dispatcher.leader.acquire():
                 raise SystemExit("the simulation's dispatcher could not take the leader lock")
             stack.push_async_callback(self.dispatcher.leader.release)
