@@ -9,9 +9,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from transit import kpi  # noqa: E402
+from transit import kpi
 
 
 def _save(fig: Any, path: Path) -> str:

@@ -146,7 +146,7 @@ def _city(scn: sc.Scenario, cfg: SimConfig) -> ReferenceData:
     area = ServiceArea((AreaFeature("city", "other", "仮想都市", "synthetic city", ((ring,),)),))
     spec = raw["fleet"]["all_day"]
     n = cfg.vehicles or int(spec["vehicles"])
-    side = max(1, int(round(math.sqrt(int(spec.get("depots", 16))))))
+    side = max(1, round(math.sqrt(int(spec.get("depots", 16)))))
     depots = [stops[(int((i + 0.5) * grid / side)) * grid + int((j + 0.5) * grid / side)].stop_id
               for i in range(side) for j in range(side)]
     shift = Shift(ALL_DAYS, dtime.fromisoformat(spec["start"]), dtime.fromisoformat(spec["end"]))
@@ -409,7 +409,7 @@ class DaySimulation:
             if isinstance(e, (VehicleMoved, EtasUpdated)):
                 continue
             self._changes += 1
-            if isinstance(e, BookingStatusChanged) and e.status in TERMINAL or isinstance(e, BookingCancelled):
+            if (isinstance(e, BookingStatusChanged) and e.status in TERMINAL) or isinstance(e, BookingCancelled):
                 self.open.discard(e.booking_id)
         await self.dispatcher.on_events(events)
         kick = getattr(self.dispatcher, "_kick", None)
