@@ -122,3 +122,24 @@ async def test_the_console_reads_todays_kpis_from_the_same_code(served) -> None:
     assert r.status_code == 201
     k = (await c.get("/api/v1/kpis/today", headers=served.auth("operator"))).json()
     assert (k["booked"], k["completed"], k["on_board_now"]) == (1, 0, 0)
+
+
+async def test_the_demo_books_scenario_demand_in_the_background(served) -> None:  # type: ignore[no-untyped-def]
+    """demo_demand books the day's scenario requests through the handlers as their times come."""
+    import asyncio
+    import contextlib
+
+    task = asyncio.create_task(sim.demo_demand(served.runtime.services, token=served.tokens["operator"]))
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0.1)
+            r = await served.client.get("/api/v1/kpis/today", headers=served.auth("operator"))
+            if r.json()["booked"] >= 3:
+                break
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert r.json()["booked"] >= 3
+    bookings = (await served.client.get("/api/v1/bookings", headers=served.auth("operator"))).json()
+    assert all(b["channel"] == "phone" and b["passenger_name"].startswith("デモ乗客") for b in bookings)
