@@ -606,7 +606,7 @@ class DaySimulation:
             "ride_ratio_mean": k.ride_ratio_mean,
             "vkm": round(vkm, 1),
             "vkm_no_pooling": round(vkm_np, 1),
-            "vkm_saved_pct": round(100 * (1 - vkm / vkm_np), 1) if vkm_np else 0.0,
+            "vkm_saved_pct": round(100 * (1 - vkm / vkm_np), 1) + 0.0 if vkm_np else 0.0,  # never -0.0
             "pax_per_vehicle_hour_peak": k.pax_per_vehicle_hour_peak,
             "train_connections_made_pct": k.train_connections_made_pct,
             "promises_broken": k.promises_broken,
