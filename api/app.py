@@ -27,6 +27,7 @@ from api.routers import (
     driver_ws,
     family,
     gtfs,
+    kpis,
     line_webhook,
     rider_ws,
     riders,
@@ -125,6 +126,7 @@ def create_app(
     app.include_router(stops.router)
     app.include_router(bookings.router)
     app.include_router(vehicles.router)
+    app.include_router(kpis.router)
     app.include_router(driver_ws.router)
     app.include_router(rider_ws.router)
     app.include_router(gtfs.router)

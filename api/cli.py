@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     sv.add_argument("--demo", action="store_true", help="demo accounts and a simulated fleet")
     sv.add_argument("--no-simulator", action="store_true", help="with --demo: no simulated fleet")
     sv.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL only; set REDIS_URL)")
+    sv.add_argument("--real-clock", action="store_true",
+                    help="with --demo: run on the real time (default: a clock placed inside service hours)")
+    sv.add_argument("--no-demand", action="store_true", help="with --demo: no scenario bookings in the background")
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("load-data", help="load Okuma stops, fleet and shifts")
     acc = sub.add_parser("accounts", help="manage accounts and tokens")
@@ -156,14 +159,28 @@ def main(argv: list[str] | None = None) -> int:
     rot.add_argument("account", help="account id (see `okuma accounts list`)")
     rev = asub.add_parser("revoke", help="disable an account: its token stops working for good")
     rev.add_argument("account", help="account id")
-    sm = sub.add_parser("simulate", help="drive vehicles of a running server with the vehicle simulator")
-    sm.add_argument("--url", default="http://127.0.0.1:8000")
+    sm = sub.add_parser("simulate", help="what-if: simulate a whole service day of a scenario (or --url: drive a server's fleet)")
+    sm.add_argument("scenario", nargs="?", help="okuma-weekday, okuma-weekday-3x, city, or a scenario file")
+    sm.add_argument("--seed", type=int, default=None, help="demand and driver seed (default 1)")
+    sm.add_argument("--vehicles", type=int, default=None, help="fleet size (default: the scenario's)")
+    sm.add_argument("--shifts", choices=("all-day", "okuma"), default="all-day",
+                    help="all-day: every vehicle 07:00-20:00; okuma: data/okuma/fleet.json's shift plan")
+    sm.add_argument("--window-min", type=int, default=None, help="pickup window length in minutes")
+    sm.add_argument("--from", dest="start", default=None, metavar="HH:MM", help="only requests asked from this time")
+    sm.add_argument("--to", dest="end", default=None, metavar="HH:MM", help="... and before this time")
+    sm.add_argument("--out", default=None, metavar="DIR", help="write report.html with PNG plots (or the compare plot)")
+    sm.add_argument("--compare", action="append", default=[], metavar="KEY=V1,V2",
+                    help="one run per value: vehicles, window_min or shifts (repeat)")
+    sm.add_argument("--reopt-interval", type=float, default=600.0, help="re-plan timer, simulated seconds")
+    sm.add_argument("--reopt-budget", type=float, default=None,
+                    help="solver seconds per re-plan (default: the scenario's, else 0.5)")
+    sm.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sm.add_argument("--url", default=None, help="instead: drive the vehicles of the server at this URL")
     sm.add_argument("--token", action="append", default=[], metavar="VEHICLE=TOKEN",
-                    help="a driver token per vehicle (repeat); default: the demo drivers")
-    sm.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
-    sm.add_argument("--no-show-rate", type=float, default=0.0)
-    sm.add_argument("--delay-factor", type=float, default=1.0, help="actual / planned travel time")
-    sm.add_argument("--seed", type=int, default=None)
+                    help="with --url: a driver token per vehicle (repeat); default: the demo drivers")
+    sm.add_argument("--speed", type=float, default=1.0, help="with --url: simulated seconds per real second")
+    sm.add_argument("--no-show-rate", type=float, default=0.0, help="with --url")
+    sm.add_argument("--delay-factor", type=float, default=1.0, help="with --url: actual / planned travel time")
     rp = sub.add_parser("reoptimise", help="re-plan the coming hours now (inside every promise)")
     rp.add_argument("--budget", type=float, default=5.0, help="solver seconds")
     bp = sub.add_parser("batch", help="optimise a day's bookings together (the evening batch)")
@@ -200,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                 state = "revoked" if a["disabled"] else (
                     f"expires {a['token_expires_at']:%Y-%m-%d}" if a["token_expires_at"] else "no expiry")
                 print(a["id"], a["role"], a["name"], a["stop_id"] or "", a["vehicle_id"] or "", state)
-    elif args.cmd == "simulate":
-        # The simulator is a separate program that talks to the server over the network only.
+    elif args.cmd == "simulate" and args.url:
+        # Driving a running server: the vehicle simulator is its own program, over the network only.
         from api.server import demo_driver_token
         from transit.reference_data import load_okuma
 
@@ -212,6 +229,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.seed is not None:
             cmd += ["--seed", str(args.seed)]
         os.execv(sys.executable, cmd)
+    elif args.cmd == "simulate":
+        if not args.scenario:
+            p.error("simulate needs a SCENARIO (or --url to drive a running server's fleet)")
+        from api.simulate import main as simulate_main
+
+        args.seed = 1 if args.seed is None else args.seed
+        args.database_url = args.database_url or (settings.database_url
+                                                  if settings.database_url.startswith("postgres") else None)
+        return simulate_main(args)
     elif args.cmd in ("reoptimise", "batch"):
         for r in asyncio.run(_dispatch(settings, args)):
             print(f"{r.reason}: {r.requests} requests on {r.vehicles} vehicles, vehicle time "
@@ -225,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         from api.server import serve
 
         return serve(settings, host=args.host, port=args.port, demo=args.demo,
-                     simulator=not args.no_simulator, workers=args.workers)
+                     simulator=not args.no_simulator, workers=args.workers, real_clock=args.real_clock,
+                     demand=not args.no_demand)
     return 0
 
 

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
 import uvicorn
@@ -33,6 +34,30 @@ DEMO_ACCOUNTS = [
     ("store", "おおくまーと (demo store)", "demo-store", "okumart", None),
     ("admin", "管理者 (demo admin)", "demo-admin", None, None),
 ]
+
+
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def demo_start(now: datetime, rules) -> datetime:  # type: ignore[no-untyped-def]
+    """Where the demo's clock starts: now if inside service hours, else 08:00 of the next service day.
+
+    So a newcomer at any hour (Europe, America, 3 a.m. in Okuma) sees the minibuses move.
+    """
+    tz = rules.tz
+    local = now.astimezone(tz)
+    for k in range(8):
+        day = local.date() + timedelta(days=k)
+        if DAY_NAMES[day.weekday()] not in rules.service_days:
+            continue
+        start = datetime.combine(day, rules.service_start_local, tzinfo=tz)
+        end = datetime.combine(day, rules.service_end_local, tzinfo=tz)
+        if start <= local < end - timedelta(hours=1):
+            return now
+        at = max(start, datetime.combine(day, dtime(8, 0), tzinfo=tz))
+        if at > local and at < end:
+            return at.astimezone(UTC)
+    return now
 
 
 def demo_driver_token(vehicle_id: str) -> str:
@@ -83,9 +108,23 @@ async def _fleet_when_started(server: uvicorn.Server, base_url: str, drivers: di
             await proc.wait()
 
 
+async def _demand_when_started(server: uvicorn.Server, app) -> None:  # type: ignore[no-untyped-def]
+    """The demo's riders: the okuma-weekday scenario booking in the background (api/simulate.py)."""
+    from api.simulate import demo_demand
+
+    while not server.started:
+        await asyncio.sleep(0.1)
+    try:
+        await demo_demand(app.state.services)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the demo goes on without background bookings
+        log.exception("demo demand stopped")
+
+
 def serve(
     settings: Settings, *, host: str | None = None, port: int | None = None, demo: bool = False,
-    simulator: bool = True, workers: int = 1,
+    simulator: bool = True, workers: int = 1, real_clock: bool = False, demand: bool = True,
 ) -> int:
     host = host or settings.host
     port = port or settings.port
@@ -121,27 +160,35 @@ def serve(
         uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning",
                     **PROTOCOL_LIMITS)
         return 0
+    start = datetime.now(UTC)
+    if settings.demo and not real_clock:
+        from transit.reference_data import load_okuma
+
+        start = demo_start(start, load_okuma(settings.data_dir).rules)
+        print(f"  demo clock from {start.astimezone(UTC).isoformat()} (--real-clock: the real time)")
     clock: Clock = (
-        AcceleratedClock(datetime.now(UTC), settings.clock_speed)
-        if settings.clock_speed != 1.0 else SystemClock()
+        AcceleratedClock(start, settings.clock_speed)
+        if settings.clock_speed != 1.0 or (settings.demo and not real_clock) else SystemClock()
     )
     from api.app import create_app
 
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, clock=clock), host=host, port=port, log_level="info",
-                                           **PROTOCOL_LIMITS))
+    app = create_app(settings, clock=clock)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", **PROTOCOL_LIMITS))
 
     async def main() -> None:
-        fleet = None
+        background: list[asyncio.Task[None]] = []
         if settings.demo and settings.simulate_fleet and drivers:
-            fleet = asyncio.create_task(
-                _fleet_when_started(server, f"http://127.0.0.1:{port}", drivers, settings.clock_speed))
+            background.append(asyncio.create_task(
+                _fleet_when_started(server, f"http://127.0.0.1:{port}", drivers, settings.clock_speed)))
+        if settings.demo and demand:
+            background.append(asyncio.create_task(_demand_when_started(server, app)))
         try:
             await server.serve()
         finally:
-            if fleet is not None:
-                fleet.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await fleet
+                    await task
 
     asyncio.run(main())
     return 0

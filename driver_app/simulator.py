@@ -7,8 +7,11 @@ for each visit there: a drop-off (``dropped_off``), a boarding (``boarded`` with
 or a no-show (``no_show`` once the wait time has passed). Travel takes ``delay_factor`` times the
 nominal time, so factors above 1 make the vehicle late and exercise the ETA and promise checks.
 
-Time comes from an injected ``transit.clock.Clock``: an ``AcceleratedClock`` (the demo), or a
-``FakeClock`` the caller (or ``FleetSimulator(drive_clock=True)``) moves forward.
+Time comes from an injected ``transit.clock.Clock``: an ``AcceleratedClock`` (the demo), a
+``FakeClock`` the caller (or ``FleetSimulator(drive_clock=True)``) moves forward, or a
+``SimulatedClock`` (the what-if simulator, ``okuma simulate SCENARIO``): there every wait parks
+the vehicle on the clock, a plan change wakes it, and positions wait for their acknowledgement,
+so simulated time moves only when every vehicle has nothing left to do at this instant.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from datetime import datetime, timedelta
 
 from api import protocol as p
 from driver_app.client import DriverClient, Refused
-from transit.clock import Clock, FakeClock
+from transit.clock import Clock, FakeClock, SimulatedClock
 
 log = logging.getLogger("okuma.simulator")
 
@@ -48,10 +51,15 @@ class SimulationOptions:
     arrive_early_s: float = 0.0  # leave this much earlier than needed
     seed: int | None = None
     handover_code: Callable[[str], str | None] | None = None  # grocery: booking id -> code
+    no_show_for: Callable[[str], bool | None] | None = None  # booking id -> decided elsewhere (None: draw)
+    delay_rate: float = 0.0  # chance that a leg is held up (traffic, a slow boarding)
+    delayed_factor: float = 1.5  # travel time of a held-up leg / nominal (on top of delay_factor)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.no_show_rate <= 1.0:
-            raise ValueError("no_show_rate must be within 0..1")
+        if not 0.0 <= self.no_show_rate <= 1.0 or not 0.0 <= self.delay_rate <= 1.0:
+            raise ValueError("no_show_rate and delay_rate must be within 0..1")
+        if self.delayed_factor < 1:
+            raise ValueError("delayed_factor must be at least 1")
         if self.delay_factor <= 0:
             raise ValueError("delay_factor must be positive")
         if self.speed_kmh <= 0 or self.circuity < 1 or self.position_every_s <= 0:
@@ -81,6 +89,8 @@ class Tally:
     dropped_off: int = 0
     rejected: int = 0
     positions: int = 0
+    distance_m: float = 0.0  # driven, along the road (straight line x circuity)
+    delayed_legs: int = 0
     log: list[tuple[str, str]] = field(default_factory=list)  # (event type, booking id)
     late_s: dict[str, float] = field(default_factory=dict)  # visit id -> arrival minus planned time
 
@@ -119,9 +129,31 @@ class VehicleSimulator:
             return 0.02
         return max(0.005, min(sim_s / speed, 0.25))
 
+    @property
+    def _simulated(self) -> bool:
+        return isinstance(self.clock, SimulatedClock)
+
+    async def _park(self, when: datetime, seq: int | None) -> bool:
+        """On a SimulatedClock: park until ``when``; True if the plan changed (seq) meanwhile."""
+        clock = self.clock
+        assert isinstance(clock, SimulatedClock)
+        while True:
+            if seq is not None and self.client.plan.seq != seq:
+                return True
+            change = asyncio.ensure_future(self.client.wait_changed()) if seq is not None else None
+            try:
+                interrupted = await clock.sleep_until(when, change)
+            finally:
+                if change is not None:
+                    change.cancel()
+            if not interrupted:
+                return seq is not None and self.client.plan.seq != seq
+
     async def _wait_until(self, when: datetime, *, wake_on_change: bool = True) -> bool:
         """Wait until the clock reaches ``when``; True if a plan change cut the wait short."""
         seq = self.client.plan.seq
+        if self._simulated:
+            return await self._park(when, seq if wake_on_change else None)
         while True:
             left = (when - self.clock.now()).total_seconds()
             if left <= 0:
@@ -181,11 +213,21 @@ class VehicleSimulator:
 
     async def _idle(self) -> None:
         self._done &= {v.visit_id for v in self.client.plan.visits}
+        if self._simulated:  # parked until the plan changes (or a day passes)
+            await self._park(self.clock.now() + timedelta(days=1), self.client.plan.seq)
+            return
         await self.client.wait_changed(timeout=0.5)
 
     async def _report_position(self) -> None:
-        await self.client.send_position(self.position[0], self.position[1], at=self._at())
+        if self._simulated:  # acknowledged, so the server has it before time moves on
+            await self.client.event("position", lat=self.position[0], lon=self.position[1], at=self._at())
+        else:
+            await self.client.send_position(self.position[0], self.position[1], at=self._at())
         self.tally.positions += 1
+
+    def _move_to(self, point: tuple[float, float]) -> None:
+        self.tally.distance_m += distance_m(self.position, point) * self.options.circuity
+        self.position = point
 
     async def _drive_to(self, group: list[p.VisitOut]) -> bool:
         """Move to the stop of ``group``; True if the plan changed and the leg was abandoned."""
@@ -198,19 +240,23 @@ class VehicleSimulator:
         if self.clock.now() < leave and await self._wait_until(leave):
             return True
         actual = nominal * o.delay_factor
+        if o.delay_rate > 0 and self.rng.random() < o.delay_rate:
+            actual *= o.delayed_factor
+            self.tally.delayed_legs += 1
         if actual <= 0:
             return False
         origin, t0 = self.position, self.clock.now()
         seq = self.client.plan.seq
+        arrive = t0 + timedelta(seconds=actual)
         while True:
-            step_end = min(self.clock.now() + timedelta(seconds=o.position_every_s),
-                           t0 + timedelta(seconds=actual))
+            step_end = min(self.clock.now() + timedelta(seconds=o.position_every_s), arrive)
             changed = await self._wait_until(step_end)
-            frac = (self.clock.now() - t0).total_seconds() / actual
-            self.position = interpolate(origin, target, frac)
+            # compared as times: the fraction can stay a hair below 1 at microsecond resolution
+            frac = 1.0 if self.clock.now() >= arrive else (self.clock.now() - t0).total_seconds() / actual
+            self._move_to(interpolate(origin, target, frac))
             await self._report_position()
             if frac >= 1.0:
-                self.position = target
+                self._move_to(target)
                 return False
             if changed or self.client.plan.seq != seq:
                 nxt = self._next_stop()
@@ -255,7 +301,9 @@ class VehicleSimulator:
                 if self._ok(ack, "parcel_picked_up", v.booking_id, v.visit_id):
                     self.tally.boarded += 1
             else:
-                no_show = self._no_show.setdefault(v.booking_id, self.rng.random() < o.no_show_rate)
+                decided = o.no_show_for(v.booking_id) if o.no_show_for else None
+                no_show = self._no_show.setdefault(
+                    v.booking_id, decided if decided is not None else self.rng.random() < o.no_show_rate)
                 if no_show:
                     wait = self.client.hello.no_show_wait_s if self.client.hello else 180
                     await self._wait_until(arrived_at + timedelta(seconds=wait + 1), wake_on_change=False)
@@ -348,7 +396,10 @@ class FleetSimulator:
         if self.drive_clock:
             self._tasks.append(asyncio.create_task(self._tick(), name="fleet-clock"))
         for vid, sim in self.vehicles.items():
-            self._tasks.append(asyncio.create_task(self._guard(vid, sim), name=f"sim-{vid}"))
+            task = asyncio.create_task(self._guard(vid, sim), name=f"sim-{vid}")
+            self._tasks.append(task)
+            if isinstance(self.clock, SimulatedClock):
+                self.clock.join(task)  # type: ignore[arg-type]
 
     async def _guard(self, vid: str, sim: VehicleSimulator) -> None:
         try:

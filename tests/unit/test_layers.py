@@ -44,8 +44,10 @@ def test_driver_app_uses_only_the_protocol_of_api() -> None:
 
 
 def test_api_does_not_import_driver_app() -> None:
-    """api/ starts the simulator as a process; it does not import driver_app/."""
-    assert offenders("api", ("driver_app",)) == []
+    """api/ starts the simulator as a process; only the what-if simulator (api/simulate.py), a
+    composition root that runs the vehicle simulator in-process on its clock, imports it."""
+    bad = [o for o in offenders("api", ("driver_app",)) if not o.startswith("api/simulate.py: driver_app.simulator")]
+    assert bad == []
 
 
 def test_exactly_one_module_imports_ortools() -> None:
