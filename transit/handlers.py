@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -39,6 +39,7 @@ from transit.vehicle import Vehicle, Visit
 log = logging.getLogger("okuma.plans")
 NEW = "__new__"
 MAX_DELIVERY_PARCELS = 6  # parcel units in one delivery (a minibus carries 6)
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # days the booking search accepts
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -836,6 +837,10 @@ async def find_bookings(query: FindBookings, actor: Actor, svc: Services) -> tup
         raise errors.InvalidInput(
             "予約の状態の指定が正しくありません。", f"Unknown status {query.status!r}.", field="status")
     tz = svc.rules.tz
+    if query.day is not None and not (FIRST_DAY <= query.day <= LAST_DAY):
+        raise errors.InvalidInput(
+            f"日にちは {FIRST_DAY} から {LAST_DAY} の間で指定してください。",
+            f"The day must be between {FIRST_DAY} and {LAST_DAY}.", field="day")
     if query.day is not None:
         start = datetime.combine(query.day, time.min, tzinfo=tz)
         end = start + timedelta(days=1)

@@ -172,6 +172,9 @@ async def test_console_search_filters_days_and_pages(served: Served) -> None:
     assert r.status_code == 400 and r.json()["field"] == "status"
     r = await c.get("/api/v1/bookings", params={"limit": 0}, headers=h)
     assert r.status_code == 422
+    for far in ("0001-01-01", "9999-12-31"):  # found by the fuzz test: a 500 before
+        r = await c.get("/api/v1/bookings", params={"day": far}, headers=h)
+        assert r.status_code == 400 and r.json()["field"] == "day", r.text
     mine = (await c.get("/api/v1/bookings", params={"q": "大熊"}, headers=served.auth("rider"))).json()
     assert mine == []  # a rider's list holds only their own bookings, whatever the filters
     assert (await c.get("/api/v1/bookings", headers=served.auth("kiosk"))).status_code == 403
