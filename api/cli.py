@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     sm.add_argument("--reopt-budget", type=float, default=None,
                     help="solver seconds per re-plan (default: the scenario's, else 0.5)")
     sm.add_argument("--no-progress", action="store_true", help="no progress bar")
-    sm.add_argument("--url", default=None, help="instead: drive the vehicles of the server at this URL")
+    sm.add_argument("--url", default=None,
+                    help="without SCENARIO: drive the vehicles of the server at this URL (default http://127.0.0.1:8000)")
     sm.add_argument("--token", action="append", default=[], metavar="VEHICLE=TOKEN",
                     help="with --url: a driver token per vehicle (repeat); default: the demo drivers")
     sm.add_argument("--speed", type=float, default=1.0, help="with --url: simulated seconds per real second")
@@ -217,21 +218,21 @@ def main(argv: list[str] | None = None) -> int:
                 state = "revoked" if a["disabled"] else (
                     f"expires {a['token_expires_at']:%Y-%m-%d}" if a["token_expires_at"] else "no expiry")
                 print(a["id"], a["role"], a["name"], a["stop_id"] or "", a["vehicle_id"] or "", state)
-    elif args.cmd == "simulate" and args.url:
+    elif args.cmd == "simulate" and not args.scenario:
         # Driving a running server: the vehicle simulator is its own program, over the network only.
         from api.server import demo_driver_token
         from transit.reference_data import load_okuma
 
         tokens = args.token or [f"{v.id}={demo_driver_token(v.id)}" for v in load_okuma(settings.data_dir).fleet]
-        cmd = [sys.executable, "-m", "driver_app", "--url", args.url, "--speed", str(args.speed),
+        cmd = [sys.executable, "-m", "driver_app", "--url", args.url or "http://127.0.0.1:8000", "--speed", str(args.speed),
                "--no-show-rate", str(args.no_show_rate), "--delay-factor", str(args.delay_factor)]
         cmd += [x for t in tokens for x in ("--token", t)]
         if args.seed is not None:
             cmd += ["--seed", str(args.seed)]
         os.execv(sys.executable, cmd)
     elif args.cmd == "simulate":
-        if not args.scenario:
-            p.error("simulate needs a SCENARIO (or --url to drive a running server's fleet)")
+        if args.url:
+            p.error("give a SCENARIO (what-if simulation) or --url (drive a running server), not both")
         from api.simulate import main as simulate_main
 
         args.seed = 1 if args.seed is None else args.seed

@@ -40,16 +40,15 @@ from typing import Any
 import httpx
 
 from driver_app.simulator import FleetSimulator, SimulationOptions, distance_m
-from routing import model as rm
-from routing.check import check, check_routes
 from transit import kpi
 from transit import scenarios as sc
 from transit.accounts import create_account
-from transit.booking import Booking, BookingStatus
-from transit.clock import SimulatedClock, to_epoch
+from transit.booking import BookingStatus
+from transit.clock import SimulatedClock
 from transit.db import migrate
 from transit.events import BookingCancelled, BookingStatusChanged, Event
-from transit.handlers import Services, load_snapshot
+from transit.handlers import Services
+from transit.invariants import check_invariants
 from transit.loading import load_reference, shift_segments
 from transit.operations import EtasUpdated, VehicleMoved
 from transit.reference_data import (
@@ -169,58 +168,12 @@ def build_reference(scn: sc.Scenario, cfg: SimConfig) -> ReferenceData:
 
 
 async def _check_invariants(uow: UnitOfWork, services: Services, now: datetime) -> list[Violation]:
-    """Every vehicle's stored plan against the independent checker, and the plan invariants.
-
-    A thin call site until ``transit/invariants.py`` lands; the simulator calls only this.
-    (1) the checker on the stored plan exactly as stored (its visit order and planned times,
-    from its first visit on): windows, ride limits, capacity, precedence, travel times, shift
-    end; (2) the checker's own schedule of the stored order from the vehicle's position now:
-    structural rules only (a late vehicle is a promise at risk, counted in the outcomes);
-    (3) every visit keeps its booking's stop, every live booking on a vehicle is on its plan.
-    """
-    out: list[Violation] = []
-    vehicles = await uow.vehicles.list((now, now + timedelta(hours=3)))
-    snap = await load_snapshot(uow, services, vehicles, (now, now + timedelta(hours=3)))
-    problem = snap.problem
-    planned_at = {v.id: {(x.booking_id, x.kind): x.planned_at for x in v.plan} for v in vehicles}
-    for rv in problem.vehicles:
-        if not rv.route:
-            continue
-        times = planned_at.get(rv.id, {})
-        stops: list[rm.ScheduledStop] = []
-        load = rm.Load()
-        for rid in rv.onboard:
-            load = load + problem.requests[rid].load
-        for s in rv.route:
-            r = problem.requests[s.request_id]
-            start = to_epoch(times[(s.request_id, s.kind)])
-            svc_s = r.pickup_service_s if s.kind == "pickup" else r.dropoff_service_s
-            load = load + r.load if s.kind == "pickup" else load - r.load
-            stops.append(rm.ScheduledStop(s, r.pickup if s.kind == "pickup" else r.dropoff, start, start,
-                                          start + svc_s, load))
-        first = stops[0]
-        end = stops[-1].departure_s + problem.travel(stops[-1].location, rv.end_location)
-        as_stored = dataclasses.replace(rv, start_location=first.location, start_time_s=min(first.start_s, rv.start_time_s))
-        sub = rm.Problem((as_stored,), {k: problem.requests[k] for k in {s.request_id for s in rv.route} | set(rv.onboard)},
-                         problem.travel_s)
-        for v in check(sub, rm.Solution((rm.Route(rv.id, tuple(stops), end),)), tolerance=2):
-            out.append(Violation(f"stored_plan:{v.kind}", v.vehicle_id, v.request_id, v.detail))
-    _, live = check_routes(problem, {v.id: v.route for v in problem.vehicles})
-    for v in live:
-        if v.kind not in ("time_window", "ride_time", "shift_end", "route_duration", "travel_time"):
-            out.append(Violation(f"plan:{v.kind}", v.vehicle_id, v.request_id, v.detail))
-    bookings = snap.bookings
-    for veh in vehicles:
-        for x in veh.plan:
-            b = bookings.get(x.booking_id) or await uow.bookings.get(x.booking_id)
-            if b is None or not b.active:
-                out.append(Violation("visit_of_finished_booking", veh.id, x.booking_id))
-                continue
-            want = b.origin.stop_id if x.kind == "pickup" else b.destination.stop_id
-            if want is not None and x.stop_id != want:
-                out.append(Violation("visit_lost_stop", veh.id, b.id, f"{x.kind} at {x.stop_id!r}, booked {want!r}"))
-            if b.vehicle_id != veh.id:
-                out.append(Violation("visit_on_other_vehicle", veh.id, b.id))
+    """The invariants of operation (``transit.invariants.check_invariants``, the one checker the
+    tests use too), plus one the simulator can see from outside: a live booking assigned to a
+    vehicle is on that vehicle's plan."""
+    out = [Violation(v.kind, v.vehicle_id, v.booking_id, v.detail)
+           for v in await check_invariants(uow, services, now)]
+    vehicles = await uow.vehicles.list()
     on_plan = {(veh.id, x.booking_id) for veh in vehicles for x in veh.plan}
     for b in await uow.bookings.active():
         if b.vehicle_id and (b.vehicle_id, b.id) not in on_plan and b.dropoff_latest > now - timedelta(hours=3):
@@ -559,8 +512,8 @@ class DaySimulation:
         day0 = datetime.combine(scn.day, dtime(), tzinfo=tz)
         rides: list[kpi.RideOutcome] = []
         async with svc.uow(readonly=True) as uow:
-            bookings: list[Booking] = await uow.bookings.list_between(day0 - timedelta(days=1), day0 + timedelta(days=2),
-                                                                      limit=10**7)
+            bookings, _ = await uow.bookings.search(start=day0 - timedelta(days=1), end=day0 + timedelta(days=2),
+                                                    limit=10**7)
             arrivals: dict[str, Any] = {}
             noshow_late: list[Violation] = []
             for v in self.ref.fleet:

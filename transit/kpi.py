@@ -245,7 +245,7 @@ async def today(svc: Any, operations: Any) -> dict[str, Any]:
     day0 = datetime.combine(now.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
     day1 = day0 + timedelta(days=1)
     async with svc.uow(readonly=True) as uow:
-        bookings = await uow.bookings.list_between(day0, day1, limit=100_000)
+        bookings, _ = await uow.bookings.search(start=day0, end=day1, limit=100_000)
         vehicles = await uow.vehicles.list((day0, day1))
         arrivals: dict[str, datetime] = {}
         for v in vehicles:

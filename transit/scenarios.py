@@ -85,13 +85,15 @@ def load(name_or_path: str) -> Scenario:
     if not path.suffix:
         path = SCENARIO_DIR / f"{name_or_path}.json"
     if not path.exists():
-        known = sorted(p.stem for p in SCENARIO_DIR.glob("*.json") if p.stem not in ("joban_ono",))
+        known = sorted(p.stem for p in SCENARIO_DIR.glob("*.json") if p.stem not in ("joban_ono", "weekday"))
         raise ScenarioError(f"unknown scenario {name_or_path!r}; known: {', '.join(known)}")
     raw = json.loads(path.read_text(encoding="utf-8"))
     if "extends" in raw:
         base = load(str(path.parent / f"{raw['extends']}.json")).raw
         scale = float(base.get("scale", 1.0)) * float(raw.get("scale", 1.0))
         raw = {**base, **{k: v for k, v in raw.items() if k != "extends"}, "scale": scale}
+    if "flows" not in raw and "generator" not in raw:
+        raise ScenarioError(f"{path.name} is not a simulator scenario (no flows); see data/scenarios/README.md")
     scn = Scenario(raw.get("name", path.stem), raw)
     if raw.get("trains"):
         tpath = path.parent / raw["trains"]
