@@ -137,15 +137,22 @@ def optimise(
     )
     init = ort.node_routes_from_stops(built, warm_start) if warm_start else None
     res = ort.solve(built, params, initial_routes=init)
-    if res.routes is None and any(v.onboard or v.pinned for v in sub.vehicles):
+    routes = res.routes
+    if routes is None and warm_start and lns and _timed(sub, warm_start):
+        # OR-Tools found no plan in its short share (it also refuses a warm start its own model
+        # judges infeasible), but the plan the vehicles follow is feasible under the one
+        # scheduler: the compiled search starts from it instead of giving the re-plan up.
+        log.info("OR-Tools found no first plan; the search starts from the current plan")
+        routes = [[built.manager.IndexToNode(i) for i in seq] for seq in init or []]
+    if routes is None and any(v.onboard or v.pinned for v in sub.vehicles):
         log.warning("no plan keeps every on-board rider's and pinned pickup's promise")
         return _promise_infeasible(problem, penalty)
-    if res.routes is None:
+    if routes is None:
         for rid in model_reqs:
             unserved[rid] = UnservedCause.TIME_LIMIT
         return Solution((), unserved, Objective(0, 0, penalty * len(unserved)))
 
-    best = res.routes
+    best = routes
     best_cost = _cost(built, best, penalty)
     if lns:
         res_lns = ruin_recreate.improve(
@@ -169,6 +176,14 @@ def optimise(
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _timed(problem: Problem, plan: Mapping[str, Sequence[Stop]]) -> bool:
+    """Every vehicle's route of ``plan`` exists and is feasible under the one scheduler."""
+    try:
+        return all(evaluate(problem, v, plan.get(v.id, ())).feasible for v in problem.vehicles)
+    except KeyError:  # a stop of a request the model left out
+        return False
 
 
 def _cost(built: ort.Built, routes: list[list[int]], penalty: int) -> int:

@@ -402,3 +402,24 @@ def test_late_onboard_rider_is_reported_never_relaxed(caplog):
     kinds = {v.kind for v in check(p2, sol, require_all_served=False)}
     assert kinds & {"time_window", "ride_time"}
     assert "relax" not in caplog.text
+
+
+def test_search_starts_from_the_current_plan_when_ortools_finds_none(monkeypatch):
+    """When OR-Tools returns no first plan (e.g. it refuses the warm start) but the current plan is
+    feasible under the one scheduler, optimise improves that plan instead of giving up."""
+    from routing import ortools_solver as ort
+    from routing.check import check
+
+    problem = _onboard_problem()
+    real_solve = ort.solve
+
+    def no_plan(built, params, initial_routes=None):  # type: ignore[no-untyped-def]
+        r = real_solve(built, params, initial_routes=initial_routes)
+        return ort.SolveResult(None, None, r.status, False, True, r.seconds)
+
+    monkeypatch.setattr(ort, "solve", no_plan)
+    sol = optimise(problem, time_limit_s=1.0, seed=1, max_iterations=200)
+    assert "onboard" not in sol.unserved  # not given up as PROMISE_INFEASIBLE
+    served = {s.stop.request_id for r in sol.routes for s in r.stops}
+    assert {"onboard", "new"} <= served  # the search also inserted the new request
+    assert check(problem, sol) == []
