@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import WebSocket
 from pydantic import BaseModel
 
-from api import protocol as p
+from driver_app import protocol as p
 from transit.booking import Booking
 from transit.bootstrap import Runtime
 from transit.clock import from_epoch, local, to_epoch

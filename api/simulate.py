@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from api.sim_report import table
 from driver_app.simulator import FleetSimulator, SimulationOptions, distance_m
 from transit import kpi
 from transit import scenarios as sc
@@ -612,29 +613,6 @@ def _latlon(points: list[tuple[float, float]]) -> tuple[Any, Any]:
 
 
 # ------------------------------------------------------------------------------ output
-
-
-def table(res: SimResult) -> str:
-    s, k = res.summary, res.kpis
-    lines = [
-        f"{s['scenario']}  seed {res.config.seed}  shifts {res.config.shifts}  fleet {res.fleet_hours:.0f} vehicle-hours",
-        f"  requests {k.requests}: served {k.served} ({k.served_pct} %), refused {k.refused}"
-        + (f" ({', '.join(f'{c} {n}' for c, n in sorted(k.refused_by_cause.items()))})" if k.refused else ""),
-        f"  cancelled by riders {k.cancelled}, no-shows {k.no_shows}, passengers carried {k.passengers}",
-        f"  wait mean {k.mean_wait_min} min, p95 {k.p95_wait_min} min; on time {k.on_time_pct} %;"
-        f" ride/direct {k.ride_ratio_mean}",
-        f"  vehicle-km {s['vkm']} (no pooling {s['vkm_no_pooling']}, saved {s['vkm_saved_pct']} %);"
-        f" CO2 {res.co2[0]} kg (same trips by car {res.co2[1]} kg)",
-        f"  peak {k.peak_hour}: {k.pax_per_vehicle_hour_peak} passengers per vehicle-hour;"
-        f" trains made {k.train_connections_made}/{k.train_connections} ({k.train_connections_made_pct} %)",
-        f"  promises broken {s['promises_broken']}, plans rejected {s['plans_rejected']},"
-        f" invariant violations {s['invariant_violations']}"
-        + (f" ({', '.join(f'{a} {n}' for a, n in sorted(res.violations.items()))})" if res.violations else ""),
-        f"  offer p95 {s['offer_p95_ms']} ms, re-plan p95 {s['reopt_cycle_p95_s']} s"
-        f" ({sum(1 for r in res.reopt if r is not None and r.applied)} of {len(res.reopt)} applied), wall {s['wall_s']} s"
-        f" (CPU {res.cpu_s:.0f} s)",
-    ]
-    return "\n".join(lines)
 
 
 def simulate_day(cfg: SimConfig) -> SimResult:

@@ -1,6 +1,6 @@
 """A Python driver-tablet client on `websockets`: the simulator, the tests and the benchmarks use it.
 
-It speaks the protocol of ``api/protocol.py`` (the only thing of ``api/`` it imports): says hello
+It speaks the protocol of ``driver_app/protocol.py`` (the only thing of ``api/`` it imports): says hello
 with the driver token, the vehicle and the last seq it saw; keeps the latest plan from the snapshot
 and the deltas; sends driver events with a client event id and keeps each one until the server
 acknowledges it; reconnects by itself and then resends every unacknowledged event as it was, so
@@ -23,7 +23,7 @@ import websockets
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 
-from api import protocol as p
+from driver_app import protocol as p
 
 log = logging.getLogger("okuma.driver_client")
 

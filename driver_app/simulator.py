@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from api import protocol as p
+from driver_app import protocol as p
 from driver_app.client import DriverClient, Refused
 from transit.clock import Clock, FakeClock, SimulatedClock
 

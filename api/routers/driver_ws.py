@@ -10,7 +10,6 @@ import time
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
-from api import protocol as p
 from api.realtime import TabletConn
 from api.routers.ws_common import (
     CLOSE_FORBIDDEN,
@@ -23,6 +22,7 @@ from api.routers.ws_common import (
     receive,
     refuse,
 )
+from driver_app import protocol as p
 from transit import errors
 from transit import operations as ops
 

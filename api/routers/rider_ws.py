@@ -7,7 +7,6 @@ import asyncio
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
-from api import protocol as p
 from api.realtime import OperatorConn, RiderConn
 from api.routers.ws_common import (
     CLOSE_FORBIDDEN,
@@ -22,6 +21,7 @@ from api.routers.ws_common import (
     refuse,
 )
 from api.schemas import is_id
+from driver_app import protocol as p
 from transit import errors, handlers
 
 router = APIRouter()

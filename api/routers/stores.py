@@ -11,7 +11,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Request, WebSocket
 from pydantic import BaseModel
 
-from api import protocol as p
 from api.deps import CurrentActor, ServicesDep, handover_secret, require
 from api.routers.bookings import ERRORS
 from api.routers.rider_ws import _listen
@@ -24,6 +23,7 @@ from api.routers.ws_common import (
     refuse,
 )
 from api.schemas import DeliveryPublic, ReadyIn, ReturnIn, StoreOrders, StorePublic
+from driver_app import protocol as p
 from transit import deliveries, errors
 from transit.clock import local
 from transit.commands import Actor

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request
 
-from api import protocol as p
 from api.deps import CurrentActor, ServicesDep, require
 from api.schemas import ApproachingPublic, PathId
+from driver_app import protocol as p
 from transit import errors
 from transit.clock import local
 from transit.commands import Actor

@@ -10,9 +10,9 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from api import protocol as p
 from api.limits import MAX_WS_MESSAGE_BYTES
 from api.realtime import Hub, Outbox
+from driver_app import protocol as p
 from transit import errors
 from transit.accounts import authenticate
 from transit.commands import Actor

@@ -1,4 +1,4 @@
-// The tablet's websocket (protocol: docs/driver-protocol.md, models in api/protocol.py).
+// The tablet's websocket (protocol: docs/driver-protocol.md, models in driver_app/protocol.py).
 // Every driver event goes to a persistent outbox in localStorage first, is sent when the link
 // is up, and leaves the outbox only when the server acknowledges it. On every reconnect the
 // tablet says which seq it saw last, takes the snapshot, then replays the outbox with the same

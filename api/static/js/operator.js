@@ -508,7 +508,7 @@ function drawTitle() {
   tableTitle.textContent = filters.day === tokyoDate() ? "今日の予約" : `${fmtDayTime(tokyoIso(filters.day, "12:00"), "ja").split(" ")[0]} の予約`;
 }
 
-// ---- live updates over /ws/operator (api/protocol.py OperatorServerMessage)
+// ---- live updates over /ws/operator (driver_app/protocol.py OperatorServerMessage)
 const liveStatus = document.getElementById("live-status");
 const alertsBox = el("div", { class: "live-alerts", role: "alert", id: "live-alerts" });
 

@@ -4,7 +4,7 @@ const POLL_MS = 15000;
 
 export class UnknownMessage extends Error {}
 
-// The server's rider messages (api/protocol.py RiderServerMessage); anything else is a protocol error.
+// The server's rider messages (driver_app/protocol.py RiderServerMessage); anything else is a protocol error.
 const HANDLERS = {
   booking: (m, on) => on.patch({
     status: m.status,
