@@ -93,7 +93,8 @@ async def test_a_plan_broken_behind_the_simulators_back_is_counted(monkeypatch: 
     monkeypatch.setattr(sim.DaySimulation, "_after_step", sabotage)
     res = await sim.DaySimulation(sim.SimConfig("okuma-weekday", seed=3, progress=False, **WINDOW)).run()
     assert done, "a plan with a pickup and a later visit existed to break"
-    assert any("precedence" in kind for kind in res.violations), res.violations
+    # transit.invariants sees that the stored plan is not the one the scheduler timed
+    assert set(res.violations) & {"untimed_plan", "schedule", "checker"}, res.violations
     assert res.summary["invariant_violations"] >= 1
 
 
