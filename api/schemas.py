@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
@@ -68,6 +68,18 @@ def _json_integer(value: object) -> object:
 
 
 Count = Annotated[int, BeforeValidator(_json_integer)]
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _iso_day(value: object) -> object:
+    """A calendar day as JSON Schema's format date says it (YYYY-MM-DD); not 0 or 1700000000, which
+    pydantic would read as a Unix time."""
+    if isinstance(value, date) or (isinstance(value, str) and _DAY.match(value)):
+        return value
+    raise ValueError("must be a day YYYY-MM-DD")
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
 ID_PATTERN = r"^[A-Za-z0-9_\-:.]+$"
 _ID = re.compile(ID_PATTERN)
 # An id in a path: letters, digits and _-:. only (ids are made by the server), at most 64 characters.
@@ -99,8 +111,29 @@ class PlaceIn(Strict):
         return self
 
 
+def _delivery_schema(schema: dict, _model: object) -> None:
+    # an order number, or a shopping list with something on it: the validator below, said in the schema
+    schema["anyOf"] = [
+        {"required": ["order_number"], "properties": {"order_number": {"type": "string", "minLength": 1}}},
+        {"required": ["shopping_list"], "properties": {"shopping_list": {"type": "string", "pattern": "\\S"}}},
+    ]
+
+
+def _offer_schema(schema: dict, model: object) -> None:
+    _document_text("passenger_name")(schema, model)
+    # a ride has an origin and no delivery; a delivery has its delivery: the validator below, said in the schema
+    schema["anyOf"] = [
+        {"required": ["origin"], "properties": {"kind": {"const": "ride"}, "origin": {"type": "object"},
+                                                "delivery": {"type": "null"}}},
+        {"required": ["kind", "delivery"], "properties": {"kind": {"const": "delivery"},
+                                                          "delivery": {"type": "object"}}},
+    ]
+
+
 class DeliveryIn(Strict):
     """What a delivery carries: from which store, which order, inside which window."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_delivery_schema)
 
     store_id: str = Field(..., max_length=64, description="okumart | kuma_sun_terrace (GET /api/v1/stores)")
     order_number: str | None = Field(None, max_length=32, pattern=r"^[A-Za-z0-9\-]*$",
@@ -120,7 +153,7 @@ class DeliveryIn(Strict):
 
 
 class OfferCreate(Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_text("passenger_name"))
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_offer_schema)
 
     kind: Literal["ride", "delivery"] = Field("ride", description="ride: people; delivery: groceries")
     origin: PlaceIn | None = Field(None, description="a ride's pickup; a delivery starts at its store")

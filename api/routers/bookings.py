@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
@@ -18,6 +17,7 @@ from api.schemas import (
     BookingPublic,
     CancelIn,
     ConfirmIn,
+    Day,
     DeliveryPublic,
     MePublic,
     OfferCreate,
@@ -145,7 +145,7 @@ async def _public(b: Booking, actor: Actor, svc: Services, request: Request) -> 
 @router.get("/bookings", response_model=list[BookingPublic], operation_id="list_bookings", responses=ERRORS)
 async def list_bookings(
     actor: CurrentActor, svc: ServicesDep, response: Response, request: Request,
-    day: Annotated[date | None, Query(description="operators: a service day (Asia/Tokyo), YYYY-MM-DD")] = None,
+    day: Annotated[Day | None, Query(description="operators: a service day (Asia/Tokyo), YYYY-MM-DD")] = None,
     q: Annotated[str | None, Query(max_length=100, description="operators: booking number, part of a name, or phone")] = None,
     status: Annotated[str | None, Query(max_length=16, description="operators: one booking status")] = None,
     vehicle_id: Annotated[str | None, Query(max_length=64, description="operators: one vehicle")] = None,

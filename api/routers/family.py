@@ -4,9 +4,11 @@ books for them (``for_account_id`` on ``POST /api/v1/offers``)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from api.deps import CurrentActor, ServicesDep
 from api.routers.riders import ERRORS, PHONE, NotifierDep
@@ -15,6 +17,20 @@ from transit import riders
 from transit.clock import local
 
 router = APIRouter(prefix="/api/v1/family", tags=["family"])
+
+LINK_ID_PATTERN = r"fam_[A-Za-z0-9_\-]{1,60}"
+
+
+class LinkIdConvertor(StringConvertor):
+    """A link id (``fam_...``, made by the server): only such a segment routes to
+    ``DELETE /{link_id}``, so ``/desk-links`` and ``/invitations`` serve POST alone (and say so in
+    ``Allow``) instead of also routing DELETE to a link that cannot exist."""
+
+    regex = LINK_ID_PATTERN
+
+
+register_url_convertor("family_link", LinkIdConvertor())
+LinkId = Annotated[str, Path(pattern=f"^{LINK_ID_PATTERN}$", description="fam_... (from GET /api/v1/family)")]
 
 
 class FamilyPublic(BaseModel):
@@ -81,7 +97,7 @@ async def desk(body: DeskLinkIn, actor: CurrentActor, svc: ServicesDep) -> DeskL
                                                          body.member_name, svc))
 
 
-@router.delete("/{link_id}", status_code=status.HTTP_204_NO_CONTENT, operation_id="end_family_link",
+@router.delete("/{link_id:family_link}", status_code=status.HTTP_204_NO_CONTENT, operation_id="end_family_link",
                responses=ERRORS)
-async def unlink(link_id: str, actor: CurrentActor, svc: ServicesDep) -> None:
+async def unlink(link_id: LinkId, actor: CurrentActor, svc: ServicesDep) -> None:
     await riders.unlink_family(actor, link_id, svc)

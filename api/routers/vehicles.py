@@ -52,7 +52,8 @@ APPROACHING_S = 3600  # minibuses due at a stop within this time are "approachin
 
 
 @router.get("/stops/{stop_id}/approaching", response_model=list[ApproachingPublic],
-            operation_id="list_approaching", responses=ERRORS)
+            operation_id="list_approaching",
+            responses={**ERRORS, 400: {"description": "停留所がない / UnknownStop: no such stop (message_ja, message_en)"}})
 async def approaching(stop_id: str, actor: CurrentActor, svc: ServicesDep) -> list[ApproachingPublic]:
     """Minibuses whose plan stops here within the next hour, soonest first (a kiosk: its own stop)."""
     if actor.role == "kiosk":

@@ -153,3 +153,35 @@ async def test_a_server_error_keeps_the_connection(served: Served) -> None:
         writer.close()
     assert b"HTTP/1.1 500" in got and b"InternalError" in got
     assert b"HTTP/1.1 200" in got, got.decode(errors="replace")  # the second request was answered
+
+
+async def test_what_the_fuzz_test_found_on_the_merged_endpoints(served: Served) -> None:
+    """The OpenAPI document says what the merged endpoints answer (found by tests/e2e/test_api_fuzz.py)."""
+    c, op, rider = served.client, served.auth("operator"), served.auth("rider")
+    # /family/desk-links and /family/invitations are not links: DELETE does not route there
+    for path in ("/api/v1/family/desk-links", "/api/v1/family/invitations"):
+        r = await c.request("OPTIONS", path, headers=op)
+        assert r.status_code == 405 and r.headers["Allow"] == "POST", (path, r.headers)
+        assert (await c.delete(path, headers=op)).status_code == 405
+    assert (await c.delete("/api/v1/family/fam_nosuchlink", headers=rider)).status_code == 404
+    doc = (await c.get("/openapi.json")).json()
+    (link_id,) = doc["paths"]["/api/v1/family/{link_id}"]["delete"]["parameters"]
+    assert link_id["schema"]["pattern"].startswith("^fam_")
+    # a day is YYYY-MM-DD, not a number pydantic would read as a Unix time
+    for bad in ("0", "1700000000", "2026-1-1"):
+        r = await c.get("/api/v1/bookings", params={"day": bad}, headers=rider)
+        assert r.status_code == 422 and r.json()["problems"][0]["field"] == "day", (bad, r.text)
+    # an unknown stop's approaching minibuses: the 400 UnknownStop is documented
+    r = await c.get("/api/v1/stops/no_such_stop/approaching", headers=op)
+    assert r.status_code == 400 and r.json()["error"] == "UnknownStop"
+    assert "400" in doc["paths"]["/api/v1/stops/{stop_id}/approaching"]["get"]["responses"]
+    # the schema of an offer says the cross-field rules the validators enforce
+    offer = doc["components"]["schemas"]["OfferCreate"]
+    assert [set(x["required"]) for x in offer["anyOf"]] == [{"origin"}, {"kind", "delivery"}]
+    delivery = doc["components"]["schemas"]["DeliveryIn"]
+    assert [x["required"] for x in delivery["anyOf"]] == [["order_number"], ["shopping_list"]]
+    r = await c.post("/api/v1/offers", headers=rider, json={
+        "kind": "delivery", "destination": {"stop_id": "okuma_town_hall"},
+        "delivery": {"store_id": "okumart", "order_number": "", "shopping_list": " ",
+                     "window_start": "2026-12-02T10:00:00+09:00", "window_end": "2026-12-02T12:00:00+09:00"}})
+    assert r.status_code == 422 and r.json()["problems"][0]["field"] == "delivery"
