@@ -234,23 +234,13 @@ class Views:
         live = self.booking_live(b, v, etas or {}, stored)
         if row is not None:
             status = delivery_status(b, row)
-            ja, en = STATUS_TEXT[status]
+            ja, en = live_texts(b.status.value, stored, status)
             live = live.model_copy(update={"delivery_status": status, "message_ja": ja, "message_en": en})
         return b, live
 
     def booking_live(self, b: Booking, v: Vehicle | None, etas: dict[tuple[str, str], datetime],
                      at_risk: bool) -> p.BookingLive:
-        texts = {
-            "confirmed": ("予約が確定しています。", "Your ride is confirmed."),
-            "arriving": ("車両が乗車場所に到着しました。", "The minibus is at your pick-up."),
-            "on_board": ("ご乗車中です。", "You are on board."),
-            "completed": ("ご利用ありがとうございました。", "Thank you for riding."),
-            "cancelled": ("この予約は取り消されました。", "This booking was cancelled."),
-            "no_show": ("乗車が確認できませんでした。", "You were not at the pick-up (no-show)."),
-        }
-        ja, en = texts.get(b.status.value, ("", ""))
-        if at_risk:
-            ja, en = ("遅れが見込まれます。到着予定をご確認ください。", "A delay is expected. Please see the new estimate.")
+        ja, en = live_texts(b.status.value, at_risk)
         lat, lon = (v.lat, v.lon) if v is not None else (None, None)
         return p.BookingLive(
             booking_id=b.id, number=b.number, status=b.status.value, vehicle_id=b.vehicle_id,
@@ -264,6 +254,25 @@ class Views:
             handover_code=handover_code(b.id, self.ops.handover_secret) if b.kind == "delivery" else None,
             message_ja=ja, message_en=en, updated_at=self.now(),
         )
+
+
+_RIDE_TEXT = {
+    "confirmed": ("予約が確定しています。", "Your ride is confirmed."),
+    "arriving": ("車両が乗車場所に到着しました。", "The minibus is at your pick-up."),
+    "on_board": ("ご乗車中です。", "You are on board."),
+    "completed": ("ご利用ありがとうございました。", "Thank you for riding."),
+    "cancelled": ("この予約は取り消されました。", "This booking was cancelled."),
+    "no_show": ("乗車が確認できませんでした。", "You were not at the pick-up (no-show)."),
+}
+
+
+def live_texts(status: str, at_risk: bool, delivery: str | None = None) -> tuple[str, str]:
+    """The rider channel's message: a delivery's status; else the delay notice while at risk, else the ride's status."""
+    if delivery is not None:
+        return STATUS_TEXT[delivery]
+    if at_risk:
+        return ("遅れが見込まれます。到着予定をご確認ください。", "A delay is expected. Please see the new estimate.")
+    return _RIDE_TEXT.get(status, ("", ""))
 
 
 def eta_message(ev: EtasUpdated) -> p.EtaUpdate:
@@ -592,8 +601,13 @@ class Hub:
 
     def _flag(self, booking_id: str, vehicle_id: str, msg: BaseModel, *, tablet: bool = True) -> None:
         """A promise flag (or its clearing) to the rider, the operators and (at risk / cleared) the tablet."""
+        flag = {p.PromiseAtRiskOut: True, p.PromiseClearedOut: False}.get(type(msg))
         for r in self.riders.get(booking_id, ()):
             r.out.send(msg)
+            if flag is not None and r.last is not None:
+                # what the rider is sent next (a position, an ETA) carries the flag as it now stands
+                ja, en = live_texts(r.last.status, flag, r.last.delivery_status)
+                r.last = r.last.model_copy(update={"at_risk": flag, "message_ja": ja, "message_en": en})
         self._to_operators(msg)
         if tablet:
             for c in self.tablets.get(vehicle_id, ()):

@@ -112,6 +112,7 @@ class RedisBus(InProcessBus):
         self._now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.down_since: datetime | None = None
         self._down_at = 0.0
+        self._recovering = False
         self.outages = 0
 
     def attach_log(self, replay: Replay, now: Callable[[], datetime]) -> None:
@@ -128,15 +129,22 @@ class RedisBus(InProcessBus):
                   "bridged by the event log until it returns", what, type(exc).__name__)
 
     async def _came_back(self) -> None:
-        if self.down_since is None:
+        # The outage ends (down_since cleared) only once the event log is replayed and the end logged:
+        # until then the bus is not caught up. One recovery at a time (publish and the listener both call).
+        if self.down_since is None or self._recovering:
             return
-        since, self.down_since = self.down_since, None
-        replayed = await self._replay_since(since)
-        with contextlib.suppress(Exception):  # the others also replay when they notice themselves
-            await self._client().publish(self.channel, json.dumps(
-                {"origin": self.origin, "replay_since": since.isoformat()}))
-        log.warning("Redis reachable again after %.1f s; caught up %d events from the event log",
-                    time.monotonic() - self._down_at, replayed)
+        self._recovering = True
+        try:
+            since = self.down_since
+            replayed = await self._replay_since(since)
+            with contextlib.suppress(Exception):  # the others also replay when they notice themselves
+                await self._client().publish(self.channel, json.dumps(
+                    {"origin": self.origin, "replay_since": since.isoformat()}))
+            log.warning("Redis reachable again after %.1f s; caught up %d events from the event log",
+                        time.monotonic() - self._down_at, replayed)
+            self.down_since = None
+        finally:
+            self._recovering = False
 
     async def _replay_since(self, since: datetime) -> int:
         if self._replay is None:

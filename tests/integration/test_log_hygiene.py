@@ -18,6 +18,7 @@ import websockets
 from sqlalchemy import text
 
 from tests.conftest import Served
+from tests.integration.test_numbers_kiosk_console import add_rider
 
 NAME, PHONE, CARD, KEY = "秘密 花子", "0240-99-8765", "CARD-SECRET-4242", "idem-secret-77"
 
@@ -60,6 +61,7 @@ async def _ws_session(url: str, token: str, frames: int = 1) -> list[dict[str, A
 
 async def test_logs_of_a_run_hold_no_token_and_no_personal_data(served: Served) -> None:
     tokens = served.tokens
+    holder = await add_rider(served, NAME, CARD)  # the desk books with a registered rider's card
     async with logging_server(served.app) as (host, buf):
         async with httpx.AsyncClient(base_url=f"http://{host}") as c:
             h = {"Authorization": f"Bearer {tokens['operator']}"}
@@ -92,7 +94,7 @@ async def test_logs_of_a_run_hold_no_token_and_no_personal_data(served: Served) 
     logs = buf.getvalue()
     assert "GET /driver/" in logs and "POST /api/v1/bookings" in logs  # the access log was captured
     assert "Traceback" in logs or "unexpected error" in logs  # and so was the database error
-    for secret in [*tokens.values(), "okm_rider_not-a-real-token", NAME, PHONE, CARD, KEY]:
+    for secret in [*tokens.values(), holder, "okm_rider_not-a-real-token", NAME, PHONE, CARD, KEY]:
         assert secret not in logs, f"{secret!r} found in the server log"
 
 

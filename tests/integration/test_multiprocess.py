@@ -70,8 +70,15 @@ def _start(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
+# Importing the app (OR-Tools, numba's cached search) takes a few seconds idle; on a 2-core CI machine
+# shared with other jobs it took over 15 s, so the wait is a 60 s deadline, not a count of tries.
+START_WAIT_S = 60.0
+
+
 async def _wait_healthy(client: httpx.AsyncClient, url: str, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(150):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_WAIT_S
+    while loop.time() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
         try:
@@ -80,7 +87,7 @@ async def _wait_healthy(client: httpx.AsyncClient, url: str, proc: subprocess.Po
         except httpx.HTTPError:
             pass
         await asyncio.sleep(0.1)
-    raise AssertionError("server did not start")
+    raise AssertionError(f"server did not answer /healthz within {START_WAIT_S:.0f} s")
 
 
 async def test_booking_on_one_process_reaches_a_tablet_on_the_other() -> None:

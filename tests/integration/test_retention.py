@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from tests.conftest import Served
+from tests.integration.test_numbers_kiosk_console import add_rider
 from transit import tables as t
 from transit.retention import purge_personal_data
 
@@ -14,6 +15,7 @@ from transit.retention import purge_personal_data
 async def test_old_finished_bookings_lose_their_personal_data(served: Served) -> None:
     """A cancelled booking past the retention period keeps its trip but loses name, phone and card."""
     c, h = served.client, served.auth("operator")
+    await add_rider(served, "大熊 一郎", "OKM-7777")  # the desk books with a registered rider's card
     ride = {"origin": {"stop_id": "okuma_town_hall"}, "destination": {"stop_id": "okumart"},
             "passenger_name": "大熊 一郎", "contact_phone": "0240-00-0001", "rider_card": "OKM-7777"}
     ids = []
@@ -47,6 +49,7 @@ async def test_old_finished_bookings_lose_their_personal_data(served: Served) ->
 async def test_door_to_door_address_and_note_go_too(served: Served) -> None:
     """A finished door-to-door booking loses its address and note (the point stays), even without a name."""
     c, h = served.client, served.auth("operator")
+    await add_rider(served, "大熊 一郎", "OKM-7777")  # the desk books with a registered rider's card
     ride = {"origin": {"lat": 37.3850, "lon": 140.9645, "address": "大熊町大川原 1-2"},
             "destination": {"stop_id": "okumart"}, "driver_note": "玄関は裏手です"}
     o = (await c.post("/api/v1/offers", json=ride, headers=h)).json()
