@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from transit.operations import Operations
 from transit.ratelimit import RateLimiter
 from transit.reference_data import DEFAULT_DATA_DIR, ReferenceData, load_okuma
 from transit.settings import Settings
-from transit.stores import load_stores
+from transit.stores import Store, load_stores
 from transit.uow import UnitOfWorkFactory
 
 
@@ -52,6 +53,19 @@ def _event_log_reader(uow: UnitOfWorkFactory):  # type: ignore[no-untyped-def]
     return read
 
 
+def _stores(settings: Settings, ref: ReferenceData, *, given: bool) -> Mapping[str, Store]:
+    """The data folder's stores, checked against the reference's stops. A reference the caller
+    made that has none of those stops (a synthetic town, e.g. the simulator's ``city``) has no
+    stores; one that has some of them must have all."""
+    path = Path(settings.data_dir or DEFAULT_DATA_DIR) / "stores.json"
+    if not path.exists():
+        return {}
+    stop_ids = {s.stop_id for s in ref.stops}
+    if given and not {s.stop_id for s in load_stores(path).values()} & stop_ids:
+        return {}
+    return load_stores(path, sorted(stop_ids))
+
+
 def bootstrap(settings: Settings, *, clock: Clock | None = None, reference: ReferenceData | None = None) -> Runtime:
     clock = clock or SystemClock()
     ref = reference or load_okuma(settings.data_dir)
@@ -61,8 +75,7 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None, reference: Refe
     if isinstance(bus, RedisBus):
         bus.attach_log(_event_log_reader(uow), clock.now)
     travel = StraightLineTravelTimes(circuity=ref.rules.circuity, speed_kmh=ref.rules.speed_kmh, min_s=30)
-    stores_file = Path(settings.data_dir or DEFAULT_DATA_DIR) / "stores.json"
-    stores = load_stores(stores_file, [s.stop_id for s in ref.stops]) if stores_file.exists() else {}
+    stores = _stores(settings, ref, given=reference is not None)
     services = Services(rules=ref.rules, area=ref.area, travel=travel, clock=clock, uow=uow, stores=stores)
     operations = Operations(services, handover_secret=settings.handover_secret)
     line = None

@@ -144,3 +144,16 @@ async def test_the_demo_books_scenario_demand_in_the_background(served) -> None:
     assert r.json()["booked"] >= 3
     bookings = (await served.client.get("/api/v1/bookings", headers=served.auth("operator"))).json()
     assert all(b["channel"] == "phone" and b["passenger_name"].startswith("デモ乗客") for b in bookings)
+
+
+def test_the_city_boots_without_the_okuma_stores() -> None:
+    """A synthetic town (the city scenario) has none of the stores' stops: the app starts with no
+    stores instead of refusing the reference data (it failed with 'okumart is not a stop')."""
+    from transit.bootstrap import bootstrap
+    from transit.settings import Settings
+
+    scn = scenarios.load("city")
+    ref = sim._city(scn, sim.SimConfig("city", progress=False))
+    rt = bootstrap(Settings(database_url="sqlite+aiosqlite:///:memory:", dispatcher=False), reference=ref)
+    assert dict(rt.services.stores) == {}
+    assert len(ref.fleet) == 200
