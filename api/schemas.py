@@ -57,7 +57,9 @@ def _place_schema(schema: dict, _model: object) -> None:
     ]
 
 
-Text = Annotated[str, AfterValidator(_printable)]
+# Printable text: validated by _printable, and the same rule shown in the OpenAPI document as the
+# pattern of every such field (clients generated from the document then send only what is taken).
+Text = Annotated[str, AfterValidator(_printable), Field(json_schema_extra={"pattern": TEXT_PATTERN})]
 
 
 def _json_integer(value: object) -> object:
