@@ -425,28 +425,31 @@ async function refresh() {
   drawPager(page.total, page.items.length);
   const count = (f) => list.filter(f).length;
   const live = count((b) => b.status !== "cancelled");
+  // Fetch first, then replace the whole list at once: two refreshes in flight must not both append.
+  const service = await serviceKpis();
   kpis.replaceChildren(
     el("li", { id: "kpi-booked" }, "今日の予約", el("strong", {}, String(live))),
     el("li", { id: "kpi-riders" }, "乗車予定の人数", el("strong", {}, String(list.filter((b) => b.status !== "cancelled" && b.status !== "no_show").reduce((n, b) => n + b.party_size, 0)))),
     el("li", { id: "kpi-cancelled" }, "取り消し", el("strong", {}, String(count((b) => b.status === "cancelled")))),
-    el("li", { id: "kpi-noshow" }, "乗車なし", el("strong", {}, String(count((b) => b.status === "no_show")))));
-  await drawServiceKpis();
+    el("li", { id: "kpi-noshow" }, "乗車なし", el("strong", {}, String(count((b) => b.status === "no_show")))),
+    ...service);
   drawMap(lastVehicles);
 }
 
 // ---- today's service KPIs from the server (transit/kpi.py, the simulator's definitions; docs/simulate.md)
-async function drawServiceKpis() {
+async function serviceKpis() {
   let k;
-  try { k = await api.request("GET", "/api/v1/kpis/today"); } catch (e) { return; } // the counts above stay
+  try { k = await api.request("GET", "/api/v1/kpis/today"); } catch (e) { return []; } // the counts above stay
   const item = (id, ja, en, value) => el("li", { id, lang: "ja", title: en }, ja, el("strong", {}, value));
-  kpis.append(
+  return [
     item("kpi-completed", "降車済み", "completed", String(k.completed)),
     item("kpi-onboard", "乗車中", "on board now", String(k.on_board_now)),
     item("kpi-ontime", "時間どおり", "on time", `${k.on_time_pct}%`),
     item("kpi-wait", "平均待ち時間", "mean wait", `${k.mean_wait_min}分`),
     item("kpi-ratio", "乗車時間/直行", "ride / direct time", String(k.ride_ratio_mean)),
     item("kpi-broken", "守れなかった約束", "promises broken", String(k.promises_broken)),
-    item("kpi-peak", "ピーク時の人/台時", "passengers per vehicle-hour at peak", String(k.pax_per_vehicle_hour_peak)));
+    item("kpi-peak", "ピーク時の人/台時", "passengers per vehicle-hour at peak", String(k.pax_per_vehicle_hour_peak)),
+  ];
 }
 
 // ---- the table's search and pages
