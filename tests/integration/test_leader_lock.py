@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
 
@@ -23,6 +25,14 @@ async def test_a_leader_whose_session_was_terminated_no_longer_leads() -> None:
         await first._conn.commit()  # type: ignore[union-attr]
         async with engines[2].connect() as admin:
             assert (await admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})).scalar()
+            # pg_terminate_backend only signals: wait (at most 10 s) until that backend has exited
+            for _ in range(100):
+                gone = (await admin.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"),
+                                            {"p": pid})).scalar() == 0
+                if gone:
+                    break
+                await asyncio.sleep(0.1)
+            assert gone
         assert await second.acquire()  # the lock went with the session: a second process takes it
         assert not await first.acquire()  # and the first knows it does not lead any more
         await second.release()
