@@ -24,11 +24,13 @@ async def test_a_leader_whose_session_was_terminated_no_longer_leads() -> None:
         pid = (await first._conn.execute(text("SELECT pg_backend_pid()"))).scalar()  # type: ignore[union-attr]
         await first._conn.commit()  # type: ignore[union-attr]
         async with engines[2].connect() as admin:
-            assert (await admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})).scalar()
-            # pg_terminate_backend only signals: wait (at most 10 s) until that backend has exited
+            # pg_terminate_backend(pid, timeout) waits (here at most 10 s) until that backend has exited
+            assert (await admin.execute(text("SELECT pg_terminate_backend(:p, 10000)"), {"p": pid})).scalar()
+            # pg_stat_activity is a snapshot per transaction: each look is its own transaction
             for _ in range(100):
                 gone = (await admin.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"),
                                             {"p": pid})).scalar() == 0
+                await admin.commit()
                 if gone:
                     break
                 await asyncio.sleep(0.1)
