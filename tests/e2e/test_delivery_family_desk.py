@@ -302,3 +302,71 @@ def test_desk_links_a_family_member_the_relative_books_for_the_parent_and_the_de
     son.click("#tab-family")
     son.wait_for_selector("#family-list:has-text('連携しているご家族はいません')")
     assert son.js_errors == [] and desk.js_errors == []
+
+
+def _door_to_door_rider(live: Any, name: str) -> str:
+    """A rider registered for door-to-door (as `okuma accounts create --door-to-door` makes one)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transit.accounts import create_account
+    from transit.db import make_engine
+    from transit.uow import UnitOfWorkFactory
+
+    async def main() -> str:
+        engine = make_engine(f"sqlite+aiosqlite:///{live.db_path}")
+        try:
+            async with UnitOfWorkFactory(engine, live.clock)() as uow:
+                _, tok = await create_account(uow, role="rider", name=name, door_to_door=True)
+                await uow.commit()
+        finally:
+            await engine.dispose()
+        return tok
+
+    # Playwright's sync API runs an event loop in this thread: the account is made in another one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(main())).result()
+
+
+def test_a_door_to_door_rider_has_groceries_brought_home(browser: Any, server: Any) -> None:
+    live, _ = server
+    token = _door_to_door_rider(live, "大熊 ハル")
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP", timezone_id="Asia/Tokyo",
+                              service_workers="block", geolocation={"latitude": 37.3850, "longitude": 140.9645},
+                              permissions=["geolocation"])
+    ctx.set_default_timeout(20000)
+    try:
+        page = ctx.new_page()
+        page.clock.install(time=live.clock.now())
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        with_token(page, "rider", token)
+        page.goto(live.url("/#/delivery"))
+        page.wait_for_selector("#to-home")
+        page.click("[data-store=okumart]")
+        page.fill("#order-number", "B-7")
+        page.click("#to-home")
+        page.wait_for_selector("#home-address")
+        page.click("#delivery-search")  # no address, no position yet: said on the page
+        assert "自宅の住所と位置" in page.locator("#delivery-error").inner_text()
+        page.fill("#home-address", "大熊町大川原 1-2-3")
+        page.click("#use-location")
+        page.wait_for_selector("#home-where:has-text('37.3850, 140.9645')")
+        axe(page, "delivery form, home")
+        page.select_option("#window-start", "10:30")
+        page.click("#delivery-search")
+        page.wait_for_selector("#delivery-window:has-text('10:30 〜 11:30')")
+        assert page.locator("#offer-to").inner_text() == "自宅(大熊町大川原 1-2-3)"
+        page.click("#confirm")
+        page.wait_for_selector("#handover-code")
+        assert page.locator("#parcel-to").inner_text() == "自宅(大熊町大川原 1-2-3)"
+        booking_id = page.url.rsplit("/", 1)[1]
+        with _api(live, token) as api:
+            b = api.get(f"/api/v1/bookings/{booking_id}").json()
+        assert b["destination"]["stop_id"] is None and b["destination"]["address"] == "大熊町大川原 1-2-3"
+        assert abs(b["destination"]["lat"] - 37.3850) < 1e-6 and abs(b["destination"]["lon"] - 140.9645) < 1e-6
+        axe(page, "delivery home, ordered")
+        shot(page, "rider_delivery_home")
+        assert errors == []
+    finally:
+        ctx.close()
