@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.a11y import axe, shot
-from tests.e2e.test_pages import tab_to, with_token
+from tests.e2e.test_pages import a11y, tab_to, with_token
 
 # The rider app's module server (a driver token for every vehicle), its pages and the sign-in.
 from tests.e2e.test_rider_live import (  # noqa: F401 - fixtures used by name
@@ -81,6 +81,7 @@ def test_resident_orders_groceries_sees_the_code_and_the_status_to_delivered(
     assert page.locator("#delivery-title").inner_text() == "お買い物を届けてもらう"
     assert page.locator("#to-home").count() == 0  # not registered for door-to-door: stops only
     axe(page, "delivery form")
+    a11y(page, min_target=44)  # labels, names, unique ids, targets (phone: ≥ 44 px, buttons ≥ 52 px in CSS)
     # Nothing chosen: told what is missing, not sent.
     page.click("#delivery-search")
     error = page.locator("#delivery-error").inner_text()
@@ -114,6 +115,7 @@ def test_resident_orders_groceries_sees_the_code_and_the_status_to_delivered(
     assert page.locator("#offer-order").inner_text() == "A-102"
     assert page.locator("#tab-delivery").get_attribute("aria-current") == "page"
     axe(page, "delivery offer")
+    a11y(page, min_target=44)
     shot(page, "rider_delivery_offer")
     page.click("#confirm")
 
@@ -138,6 +140,7 @@ def test_resident_orders_groceries_sees_the_code_and_the_status_to_delivered(
         assert page.locator("#booking-number").inner_text() == b["number"]
     assert page.locator("#cancel").is_visible()
     axe(page, "delivery ordered")
+    a11y(page, min_target=44)
     shot(page, "rider_delivery_code")
 
     # English: the new texts switch, the code stays.
@@ -161,6 +164,7 @@ def test_resident_orders_groceries_sees_the_code_and_the_status_to_delivered(
     assert cells[4] == "荷物 2個 ・ 冷凍" and cells[5] == "お店で準備中"
     assert not any(re.search(rf"(?<!\d){code}(?!\d)", c) for c in cells[1:])
     axe(desk, "console with a delivery")
+    a11y(desk, min_target=40)
     desk.click(f"[data-readout='{booking_id}']")  # the desk reads it out to the caller
     desk.wait_for_selector(f"[data-code-for='{booking_id}']")
     assert code in desk.locator(f"[data-code-for='{booking_id}']").inner_text()
@@ -208,6 +212,16 @@ def test_resident_cancels_a_delivery_and_the_store_is_told(page_for: Any, server
     page = page_for()
     sign_in(page, live, codes, "090-4321-0004", "大熊 秋子")
     page.click("#tab-delivery")
+    page.click("#lang-toggle")  # the form in English
+    page.wait_for_selector("#delivery-title:has-text('Have your shopping delivered')")
+    assert "Okumart" in page.locator("[data-store=okumart]").inner_text()
+    assert "open 08:00–22:00" in page.locator("[data-store=okumart]").inner_text()
+    assert page.locator("label[for=temp-chilled]").inner_text() == "Chilled"
+    page.click("#delivery-search")
+    assert "Please choose the store." in page.locator("#delivery-error").inner_text()
+    axe(page, "delivery form, English")
+    page.click("#lang-toggle")
+    page.wait_for_selector("#delivery-title:has-text('お買い物を届けてもらう')")
     page.click("[data-store=kuma_sun_terrace]")
     page.fill("#shopping-list", "お米 5kg")
     page.click("#pick-delivery")
@@ -265,6 +279,7 @@ def test_desk_links_a_family_member_the_relative_books_for_the_parent_and_the_de
     assert "窓口で同意" in desk.locator("#desk-links").inner_text()
     assert "連携しました" in desk.locator("#desk-status").inner_text()
     axe(desk, "desk: linked")
+    a11y(desk, min_target=40)
     shot(desk, "operator_family_desk")
     # unknown number: told, in Japanese
     desk.fill("#desk-phone", "090-4321-0999")
