@@ -218,7 +218,8 @@ async def profile(actor: Actor, svc: Services) -> dict[str, Any]:
     return dict(account_id=actor.account_id, name=account["name"] if account else actor.name,
                 phone_masked=_masked_display(rider["phone"]) if rider else None,
                 line_linked=bool(rider and rider["line_user_id"]),
-                near_minutes=rider["near_minutes"] if rider else 5)
+                near_minutes=rider["near_minutes"] if rider else 5,
+                door_to_door=actor.door_to_door)
 
 
 def _masked_display(phone: str) -> str:
@@ -377,12 +378,35 @@ async def desk_link(actor: Actor, guardian_phone: str, member_phone: str, member
     return link_id
 
 
+async def desk_resident(actor: Actor, phone_raw: str, svc: Services) -> dict[str, Any]:
+    """Town desk staff look a resident up by phone number: their name and active family links, each
+    seen from the resident's side (the read is in the audit log, subject: the resident's account)."""
+    if actor.role not in ("operator", "admin"):
+        raise errors.Forbidden()
+    phone = normalise_phone(phone_raw)
+    async with svc.uow() as uow:
+        rider = await uow.riders.by_phone(phone)
+        if rider is None:
+            raise errors.NotFound("その電話番号の利用者は登録されていません。",
+                                  "No rider has that phone number.")
+        account = await uow.accounts.get(rider["account_id"])
+        links = await uow.riders.links_of(rider["account_id"])
+        await uow.audit.record(svc.clock.now(), actor.account_id, actor.role, "read_family_links",
+                               [rider["account_id"]])
+        await uow.commit()
+    return dict(account_id=rider["account_id"], name=(account or {}).get("name") or "",
+                phone_masked=_masked_display(phone),
+                links=[_family_view(x, rider["account_id"]) for x in links])
+
+
 async def unlink_family(actor: Actor, link_id: str, svc: Services) -> None:
-    """Either side may end a link at any time."""
-    _rider_only(actor)
+    """Either side may end a link at any time; so may the town desk (operator, admin)."""
+    desk = actor.role in ("operator", "admin")
+    if not desk:
+        _rider_only(actor)
     async with svc.uow() as uow:
         link = await uow.riders.link_by_id(link_id)
-        if link is None or actor.account_id not in (link["guardian_id"], link["member_id"]):
+        if link is None or (not desk and actor.account_id not in (link["guardian_id"], link["member_id"])):
             raise errors.NotFound()
         await uow.riders.update_link(link_id, revoked_at=svc.clock.now())
         await uow.commit()

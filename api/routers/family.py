@@ -97,6 +97,25 @@ async def desk(body: DeskLinkIn, actor: CurrentActor, svc: ServicesDep) -> DeskL
                                                          body.member_name, svc))
 
 
+class DeskLookupIn(Strict):
+    phone: str = PHONE
+
+
+class DeskResident(BaseModel):
+    account_id: str
+    name: str
+    phone_masked: str
+    links: list[FamilyPublic] = Field(..., description="active links, seen from this resident's side")
+
+
+@router.post("/desk-lookup", response_model=DeskResident, operation_id="look_up_resident_at_desk", responses=ERRORS)
+async def desk_lookup(body: DeskLookupIn, actor: CurrentActor, svc: ServicesDep) -> DeskResident:
+    """Town desk staff (operator) find a resident by phone number, with their family links. A POST,
+    so that the phone number stays out of URLs (and access logs)."""
+    r = await riders.desk_resident(actor, body.phone, svc)
+    return DeskResident(**{**r, "links": [_public(f) for f in r["links"]]})
+
+
 @router.delete("/{link_id:family_link}", status_code=status.HTTP_204_NO_CONTENT, operation_id="end_family_link",
                responses=ERRORS)
 async def unlink(link_id: LinkId, actor: CurrentActor, svc: ServicesDep) -> None:

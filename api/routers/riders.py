@@ -61,6 +61,7 @@ class Profile(BaseModel):
     phone_masked: str | None
     line_linked: bool
     near_minutes: int
+    door_to_door: bool = Field(False, description="registered for door-to-door: may ask for a ride or delivery at home (lat/lon)")
 
 
 class ProfileUpdate(Strict):

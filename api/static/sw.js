@@ -1,7 +1,7 @@
 // Service worker: keep the app shell so the rider app opens without a network.
 // API calls always go to the network (bookings must be live); the shell is cache-first
 // with a background refresh.
-const CACHE = "okuma-rider-v2";
+const CACHE = "okuma-rider-v3";
 const SHELL = [
   "/",
   "/static/css/base.css",
@@ -19,6 +19,8 @@ const SHELL = [
   "/static/js/rider/list.js",
   "/static/js/rider/map.js",
   "/static/js/rider/family.js",
+  "/static/js/rider/delivery.js",
+  "/static/js/rider/parcel.js",
   "/static/vendor/leaflet/leaflet.js",
   "/static/vendor/leaflet/leaflet.css",
   "/static/manifest.json",

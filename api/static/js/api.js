@@ -89,6 +89,15 @@ export class Api {
     return this.request("POST", `/api/v1/family/invitations/${encodeURIComponent(id)}/confirm`, { body: { code } });
   }
   unlinkFamily(id) { return this.request("DELETE", `/api/v1/family/${encodeURIComponent(id)}`); }
+  // groceries: the stores, one delivery (the recipient side gets its handover code)
+  stores() { return this.request("GET", "/api/v1/stores"); }
+  delivery(id) { return this.request("GET", `/api/v1/deliveries/${encodeURIComponent(id)}`); }
+  // the town desk: a resident by phone (with their family links), a consent given in person
+  deskLookup(phone) { return this.request("POST", "/api/v1/family/desk-lookup", { body: { phone } }); }
+  deskLink(guardianPhone, memberPhone, memberName) {
+    return this.request("POST", "/api/v1/family/desk-links",
+      { body: { guardian_phone: guardianPhone, member_phone: memberPhone, member_name: memberName } });
+  }
   favourites() { return this.request("GET", "/api/v1/favourites"); }
   addFavourite(f) { return this.request("POST", "/api/v1/favourites", { body: f }); }
   deleteFavourite(id) { return this.request("DELETE", `/api/v1/favourites/${encodeURIComponent(id)}`); }

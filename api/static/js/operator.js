@@ -15,6 +15,10 @@ const PAGE = 50; // bookings per page of the table
 const POINT = "__point__"; // the stop list's "an address (pin on the map)" choice
 let stops = [];
 let byId = new Map();
+let stores = []; // GET /api/v1/stores: the names of the stores that send groceries
+// Handover codes the desk asked for with 「受け渡しコードを読み上げる」 (GET /api/v1/deliveries/{id}):
+// the only place the console shows a code, and only until 「隠す」.
+const revealed = new Map();
 let pending = null; // {offer, key, request}
 let confirmingCancel = null;
 let vehiclesAvailable = true;
@@ -227,15 +231,147 @@ function bookingForm() {
   return el("section", { class: "panel", "aria-labelledby": "phone-h" }, form);
 }
 
+// ---- family links at the town desk (docs/pages.md): a resident links a family member after the
+// member's consent given here in person; the desk lists and ends links.
+function familyDesk() {
+  const alert = el("div", { class: "alert", role: "alert", id: "desk-error" });
+  const status = el("p", { role: "status", id: "desk-status" });
+  const found = el("div", { id: "desk-found" });
+  let resident = null; // {account_id, name, phone_masked, links}
+  let phone = ""; // the resident's number as typed (to look them up again and to link)
+  let ending = null; // the link whose end is being confirmed
+
+  const find = async () => {
+    alert.textContent = "";
+    try {
+      resident = await api.deskLookup(phone);
+    } catch (e) {
+      resident = null;
+      alert.textContent = errText(e);
+    }
+    draw();
+  };
+
+  const draw = () => {
+    if (!resident) { found.replaceChildren(); return; }
+    const links = resident.links.map((f) => {
+      const who = f.role === "guardian" ? `${f.name} 様 — ${resident.name} 様が代わりに予約できます` : `${f.name} 様 — ${resident.name} 様の代わりに予約できます`;
+      const how = f.consent === "desk" ? "窓口で同意" : "確認コードで同意";
+      const buttons = ending === f.link_id
+        ? [el("button", { type: "button", class: "danger primary", id: "desk-unlink-yes", onclick: async () => {
+          try { await api.unlinkFamily(f.link_id); status.textContent = `${f.name} 様との連携をやめました。`; } catch (e) { alert.textContent = errText(e); }
+          ending = null;
+          await find();
+        } }, "本当にやめる"), " ", el("button", { type: "button", id: "desk-unlink-no", onclick: () => { ending = null; draw(); } }, "やめない")]
+        : [el("button", { type: "button", class: "danger", dataset: { unlink: f.link_id }, "aria-label": `${f.name} 様との連携をやめる`,
+          onclick: () => { ending = f.link_id; draw(); document.getElementById("desk-unlink-yes").focus(); } }, "連携をやめる")];
+      return el("li", { dataset: { link: f.link_id } }, el("span", {}, who), " ", el("span", { class: "muted" }, `(${how}・${fmtDayTime(f.since, "ja")}から)`), " ", ...buttons);
+    });
+    const memberName = el("input", { id: "desk-member-name", name: "member-name", autocomplete: "off", maxlength: "100" });
+    const memberPhone = el("input", { id: "desk-member-phone", name: "member-phone", type: "tel", inputmode: "tel", autocomplete: "off" });
+    const consent = el("input", { type: "checkbox", id: "desk-consent", name: "consent" });
+    const link = el("form", { id: "desk-link-form", novalidate: true, class: "stack" },
+      el("h3", {}, `${resident.name} 様が予約するご家族を追加`),
+      el("div", { class: "grid2" },
+        el("div", {}, el("label", { for: "desk-member-name" }, "ご家族のお名前"), memberName),
+        el("div", {}, el("label", { for: "desk-member-phone" }, "ご家族の電話番号"), memberPhone)),
+      el("div", { class: "check" }, consent,
+        el("label", { for: "desk-consent" }, "ご家族ご本人が窓口で、代わりの予約と乗車のお知らせに同意されたことを確認しました")),
+      el("p", {}, el("button", { type: "submit", class: "primary", id: "desk-link" }, "連携する")));
+    link.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      alert.textContent = "";
+      const problems = [];
+      if (!memberName.value.trim()) problems.push("ご家族のお名前を入れてください。");
+      if (!memberPhone.value.trim()) problems.push("ご家族の電話番号を入れてください。");
+      if (!consent.checked) problems.push("ご本人の同意を確認してから連携してください。");
+      if (problems.length) { alert.textContent = problems.join(" "); return; }
+      try {
+        await api.deskLink(phone, memberPhone.value.trim(), memberName.value.trim());
+        status.textContent = `${resident.name} 様と ${memberName.value.trim()} 様を連携しました。`;
+        await find();
+      } catch (e) { alert.textContent = errText(e); }
+    });
+    found.replaceChildren(
+      el("p", { id: "desk-resident" }, el("strong", {}, `${resident.name} 様`), ` (電話 ${resident.phone_masked})`),
+      el("h3", {}, "連携しているご家族"),
+      links.length ? el("ul", { id: "desk-links", class: "desk-links" }, links) : el("p", { id: "desk-links-none" }, "連携しているご家族はいません。"),
+      link);
+  };
+
+  const phoneIn = el("input", { id: "desk-phone", name: "desk-phone", type: "tel", inputmode: "tel", autocomplete: "off", "aria-describedby": "desk-help" });
+  const search = el("form", { id: "desk-search", role: "search", "aria-label": "利用者の検索(家族の連携)", novalidate: true },
+    el("p", { class: "muted", id: "desk-help" }, "予約をする方(ご家族の代わりに予約する方)の電話番号で探します。アプリで一度ログインした方が対象です。"),
+    el("label", { for: "desk-phone" }, "予約をする方の電話番号"), phoneIn,
+    el("p", {}, el("button", { type: "submit", id: "desk-find" }, icon("search", 20), "探す")));
+  search.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    phone = phoneIn.value.trim();
+    status.textContent = "";
+    ending = null;
+    if (!phone) { alert.textContent = "電話番号を入れてください。"; resident = null; draw(); return; }
+    find();
+  });
+  return el("section", { class: "panel", id: "family-desk", "aria-labelledby": "desk-h" },
+    el("h2", { id: "desk-h" }, "家族の連携(窓口)"), search, alert, status, found);
+}
+
 // ---- today's bookings, KPIs, map
 const kpis = el("ul", { class: "kpis", id: "kpis" });
 const tbody = el("tbody", { id: "bookings-body" });
 const tableAlert = el("div", { class: "alert", role: "alert", id: "table-error" });
 const mapBox = el("div", { id: "map-box" });
 
-function row(b) {
-  const cancellable = b.status === "confirmed" || b.status === "arriving";
+// A delivery's status in the goods' words (docs/goods.md), and its temperature.
+const DELIVERY_STATUS = {
+  ordered: "お店で準備中", ready: "準備済み・ミニバス待ち", picked_up: "お届け中", delivered: "お届け済み",
+  returning: "お店へ戻し中", returned: "戻し済み", locked: "受け渡し停止(コード誤り)", cancelled: "取り消し済み",
+};
+const TEMPERATURE = { chilled: "冷蔵", frozen: "冷凍", ambient: "常温" };
+const CODE_LIVE = new Set(["ordered", "ready", "picked_up"]);
+const storeName = (id) => (stores.find((x) => x.id === id) || { name_ja: id }).name_ja;
+
+// The desk reads the code out to the recipient on the phone: fetched on this explicit action only.
+async function readOut(b) {
+  try {
+    const d = await api.delivery(b.id);
+    if (d.handover_code) revealed.set(b.id, d.handover_code);
+  } catch (e) {
+    tableAlert.textContent = errText(e);
+  }
+  await refresh();
+  const shown = tbody.querySelector(`[data-code-for="${CSS.escape(b.id)}"]`);
+  if (shown) shown.focus();
+}
+
+function deliveryCells(b) {
+  const d = b.delivery || {};
   const cell = el("td", {});
+  if (CODE_LIVE.has(d.status)) {
+    if (revealed.has(b.id)) {
+      cell.append(el("p", { class: "readout", tabindex: "-1", dataset: { codeFor: b.id } },
+        "受け渡しコード ", el("strong", { class: "code" }, revealed.get(b.id)), el("br"),
+        el("span", { class: "muted" }, "受け取るご本人にだけ読み上げてください(運転士には伝えない)")),
+      el("button", { type: "button", "aria-label": `${b.passenger_name} 様の受け渡しコードを隠す`, onclick: () => { revealed.delete(b.id); refresh(); } }, "隠す"));
+    } else {
+      cell.append(el("button", { type: "button", class: "readout-btn", dataset: { readout: b.id },
+        "aria-label": `${b.passenger_name} 様の受け渡しコードを読み上げる(電話のお客様ご本人へ)`, onclick: () => readOut(b) }, "コードを読み上げる"));
+    }
+  } else revealed.delete(b.id);
+  return {
+    route: [el("strong", {}, "お買い物 "), `${storeName(d.store_id)} → ${placeName(b.destination)}`,
+      d.order_number ? ` ・ 注文 ${d.order_number}` : "", d.shopping_list ? ` ・ ${d.shopping_list}` : ""],
+    load: `荷物 ${d.parcels || b.parcels}個 ・ ${TEMPERATURE[d.temperature] || d.temperature || "—"}`,
+    status: DELIVERY_STATUS[d.status] || statusText(b.status, "ja"),
+    action: cell,
+  };
+}
+
+function row(b) {
+  const parcel = b.kind === "delivery" ? deliveryCells(b) : null;
+  const cancellable = (b.status === "confirmed" || b.status === "arriving")
+    && (!parcel || ["ordered", "ready"].includes((b.delivery || {}).status));
+  const cell = parcel ? parcel.action : el("td", {});
   if (cancellable) {
     if (confirmingCancel === b.id) {
       cell.append(
@@ -246,13 +382,16 @@ function row(b) {
       cell.append(el("button", { type: "button", class: "danger", "aria-label": `${b.passenger_name} 様の予約を取り消す`, onclick: () => { confirmingCancel = b.id; refresh(); } }, "取消"));
     }
   }
-  return el("tr", { class: b.status, dataset: { booking: b.id } },
+  const win = parcel && b.delivery.window_start
+    ? `${fmtTime(b.delivery.window_start)}〜${fmtTime(b.delivery.window_end)} 着`
+    : `${fmtTime(b.pickup_window_start)}〜${fmtTime(b.pickup_window_end)}`;
+  return el("tr", { class: `${b.status}${parcel ? " delivery" : ""}`, dataset: { booking: b.id, kind: b.kind } },
     el("td", { class: "number" }, b.number),
-    el("td", {}, `${fmtTime(b.pickup_window_start)}〜${fmtTime(b.pickup_window_end)}`),
+    el("td", {}, win),
     el("td", {}, b.passenger_name || "(名前なし)"),
-    el("td", {}, `${placeName(b.origin)} → ${placeName(b.destination)}`),
-    el("td", {}, `${b.party_size}${b.wheelchairs ? ` (車いす${b.wheelchairs})` : ""}`),
-    el("td", { class: "status" }, statusText(b.status, "ja"),
+    el("td", {}, parcel ? parcel.route : `${placeName(b.origin)} → ${placeName(b.destination)}`),
+    el("td", {}, parcel ? parcel.load : `${b.party_size}${b.wheelchairs ? ` (車いす${b.wheelchairs})` : ""}`),
+    el("td", { class: "status" }, parcel ? parcel.status : statusText(b.status, "ja"),
       atRisk.has(b.id) ? el("strong", { class: "risk-badge" }, " ", warnIcon(), tx("riskBadge")) : null),
     el("td", {}, vehicleName(b.vehicle_id)),
     el("td", {}, { app: "アプリ", kiosk: "端末", phone: "電話" }[b.channel] || b.channel),
@@ -688,8 +827,9 @@ async function boot() {
   document.getElementById("who").textContent = me.name;
   stops = await api.stops();
   byId = new Map(stops.map((s) => [s.id, s]));
+  stores = await api.stores().catch(() => []);
   root.replaceChildren(
-    bookingForm(),
+    el("div", { class: "left" }, bookingForm(), familyDesk()),
     el("div", { class: "right" },
       alertsBox,
       el("section", { class: "panel", "aria-labelledby": "kpi-h" }, el("h2", { id: "kpi-h" }, "今日の運行"), kpis),
@@ -697,7 +837,7 @@ async function boot() {
         tableTitle, searchForm(), tableAlert,
         el("div", { class: "table-wrap" }, el("table", { id: "bookings" },
           el("caption", { class: "visually-hidden" }, "予約一覧(迎えの時間順)"),
-          el("thead", {}, el("tr", {}, ["予約番号", "迎えの時間", "お名前", "区間", "人数", "状態", "車両", "受付", "操作"].map((h) => el("th", { scope: "col" }, h)))),
+          el("thead", {}, el("tr", {}, ["予約番号", "迎え・お届けの時間", "お名前", "区間", "人数・荷物", "状態", "車両", "受付", "操作"].map((h) => el("th", { scope: "col" }, h)))),
           tbody)), pager),
       el("section", { class: "panel", "aria-labelledby": "map-h" }, el("h2", { id: "map-h" }, "地図"), mapBox)));
   await refresh();

@@ -23,6 +23,8 @@ const HANDLERS = {
     at_risk: m.at_risk,
     live_message_ja: m.message_ja,
     live_message_en: m.message_en,
+    // a delivery: its status (ordered → ready → picked_up → delivered / returned) and the recipient's code
+    ...(m.delivery_status ? { delivery_status: m.delivery_status, handover_code: m.handover_code } : {}),
   }),
   promise_at_risk: (m, on) => on.patch({ at_risk: true, eta: m.expected, live_message_ja: m.message_ja, live_message_en: m.message_en }),
   // the delay is over (or the ride ended): the "delay expected" text goes; a fresh booking message follows

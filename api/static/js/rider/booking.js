@@ -121,11 +121,15 @@ export function render(ctx, root, id) {
 
   const stop = watchBooking(ctx.api, id, {
     // REST answers and live messages merge in arrival order; draw once the full booking is known.
-    booking: (b) => { current = { ...(current || {}), ...b }; if (!asking) draw(); },
+    booking: (b) => {
+      if (b.kind === "delivery") { ctx.go(`#/parcel/${id}`); return; } // groceries have their own screen
+      current = { ...(current || {}), ...b };
+      if (!asking) draw();
+    },
     patch: (p) => {
       const before = current || {};
       current = { ...before, ...p };
-      if (!current.origin) return;
+      if (!current.origin || current.kind === "delivery") return;
       // A moving minibus only moves the marker and the notice: the buttons (and the focus) stay.
       const changed = STRUCTURAL.some((k) => k in p && p[k] !== before[k]);
       if (changed && !asking) draw(); else { drawNear(current); if (map) map.update(current); }

@@ -2,6 +2,7 @@
 import { fmtTime, fmtDayTime, statusText, stopName } from "../api.js";
 import { lang, el } from "../i18n.js";
 import { bookAgain } from "./booking.js";
+import { placeText, storeName } from "./parcel.js";
 
 const ACTIVE = new Set(["confirmed", "arriving", "on_board"]);
 
@@ -13,7 +14,23 @@ export function render(ctx, root) {
   root.append(el("section", {}, el("h2", {}, t("list_title")), alert, box,
     el("div", { class: "actions" }, el("a", { class: "button primary", href: "#/new" }, t("new_booking")))));
 
+  // A delivery: its status in the goods' words, from the store to me, inside its window.
+  const parcelItem = (b) => {
+    const d = b.delivery || {};
+    const forOther = ctx.me && b.account_id && b.account_id !== ctx.me.account_id;
+    return el("li", { class: "card" },
+      el("a", { href: `#/parcel/${b.id}`, dataset: { booking: b.id } },
+        el("span", { class: `badge d-${d.status}` }, t(`ds_${d.status || "ordered"}`)), " ",
+        el("span", { class: "kind" }, t("d_kind")), " ",
+        b.number ? el("span", { class: "number" }, `${t("number")} ${b.number}`) : null,
+        el("br"),
+        el("strong", {}, `${fmtDayTime(d.window_start || b.pickup_window_start, L)} 〜 ${fmtTime(d.window_end || b.latest_dropoff)}`), el("br"),
+        `${storeName(ctx, d.store_id, L)} → ${placeText(ctx, b.destination, L)}`,
+        forOther ? [el("br"), t("for_name", { name: b.passenger_name })] : null));
+  };
+
   const item = (b) => {
+    if (b.kind === "delivery") return parcelItem(b);
     const forOther = ctx.me && b.account_id && b.account_id !== ctx.me.account_id;
     return el("li", { class: "card" },
       el("a", { href: `#/booking/${b.id}`, dataset: { booking: b.id } },
@@ -28,7 +45,8 @@ export function render(ctx, root) {
         : null);
   };
 
-  ctx.api.bookings().then((all) => {
+  Promise.all([ctx.api.bookings(), ctx.stores ? ctx.stores : ctx.api.stores().catch(() => [])]).then(([all, stores]) => {
+    ctx.stores = stores;
     if (!all.length) { box.replaceChildren(el("p", {}, t("list_empty"))); return; }
     const by = (a, b) => a.pickup_window_start.localeCompare(b.pickup_window_start);
     const up = all.filter((b) => ACTIVE.has(b.status)).sort(by);

@@ -9,6 +9,8 @@ import * as offer from "./offer.js";
 import * as booking from "./booking.js";
 import * as list from "./list.js";
 import * as family from "./family.js";
+import * as delivery from "./delivery.js";
+import * as parcel from "./parcel.js";
 
 const t = translator(TEXTS);
 const root = document.getElementById("main");
@@ -17,6 +19,8 @@ const ctx = {
   t,
   lang,
   stops: [],
+  stores: null, // GET /api/v1/stores (groceries)
+  delivery: null, // the delivery being asked for (delivery.js)
   stopById: new Map(),
   me: null, // GET /api/v1/me
   profile: null, // GET /api/v1/rider/profile (near_minutes)
@@ -48,7 +52,9 @@ async function route() {
   document.getElementById("lang-toggle").lang = lang() === "en" ? "ja" : "en";
   const hash = location.hash || "#/new";
   const [, name = "new", arg] = hash.split("/");
-  const tab = { bookings: "tab-list", booking: "tab-list", family: "tab-family" }[name] || "tab-new";
+  const offerKind = name === "offer" && ctx.offer ? ctx.offer.offer.kind : "";
+  const tab = { bookings: "tab-list", booking: "tab-list", parcel: "tab-list", family: "tab-family", delivery: "tab-delivery" }[name]
+    || (offerKind === "delivery" || arg === "delivery" ? "tab-delivery" : "tab-new");
   for (const a of document.querySelectorAll("nav.tabs a")) {
     if (a.id === tab) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
@@ -64,7 +70,7 @@ async function route() {
     root.textContent = e.text ? e.text(lang()) : String(e);
     return;
   }
-  const screens = { new: request, pick: picker, offer, booking, bookings: list, family };
+  const screens = { new: request, pick: picker, offer, booking, bookings: list, family, delivery, parcel };
   const screen = screens[name];
   if (!screen) { ctx.go("#/new"); return; }
   cleanup = screen.render(ctx, root, arg) || null;

@@ -7,7 +7,11 @@ let zoneChoice = "all";
 export function render(ctx, root, which) {
   const { t, form } = ctx;
   const L = lang();
-  if (which !== "origin" && which !== "destination") { ctx.go("#/new"); return; }
+  if (which !== "origin" && which !== "destination" && which !== "delivery") { ctx.go("#/new"); return; }
+  // "delivery": where groceries are brought (delivery.js); the others fill the ride form
+  const target = which === "delivery" ? ctx.delivery || {} : form;
+  const key = which === "delivery" ? "stop" : which;
+  const back = which === "delivery" ? "#/delivery" : "#/new";
   const input = el("input", { id: "stop-search", type: "search", name: "q", autocomplete: "off", lang: "ja" });
   const list = el("ul", { class: "stop-list", id: "stop-list", "aria-live": "polite" });
   const zones = ["all", ...Object.keys(ZONES)];
@@ -25,8 +29,8 @@ export function render(ctx, root, which) {
     if (!found.length) { list.replaceChildren(el("li", { class: "muted" }, t("no_match"))); return; }
     list.replaceChildren(...found.map((s) => el("li", {},
       el("button", {
-        type: "button", dataset: { stop: s.id }, "aria-current": form[which] === s.id ? "true" : null,
-        onclick: () => { form[which] = s.id; ctx.go("#/new"); },
+        type: "button", dataset: { stop: s.id }, "aria-current": target[key] === s.id ? "true" : null,
+        onclick: () => { target[key] = s.id; ctx.go(back); },
       },
       el("span", {}, stopName(s, L)),
       el("span", { class: "kana" }, `${L === "en" ? s.name_ja : s.name_kana} · ${ZONES[s.zone] ? ZONES[s.zone][L] : s.zone}${s.wheelchair ? " · " + t("wheelchair_ok") : ""}`)))));
@@ -34,8 +38,8 @@ export function render(ctx, root, which) {
   input.addEventListener("input", draw);
 
   root.append(el("section", { class: "card stack" },
-    el("h2", { id: "picker-title" }, t(which === "origin" ? "pick_origin" : "pick_destination")),
-    el("button", { type: "button", id: "picker-back", onclick: () => ctx.go("#/new") }, "← ", t("back")),
+    el("h2", { id: "picker-title" }, t({ origin: "pick_origin", destination: "pick_destination", delivery: "pick_delivery" }[which])),
+    el("button", { type: "button", id: "picker-back", onclick: () => ctx.go(back) }, "← ", t("back")),
     el("label", { for: "stop-search" }, t("kana_search")),
     input,
     el("p", { class: "muted", id: "area-label" }, t("area")),
