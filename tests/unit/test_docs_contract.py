@@ -66,6 +66,11 @@ def rows(text: str) -> list[list[str]]:
     return out
 
 
+def flat(text: str) -> str:
+    """Whitespace as single spaces (a phrase may wrap across lines)."""
+    return " ".join(text.split())
+
+
 def ticked(text: str) -> set[str]:
     """Every `name` in backticks, also with a trailing ``[]`` or ``?`` dropped (``visits[]``, ``t?``)."""
     names = set()
@@ -446,23 +451,23 @@ def test_limits_in_api_md_are_the_constants() -> None:
         if figure not in r[1]:
             problems.append(f"row {r[0]!r} should say {figure!r}, it says {r[1]!r}")
     for figure in (f"`Retry-After: {errors.RETRY_AFTER_S}`", f"`retry_after_s: {errors.RETRY_AFTER_S}`"):
-        if figure not in table:
+        if figure not in flat(table):
             problems.append(f"the 503 paragraph should say {figure}")
     ready = re.search(r'"Retry-After": "(\d+)"', (ROOT / "api/app.py").read_text()).group(1)  # type: ignore[union-attr]
     health = section(text, "Health and readiness")
     for figure in (f"`Retry-After: {ready}`", f"gives up after {api_ready_timeout():g} s"):
-        if figure not in health:
+        if figure not in flat(health):
             problems.append(f"'Health and readiness' should say {figure!r}")
     intro = text.split("\n## ", 1)[0]
     ttl = Settings.model_fields["token_ttl_days"].default
     for figure in (f"expire {ttl} days", f"within {deps.ACTOR_TTL_S:g} s"):
-        if figure not in intro:
+        if figure not in flat(intro):
             problems.append(f"the introduction should say {figure!r}")
     params = {p["name"]: p["schema"] for op in openapi()["paths"]["/api/v1/bookings"].values()
               if op["operationId"] == "list_bookings" for p in op["parameters"]}
     assert params["limit"]["maximum"] == bookings.PAGE_MAX
     page = f"`limit` 1–{params['limit']['maximum']} (default {params['limit']['default']})"
-    if page not in section(text, "The operators' search"):
+    if page not in flat(section(text, "The operators' search")):
         problems.append(f"'The operators' search' should say {page}")
     hour = vehicles.APPROACHING_S
     soon = "within the next hour" if hour == 3600 else f"within the next {hour // 60} min"
@@ -815,7 +820,7 @@ def test_live_channel_limits_and_close_codes_are_the_constants() -> None:
     from driver_app import protocol as p
     from transit.settings import Settings
 
-    text = doc("driver-protocol.md")
+    text = " ".join(doc("driver-protocol.md").split())  # a phrase may wrap across lines
     problems = []
     for name in ("CLOSE_UNAUTHORISED", "CLOSE_FORBIDDEN", "CLOSE_NOT_FOUND"):
         if f"close code {getattr(ws_common, name)}" not in text and f"close {getattr(ws_common, name)}" not in text:
@@ -826,18 +831,19 @@ def test_live_channel_limits_and_close_codes_are_the_constants() -> None:
     for c in sorted(closes):
         if f"close {c}" not in text and f"(code {c})" not in text:
             problems.append(f"close code {c} is not named")
-    if f"within {ws_common.AUTH_TIMEOUT_S} s" not in section(text, "Connecting"):
+    lines = doc("driver-protocol.md")
+    if f"within {ws_common.AUTH_TIMEOUT_S} s" not in flat(section(lines, "Connecting")):
         problems.append(f"'Connecting': the hello must come within {ws_common.AUTH_TIMEOUT_S} s")
-    if f"{limits.MAX_WS_MESSAGE_BYTES // 1024} KiB" not in row_for(section(text, "Server → tablet"), "error", "")[2]:
+    if f"{limits.MAX_WS_MESSAGE_BYTES // 1024} KiB" not in row_for(section(lines, "Server → tablet"), "error", "")[2]:
         problems.append(f"row `error`: a frame over {limits.MAX_WS_MESSAGE_BYTES // 1024} KiB")
     queue = Settings.model_fields["ws_queue_size"].default
-    if f"`OKUMA_WS_QUEUE_SIZE`, {queue} messages" not in section(text, "Slow tablets"):
+    if f"`OKUMA_WS_QUEUE_SIZE`, {queue} messages" not in flat(section(lines, "Slow tablets")):
         problems.append(f"'Slow tablets': `OKUMA_WS_QUEUE_SIZE`, {queue} messages")
-    eta = row_for(section(text, "Server → tablet"), "eta", "")[1]
+    eta = row_for(section(lines, "Server → tablet"), "eta", "")[1]
     for figure in (f"every {realtime.Hub.ETA_REFRESH_S:g} s", f"older than {realtime.Hub.ETA_MAX_AGE_S} s"):
         if figure not in eta:
             problems.append(f"row `eta` should say {figure!r}")
-    waits = section(text, "Timed visits and waits")
+    waits = flat(section(lines, "Timed visits and waits"))
     if f"more than {realtime.WAIT_SHOWN_S} s after `arrival_at`" not in waits:
         problems.append(f"'Timed visits and waits': more than {realtime.WAIT_SHOWN_S} s after `arrival_at`")
     found = figures(text, "heartbeat_s")
@@ -891,3 +897,43 @@ def test_glossary_lists_the_booking_and_delivery_lives() -> None:
     terms = [r[0] for r in rows(text)]
     problems += [f"{t} is defined twice" for t in sorted({t for t in terms if terms.count(t) > 1})]
     assert not problems, "docs/glossary.md:\n" + "\n".join(problems)
+
+
+# ------------------------------------------------------------------------------ the driver app
+
+
+def test_driver_app_md_lists_every_simulation_option_with_its_default() -> None:
+    import dataclasses
+
+    from driver_app.simulator import SimulationOptions
+
+    text = flat(doc("driver-app.md"))
+    para = next((p for p in text.split("`SimulationOptions` holds the parameters:")[1:2]), "").split(". ")[0]
+    problems = []
+    for f in dataclasses.fields(SimulationOptions):
+        if f"`{f.name}`" not in para:
+            problems.append(f"`{f.name}` missing")
+            continue
+        if isinstance(f.default, int | float) and not isinstance(f.default, bool):
+            m = re.search(rf"`{f.name}` \((\d+(?:\.\d+)?)[,)]", para)
+            if m is None or float(m.group(1)) != f.default:
+                problems.append(f"`{f.name}` should be given as `{f.name}` ({f.default:g})")
+    assert not problems, "docs/driver-app.md, the `SimulationOptions` sentence:\n" + "\n".join(problems)
+
+
+def test_driver_app_md_names_the_tablet_files_and_the_client_api() -> None:
+    from driver_app import client
+
+    text = doc("driver-app.md")
+    files = row_for(text, "driver_app/static/", "docs/driver-app.md, the file table")[1]
+    problems = [f"the file table: `{f.name}` missing" for f in sorted((ROOT / "driver_app/static").iterdir())
+                if f.is_file() and f"`{f.name}`" not in files]
+    python_client = section(text, "The Python client")
+    for name in re.findall(r"tablet\.(\w+)\(", python_client) + re.findall(r"`(\w+)\(\)`", python_client):
+        if not hasattr(client.DriverClient, name):
+            problems.append(f"'The Python client': DriverClient has no `{name}`")
+    for name in re.findall(r"raises `(\w+)`|and `(\w+)`\s+for", flat(python_client)):
+        for n in filter(None, name):
+            if not hasattr(client, n):
+                problems.append(f"'The Python client': driver_app.client has no `{n}`")
+    assert not problems, "docs/driver-app.md:\n" + "\n".join(problems)
