@@ -937,3 +937,95 @@ def test_driver_app_md_names_the_tablet_files_and_the_client_api() -> None:
             if not hasattr(client, n):
                 problems.append(f"'The Python client': driver_app.client has no `{n}`")
     assert not problems, "docs/driver-app.md:\n" + "\n".join(problems)
+
+
+# ------------------------------------------------------------------------------ the examples
+
+
+def model_named(name: str) -> type[BaseModel]:
+    """The pydantic model behind a schema name of the OpenAPI document."""
+    for module in ("api.schemas", *[f"api.routers.{m.name}" for m in pkgutil.iter_modules(
+            importlib.import_module("api.routers").__path__)]):
+        found = getattr(importlib.import_module(module), name, None)
+        if inspect.isclass(found) and issubclass(found, BaseModel):
+            return found
+    raise AssertionError(f"no model named {name}")
+
+
+def request_examples(text: str) -> list[tuple[str, str, str]]:
+    """(method, path, JSON body) of every request written out in a fenced block of a doc."""
+    found = []
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
+        lines = block.splitlines()
+        for i, line in enumerate(lines):
+            m = re.match(r"^(POST|PATCH|PUT) (/\S+)\s*(\{.*\})?\s*(?:\(.*\))?$", line.strip())
+            if not m:
+                continue
+            if m.group(3):
+                found.append((m.group(1), m.group(2), m.group(3)))
+                continue
+            rest = [x for x in lines[i + 1:] if not re.match(r"^[A-Za-z-]+: ", x)]
+            body = "\n".join(rest).split("\n\n")[0].strip()
+            body = re.sub(r"\s+\(.*\)\s*$", "", body)
+            if body.startswith("{"):
+                found.append((m.group(1), m.group(2), body))
+    return found
+
+
+def test_the_request_examples_of_api_md_are_valid_bodies() -> None:
+    import csv
+
+    stops = {r["stop_id"] for r in csv.DictReader((ROOT / "data/okuma/stops.csv").open(encoding="utf-8"))}
+    examples = request_examples(doc("api.md"))
+    assert len(examples) >= 5, f"docs/api.md: only {len(examples)} request examples found"
+    problems = []
+    ops = {(o["method"], o["path"]): o for o in operations()}
+    for method, path, body in examples:
+        op = next((o for (m, tpl), o in ops.items() if m == method
+                   and re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(tpl)), path)), None)
+        if op is None:
+            problems.append(f"{method} {path}: no such operation")
+            continue
+        if op["body"] == "—":
+            problems.append(f"{method} {path}: the operation takes no body")
+            continue
+        model = model_named(op["body"].split("`")[1])
+        try:
+            data = json.loads(body)
+            model.model_validate(data)
+        except Exception as e:  # noqa: BLE001 - the message says what is wrong
+            problems.append(f"{method} {path}: {body!r} is not a valid {model.__name__}: {e}")
+            continue
+        for key in re.findall(r'"(?:stop_id|origin_stop_id|destination_stop_id)":\s*"([^"]+)"', body):
+            if key not in stops:
+                problems.append(f"{method} {path}: stop {key!r} is not in data/okuma/stops.csv")
+    assert not problems, "docs/api.md, request examples:\n" + "\n".join(problems)
+
+
+def test_the_frames_of_the_driver_protocol_example_fit_the_models() -> None:
+    from driver_app import protocol as p
+
+    frames = re.findall(r"^([→←]) (\{.*\})$", section(doc("driver-protocol.md"), "Example"), re.M)
+    assert len(frames) >= 6, "docs/driver-protocol.md, 'Example': no frames found"
+    by_type = {type_of(m): m for m in channel_models()["/ws/driver"]["subscribe"]}
+    problems = []
+    for arrow, frame in frames:
+        text = frame.replace("[…]", "[]").replace(",…}", "}").replace('"…', '"x').replace('…"', 'x"')
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            problems.append(f"{frame}: not JSON once the … are left out ({e})")
+            continue
+        if arrow == "→":
+            try:
+                p.parse_tablet(json.dumps(data))
+            except Exception as e:  # noqa: BLE001
+                problems.append(f"{frame}: not a valid tablet message: {e}")
+        else:
+            model = by_type.get(data.get("type"))
+            if model is None:
+                problems.append(f"{frame}: the server sends no {data.get('type')!r} to tablets")
+                continue
+            for key in set(data) - set(model.model_fields):
+                problems.append(f"{frame}: `{key}` is not a field of {model.__name__}")
+    assert not problems, "docs/driver-protocol.md, 'Example':\n" + "\n".join(problems)
