@@ -1029,3 +1029,31 @@ def test_the_frames_of_the_driver_protocol_example_fit_the_models() -> None:
             for key in set(data) - set(model.model_fields):
                 problems.append(f"{frame}: `{key}` is not a field of {model.__name__}")
     assert not problems, "docs/driver-protocol.md, 'Example':\n" + "\n".join(problems)
+
+
+# ------------------------------------------------------------------------------ README
+
+
+def test_readme_lists_every_page_and_the_default_address() -> None:
+    from fastapi.routing import APIRoute, APIWebSocketRoute
+    from starlette.routing import Mount
+
+    from transit.settings import Settings
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    host, port = Settings.model_fields["host"].default, Settings.model_fields["port"].default
+    base = f"http://{host}:{port}"
+    problems = []
+    if f"listens on {host}:{port} unless" not in flat(text):
+        problems.append(f"the server listens on {host}:{port} unless told otherwise")
+    pages = [r.path for r in app_routes() if isinstance(r, APIRoute) and not r.include_in_schema
+             and r.path not in ("/healthz", "/readyz", "/sw.js")]
+    pages += [r.path + "/" for r in app_routes() if isinstance(r, Mount) and r.path == "/driver"]
+    table = " ".join(" ".join(r) for r in rows(text))
+    for page in pages:
+        if f"{base}{page}" not in table.split() and f"{base}{page} " not in table + " ":
+            problems.append(f"the page table: {base}{page} missing")
+    for route in app_routes():
+        if isinstance(route, APIWebSocketRoute) and route.path.replace("{booking_id}", "{id}") not in ticked(text):
+            problems.append(f"websocket `{route.path}` not named")
+    assert not problems, "README.md:\n" + "\n".join(problems)
