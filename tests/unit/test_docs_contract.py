@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
+DASH = "\u2013"  # the docs write ranges with an en dash (1 to 64)
 
 
 # ------------------------------------------------------------------------------ reading the docs
@@ -117,10 +118,24 @@ def openapi() -> dict[str, Any]:
 
 @cache
 def app_routes() -> list[Any]:
+    """Every route of the app, the routers' routes included (FastAPI keeps an included router as one
+    entry of ``app.routes``)."""
     from api.app import create_app
     from transit.settings import Settings
 
-    return list(create_app(Settings()).routes)
+    found: list[Any] = []
+
+    def add(routes: list[Any], prefix: str) -> None:
+        for r in routes:
+            inner = getattr(r, "original_router", None)
+            if inner is not None:
+                add(list(inner.routes), prefix + r.include_context.prefix)
+            else:
+                assert not prefix, f"a router included with a prefix ({prefix}): teach app_routes() to add it"
+                found.append(r)
+
+    add(list(create_app(Settings()).routes), "")
+    return found
 
 
 def operations() -> list[dict[str, Any]]:
@@ -278,9 +293,9 @@ def test_every_route_outside_the_openapi_document_is_in_api_md() -> None:
         if isinstance(route, APIWebSocketRoute):
             if route.path not in ticked(text) and f"WS {route.path}" not in ticked(text):
                 missing.append(f"WS {route.path}")
-        elif isinstance(route, APIRoute) and not route.include_in_schema:
-            if route.path.startswith(("/healthz", "/readyz")) and f"GET {route.path}" not in ticked(text):
-                missing.append(f"GET {route.path}")
+        elif (isinstance(route, APIRoute) and not route.include_in_schema
+              and route.path.startswith(("/healthz", "/readyz")) and f"GET {route.path}" not in ticked(text)):
+            missing.append(f"GET {route.path}")
     assert not missing, f"docs/api.md does not name (in backticks): {missing}"
 
 
@@ -307,7 +322,7 @@ def render_limits(s: dict[str, Any]) -> str:
     parts = []
     for x in [s, *s.get("anyOf", [])]:
         if "minLength" in x or "maxLength" in x:
-            parts.append(f"{x.get('minLength', 0)}–{x['maxLength']} chars" if "maxLength" in x
+            parts.append(f"{x.get('minLength', 0)}{DASH}{x['maxLength']} chars" if "maxLength" in x
                          else f"≥ {x['minLength']} chars")
         for key, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<")):
             if key in x:
@@ -466,7 +481,7 @@ def test_limits_in_api_md_are_the_constants() -> None:
     params = {p["name"]: p["schema"] for op in openapi()["paths"]["/api/v1/bookings"].values()
               if op["operationId"] == "list_bookings" for p in op["parameters"]}
     assert params["limit"]["maximum"] == bookings.PAGE_MAX
-    page = f"`limit` 1–{params['limit']['maximum']} (default {params['limit']['default']})"
+    page = f"`limit` 1{DASH}{params['limit']['maximum']} (default {params['limit']['default']})"
     if page not in flat(section(text, "The operators' search")):
         problems.append(f"'The operators' search' should say {page}")
     hour = vehicles.APPROACHING_S
@@ -849,7 +864,7 @@ def test_live_channel_limits_and_close_codes_are_the_constants() -> None:
     found = figures(text, "heartbeat_s")
     if not found or set(found) != {p.HEARTBEAT_S}:
         problems.append(f"`heartbeat_s` is {p.HEARTBEAT_S} s, the doc says {found}")
-    if p.PROTOCOL_VERSION != int(re.search(r"protocol \(v(\d+)\)", text).group(1)):  # type: ignore[union-attr]
+    if int(re.search(r"protocol \(v(\d+)\)", text).group(1)) != p.PROTOCOL_VERSION:  # type: ignore[union-attr]
         problems.append(f"the title should say v{p.PROTOCOL_VERSION}")
     assert not problems, "docs/driver-protocol.md:\n" + "\n".join(problems)
 
@@ -894,6 +909,10 @@ def test_glossary_lists_the_booking_and_delivery_lives() -> None:
     problems = [f"**booking**: status `{s.value}` missing" for s in BookingStatus if s.value not in ticked(booking[1])]
     delivery = next(r for r in rows(text) if r[0] == "**delivery**")
     problems += [f"**delivery**: status `{s}` missing" for s in STATUS_TEXT if s not in ticked(delivery[1])]
+    from routing.model import UnservedCause
+
+    cause = next(r for r in rows(text) if r[0] == "**cause**")
+    problems += [f"**cause**: `{c.value}` missing" for c in UnservedCause if c.value not in ticked(cause[1])]
     terms = [r[0] for r in rows(text)]
     problems += [f"{t} is defined twice" for t in sorted({t for t in terms if terms.count(t) > 1})]
     assert not problems, "docs/glossary.md:\n" + "\n".join(problems)
@@ -1054,6 +1073,6 @@ def test_readme_lists_every_page_and_the_default_address() -> None:
         if f"{base}{page}" not in table.split() and f"{base}{page} " not in table + " ":
             problems.append(f"the page table: {base}{page} missing")
     for route in app_routes():
-        if isinstance(route, APIWebSocketRoute) and route.path.replace("{booking_id}", "{id}") not in ticked(text):
+        if isinstance(route, APIWebSocketRoute) and route.path not in ticked(text):
             problems.append(f"websocket `{route.path}` not named")
     assert not problems, "README.md:\n" + "\n".join(problems)
