@@ -410,7 +410,9 @@ def test_every_body_schema_is_in_api_md_with_its_fields() -> None:
         try:
             text = section(bodies, f"`{name}`")
         except AssertionError:
-            problems.append(f"no '### `{name}`' table")
+            table = "\n".join("| " + " | ".join(r) + " |" for r in schema_rows(name))
+            problems.append(f"no '### `{name}`' table; add:\n### `{name}`\n\n| field | type | required | limits | meaning |"
+                            f"\n|---|---|---|---|---|\n{table}\n")
             continue
         have = {r[0]: r for r in rows(text)}
         want = {r[0]: r for r in schema_rows(name)}
