@@ -332,7 +332,7 @@ class Operations:
     @staticmethod
     def _check_kind(b: Booking, cmd: DriverEvent) -> None:
         parcel_event = isinstance(cmd, (ReportParcelPickedUp, ReportParcelHandedOver))
-        ride_event = isinstance(cmd, (ReportBoarded, ReportDropOff))
+        ride_event = isinstance(cmd, (ReportBoarded, ReportNoShow, ReportDropOff))
         if parcel_event and b.kind == "ride":
             raise WrongEventForBooking(
                 "この予約は乗車の予約です。荷物の操作はできません。",
@@ -411,6 +411,7 @@ class Operations:
 
         if isinstance(cmd, ReportNoShow):
             b = await self._booking(uow, vehicle, cmd.booking_id)
+            self._check_kind(b, cmd)
             arrived = await self.arrival_time(uow, vehicle.id, b.id)
             if arrived is None:
                 raise NotArrived()

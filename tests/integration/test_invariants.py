@@ -164,6 +164,8 @@ async def test_parcel_events_only_on_parcels_and_boarding_only_on_rides(served: 
     assert (r.result, r.code) == ("rejected", "WrongEventForBooking")
     r = await event(served, ops.ReportDropOff(parcel["vehicle_id"], fid("do"), now, booking_id=parcel["id"]))
     assert (r.result, r.code) == ("rejected", "WrongEventForBooking")
+    r = await event(served, ops.ReportNoShow(parcel["vehicle_id"], fid("ns"), now, booking_id=parcel["id"]))
+    assert (r.result, r.code) == ("rejected", "WrongEventForBooking")  # no_show is a rider's, not a parcel's
     for bid in (ride["id"], parcel["id"]):
         r = await served.client.get(f"/api/v1/bookings/{bid}", headers=served.auth("rider"))
         assert r.json()["status"] == "confirmed"
