@@ -43,6 +43,7 @@ from transit.dispatcher import Dispatcher
 from transit.feeds.gtfs import FeedMeta
 from transit.feeds.tomp_webhooks import EVENT_TYPES as WEBHOOK_EVENTS
 from transit.feeds.tomp_webhooks import TompWebhooks
+from transit.notify import NOTIFY_EVENTS
 from transit.reference_data import ReferenceData
 from transit.settings import Settings
 
@@ -92,7 +93,7 @@ def create_app(
         app.state.services = runtime.services
         app.state.actor_cache = {}
         if runtime.notifier is not None:  # notices run after the commit, from the bus
-            runtime.bus.subscribe(runtime.notifier.on_events)
+            runtime.bus.subscribe(runtime.notifier.on_events, *NOTIFY_EVENTS)
         webhooks = TompWebhooks(runtime.services.uow, runtime.services.clock, operator_id=_operator_id(settings))
         runtime.bus.subscribe(webhooks.on_events, *WEBHOOK_EVENTS)  # TOMP webhooks: queued, sent off the request
         app.state.tomp_webhooks = webhooks

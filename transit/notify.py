@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from transit.booking import Booking, BookingStatus
 from transit.clock import Clock, from_epoch, local
 from transit.events import BookingCancelled, BookingStatusChanged, Event, PromiseAtRisk, RideBooked
+from transit.operations import EtasUpdated
 from transit.uow import UnitOfWorkFactory
 
 log = logging.getLogger("okuma.notify")
@@ -37,6 +38,9 @@ log = logging.getLogger("okuma.notify")
 CONFIRMED, NEAR, BOARDED, NOT_AT_STOP, AT_RISK, CANCELLED, DELIVERED = (
     "confirmed", "near", "boarded", "not_at_stop", "promise_at_risk", "cancelled", "delivered")
 KINDS = (CONFIRMED, NEAR, BOARDED, NOT_AT_STOP, AT_RISK, CANCELLED, DELIVERED)
+# The event types the notifier is registered for on the bus.
+NOTIFY_EVENTS: tuple[type[Event], ...] = (RideBooked, BookingCancelled, BookingStatusChanged, PromiseAtRisk,
+                                          EtasUpdated)
 # Family guardians hear of everything but "near" (that one is for the person at the stop).
 FOR_GUARDIANS = frozenset({CONFIRMED, BOARDED, NOT_AT_STOP, AT_RISK, CANCELLED, DELIVERED})
 STALE_SENDING_S = 600  # a "sending" row older than this was left by a crashed process: retry it
@@ -398,9 +402,9 @@ class Notifier:
     # ---- the bus
 
     async def on_events(self, events: Sequence[Event]) -> None:
-        """Bus subscriber (after the commit): the work runs in a background task."""
-        wanted = [e for e in events if isinstance(e, (RideBooked, BookingCancelled, BookingStatusChanged,
-                                                      PromiseAtRisk)) or type(e).__name__ == "EtasUpdated"]
+        """Bus handler (after the commit; registered for ``NOTIFY_EVENTS``): the work runs in a
+        background task."""
+        wanted = [e for e in events if isinstance(e, NOTIFY_EVENTS)]
         if not wanted:
             return
         task = asyncio.create_task(self._handle(wanted), name="notify")
@@ -441,10 +445,10 @@ class Notifier:
         elif isinstance(e, PromiseAtRisk):
             await self._booking_notice(e.booking_id, AT_RISK, f"{AT_RISK}:{e.booking_id}:{e.promised_latest_s}",
                                        expected=from_epoch(e.expected_s))
-        else:  # EtasUpdated (transit.operations): the minibus is N minutes from a pickup
+        elif isinstance(e, EtasUpdated):  # the minibus is N minutes from a pickup
             await self._near(e)
 
-    async def _near(self, e: Any) -> None:
+    async def _near(self, e: EtasUpdated) -> None:
         if len(self._near_done) > 50_000:  # a memo only (sent_notices decides): keep it bounded
             self._near_done.clear()
         for booking_id, kind, eta_s, _planned, _latest, _late in e.etas:

@@ -285,18 +285,21 @@ def check_callback_url(url: str, *, development: bool) -> str:
     unless it points at this machine."""
     from transit import errors
 
+    bad = errors.InvalidInput("callbackUrl は http(s) の絶対URL(認証情報・クエリなし)です。",
+                              "callbackUrl must be an absolute http(s) URL without credentials or query.",
+                              field="callbackUrl")
     try:
-        u: httpx.URL | None = httpx.URL(url) if url else None
-    except httpx.InvalidURL:
-        u = None
-    if u is None or u.scheme not in ("http", "https") or not u.host or u.userinfo or u.query or u.fragment:
-        raise errors.InvalidInput("callbackUrl は http(s) の絶対URL(認証情報・クエリなし)です。",
-                                  "callbackUrl must be an absolute http(s) URL without credentials or query.",
-                                  field="callbackUrl")
+        u = httpx.URL(url)
+        text = str(u).rstrip("/")
+        ok = u.scheme in ("http", "https") and bool(u.host) and not (u.userinfo or u.query or u.fragment)
+    except (httpx.InvalidURL, ValueError):  # IDNA errors are ValueErrors
+        raise bad from None
+    if not ok:
+        raise bad
     if u.scheme != "https" and not development and u.host not in LOCAL_HOSTS:
         raise errors.InvalidInput("callbackUrl は https にしてください。", "callbackUrl must use https.",
                                   field="callbackUrl")
-    return str(u).rstrip("/")
+    return text
 
 
 async def register(uow: UnitOfWorkFactory, now: datetime, account_id: str, *, callback_url: str, secret: str,
