@@ -97,6 +97,7 @@ def create_app(
         webhooks = TompWebhooks(runtime.services.uow, runtime.services.clock, operator_id=_operator_id(settings))
         runtime.bus.subscribe(webhooks.on_events, *WEBHOOK_EVENTS)  # TOMP webhooks: queued, sent off the request
         app.state.tomp_webhooks = webhooks
+        webhooks.start()
         hub = Hub(runtime)
         app.state.hub = hub
         await hub.start()

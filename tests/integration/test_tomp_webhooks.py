@@ -18,6 +18,7 @@ from tests.conftest import Served
 from tests.integration.test_tomp import HALL, _event, _maas, _offer
 from tests.local_server import serve
 from transit.events import BookingStatusChanged
+from transit.feeds.tomp_webhooks import TompWebhooks
 from transit.operations import (
     ReportArrival,
     ReportBoarded,
@@ -215,3 +216,31 @@ async def test_registration_is_checked_and_can_be_removed(served: Served, maas_a
     r = await c.put("/tomp/webhook", json={"callbackUrl": maas_app.url, "secret": SECRET},
                     headers=served.auth("rider"))
     assert r.status_code == 403
+
+
+async def test_a_row_left_pending_by_a_restart_is_swept_without_a_new_event(served: Served, maas_app: MaasApp) -> None:
+    """An outbox row nobody sent (the process stopped after writing it) goes out on the worker's sweep."""
+    h = await _maas(served)
+    hooks = _hooks(served)
+    await _register(served, h, maas_app)
+    tid, _ = await _commit(served, h)
+    await hooks.drain()
+    account = (await served.client.get("/api/v1/me", headers=h)).json()["account_id"]
+    now = served.clock.now()
+    async with served.runtime.services.uow() as uow:  # type: ignore[attr-defined]
+        await uow.tomp_webhooks.add_event(dict(
+            id="left-behind", account_id=account, tomp_id=tid, kind="eta", path=f"/bookings/{tid}/notifications",
+            body='{"type":"ETA","minutes":7,"legId":"%s"}' % tid, eta_s=0, status="pending", attempts=0,
+            created_at=now, updated_at=now))
+        await uow.commit()
+    restarted = TompWebhooks(hooks.uow, hooks.clock, operator_id="okuma", sweep_s=0.05)  # a new process
+    restarted.start()
+    try:
+        for _ in range(200):
+            if "left-behind" in maas_app.events:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await restarted.close()
+    assert maas_app.events["left-behind"]["body"] == {"type": "ETA", "minutes": 7, "legId": tid}
+    assert maas_app.requests[-1]["signed"]

@@ -103,6 +103,11 @@ class TompWebhooks:
             return
         self._queue.put_nowait(list(events))
         self._pending += 1
+        self.start()
+
+    def start(self) -> None:
+        """Start the worker now (the app's lifespan), so rows left by a restart are swept (after
+        ``sweep_s``) even if no event comes."""
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name="tomp-webhooks")
 
@@ -124,7 +129,7 @@ class TompWebhooks:
             self._client = None
 
     async def _run(self) -> None:
-        while True:
+        while True:  # a sweep every sweep_s even without events (rows a restart left)
             try:
                 batch = await asyncio.wait_for(self._queue.get(), timeout=self.sweep_s)
             except TimeoutError:
