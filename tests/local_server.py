@@ -14,14 +14,14 @@ from typing import Any
 async def serve(app: Any, scheme: str = "http", **config: Any) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn in this event loop on a port the OS picks (the socket is bound
     before the server starts, so no other process can take the port); lifespan off (an app whose
-    lifespan already ran). Yields ``{scheme}://127.0.0.1:{port}``."""
+    lifespan already ran; ``config`` overrides these uvicorn settings). Yields ``{scheme}://127.0.0.1:{port}``."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", **config))
+    server = uvicorn.Server(uvicorn.Config(app, **{"lifespan": "off", "log_level": "warning", **config}))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         for _ in range(500):
