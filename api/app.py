@@ -40,6 +40,10 @@ from transit.bootstrap import Runtime, bootstrap
 from transit.clock import Clock
 from transit.db import database_problem
 from transit.dispatcher import Dispatcher
+from transit.feeds.gtfs import FeedMeta
+from transit.feeds.tomp_webhooks import EVENT_TYPES as WEBHOOK_EVENTS
+from transit.feeds.tomp_webhooks import TompWebhooks
+from transit.notify import NOTIFY_EVENTS
 from transit.reference_data import ReferenceData
 from transit.settings import Settings
 
@@ -89,7 +93,11 @@ def create_app(
         app.state.services = runtime.services
         app.state.actor_cache = {}
         if runtime.notifier is not None:  # notices run after the commit, from the bus
-            runtime.bus.subscribe(runtime.notifier.on_events)
+            runtime.bus.subscribe(runtime.notifier.on_events, *NOTIFY_EVENTS)
+        webhooks = TompWebhooks(runtime.services.uow, runtime.services.clock, operator_id=_operator_id(settings))
+        runtime.bus.subscribe(webhooks.on_events, *WEBHOOK_EVENTS)  # TOMP webhooks: queued, sent off the request
+        app.state.tomp_webhooks = webhooks
+        webhooks.start()
         hub = Hub(runtime)
         app.state.hub = hub
         await hub.start()
@@ -107,6 +115,7 @@ def create_app(
             if dispatcher is not None:
                 await dispatcher.stop()
             await hub.stop()
+            await webhooks.close()
             await runtime.close()
 
     app = FastAPI(
@@ -185,6 +194,14 @@ def create_app(
             return FileResponse(STATIC / "sw.js", media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+def _operator_id(settings: Settings) -> str:
+    """Our ``maas-id`` when we call a MaaS app: the agency id of the GTFS feed (feed.json)."""
+    try:
+        return FeedMeta.load(settings.data_dir).agency_id
+    except (OSError, ValueError, TypeError):
+        return "okuma"
 
 
 def _page(file: Path):  # type: ignore[no-untyped-def]

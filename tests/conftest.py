@@ -136,3 +136,16 @@ async def served(database_url: str, clock: FakeClock) -> AsyncIterator[Served]:
     finally:
         await s.client.aclose()
         await ctx.__aexit__(None, None, None)
+
+
+async def book(served: Served, key: str, origin: str = "okuma_town_hall", dest: str = "ono_station_west_plaza",
+               **kw: object) -> dict:
+    """A rider books a ride through the API (offer, then confirm with ``key`` as Idempotency-Key)."""
+    h = served.auth("rider")
+    r = await served.client.post("/api/v1/offers", headers=h,
+                                 json={"origin": {"stop_id": origin}, "destination": {"stop_id": dest}, **kw})
+    assert r.status_code == 201, r.text
+    r = await served.client.post("/api/v1/bookings", json={"offer_id": r.json()["offer_id"]},
+                                 headers={**h, "Idempotency-Key": key})
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]

@@ -13,7 +13,7 @@ from transit.bus import InProcessBus, RedisBus, event_from_dict, make_bus
 from transit.clock import Clock, SystemClock
 from transit.db import make_engine
 from transit.handlers import Services
-from transit.notify import LineChannel, Notifier
+from transit.notify import LineChannel, Notifier, TwilioSms
 from transit.operations import Operations
 from transit.ratelimit import RateLimiter
 from transit.reference_data import DEFAULT_DATA_DIR, ReferenceData, load_okuma
@@ -81,5 +81,11 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None, reference: Refe
     line = None
     if settings.line_channel_access_token and settings.line_channel_secret:
         line = LineChannel(settings.line_channel_access_token, base_url=settings.line_api_base)
-    notifier = Notifier(uow, clock, line=line, show_codes=settings.environment == "development")
+    sms = None
+    if settings.twilio_account_sid and settings.twilio_auth_token and (
+            settings.twilio_from or settings.twilio_messaging_service_sid):
+        sms = TwilioSms(settings.twilio_account_sid, settings.twilio_auth_token, sender=settings.twilio_from,
+                        messaging_service_sid=settings.twilio_messaging_service_sid,
+                        base_url=settings.twilio_api_base)
+    notifier = Notifier(uow, clock, line=line, sms=sms, show_codes=settings.environment == "development")
     return Runtime(settings, engine, bus, ref, services, operations, RateLimiter(settings.rate_limits), notifier)

@@ -29,22 +29,27 @@ REPLAY_MARGIN_S = 5  # events committed this long before the outage was noticed 
 
 class InProcessBus:
     def __init__(self) -> None:
-        self._handlers: list[Handler] = []
+        self._handlers: list[tuple[Handler, tuple[type[Event], ...]]] = []
 
-    def subscribe(self, handler: Handler) -> None:
-        self._handlers.append(handler)
+    def subscribe(self, handler: Handler, *types: type[Event]) -> None:
+        """Register a handler for events of these types (subclasses included), or for every event
+        when no type is given. It gets the matching events of each published batch, in order, and
+        is not called for a batch with none."""
+        self._handlers.append((handler, types))
 
     def unsubscribe(self, handler: Handler) -> None:
-        if handler in self._handlers:
-            self._handlers.remove(handler)
+        self._handlers = [(h, t) for h, t in self._handlers if h != handler]
 
     async def publish(self, events: Sequence[Event]) -> None:
         await self._deliver(events)
 
     async def _deliver(self, events: Sequence[Event]) -> None:
-        for h in list(self._handlers):
+        for h, types in list(self._handlers):
+            batch = [e for e in events if isinstance(e, types)] if types else events
+            if not batch:
+                continue
             try:
-                await h(events)
+                await h(batch)
             except Exception:  # a failing subscriber must not undo a committed booking
                 log.exception("event handler failed")
 

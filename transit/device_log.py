@@ -61,3 +61,8 @@ class DeviceEventRepository:
             d["received_at"] = _utc(d["received_at"])
             out.append(d)
         return out
+
+    async def purge_before(self, before: datetime) -> int:
+        """Delete the events received before ``before`` (retention); returns how many."""
+        res = await self.conn.execute(t.device_events.delete().where(t.device_events.c.received_at < before))
+        return res.rowcount or 0

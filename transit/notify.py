@@ -1,8 +1,9 @@
 """The notifier: tells riders (and their family) what happens, outside the open page.
 
-One interface (``Channel``) with three adapters: LINE Messaging API push (``LineChannel``), an SMS
-gateway interface (``SmsGateway``; no vendor is wired in yet) and a log-only development adapter
-(``LogChannel``). ``Notifier`` picks a channel per rider, sends each notice at most once (the
+One interface (``Channel``) with three adapters: LINE Messaging API push (``LineChannel``), SMS
+(``SmsGateway``; ``TwilioSms`` speaks Twilio's Messages API) and a log-only development adapter
+(``LogChannel``). Every outgoing POST retries through ``post_with_retry`` (also used by the TOMP
+webhooks). ``Notifier`` picks a channel per rider, sends each notice at most once (the
 ``sent_notices`` table, keyed by notice key) and runs only after a commit: it subscribes to the
 event bus and works in background tasks, so a slow LINE never holds up a booking.
 """
@@ -28,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from transit.booking import Booking, BookingStatus
 from transit.clock import Clock, from_epoch, local
 from transit.events import BookingCancelled, BookingStatusChanged, Event, PromiseAtRisk, RideBooked
+from transit.operations import EtasUpdated
 from transit.uow import UnitOfWorkFactory
 
 log = logging.getLogger("okuma.notify")
@@ -36,6 +38,9 @@ log = logging.getLogger("okuma.notify")
 CONFIRMED, NEAR, BOARDED, NOT_AT_STOP, AT_RISK, CANCELLED, DELIVERED = (
     "confirmed", "near", "boarded", "not_at_stop", "promise_at_risk", "cancelled", "delivered")
 KINDS = (CONFIRMED, NEAR, BOARDED, NOT_AT_STOP, AT_RISK, CANCELLED, DELIVERED)
+# The event types the notifier is registered for on the bus.
+NOTIFY_EVENTS: tuple[type[Event], ...] = (RideBooked, BookingCancelled, BookingStatusChanged, PromiseAtRisk,
+                                          EtasUpdated)
 # Family guardians hear of everything but "near" (that one is for the person at the stop).
 FOR_GUARDIANS = frozenset({CONFIRMED, BOARDED, NOT_AT_STOP, AT_RISK, CANCELLED, DELIVERED})
 STALE_SENDING_S = 600  # a "sending" row older than this was left by a crashed process: retry it
@@ -61,7 +66,7 @@ class Channel(Protocol):
 
 
 class SmsGateway(Channel, Protocol):
-    """An SMS provider: ``address`` is an E.164 phone number. No vendor is wired in yet."""
+    """An SMS provider: ``address`` is a phone number (sent as E.164). ``TwilioSms`` is one."""
 
 
 def mask_phone(phone: str | None) -> str:
@@ -97,12 +102,74 @@ class LogChannel:
         log.info("notice via %s to %s (%d characters)", self.name, mask_phone(address), len(text))
 
 
+# ----------------------------------------------------------------------------- retries (shared)
+
+
+def _retryable_status(code: int) -> bool:
+    return code == 429 or code >= 500
+
+
+def _any_network_error(exc: httpx.HTTPError) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How an outgoing POST is retried: 429 (waiting ``Retry-After`` seconds when given) and the
+    statuses and network errors ``retry_status`` / ``retry_error`` accept, with exponential backoff
+    (``backoff_s`` * 2^(attempt-1), times 1 to 1.5 jitter, at most ``max_wait_s``), ``max_attempts`` in all.
+    Used by every adapter that talks to another service (LINE, SMS, TOMP webhooks)."""
+
+    max_attempts: int = 5
+    backoff_s: float = 0.5
+    max_wait_s: float = 60.0
+    retry_status: Callable[[int], bool] = _retryable_status
+    retry_error: Callable[[httpx.HTTPError], bool] = _any_network_error
+
+    def wait(self, attempt: int, response: httpx.Response | None) -> float:
+        if response is not None and response.status_code == 429:
+            after = response.headers.get("retry-after", "")
+            if after.strip().isdigit():
+                return min(float(after), self.max_wait_s)
+        base = self.backoff_s * (2 ** (attempt - 1))
+        return min(base * (1 + random.random() / 2), self.max_wait_s)  # jitter: retries do not march
+
+
+async def post_with_retry(client: httpx.AsyncClient, url: str, *, what: str, policy: RetryPolicy,
+                          sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                          done: Callable[[int], bool] = lambda code: code < 300,
+                          **request: Any) -> httpx.Response:
+    """POST the same request until ``done(status)``; retry what ``policy`` says; raise DeliveryFailed
+    (``permanent`` for an answer that retrying cannot change). The request (body, headers) is the
+    same object on every attempt, so a retry never sends anything different. ``what`` names the
+    service in the error message (never the address or the body)."""
+    last = ""
+    for attempt in range(1, policy.max_attempts + 1):
+        response: httpx.Response | None = None
+        try:
+            response = await client.post(url, **request)
+        except httpx.HTTPError as exc:
+            last = f"network: {type(exc).__name__}"
+            if not policy.retry_error(exc):
+                raise DeliveryFailed(f"{what} failed ({last}); not retried", permanent=True) from None
+        else:
+            code = response.status_code
+            if done(code):
+                return response
+            last = f"HTTP {code}"
+            if not policy.retry_status(code):
+                raise DeliveryFailed(f"{what} refused ({last})", permanent=True)
+        if attempt < policy.max_attempts:
+            await sleep(policy.wait(attempt, response))
+    raise DeliveryFailed(f"{what} failed after {policy.max_attempts} attempts ({last})")
+
+
 class LineChannel:
     """LINE Messaging API push (``POST {base}/v2/bot/message/push``) with ``X-Line-Retry-Key``.
 
     Retries 429 (waiting ``Retry-After`` when given) and 5xx / network errors with exponential
-    backoff, always with the same retry key; a 409 means LINE already accepted that key, which
-    counts as delivered. Other 4xx answers are permanent failures.
+    backoff (``post_with_retry``), always with the same retry key; a 409 means LINE already
+    accepted that key, which counts as delivered. Other 4xx answers are permanent failures.
     """
 
     name = "line"
@@ -113,44 +180,75 @@ class LineChannel:
                  client: httpx.AsyncClient | None = None) -> None:
         self.access_token = access_token
         self.base_url = base_url.rstrip("/")
-        self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
-        self.max_wait_s = max_wait_s
+        self.policy = RetryPolicy(max_attempts=max_attempts, backoff_s=backoff_s, max_wait_s=max_wait_s)
         self._sleep = sleep
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def _wait(self, attempt: int, response: httpx.Response | None) -> float:
-        if response is not None and response.status_code == 429:
-            after = response.headers.get("retry-after", "")
-            if after.strip().isdigit():
-                return min(float(after), self.max_wait_s)
-        base = self.backoff_s * (2 ** (attempt - 1))
-        return min(base * (1 + random.random() / 2), self.max_wait_s)  # jitter: retries do not march
-
     async def send(self, address: str, text: str, retry_key: str) -> None:
         body = {"to": address, "messages": [{"type": "text", "text": text[:5000]}]}
         headers = {"Authorization": f"Bearer {self.access_token}", "X-Line-Retry-Key": retry_key}
-        last = ""
-        for attempt in range(1, self.max_attempts + 1):
-            response: httpx.Response | None = None
-            try:
-                response = await self._client.post(f"{self.base_url}/v2/bot/message/push", json=body,
-                                                   headers=headers)
-            except httpx.HTTPError as exc:
-                last = f"network: {type(exc).__name__}"
-            else:
-                code = response.status_code
-                if code < 300 or code == 409:  # 409: this retry key was accepted before
-                    return
-                last = f"HTTP {code}"
-                if code != 429 and code < 500:
-                    raise DeliveryFailed(f"LINE refused the push ({last})", permanent=True)
-            if attempt < self.max_attempts:
-                await self._sleep(self._wait(attempt, response))
-        raise DeliveryFailed(f"LINE push failed after {self.max_attempts} attempts ({last})")
+        await post_with_retry(self._client, f"{self.base_url}/v2/bot/message/push", what="LINE push",
+                              policy=self.policy, sleep=self._sleep,
+                              done=lambda code: code < 300 or code == 409,  # 409: this retry key was accepted before
+                              json=body, headers=headers)
+
+
+def _not_sent(exc: httpx.HTTPError) -> bool:
+    """The request never reached the provider (so retrying cannot send a second message)."""
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
+class TwilioSms:
+    """SMS through Twilio's Programmable Messaging REST API (or any gateway speaking it):
+    ``POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json``, HTTP basic auth
+    (Account SID : Auth Token), form fields ``To`` (E.164), ``From`` (a Twilio number) or
+    ``MessagingServiceSid``, ``Body``; 201 with the message resource means accepted.
+
+    That API has no idempotency key, so a retry is made only when the request certainly created
+    no message: 429 (too many requests; ``Retry-After`` honoured) and connection errors before the
+    request was sent. A 5xx or a timeout after sending is an unknown outcome: not retried, a
+    permanent failure, so a retry can never send the text twice. Other 4xx are permanent too.
+    """
+
+    name = "sms"
+
+    def __init__(self, account_sid: str, auth_token: str, *, sender: str | None = None,
+                 messaging_service_sid: str | None = None, base_url: str = "https://api.twilio.com",
+                 max_attempts: int = 5, backoff_s: float = 0.5, max_wait_s: float = 60.0,
+                 timeout_s: float = 10.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 client: httpx.AsyncClient | None = None) -> None:
+        if not (sender or messaging_service_sid):
+            raise ValueError("TwilioSms needs a sender number or a messaging service SID")
+        self.account_sid = account_sid
+        self.sender = sender
+        self.messaging_service_sid = messaging_service_sid
+        self.base_url = base_url.rstrip("/")
+        self.policy = RetryPolicy(max_attempts=max_attempts, backoff_s=backoff_s, max_wait_s=max_wait_s,
+                                  retry_status=lambda code: code == 429, retry_error=_not_sent)
+        self._sleep = sleep
+        self._client = client or httpx.AsyncClient(timeout=timeout_s, auth=httpx.BasicAuth(account_sid, auth_token))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def send(self, address: str, text: str, retry_key: str) -> None:
+        from transit.errors import InvalidInput
+        from transit.riders import normalise_phone  # (riders imports this module)
+
+        try:
+            to = normalise_phone(address)
+        except InvalidInput:
+            raise DeliveryFailed("SMS: not a Japanese phone number", permanent=True) from None
+        form = {"To": to, "Body": text[:1600]}
+        if self.messaging_service_sid:
+            form["MessagingServiceSid"] = self.messaging_service_sid
+        else:
+            form["From"] = self.sender or ""
+        url = f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        await post_with_retry(self._client, url, what="SMS", policy=self.policy, sleep=self._sleep, data=form)
 
 
 def line_signature(channel_secret: str, body: bytes) -> str:
@@ -211,7 +309,7 @@ def compose(kind: str, b: Booking, origin_name: tuple[str, str], *, minutes: int
 @dataclass
 class Outcome:
     key: str
-    status: str  # sent | duplicate | failed | no_address
+    status: str  # sent | duplicate | failed (retried later) | refused (permanent, not retried) | no_address
     channel: str = ""
 
 
@@ -267,7 +365,8 @@ class Notifier:
         try:
             await channel.send(address, text, retry_key(key))
         except DeliveryFailed as exc:
-            status = "failed"
+            # permanent: retrying cannot help, or (SMS) the outcome is unknown and a retry could send twice
+            status = "refused" if exc.permanent else "failed"
             log.warning("notice %s (%s) via %s failed: %s", kind, booking_id or "-", channel.name, exc)
         except Exception:  # an adapter bug must not lose the record
             status = "failed"
@@ -303,9 +402,9 @@ class Notifier:
     # ---- the bus
 
     async def on_events(self, events: Sequence[Event]) -> None:
-        """Bus subscriber (after the commit): the work runs in a background task."""
-        wanted = [e for e in events if isinstance(e, (RideBooked, BookingCancelled, BookingStatusChanged,
-                                                      PromiseAtRisk)) or type(e).__name__ == "EtasUpdated"]
+        """Bus handler (after the commit; registered for ``NOTIFY_EVENTS``): the work runs in a
+        background task."""
+        wanted = [e for e in events if isinstance(e, NOTIFY_EVENTS)]
         if not wanted:
             return
         task = asyncio.create_task(self._handle(wanted), name="notify")
@@ -322,8 +421,9 @@ class Notifier:
             await asyncio.wait_for(self.drain(), timeout=5)
         for t in list(self._tasks):
             t.cancel()
-        if isinstance(self.line, LineChannel):
-            await self.line.aclose()
+        for ch in (self.line, self.sms):
+            if isinstance(ch, (LineChannel, TwilioSms)):
+                await ch.aclose()
 
     async def _handle(self, events: Sequence[Event]) -> None:
         for e in events:
@@ -345,10 +445,10 @@ class Notifier:
         elif isinstance(e, PromiseAtRisk):
             await self._booking_notice(e.booking_id, AT_RISK, f"{AT_RISK}:{e.booking_id}:{e.promised_latest_s}",
                                        expected=from_epoch(e.expected_s))
-        else:  # EtasUpdated (transit.operations): the minibus is N minutes from a pickup
+        elif isinstance(e, EtasUpdated):  # the minibus is N minutes from a pickup
             await self._near(e)
 
-    async def _near(self, e: Any) -> None:
+    async def _near(self, e: EtasUpdated) -> None:
         if len(self._near_done) > 50_000:  # a memo only (sent_notices decides): keep it bounded
             self._near_done.clear()
         for booking_id, kind, eta_s, _planned, _latest, _late in e.etas:

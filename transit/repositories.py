@@ -425,6 +425,31 @@ class BookingRepository:
                 updated_at=now)
         )
 
+    # ---- retention (transit/retention.py)
+
+    def _finished_before(self, cutoff: datetime) -> Any:
+        return and_(t.bookings.c.pickup_latest < cutoff, t.bookings.c.status.not_in([s.value for s in ACTIVE]))
+
+    async def anonymise_finished(self, cutoff: datetime) -> int:
+        """Blank name, phone, card, addresses, driver note and cancel reason of finished bookings whose
+        pickup window ended before ``cutoff``; the trip facts stay. Returns how many changed."""
+        c = t.bookings.c
+        res = await self.conn.execute(
+            update(t.bookings)
+            .where(and_(self._finished_before(cutoff),
+                        or_(c.passenger_name != "", c.contact_phone.is_not(None), c.rider_card.is_not(None),
+                            c.origin_address.is_not(None), c.destination_address.is_not(None),
+                            c.driver_note.is_not(None))))
+            .values(passenger_name="", contact_phone=None, rider_card=None, origin_address=None,
+                    destination_address=None, driver_note=None, cancel_reason=None)
+        )
+        return res.rowcount or 0
+
+    def finished_ids_before(self, cutoff: datetime) -> Any:
+        """A subquery: ids of the bookings ``anonymise_finished(cutoff)`` covers."""
+        return select(t.bookings.c.id).where(self._finished_before(cutoff))
+
+
 PERSONAL_REQUEST_FIELDS = ("passenger_name", "contact_phone", "rider_card")
 
 
@@ -471,6 +496,14 @@ class DeliveryRepository:
             b = _booking_from_row({c.name: r[t.bookings.c[c.name]] for c in t.bookings.columns})
             out.append((d, b))
         return out
+
+
+    async def forget_personal_data_of(self, booking_ids: Any) -> None:
+        """Blank the shopping list and order number of these deliveries (``booking_ids``: ids or a subquery)."""
+        await self.conn.execute(
+            update(t.deliveries).where(t.deliveries.c.booking_id.in_(booking_ids))
+            .values(shopping_list=None, order_number=None)
+        )
 
 
 class OfferRepository:
@@ -738,3 +771,90 @@ class NoticeRepository:
         c = t.sent_notices.c
         q = select(t.sent_notices).where(c.account_id == account_id).order_by(c.created_at.desc()).limit(limit)
         return [dict(r) for r in (await self.conn.execute(q)).mappings()]
+
+
+class TompWebhookRepository:
+    """MaaS apps' webhook registrations and the outbox of TOMP events sent to them."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def get(self, account_id: str) -> dict[str, Any] | None:
+        q = select(t.tomp_webhooks).where(t.tomp_webhooks.c.account_id == account_id)
+        return _row((await self.conn.execute(q)).mappings().first())
+
+    async def put(self, row: dict[str, Any]) -> None:
+        """Register or replace the account's webhook (``created_at`` is kept on a replacement)."""
+        c = t.tomp_webhooks.c
+        old = await self.get(row["account_id"])
+        if old is None:
+            await self.conn.execute(insert(t.tomp_webhooks).values(**row))
+            return
+        values = {k: v for k, v in row.items() if k not in ("account_id", "created_at")}
+        await self.conn.execute(update(t.tomp_webhooks).where(c.account_id == row["account_id"]).values(**values))
+
+    async def delete(self, account_id: str) -> int:
+        res = await self.conn.execute(delete(t.tomp_webhooks).where(t.tomp_webhooks.c.account_id == account_id))
+        return res.rowcount or 0
+
+    async def subscribed_bookings(self, booking_ids: Iterable[str]) -> builtins.list[dict[str, Any]]:
+        """TOMP bookings among ``booking_ids`` whose MaaS account has a webhook: the offer id (the
+        TOMP booking and leg id), the account, and the booking's status, vehicle and cancel reason."""
+        ids = sorted(set(booking_ids))
+        if not ids:
+            return []
+        o, w, b = t.offers.c, t.tomp_webhooks.c, t.bookings.c
+        q = (select(o.id.label("tomp_id"), o.account_id, b.id.label("booking_id"), b.status, b.vehicle_id,
+                    b.cancel_reason)
+             .join(t.tomp_webhooks, w.account_id == o.account_id)
+             .join(t.bookings, b.id == o.booking_id)
+             .where(o.booking_id.in_(ids)))
+        return [dict(r) for r in (await self.conn.execute(q)).mappings()]
+
+    async def add_event(self, row: dict[str, Any]) -> None:
+        """Raises IntegrityError when an event with this id exists (it is sent once)."""
+        await self.conn.execute(insert(t.tomp_outbox).values(**row))
+
+    async def event(self, event_id: str) -> dict[str, Any] | None:
+        return _row((await self.conn.execute(select(t.tomp_outbox).where(t.tomp_outbox.c.id == event_id)))
+                    .mappings().first())
+
+    async def claim_event(self, event_id: str, expected_status: str, expected_attempts: int, now: datetime) -> bool:
+        """Take an event for delivery; False if another process took it first."""
+        c = t.tomp_outbox.c
+        res = await self.conn.execute(
+            update(t.tomp_outbox)
+            .where(c.id == event_id, c.status == expected_status, c.attempts == expected_attempts)
+            .values(status="sending", attempts=expected_attempts + 1, updated_at=now))
+        return (res.rowcount or 0) == 1
+
+    async def finish_event(self, event_id: str, status: str, now: datetime, error: str | None = None) -> None:
+        await self.conn.execute(update(t.tomp_outbox).where(t.tomp_outbox.c.id == event_id)
+                                .values(status=status, last_error=error, updated_at=now))
+
+    async def due_events(self, stale_before: datetime, limit: int = 100) -> builtins.list[dict[str, Any]]:
+        """Events to (re)deliver: pending ones, and ``sending`` ones a crashed process left, oldest first."""
+        c = t.tomp_outbox.c
+        q = (select(t.tomp_outbox)
+             .where(or_(c.status == "pending", and_(c.status == "sending", c.updated_at < stale_before)))
+             .order_by(c.created_at, c.id).limit(limit))
+        return [dict(r) for r in (await self.conn.execute(q)).mappings()]
+
+    async def last_eta(self, tomp_id: str) -> int | None:
+        c = t.tomp_outbox.c
+        q = (select(c.eta_s).where(c.tomp_id == tomp_id, c.kind == "eta")
+             .order_by(c.created_at.desc(), c.id.desc()).limit(1))
+        v = (await self.conn.execute(q)).scalar_one_or_none()
+        return int(v) if v is not None else None
+
+    async def for_account(self, account_id: str, limit: int = 100) -> builtins.list[dict[str, Any]]:
+        c = t.tomp_outbox.c
+        q = select(t.tomp_outbox).where(c.account_id == account_id).order_by(c.created_at, c.id).limit(limit)
+        return [dict(r) for r in (await self.conn.execute(q)).mappings()]
+
+    async def purge_events(self, before: datetime) -> int:
+        """Drop finished events (sent, failed, refused) last touched before ``before``."""
+        c = t.tomp_outbox.c
+        res = await self.conn.execute(delete(t.tomp_outbox).where(
+            c.status.in_(["sent", "failed", "refused"]), c.updated_at < before))
+        return res.rowcount or 0

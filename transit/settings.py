@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     line_channel_secret: str | None = None
     line_api_base: str = "https://api.line.me"
     line_friend_url: str | None = None  # shown on the rider page: "add the town's LINE account"
+    # SMS through Twilio's Messages API (docs/notifications.md): on when the SID, the token and a
+    # sender (a number, or a messaging service SID) are set; else one-time codes go to the log.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
     # Rider map: tile URL template ({z}/{x}/{y}); empty = the schematic of stops only, no tiles.
     map_tile_url: str | None = None
     map_tile_attribution: str = ""

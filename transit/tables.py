@@ -320,3 +320,36 @@ sent_notices = Table(
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
 )
+
+tomp_webhooks = Table(
+    # One webhook per MaaS account (TOMP callbackUrl + the secret its events are signed with).
+    "tomp_webhooks",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("callback_url", String(500), nullable=False),
+    Column("secret", String(200), nullable=False),  # kept in clear: it signs (HMAC) every delivery
+    Column("maas_id", String(200), nullable=False),
+    Column("language", String(8), nullable=False),  # ja | en: the language of the comment texts
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+tomp_outbox = Table(
+    # One row per webhook event (id = the event id): the exact body is kept, so a retry resends it.
+    "tomp_outbox",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("tomp_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("path", String(300), nullable=False),  # under the callback URL: /legs/{id}/events, ...
+    Column("body", Text, nullable=False),
+    Column("eta_s", Integer),  # ETA notifications: the pickup ETA sent (epoch seconds)
+    Column("status", String(16), nullable=False),  # pending | sending | sent | failed | refused
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", String(100)),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_tomp_outbox_status", "status", "updated_at"),
+    Index("ix_tomp_outbox_tomp_id", "tomp_id", "kind"),
+)

@@ -21,6 +21,7 @@ from transit.repositories import (
     RiderRepository,
     StopCache,
     StopRepository,
+    TompWebhookRepository,
     VehicleRepository,
 )
 from transit.vehicle import Vehicle
@@ -82,6 +83,7 @@ class UnitOfWork:
         self.audit = AuditLogRepository(conn)
         self.riders = RiderRepository(conn)
         self.notices = NoticeRepository(conn)
+        self.tomp_webhooks = TompWebhookRepository(conn)
         self._committed = False
         return self
 

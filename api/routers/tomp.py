@@ -19,6 +19,7 @@ from transit.booking import Place as BookingPlace
 from transit.clock import local
 from transit.commands import Actor, PlaceRef, RequestRide, TimeMode
 from transit.feeds import tomp
+from transit.feeds import tomp_webhooks as webhooks
 from transit.handlers import Offer
 
 TAG = "TOMP (MaaS) / MaaS連携"
@@ -134,7 +135,8 @@ class Planning(Camel):
 
 class BookingRequest(Camel):
     id: str = Field(..., min_length=1, max_length=64, description="the option id from /planning/offers")
-    callbackUrl: str | None = Field(None, max_length=500, description="not called (no webhooks yet)")
+    callbackUrl: str | None = Field(None, max_length=500,
+                                    description="ignored: events go to the account's webhook (PUT /tomp/webhook)")
     customer: Customer | None = None
 
 
@@ -165,7 +167,11 @@ class LegProgress(Camel):
 
 
 class NotificationOut(Camel):
-    notificationType: str
+    type: str = Field(..., description="TOMP 1.6 notification.type: ETA | USER_NO_SHOW | VEHICLE_NOT_AVAILABLE")
+    legId: str
+    comment: str = Field(..., description="TOMP 1.6 notification.comment: the message in Accept-Language")
+    minutes: int | None = Field(None, description="ETA before boarding: minutes until the pickup")
+    notificationType: str = Field(..., description="the same as type (kept for earlier clients)")
     time: datetime
     message: str
     messageJa: str
@@ -325,11 +331,14 @@ async def booking_notifications(booking_id: str, request: Request, actor: Maas, 
                                 ) -> list[NotificationOut]:
     """What to tell the rider now: ETA (pickup, then arrival), USER_NO_SHOW, VEHICLE_NOT_AVAILABLE."""
     english = (accept_language or "ja").lower().startswith("en")
-    return [NotificationOut(notificationType=n.type, time=local(n.time),
-                            message=n.message_en if english else n.message_ja,
-                            messageJa=n.message_ja, messageEn=n.message_en,
-                            eta=local(n.eta) if n.eta else None)
-            for n in await tomp.notifications(booking_id, actor, svc, _etas(request))]
+    out = []
+    for n in await tomp.notifications(booking_id, actor, svc, _etas(request)):
+        message = n.message_en if english else n.message_ja
+        out.append(NotificationOut(type=n.type, legId=booking_id, comment=message, minutes=n.minutes,
+                                   notificationType=n.type, time=local(n.time), message=message,
+                                   messageJa=n.message_ja, messageEn=n.message_en,
+                                   eta=local(n.eta) if n.eta else None))
+    return out
 
 
 @router.get("/legs/{leg_id}", response_model=LegOut, operation_id="tomp_read_leg", responses=ERRORS)
@@ -359,6 +368,60 @@ async def leg_progress(leg_id: str, request: Request, actor: Maas, svc: Services
     return LegProgress(time=local(p.position_at or svc.clock.now()), coordinates=coords,
                        pickupEta=local(p.pickup_eta) if p.pickup_eta else None,
                        arrivalEta=local(p.dropoff_eta) if p.dropoff_eta else None, delaySeconds=p.late_s)
+
+
+class WebhookIn(Camel):
+    callbackUrl: str = Field(..., min_length=8, max_length=500,
+                             description="TOMP callbackUrl: the base URL of your TOMP endpoints "
+                                         "(we POST to {callbackUrl}/legs/{id}/events, /bookings/{id}/events, "
+                                         "/bookings/{id}/notifications)")
+    secret: str = Field(..., min_length=16, max_length=200, pattern=r"^[\x21-\x7e]+$",
+                        description="shared secret: each body is signed with HMAC-SHA256, header X-Okuma-Signature")
+
+
+class WebhookOut(Camel):
+    callbackUrl: str
+    maasId: str = Field(..., description="sent back as the addressed-to header")
+    language: str = Field(..., description="ja | en (from Accept-Language): the language of comment texts")
+    createdAt: datetime
+    updatedAt: datetime
+
+
+def _webhook_out(row: dict[str, Any]) -> WebhookOut:
+    return WebhookOut(callbackUrl=row["callback_url"], maasId=row["maas_id"], language=row["language"],
+                      createdAt=local(row["created_at"]), updatedAt=local(row["updated_at"]))
+
+
+@router.put("/webhook", response_model=WebhookOut, operation_id="tomp_put_webhook", responses=ERRORS)
+async def put_webhook(body: WebhookIn, request: Request, actor: Maas, svc: ServicesDep, maas_id: MaasId,
+                      accept_language: Annotated[str | None, Header(alias="Accept-Language")] = None,
+                      ) -> WebhookOut:
+    """Register (or replace) where this MaaS account is told of its bookings' events (extension:
+    TOMP 1.6 has a per-booking callbackUrl; here it is one per account). See docs/feeds.md."""
+    dev = request.app.state.runtime.settings.environment == "development"
+    url = webhooks.check_callback_url(body.callbackUrl, development=dev)
+    lang = "en" if (accept_language or "ja").lower().startswith("en") else "ja"
+    row = await webhooks.register(svc.uow, svc.clock.now(), actor.account_id, callback_url=url, secret=body.secret,
+                                  maas_id=maas_id, language=lang)
+    return _webhook_out(row)
+
+
+@router.get("/webhook", response_model=WebhookOut, operation_id="tomp_get_webhook", responses=ERRORS)
+async def get_webhook(actor: Maas, svc: ServicesDep, maas_id: MaasId) -> WebhookOut:
+    """The registered webhook (never the secret); 404 when none."""
+    row = await webhooks.registration(svc.uow, actor.account_id)
+    if row is None:
+        raise errors.NotFound("Webhook は登録されていません。", "No webhook is registered.")
+    return _webhook_out(row)
+
+
+@router.delete("/webhook", status_code=status.HTTP_204_NO_CONTENT, operation_id="tomp_delete_webhook",
+               responses=ERRORS)
+async def delete_webhook(actor: Maas, svc: ServicesDep, maas_id: MaasId) -> Response:
+    """Stop the webhook; events not yet delivered are dropped (refused)."""
+    if not await webhooks.unregister(svc.uow, actor.account_id):
+        raise errors.NotFound("Webhook は登録されていません。", "No webhook is registered.")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 class Station(Camel):

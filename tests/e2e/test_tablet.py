@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +54,9 @@ def wait_status(srv: LiveServer, booking_id: str, wanted: str, timeout: float = 
         time.sleep(0.1)
 
 
-def test_tablet_shows_plan_changes_events_and_survives_offline(browser: Any, tablet_server: LiveServer) -> None:
-    """Next stop in Japanese; a new booking appears highlighted; 到着/乗車 reach the server; offline taps replay."""
-    srv = tablet_server
-    first = book(srv, "大熊 花子", party=2, wheelchairs=1)
-    vid = first["vehicle_id"]
+@contextmanager
+def driver_page(browser: Any, srv: LiveServer, vid: str) -> Iterator[tuple[Any, Any, list[str]]]:
+    """A Japanese 1280x800 tablet signed in as the vehicle's driver: (context, page, page errors)."""
     ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ja-JP", timezone_id="Asia/Tokyo")
     ctx.set_default_timeout(10000)
     page = ctx.new_page()
@@ -65,6 +64,17 @@ def test_tablet_shows_plan_changes_events_and_survives_offline(browser: Any, tab
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         page.goto(f"{srv.url}/driver/?token={srv.drivers[vid]}")
+        yield ctx, page, errors
+    finally:
+        ctx.close()
+
+
+def test_tablet_shows_plan_changes_events_and_survives_offline(browser: Any, tablet_server: LiveServer) -> None:
+    """Next stop in Japanese; a new booking appears highlighted; 到着/乗車 reach the server; offline taps replay."""
+    srv = tablet_server
+    first = book(srv, "大熊 花子", party=2, wheelchairs=1)
+    vid = first["vehicle_id"]
+    with driver_page(browser, srv, vid) as (ctx, page, errors):
         # the token leaves the address bar and stays on the tablet
         page.wait_for_function("!location.search.includes('token=')")
         name = page.locator("#next-stop-name")
@@ -107,18 +117,13 @@ def test_tablet_shows_plan_changes_events_and_survives_offline(browser: Any, tab
         page.locator("#queue-count").wait_for(state="hidden")
         assert page.evaluate("localStorage.getItem('okuma.driver.outbox." + vid + "')") == "[]"
         assert errors == []
-    finally:
-        ctx.close()
 
 
 def test_tablet_speaks_english_and_fails_loudly_on_unknown_message_types(browser: Any, tablet_server: LiveServer) -> None:
     """The English toggle works; a message type the page does not know shows an error banner."""
     srv = tablet_server
     vid = min(srv.drivers)
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ja-JP")
-    page = ctx.new_page()
-    try:
-        page.goto(f"{srv.url}/driver/?token={srv.drivers[vid]}")
+    with driver_page(browser, srv, vid) as (_, page, _errors):
         page.locator("#main").wait_for()
         page.wait_for_function("document.body.dataset.conn === 'online'")
         page.locator("#lang").click()  # English toggle
@@ -131,8 +136,6 @@ def test_tablet_speaks_english_and_fails_loudly_on_unknown_message_types(browser
         banner = page.locator("#fatal")
         banner.wait_for(state="visible")
         assert "surprise" in banner.inner_text()
-    finally:
-        ctx.close()
 
 
 def test_tablet_shows_wait_until_and_offers_no_early_arrival(browser: Any, tablet_server: LiveServer) -> None:
@@ -140,13 +143,7 @@ def test_tablet_shows_wait_until_and_offers_no_early_arrival(browser: Any, table
     srv = tablet_server
     b = book(srv, "大熊 一郎", time_mode="leave_at", time=T0.replace(hour=11).isoformat())
     vid = b["vehicle_id"]
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ja-JP", timezone_id="Asia/Tokyo")
-    ctx.set_default_timeout(10000)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        page.goto(f"{srv.url}/driver/?token={srv.drivers[vid]}")
+    with driver_page(browser, srv, vid) as (_, page, errors):
         page.locator("#next-stop-name").wait_for()
         wait = page.locator("#wait-until")
         wait.wait_for()
@@ -157,5 +154,3 @@ def test_tablet_shows_wait_until_and_offers_no_early_arrival(browser: Any, table
         assert page.locator("#wait-until").inner_text() == "Wait here until 11:00"
         assert status(srv, b["id"]) == "confirmed"
         assert errors == []
-    finally:
-        ctx.close()

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import pytest
-import uvicorn
 import websockets
 
-from tests.conftest import TOKYO, Served, start_served
+from tests.conftest import TOKYO, Served, book, start_served
+from tests.local_server import serve
 from transit.accounts import create_account
 
 HALL = "okuma_town_hall"
@@ -21,25 +20,9 @@ WEST = "ono_station_west_plaza"
 SKIP = {"ping", "pong", "eta"}
 
 
-@asynccontextmanager
-async def live_server(app: Any) -> AsyncIterator[str]:
+def live_server(app: Any) -> AbstractAsyncContextManager[str]:
     """Serve an app whose lifespan already ran, in this event loop; yields ws://host:port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", ws="websockets-sansio"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
-        yield f"ws://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
+    return serve(app, "ws", ws="websockets-sansio")
 
 
 class Tablet:
@@ -47,6 +30,8 @@ class Tablet:
         self.ws = ws
         self.seen: list[dict[str, Any]] = []
         self.pending: list[dict[str, Any]] = []
+        self.hello: dict[str, Any] = {}
+        self.snapshot: dict[str, Any] = {}
 
     async def send(self, **msg: Any) -> None:
         await self.ws.send(json.dumps(msg))
@@ -73,12 +58,17 @@ class Tablet:
 
 
 @asynccontextmanager
-async def tablet(base: str, token: str | None, **query: Any) -> AsyncIterator[Tablet]:
+async def tablet(base: str, token: str | None, *, ready: bool = False, **query: Any) -> AsyncIterator[Tablet]:
+    """A driver tablet on the channel; ``ready``: wait for its hello and snapshot (``.hello``, ``.snapshot``)."""
     q = "&".join(f"{k}={v}" for k, v in query.items() if v is not None)
     async with websockets.connect(f"{base}/ws/driver?{q}", open_timeout=5) as ws:
         if token is not None:
             await ws.send(json.dumps({"type": "hello", "token": token}))
-        yield Tablet(ws)
+        t = Tablet(ws)
+        if ready:
+            t.hello = await t.next("hello")
+            t.snapshot = await t.next("snapshot")
+        yield t
 
 
 @asynccontextmanager
@@ -98,17 +88,6 @@ async def drivers_for_all(served: Served) -> dict[str, str]:
             tokens[v.id] = tok
         await uow.commit()
     return tokens
-
-
-async def book(served: Served, key: str, origin: str = HALL, dest: str = WEST, **kw: Any) -> dict[str, Any]:
-    h = served.auth("rider")
-    r = await served.client.post("/api/v1/offers", headers=h,
-                                 json={"origin": {"stop_id": origin}, "destination": {"stop_id": dest}, **kw})
-    assert r.status_code == 201, r.text
-    r = await served.client.post("/api/v1/bookings", json={"offer_id": r.json()["offer_id"]},
-                                 headers={**h, "Idempotency-Key": key})
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 async def test_snapshot_then_delta_on_booking(served: Served) -> None:
@@ -162,9 +141,8 @@ async def _booked_on_driver(served: Served, key: str) -> tuple[dict[str, Any], s
 async def test_events_exactly_once_and_no_show_rules(served: Served) -> None:
     """Arrived, boarded, dropped off: applied once (a resend is 'duplicate'); an early no-show is refused."""
     b, driver = await _booked_on_driver(served, "x")
-    async with live_server(served.app) as base, tablet(base, driver) as t:
-        await t.next("hello")
-        snap = await t.next("snapshot")
+    async with live_server(served.app) as base, tablet(base, driver, ready=True) as t:
+        snap = t.snapshot
         mine = {v["booking_id"] for v in snap["visits"]}
         assert b["id"] in mine
         pickup = next(v for v in snap["visits"] if v["booking_id"] == b["id"] and v["kind"] == "pickup")
@@ -207,9 +185,7 @@ async def test_events_exactly_once_and_no_show_rules(served: Served) -> None:
 async def test_no_show_after_the_wait(served: Served) -> None:
     """After no_show_wait_s at the pickup, a no-show is applied and both visits leave the plan."""
     b, driver = await _booked_on_driver(served, "n")
-    async with live_server(served.app) as base, tablet(base, driver) as t:
-        await t.next("hello")
-        await t.next("snapshot")
+    async with live_server(served.app) as base, tablet(base, driver, ready=True) as t:
         a = await t.event(type="arrived", client_event_id="a1", booking_ids=[b["id"]])
         assert a["result"] == "applied"
         assert (await t.next("delta"))["reason"] == "arrived"
@@ -225,9 +201,7 @@ async def test_no_show_after_the_wait(served: Served) -> None:
 async def test_malformed_and_unauthorised(served: Served) -> None:
     """Malformed JSON and unknown types get an error and the link stays; wrong tokens and roles are refused."""
     async with live_server(served.app) as base:
-        async with tablet(base, served.tokens["driver"]) as t:
-            await t.next("hello")
-            await t.next("snapshot")
+        async with tablet(base, served.tokens["driver"], ready=True) as t:
             await t.ws.send("{not json")
             assert (await t.next("error"))["code"] == "InvalidJson"
             await t.send(type="teleport", client_event_id="z")
@@ -268,9 +242,8 @@ async def test_offline_five_minutes_then_reconnect(served: Served) -> None:
     async with live_server(served.app) as base:
         last: dict[str, int] = {}
         for vid, tok in tokens.items():
-            async with tablet(base, tok) as t:
-                await t.next("hello")
-                last[vid] = (await t.next("snapshot"))["seq"]
+            async with tablet(base, tok, ready=True) as t:
+                last[vid] = t.snapshot["seq"]
         booked: dict[str, set[str]] = {}
         for i in range(6):
             served.clock.advance(50)
@@ -289,9 +262,8 @@ async def test_restart_loses_nothing(database_url: str, clock) -> None:  # type:
     s, ctx = await start_served(database_url, clock)
     try:
         b, driver = await _booked_on_driver(s, "r")
-        async with live_server(s.app) as base, tablet(base, driver) as t:
-            await t.next("hello")
-            before = await t.next("snapshot")
+        async with live_server(s.app) as base, tablet(base, driver, ready=True) as t:
+            before = t.snapshot
             a = await t.event(type="arrived", client_event_id="r-arr", booking_ids=[b["id"]])
             assert a["result"] == "applied"
     finally:
@@ -305,9 +277,8 @@ async def test_restart_loses_nothing(database_url: str, clock) -> None:  # type:
     ctx2 = app2.router.lifespan_context(app2)
     await ctx2.__aenter__()
     try:
-        async with live_server(app2) as base, tablet(base, driver, last_seq=before["seq"]) as t:
-            await t.next("hello")
-            snap = await t.next("snapshot")
+        async with live_server(app2) as base, tablet(base, driver, last_seq=before["seq"], ready=True) as t:
+            snap = t.snapshot
             assert snap["seq"] == before["seq"] + 1, "the arrival raised the plan version; seq never goes backwards"
             assert snap["visits"] == before["visits"] or [v["visit_id"] for v in snap["visits"]] == [
                 v["visit_id"] for v in before["visits"]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,11 +12,13 @@ import pytest
 from sqlalchemy import select
 
 from routing import model as rm
-from tests.conftest import TOKYO, Served
+from tests.conftest import TOKYO, Served, book
 from transit import operations as ops
 from transit import tables as t
-from transit.handlers import PlanRejected, apply_route, load_snapshot
+from transit.handlers import PlanRejected, Services, Snapshot, apply_route, load_snapshot
 from transit.invariants import check_invariants
+from transit.uow import UnitOfWork
+from transit.vehicle import Vehicle
 
 HALL, WEST, HOT, KUMA = "okuma_town_hall", "ono_station_west_plaza", "hot_okuma", "kuma_sun_terrace"
 
@@ -24,15 +28,20 @@ def at(hhmm: str) -> str:
     return datetime(2026, 11, 26, h, m, tzinfo=TOKYO).isoformat()
 
 
-async def book(served: Served, key: str, origin: str = HALL, dest: str = WEST, **kw: Any) -> dict[str, Any]:
-    h = served.auth("rider")
-    r = await served.client.post("/api/v1/offers", headers=h,
-                                 json={"origin": {"stop_id": origin}, "destination": {"stop_id": dest}, **kw})
-    assert r.status_code == 201, r.text
-    r = await served.client.post("/api/v1/bookings", json={"offer_id": r.json()["offer_id"]},
-                                 headers={**h, "Idempotency-Key": key})
-    assert r.status_code == 201, r.text
-    return r.json()
+def services(served: Served) -> Services:
+    return served.runtime.services  # type: ignore[attr-defined,no-any-return]
+
+
+@asynccontextmanager
+async def planning(served: Served, vehicle_id: str | None = None) -> AsyncIterator[
+        tuple[UnitOfWork, Services, list[Vehicle], Snapshot]]:
+    """A writing unit of work with the planning snapshot of one vehicle (locked) or of all, now."""
+    svc = services(served)
+    async with svc.uow() as uow:
+        now = svc.clock.now()
+        vehicles = ([await uow.vehicles.get(vehicle_id, for_update=True)] if vehicle_id is not None
+                    else await uow.vehicles.list((now, now)))
+        yield uow, svc, vehicles, await load_snapshot(uow, svc, vehicles, (now, now))  # type: ignore[arg-type]
 
 
 def operations(served: Served) -> ops.Operations:
@@ -50,13 +59,13 @@ async def plan(served: Served, vehicle_id: str) -> dict[str, Any]:
 
 
 async def violations(served: Served) -> list[Any]:
-    svc = served.runtime.services  # type: ignore[attr-defined]
+    svc = services(served)
     async with svc.uow(readonly=True) as uow:
         return await check_invariants(uow, svc, svc.clock.now())
 
 
 async def logged(served: Served, type_: str, booking_id: str) -> list[dict[str, Any]]:
-    svc = served.runtime.services  # type: ignore[attr-defined]
+    svc = services(served)
     async with svc.uow(readonly=True) as uow:
         rows = (await uow.connection.execute(
             select(t.event_log).where(t.event_log.c.type == type_, t.event_log.c.aggregate_id == booking_id)
@@ -151,7 +160,7 @@ async def test_parcel_events_only_on_parcels_and_boarding_only_on_rides(served: 
     """parcel_picked_up on a ride, boarded on a grocery delivery: refused, nothing changes (finding 6)."""
     ride = await book(served, "k1")
     parcel = await book(served, "k2", HOT, KUMA)
-    svc = served.runtime.services  # type: ignore[attr-defined]
+    svc = services(served)
     async with svc.uow() as uow:
         g = await uow.bookings.get(parcel["id"])
         g.kind = "grocery"
@@ -185,11 +194,7 @@ async def test_arrival_pins_the_rider_and_no_plan_may_move_them(served: Served) 
     after = await plan(served, vid)
     assert after["plan_version"] == before + 1
     assert after["visits"][0]["visit_id"] == f"{b['id']}:pickup"
-    svc = served.runtime.services  # type: ignore[attr-defined]
-    async with svc.uow() as uow:
-        now = svc.clock.now()
-        vehicles = await uow.vehicles.list((now, now))
-        snap = await load_snapshot(uow, svc, vehicles, (now, now))
+    async with planning(served) as (uow, svc, _, snap):
         mine = next(v for v in snap.problem.vehicles if v.id == vid)
         assert mine.pinned == (b["id"],)
         elsewhere = next(v for v in snap.problem.vehicles if v.id != vid)
@@ -214,12 +219,8 @@ async def test_writer_refuses_a_plan_the_checker_rejects(served: Served, caplog:
     b = await book(served, "g1")
     vid = b["vehicle_id"]
     before = await plan(served, vid)
-    svc = served.runtime.services  # type: ignore[attr-defined]
-    rejected = svc.plan_stats.rejected
-    async with svc.uow() as uow:
-        now = svc.clock.now()
-        v = await uow.vehicles.get(vid, for_update=True)
-        snap = await load_snapshot(uow, svc, [v], (now, now))
+    rejected = services(served).plan_stats.rejected
+    async with planning(served, vid) as (uow, svc, _, snap):
         rv = snap.problem.vehicles[0]
         req = snap.problem.requests[b["id"]]
         past = rm.TimeWindow(req.pickup_window.earliest_s - 7200, req.pickup_window.earliest_s - 3600)
@@ -300,7 +301,7 @@ async def test_invariant_checker_reports_a_tampered_plan_and_stale_etas(served: 
     b = await book(served, "i1")
     vid = b["vehicle_id"]
     assert await violations(served) == []
-    svc = served.runtime.services  # type: ignore[attr-defined]
+    svc = services(served)
     async with svc.uow() as uow:
         v = await uow.vehicles.get(vid, for_update=True)
         v.plan[0] = replace(v.plan[0], planned_at=v.plan[0].planned_at + timedelta(minutes=30), stop_id=None)
@@ -323,10 +324,7 @@ async def test_a_promise_reality_broke_is_widened_explicitly_and_flagged(served:
     assert (await event(served, ops.ReportBoarded(vid, fid("bd"), now, booking_id=b["id"]))).result == "applied"
     assert await logged(served, "PromiseBroken", b["id"]) == []
     await event(served, ops.ReportPosition(vid, fid("pos"), now, lat=37.00, lon=140.90))  # ~45 km south
-    svc = served.runtime.services  # type: ignore[attr-defined]
-    async with svc.uow() as uow:
-        v = await uow.vehicles.get(vid, for_update=True)
-        snap = await load_snapshot(uow, svc, [v], (now, now))
+    async with planning(served, vid) as (uow, svc, [v], snap):
         rv = snap.problem.vehicles[0]
         req = snap.problem.requests[b["id"]]
         earliest = rv.start_time_s + snap.problem.travel(rv.start_location, req.dropoff)
@@ -357,7 +355,7 @@ async def test_a_busy_morning_keeps_every_invariant_after_every_event(served: Se
         when = served.clock.now() + timedelta(minutes=rng.randrange(0, 60))
         booked.append(await book(served, f"day-{i}", o, d, time_mode="leave_at", time=when.isoformat()))
         assert await violations(served) == []
-    svc = served.runtime.services  # type: ignore[attr-defined]
+    svc = services(served)
     await Dispatcher(svc, served.runtime.engine).reoptimise("test")  # type: ignore[attr-defined]
     assert await violations(served) == []
     r = await served.client.post(f"/api/v1/bookings/{booked[-1]['id']}/cancel", headers=served.auth("rider"))

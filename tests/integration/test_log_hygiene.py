@@ -7,18 +7,17 @@ import asyncio
 import io
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import httpx
-import uvicorn
 import websockets
 from sqlalchemy import text
 
 from tests.conftest import Served
 from tests.integration.test_numbers_kiosk_console import add_rider
+from tests.local_server import serve
 
 NAME, PHONE, CARD, KEY = "秘密 花子", "0240-99-8765", "CARD-SECRET-4242", "idem-secret-77"
 
@@ -26,13 +25,6 @@ NAME, PHONE, CARD, KEY = "秘密 花子", "0240-99-8765", "CARD-SECRET-4242", "i
 @asynccontextmanager
 async def logging_server(app: Any) -> AsyncIterator[tuple[str, io.StringIO]]:
     """uvicorn at the production log level (info: access lines on), its log text in a buffer."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="info", ws="websockets-sansio"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
     buf = io.StringIO()
     handler = logging.StreamHandler(buf)
     handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
@@ -40,14 +32,13 @@ async def logging_server(app: Any) -> AsyncIterator[tuple[str, io.StringIO]]:
     handler.addFilter(lambda r: not r.name.startswith(("httpx", "httpcore", "websockets.client")))
     names = ["", "uvicorn", "uvicorn.access", "uvicorn.error"]
     root_level = logging.getLogger().level
-    logging.getLogger().setLevel(logging.INFO)
-    for n in names:
-        logging.getLogger(n).addHandler(handler)
     try:
-        yield f"127.0.0.1:{port}", buf
-    finally:
-        server.should_exit = True
-        await task
+        async with serve(app, log_level="info", ws="websockets-sansio") as url:
+            logging.getLogger().setLevel(logging.INFO)
+            for n in names:
+                logging.getLogger(n).addHandler(handler)
+            yield url.removeprefix("http://"), buf
+    finally:  # after the server stopped: its shutdown lines are in the buffer too
         for n in names:
             logging.getLogger(n).removeHandler(handler)
         logging.getLogger().setLevel(root_level)

@@ -6,18 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from tests.conftest import Served
+from tests.local_server import serve
 from transit import errors, riders
 from transit.events import RideBooked
 from transit.notify import (
@@ -74,27 +73,12 @@ class FakeLine:
         return list(self.accepted.values())
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def fake_line():  # type: ignore[no-untyped-def]
     line = FakeLine()
-    port = _port()
-    server = uvicorn.Server(uvicorn.Config(line.app(), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    line.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve(line.app()) as url:
+        line.url = url
         yield line
-    finally:
-        server.should_exit = True
-        await task
 
 
 def channel(line: FakeLine, waits: list[float] | None = None, **kw: Any) -> LineChannel:

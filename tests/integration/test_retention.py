@@ -62,3 +62,38 @@ async def test_door_to_door_address_and_note_go_too(served: Served) -> None:
     async with svc.uow(readonly=True) as uow:
         old = await uow.bookings.get(b["id"])
     assert old.origin.address is None and old.driver_note is None and old.origin.lat == 37.3850
+
+
+async def test_expired_offers_old_tablet_events_and_webhook_events_go(served: Served) -> None:
+    """An unconfirmed offer goes 1 h after it expired (a confirmed one stays); tablet events and
+    finished TOMP webhook events go after the retention period."""
+    from transit.operations import ReportPosition
+
+    c, h = served.client, served.auth("operator")
+    ride = {"origin": {"stop_id": "okuma_town_hall"}, "destination": {"stop_id": "okumart"}}
+    kept = (await c.post("/api/v1/offers", json=ride, headers=h)).json()
+    await c.post("/api/v1/bookings", json={"offer_id": kept["offer_id"]}, headers={**h, "Idempotency-Key": "k"})
+    unused = (await c.post("/api/v1/offers", json=ride, headers=h)).json()
+    svc = served.runtime.services
+    vehicle = served.runtime.reference.fleet[0].id
+    await served.runtime.operations.report(ReportPosition(vehicle, "pos-1", None, lat=37.40, lon=140.97))
+    now = served.clock.now()
+    async with svc.uow() as uow:
+        await uow.tomp_webhooks.add_event(dict(id="ev-1", account_id="a", tomp_id="o", kind="eta", path="/x",
+                                               body="{}", status="sent", attempts=1, created_at=now, updated_at=now))
+        await uow.commit()
+    first = await purge_personal_data(svc)
+    assert (first.offers_deleted, first.device_events_deleted, first.webhook_events_deleted) == (0, 0, 0)
+    served.clock.advance(svc.rules.offer_ttl_s + 3601)
+    res = await purge_personal_data(svc)
+    assert res.offers_deleted == 1 and res.device_events_deleted == 0
+    async with svc.uow(readonly=True) as uow:
+        assert await uow.offers.get(unused["offer_id"]) is None
+        assert await uow.offers.get(kept["offer_id"]) is not None
+    served.clock.advance(timedelta(days=svc.rules.personal_data_retention_days + 1).total_seconds())
+    res = await purge_personal_data(svc)
+    assert res.device_events_deleted >= 1 and res.webhook_events_deleted == 1
+    async with svc.uow(readonly=True) as uow:
+        assert await uow.tomp_webhooks.event("ev-1") is None
+        rows = (await uow.connection.execute(select(t.device_events.c.client_event_id))).all()
+    assert ("pos-1",) not in rows

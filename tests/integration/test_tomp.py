@@ -128,6 +128,7 @@ async def test_leg_follows_the_ride_with_eta_and_progress(served: Served) -> Non
     assert r.status_code == 200, r.text
     [n] = r.json()
     assert n["notificationType"] == "ETA" and n["message"] == n["messageEn"] and "Pickup" in n["message"]
+    assert n["type"] == "ETA" and n["legId"] == option["id"] and n["comment"] == n["message"] and n["minutes"] >= 0
     window = (option["extraData"]["pickupWindowStart"], option["extraData"]["pickupWindowEnd"])
     assert window[0] <= n["eta"] <= window[1]
     p = (await c.get(f"/tomp/legs/{option['id']}/progress", headers=h)).json()

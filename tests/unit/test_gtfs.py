@@ -221,12 +221,15 @@ def test_the_desk_phone_is_published_when_set(ref, tmp_path: Path) -> None:  # t
     """rules.json office_phone becomes agency_phone and the booking rules' phone_number, and validates."""
     import dataclasses
 
-    if "office_phone" not in {f.name for f in dataclasses.fields(ref.rules)}:
-        pytest.skip("the service rules of this branch have no office_phone yet")
     with_phone = dataclasses.replace(ref, rules=dataclasses.replace(ref.rules, office_phone="0240-12-3456"))
     files = gtfs.build_feed(with_phone, gtfs.FeedMeta.load(), today=TODAY, base_url=BASE)
     feed = gtfs.read_feed(gtfs.zip_bytes(files))
     assert feed.tables["agency.txt"][0]["agency_phone"] == "0240-12-3456"
     assert {r["phone_number"] for r in feed.tables["booking_rules.txt"]} == {"0240-12-3456"}
+    unset = gtfs.read_feed(gtfs.zip_bytes(gtfs.build_feed(
+        dataclasses.replace(ref, rules=dataclasses.replace(ref.rules, office_phone=None)), gtfs.FeedMeta.load(),
+        today=TODAY, base_url=BASE)))
+    assert unset.tables["agency.txt"][0]["agency_phone"] == ""  # null: empty, never a made-up number
+    assert {r["phone_number"] for r in unset.tables["booking_rules.txt"]} == {""}
     gtfs.write_dir(files, tmp_path / "feed")
     assert _errors(gtfs.validate(tmp_path / "feed", on=TODAY, out_dir=tmp_path / "report")) == {}

@@ -153,6 +153,7 @@ class Notification:
     message_ja: str
     message_en: str
     eta: datetime | None = None
+    minutes: int | None = None  # ETA before boarding: minutes until the pickup (TOMP 1.6 ``minutes``)
 
 
 async def notifications(tomp_id: str, actor: Actor, svc: Services, etas: Any) -> list[Notification]:
@@ -175,7 +176,7 @@ async def notifications(tomp_id: str, actor: Actor, svc: Services, etas: Any) ->
         late = "(遅れています)" if p.late_s else ""
         return [Notification("ETA", now, f"お迎えは{t}ごろの予定です{late}。",
                              f"Pickup expected around {t}{' (running late)' if p.late_s else ''}.",
-                             p.pickup_eta)]
+                             p.pickup_eta, max(0, round((p.pickup_eta - now).total_seconds() / 60)))]
     if b.status is BookingStatus.ON_BOARD and p.dropoff_eta is not None:
         t = p.dropoff_eta.astimezone(svc.rules.tz).strftime("%H:%M")
         return [Notification("ETA", now, f"{t}ごろに到着の予定です。", f"Arrival expected around {t}.",
