@@ -830,7 +830,8 @@ function render() {
       el("section", { class: "panel", "aria-labelledby": "kpi-h" }, el("h2", { id: "kpi-h" }, t("kpi_h")), kpis),
       el("section", { class: "panel", "aria-labelledby": "table-h" },
         tableTitle, searchForm(), tableAlert,
-        el("div", { class: "table-wrap" }, el("table", { id: "bookings" },
+        // A wide table scrolls sideways: the scrolling box is reachable by the keyboard (arrow keys).
+        el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": t("caption") }, el("table", { id: "bookings" },
           el("caption", { class: "visually-hidden" }, t("caption")),
           el("thead", {}, el("tr", {}, ["number", "when", "name", "route", "load", "status", "vehicle", "channel", "actions"].map((h) => el("th", { scope: "col" }, t(`col_${h}`))))),
           tbody)), pager),
