@@ -141,6 +141,18 @@ def test_store_page_in_english(new_page: Any, live_server: LiveServer) -> None:
     assert card.locator("label").all_inner_texts() == ["Parcels", "Temperature"]
     left = japanese_left(page, "li.order .meta")  # the recipient's name is data
     assert left == [], f"Japanese left on the English store page: {left}"
+    # A server refusal shown in English: more parcels than booked (the page's own max taken off, as a
+    # stale or edited form would send it)
+    with live_server.api("store") as store:
+        r = store.post(f"/api/v1/store/orders/{bid}/ready", json={"parcels": 2, "temperature": "chilled"})
+    assert r.status_code == 400, r.text
+    card.locator("input[name=parcels]").evaluate("(e) => e.removeAttribute('max')")
+    card.locator("input[name=parcels]").fill("2")
+    card.get_by_role("button", name="Mark ready").click()
+    error = page.locator(f"#err-{bid}")
+    page.wait_for_function("(id) => document.getElementById(id).textContent.length > 0", arg=f"err-{bid}")
+    assert error.inner_text() == r.json()["message_en"] != r.json()["message_ja"]
+    assert card.get_attribute("data-status") == "ordered"
     axe(page, "store page in English")
     shot(page, "store_english")
     page.reload()

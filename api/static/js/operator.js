@@ -822,6 +822,7 @@ async function boot() {
 function render() {
   const typed = [...root.querySelectorAll("input[id], select[id]")].map((f) => [f.id, f.type === "checkbox" ? f.checked : f.value]);
   pager.setAttribute("aria-label", t("pager"));
+  pending = null; // an offer shown but not confirmed is dropped with its box (search again)
   drawTitle();
   root.replaceChildren(
     el("div", { class: "left" }, bookingForm(), familyDesk()),
@@ -858,7 +859,7 @@ function drawChrome() {
 document.getElementById("lang-toggle").addEventListener("click", async () => {
   setLang(lang() === "en" ? "ja" : "en");
   drawChrome();
-  if (!stops.length) { login(); return; } // still signed out
+  if (!stops.length) { login(); document.getElementById("lang-toggle").focus(); return; } // still signed out
   render();
   drawVehicleFilter();
   await refresh();
