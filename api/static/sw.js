@@ -1,7 +1,7 @@
 // Service worker: keep the app shell so the rider app opens without a network.
 // API calls always go to the network (bookings must be live); the shell is cache-first
 // with a background refresh.
-const CACHE = "okuma-rider-v3";
+const CACHE = "okuma-rider-v4";
 const SHELL = [
   "/",
   "/static/css/base.css",

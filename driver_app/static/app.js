@@ -2,52 +2,74 @@
 import { me, stops as fetchStops } from "./api.js";
 import { DriverSocket } from "./socket.js";
 import { decorateNext, riderName, startDate } from "./doorstep.js";
+import { lang, setLang, translator, applyTexts } from "./i18n.js";
 
 const TOKEN_KEY = "okuma.driver.token";
-const LANG_KEY = "okuma.driver.lang";
 const LOCAL_KEY = "okuma.driver.local";
 
-const TEXT = {
-  ja: {
-    title: "運転士タブレット", connecting: "接続中…", online: "オンライン", offline: "オフライン",
-    offline_hint: "操作は端末に保存され、再接続時に送信されます。", queued: "未送信 {n} 件",
-    next_stop: "次の停留所", rest: "この後の経路", break_start: "休憩開始", break_end: "休憩終了",
-    on_break: "休憩中", login_title: "運転士トークンを入力してください", token: "トークン", login: "開始",
-    handover_title: "荷物の受け渡し", handover_code: "受取人の確認コード", cancel: "やめる", send: "送信",
-    arrived: "到着", arrived_done: "到着済み", boarded: "乗車", no_show: "不在", dropped_off: "降車",
-    handover: "荷物受け渡し", parcel_pickup: "荷物積込", navigate: "ナビ開始", planned: "予定",
-    eta: "見込み", pickup: "乗車", dropoff: "降車", persons: "{n}名", wheelchair: "車いす {n}",
-    parcels: "荷物 {n}", no_show_in: "不在は {t} 後に押せます", no_show_after_arrival: "不在は到着後 {m} 分から",
-    empty: "予定はありません。", sent_wait: "送信待ち", done: "済", language: "English",
-    changed: "経路が変わりました", cancelled: "取り消し: {who}", rejected: "受け付けられません: {msg}",
-    late: "{m}分遅れ", fatal: "エラー: {msg}", grocery: "買い物便", unknown_stop: "地点",
-    token_bad: "トークンが正しくありません。", not_driver: "運転士のトークンではありません。",
-    count: "人数", parcel_handed_over: "受け渡し", parcel_picked_up: "積込",
-    wait_until: "ここで {t} まで待機", arrive_from: "到着は {t} から押せます(乗車時間帯の{m}分前、または停留所の近くで)",
-    at_risk: "遅れ見込み", at_risk_notice: "{who} さんのお約束の時刻に遅れる見込みです", at_risk_cleared: "{who} さんの遅れ見込みは解消しました",
-  },
-  en: {
-    title: "Driver tablet", connecting: "Connecting…", online: "Online", offline: "Offline",
-    offline_hint: "Your taps are saved on the tablet and sent when the link is back.", queued: "{n} not sent",
-    next_stop: "Next stop", rest: "Rest of the route", break_start: "Start break", break_end: "End break",
-    on_break: "On break", login_title: "Enter the driver token", token: "Token", login: "Start",
-    handover_title: "Parcel handover", handover_code: "Recipient's code", cancel: "Cancel", send: "Send",
-    arrived: "Arrived", arrived_done: "Arrived", boarded: "Boarded", no_show: "No-show", dropped_off: "Dropped off",
-    handover: "Hand over parcel", parcel_pickup: "Load parcel", navigate: "Navigate", planned: "Planned",
-    eta: "Expected", pickup: "Board", dropoff: "Alight", persons: "{n} pax", wheelchair: "Wheelchair {n}",
-    parcels: "Parcels {n}", no_show_in: "No-show possible in {t}", no_show_after_arrival: "No-show {m} min after arrival",
-    empty: "Nothing planned.", sent_wait: "waiting to send", done: "done", language: "日本語",
-    changed: "The route changed", cancelled: "Cancelled: {who}", rejected: "Not accepted: {msg}",
-    late: "{m} min late", fatal: "Error: {msg}", grocery: "Grocery", unknown_stop: "Point",
-    token_bad: "The token is not valid.", not_driver: "This is not a driver token.",
-    count: "People", parcel_handed_over: "Handed over", parcel_picked_up: "Loaded",
-    wait_until: "Wait here until {t}", arrive_from: "Arrival can be recorded from {t} ({m} min before the window, or near the stop)",
-    at_risk: "Delay expected", at_risk_notice: "Expected late for {who}'s promised time", at_risk_cleared: "{who}: no longer expected late",
-  },
+const TEXTS = {
+  title: { ja: "運転士タブレット", en: "Driver tablet" },
+  connecting: { ja: "接続中…", en: "Connecting…" },
+  online: { ja: "オンライン", en: "Online" },
+  offline: { ja: "オフライン", en: "Offline" },
+  offline_hint: { ja: "操作は端末に保存され、再接続時に送信されます。", en: "Your taps are saved on the tablet and sent when the link is back." },
+  queued: { ja: "未送信 {n} 件", en: "{n} not sent" },
+  next_stop: { ja: "次の停留所", en: "Next stop" },
+  rest: { ja: "この後の経路", en: "Rest of the route" },
+  break_start: { ja: "休憩開始", en: "Start break" },
+  break_end: { ja: "休憩終了", en: "End break" },
+  on_break: { ja: "休憩中", en: "On break" },
+  login_title: { ja: "運転士トークンを入力してください", en: "Enter the driver token" },
+  token: { ja: "トークン", en: "Token" },
+  login: { ja: "開始", en: "Start" },
+  handover_title: { ja: "荷物の受け渡し", en: "Parcel handover" },
+  handover_code: { ja: "受取人の確認コード", en: "Recipient's code" },
+  cancel: { ja: "やめる", en: "Cancel" },
+  send: { ja: "送信", en: "Send" },
+  arrived: { ja: "到着", en: "Arrived" },
+  arrived_done: { ja: "到着済み", en: "Arrived" },
+  boarded: { ja: "乗車", en: "Boarded" },
+  no_show: { ja: "不在", en: "No-show" },
+  dropped_off: { ja: "降車", en: "Dropped off" },
+  handover: { ja: "荷物受け渡し", en: "Hand over parcel" },
+  parcel_pickup: { ja: "荷物積込", en: "Load parcel" },
+  navigate: { ja: "ナビ開始", en: "Navigate" },
+  planned: { ja: "予定", en: "Planned" },
+  eta: { ja: "見込み", en: "Expected" },
+  pickup: { ja: "乗車", en: "Board" },
+  dropoff: { ja: "降車", en: "Alight" },
+  persons: { ja: "{n}名", en: "{n} pax" },
+  wheelchair: { ja: "車いす {n}", en: "Wheelchair {n}" },
+  parcels: { ja: "荷物 {n}", en: "Parcels {n}" },
+  no_show_in: { ja: "不在は {t} 後に押せます", en: "No-show possible in {t}" },
+  no_show_after_arrival: { ja: "不在は到着後 {m} 分から", en: "No-show {m} min after arrival" },
+  empty: { ja: "予定はありません。", en: "Nothing planned." },
+  sent_wait: { ja: "送信待ち", en: "waiting to send" },
+  done: { ja: "済", en: "done" },
+  language: { ja: "English", en: "日本語" },
+  changed: { ja: "経路が変わりました", en: "The route changed" },
+  cancelled: { ja: "取り消し: {who}", en: "Cancelled: {who}" },
+  rejected: { ja: "受け付けられません: {msg}", en: "Not accepted: {msg}" },
+  late: { ja: "{m}分遅れ", en: "{m} min late" },
+  fatal: { ja: "エラー: {msg}", en: "Error: {msg}" },
+  grocery: { ja: "買い物便", en: "Grocery" },
+  unknown_stop: { ja: "地点", en: "Point" },
+  token_bad: { ja: "トークンが正しくありません。", en: "The token is not valid." },
+  not_driver: { ja: "運転士のトークンではありません。", en: "This is not a driver token." },
+  count: { ja: "人数", en: "People" },
+  parcel_handed_over: { ja: "受け渡し", en: "Handed over" },
+  parcel_picked_up: { ja: "積込", en: "Loaded" },
+  wait_until: { ja: "ここで {t} まで待機", en: "Wait here until {t}" },
+  arrive_from: { ja: "到着は {t} から押せます(乗車時間帯の{m}分前、または停留所の近くで)", en: "Arrival can be recorded from {t} ({m} min before the window, or near the stop)" },
+  at_risk: { ja: "遅れ見込み", en: "Delay expected" },
+  at_risk_notice: { ja: "{who} さんのお約束の時刻に遅れる見込みです", en: "Expected late for {who}'s promised time" },
+  at_risk_cleared: { ja: "{who} さんの遅れ見込みは解消しました", en: "{who}: no longer expected late" },
+  page_title: { ja: "運転士タブレット｜大熊町オンデマンド交通", en: "Driver tablet | Okuma on-demand transport" },
+  clock: { ja: "時刻", en: "Time" },
 };
 
 const state = {
-  lang: localStorage.getItem(LANG_KEY) || "ja",
+  lang: lang(), // i18n.js: the device's choice
   token: null,
   vehicleId: null,
   vehicleName: { ja: "", en: "" },
@@ -70,10 +92,8 @@ const state = {
 
 // ------------------------------------------------------------------------------ helpers
 
-function t(key, vars = {}) {
-  const s = (TEXT[state.lang] && TEXT[state.lang][key]) ?? TEXT.ja[key] ?? key;
-  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
-}
+const tr = translator(TEXTS);
+function t(key, vars = {}) { return tr(key, vars, state.lang); }
 
 function $(id) { return document.getElementById(id); }
 
@@ -424,8 +444,8 @@ function visibleVisits() {
 }
 
 function render() {
-  document.documentElement.lang = state.lang;
-  for (const n of document.querySelectorAll("[data-i18n]")) n.textContent = t(n.dataset.i18n);
+  applyTexts(document, t); // [data-t] texts, [data-t-label] names, the document's lang
+  document.title = t("page_title");
   $("lang").textContent = t("language");
   $("lang").setAttribute("lang", state.lang === "ja" ? "en" : "ja");
   $("vehicle-name").textContent = state.lang === "ja" ? state.vehicleName.ja : state.vehicleName.en;
@@ -619,8 +639,8 @@ async function start(token) {
 
 function init() {
   $("lang").addEventListener("click", () => {
-    state.lang = state.lang === "ja" ? "en" : "ja";
-    localStorage.setItem(LANG_KEY, state.lang);
+    setLang(state.lang === "ja" ? "en" : "ja");
+    state.lang = lang();
     render();
   });
   $("break").addEventListener("click", onBreak);

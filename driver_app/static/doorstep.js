@@ -1,25 +1,24 @@
 // Door-to-door details on the next stop (address, the rider's note, a call button: only what the
 // job needs), a small map of the next leg (no tiles: it works offline), and the date in the top bar.
-const TEXT = {
-  ja: {
-    door: "ドアツードア", address: "住所", note: "メモ", call: "電話する", number: "予約番号",
-    leg: "次の区間の地図", here: "現在地", from_here: "現在地から{to}まで 約{km} km(北が上)",
-    no_position: "{to}とその先の経路(現在地は未取得・北が上)", then: "その先",
-  },
-  en: {
-    door: "Door-to-door", address: "Address", note: "Note", call: "Call", number: "Booking",
-    leg: "Map of the next leg", here: "You", from_here: "From here to {to}, about {km} km (north up)",
-    no_position: "{to} and the route after it (position not known yet; north up)", then: "then",
-  },
+import { translator } from "./i18n.js";
+
+const TEXTS = {
+  door: { ja: "ドアツードア", en: "Door-to-door" },
+  address: { ja: "住所", en: "Address" },
+  note: { ja: "メモ", en: "Note" },
+  call: { ja: "電話する", en: "Call" },
+  number: { ja: "予約番号", en: "Booking" },
+  leg: { ja: "次の区間の地図", en: "Map of the next leg" },
+  here: { ja: "現在地", en: "You" },
+  from_here: { ja: "現在地から{to}まで 約{km} km(北が上)", en: "From here to {to}, about {km} km (north up)" },
+  no_position: { ja: "{to}とその先の経路(現在地は未取得・北が上)", en: "{to} and the route after it (position not known yet; north up)" },
+  then: { ja: "その先", en: "then" },
 };
 const NS = "http://www.w3.org/2000/svg";
 const WD_JA = ["日", "月", "火", "水", "木", "金", "土"];
 
-function tx(lang, key, vars = {}) {
-  let s = (TEXT[lang] || TEXT.ja)[key];
-  for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`{${k}}`, String(v));
-  return s;
-}
+const tr = translator(TEXTS);
+function tx(lang, key, vars = {}) { return tr(key, vars, lang); }
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);

@@ -92,6 +92,10 @@ export class Api {
   // groceries: the stores, one delivery (the recipient side gets its handover code)
   stores() { return this.request("GET", "/api/v1/stores"); }
   delivery(id) { return this.request("GET", `/api/v1/deliveries/${encodeURIComponent(id)}`); }
+  // a delivery that cannot be handed over goes back to its store (stopId null) or to a stop the recipient chooses
+  returnDelivery(id, stopId) {
+    return this.request("POST", `/api/v1/deliveries/${encodeURIComponent(id)}/return`, { body: stopId ? { stop_id: stopId } : {} });
+  }
   // the town desk: a resident by phone (with their family links), a consent given in person
   deskLookup(phone) { return this.request("POST", "/api/v1/family/desk-lookup", { body: { phone } }); }
   deskLink(guardianPhone, memberPhone, memberName) {

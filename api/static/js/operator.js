@@ -1,7 +1,8 @@
 // Operator console: phone booking for a caller, today's bookings with cancel, KPIs, an SVG map.
 // Live updates come over /ws/operator; while that link is down the console polls every REFRESH_MS.
-import { Api, ApiError, getToken, setToken, clearToken, newKey, tokyoDate, tokyoIso, fmtTime, fmtDayTime, serviceNow, causeText, statusText, ZONES, addDays, tokyoMinutes, hm } from "./api.js";
-import { el, lang, translator } from "./i18n.js";
+import { Api, ApiError, getToken, setToken, clearToken, newKey, tokyoDate, tokyoIso, fmtTime, fmtDayTime, serviceNow, causeText, statusText, ZONES, addDays, tokyoMinutes, hm, stopName } from "./api.js";
+import { el, lang, setLang, translator } from "./i18n.js";
+import { TEXTS } from "./operator-texts.js";
 import { icon } from "./icons.js";
 
 const api = new Api("operator");
@@ -32,53 +33,42 @@ const pins = {};
 let pinFor = null;
 let projection = null; // the map's current lat/lon ↔ SVG coordinates
 
-// Texts of the live channel: Japanese first, the other language beside it.
-const TEXTS = {
-  connecting: { ja: "ライブ接続中…", en: "Connecting…" },
-  live: { ja: "ライブ更新中", en: "Live" },
-  reconnecting: { ja: "再接続中… ({s}秒ごとに自動更新)", en: "Reconnecting… (refreshing every {s} s)" },
-  refused: { ja: "ライブ更新できません ({s}秒ごとに自動更新)", en: "Live updates refused (refreshing every {s} s)" },
-  riskTitle: { ja: "遅れの恐れ", en: "Promise at risk" },
-  risk: {
-    ja: "{name} 様(予約 {id})がお約束の時刻に遅れそうです。見込み {expected}(お約束 {promised} まで、約{min}分遅れ)・車両 {vehicle}",
-    en: "{name} (booking {id}) may miss the promised time: expected {expected} (promised by {promised}, about {min} min late) · vehicle {vehicle}",
-  },
-  riskBadge: { ja: "遅れの恐れ", en: "at risk" },
-  dismiss: { ja: "閉じる", en: "Dismiss" },
-};
+// Every text of the console is in operator-texts.js; the live status shows the other language beside it.
 const other = () => (lang() === "en" ? "ja" : "en");
 const tx = translator(TEXTS);
 // "ライブ更新中 / Live": the chosen language first, the other one marked with its lang.
 const both = (key, vars = {}) => [tx(key, vars), " / ", el("span", { lang: other() }, tx(key, vars, other()))];
 
-const name = (id) => (byId.get(id) || { name_ja: id || "—" }).name_ja;
+const t = tx;
+const name = (id) => (byId.has(id) ? stopName(byId.get(id), lang()) : id || "—");
 // A place of a booking: its stop's name, or for door-to-door the address (or the point, if none was given).
-const placeName = (p) => (p.stop_id ? name(p.stop_id) : p.address || `地点 ${p.lat.toFixed(4)}, ${p.lon.toFixed(4)}`);
+const placeName = (p) => (p.stop_id ? name(p.stop_id) : p.address || t("point", { lat: p.lat.toFixed(4), lon: p.lon.toFixed(4) }));
 const vehicleName = (id) => {
   if (!id) return "—";
   const v = (lastVehicles || []).find((x) => x.vehicle_id === id);
   return v ? (lang() === "en" ? v.name_en : v.name_ja) || id : id;
 };
 const warnIcon = () => icon("warning", 20);
-const errText = (e) => (e instanceof ApiError ? e.text("ja") : String(e));
+// A server error in the chosen language: every error answer carries message_ja and message_en.
+const errText = (e) => (e instanceof ApiError ? e.text(lang()) : String(e));
 
 function stopSelect(id, label) {
-  const sel = el("select", { id, name: id, required: true }, el("option", { value: "" }, "選んでください"));
+  const sel = el("select", { id, name: id, required: true }, el("option", { value: "" }, t("choose")));
   for (const zone of Object.keys(ZONES)) {
-    const g = el("optgroup", { label: ZONES[zone].ja });
-    for (const s of stops.filter((x) => x.zone === zone)) g.append(el("option", { value: s.id }, `${s.name_ja}(${s.name_kana})`));
+    const g = el("optgroup", { label: ZONES[zone][lang()] });
+    for (const s of stops.filter((x) => x.zone === zone)) g.append(el("option", { value: s.id }, lang() === "en" ? s.name_en : `${s.name_ja}(${s.name_kana})`));
     sel.append(g);
   }
-  sel.append(el("option", { value: POINT }, "住所(地図で位置を指定)— ドアツードア"));
+  sel.append(el("option", { value: POINT }, t("point_choice")));
   // Door-to-door: the address as told, and the position by a click on the map or typed in.
   const box = el("div", { class: "point-box", id: `${id}-point`, hidden: true },
-    el("label", { for: `${id}-address` }, "住所"),
+    el("label", { for: `${id}-address` }, t("address")),
     el("input", { id: `${id}-address`, name: `${id}-address`, autocomplete: "off", maxlength: "200" }),
-    el("p", { class: "muted", id: `${id}-pin-help` }, "地図をクリックすると位置が入ります(緯度・経度を直接入れても構いません)。"),
+    el("p", { class: "muted", id: `${id}-pin-help` }, t("pin_help")),
     el("div", { class: "grid2" },
-      el("div", {}, el("label", { for: `${id}-lat` }, "緯度"), el("input", { id: `${id}-lat`, name: `${id}-lat`, inputmode: "decimal", autocomplete: "off", "aria-describedby": `${id}-pin-help` })),
-      el("div", {}, el("label", { for: `${id}-lon` }, "経度"), el("input", { id: `${id}-lon`, name: `${id}-lon`, inputmode: "decimal", autocomplete: "off", "aria-describedby": `${id}-pin-help` }))),
-    el("button", { type: "button", id: `${id}-pin`, "aria-pressed": "false", onclick: () => armPin(id) }, icon("pin", 22), "地図で位置を指定する"));
+      el("div", {}, el("label", { for: `${id}-lat` }, t("lat")), el("input", { id: `${id}-lat`, name: `${id}-lat`, inputmode: "decimal", autocomplete: "off", "aria-describedby": `${id}-pin-help` })),
+      el("div", {}, el("label", { for: `${id}-lon` }, t("lon")), el("input", { id: `${id}-lon`, name: `${id}-lon`, inputmode: "decimal", autocomplete: "off", "aria-describedby": `${id}-pin-help` }))),
+    el("button", { type: "button", id: `${id}-pin`, "aria-pressed": "false", onclick: () => armPin(id) }, icon("pin", 22), t("pin_button")));
   const typed = () => {
     const lat = Number(box.querySelector(`#${id}-lat`).value);
     const lon = Number(box.querySelector(`#${id}-lon`).value);
@@ -100,7 +90,7 @@ function armPin(which) {
   pinFor = pinFor === which ? null : which;
   for (const b of document.querySelectorAll("[id$='-pin']")) b.setAttribute("aria-pressed", String(b.id === `${pinFor}-pin`));
   const hint = document.getElementById("map-hint");
-  if (hint) hint.textContent = pinFor ? `地図をクリックして「${pinFor === "origin" ? "乗る場所" : "降りる場所"}」の位置を指定してください。` : "";
+  if (hint) hint.textContent = pinFor ? t("map_click", { which: t(pinFor) }) : "";
 }
 
 function setPin(which, lat, lon) {
@@ -121,31 +111,31 @@ function bookingForm() {
   const days = el("select", { id: "day", name: "day" });
   for (let i = 0; i < 7; i++) {
     const d = addDays(today, i);
-    days.append(el("option", { value: d, selected: d === defaultDay }, fmtDayTime(tokyoIso(d, "12:00"), "ja").split(" ")[0]));
+    days.append(el("option", { value: d, selected: d === defaultDay }, fmtDayTime(tokyoIso(d, "12:00"), lang()).split(" ")[0]));
   }
   const form = el("form", { id: "phone-form", novalidate: true },
-    el("h2", { id: "phone-h" }, "電話予約"),
+    el("h2", { id: "phone-h" }, t("phone_h")),
     el("div", { class: "grid2" },
-      el("div", {}, el("label", { for: "caller" }, "お名前"), el("input", { id: "caller", name: "caller", autocomplete: "off", required: true })),
-      el("div", {}, el("label", { for: "phone" }, "電話番号"), el("input", { id: "phone", name: "phone", type: "tel", inputmode: "tel", autocomplete: "off" }))),
-    el("div", {}, ...stopSelect("origin", "乗る場所")),
-    el("div", {}, ...stopSelect("destination", "降りる場所")),
-    el("fieldset", {}, el("legend", {}, "時刻"),
-      el("label", { for: "mode" }, "指定方法"),
+      el("div", {}, el("label", { for: "caller" }, t("caller")), el("input", { id: "caller", name: "caller", autocomplete: "off", required: true })),
+      el("div", {}, el("label", { for: "phone" }, t("phone")), el("input", { id: "phone", name: "phone", type: "tel", inputmode: "tel", autocomplete: "off" }))),
+    el("div", {}, ...stopSelect("origin", t("origin"))),
+    el("div", {}, ...stopSelect("destination", t("destination"))),
+    el("fieldset", {}, el("legend", {}, t("time")),
+      el("label", { for: "mode" }, t("mode")),
       el("select", { id: "mode", name: "mode" },
-        el("option", { value: "leave_at" }, "出発時刻"),
-        el("option", { value: "arrive_by" }, "到着時刻"),
-        el("option", { value: "now" }, "今すぐ")),
+        el("option", { value: "leave_at" }, t("leave_at")),
+        el("option", { value: "arrive_by" }, t("arrive_by")),
+        el("option", { value: "now" }, t("now"))),
       el("div", { class: "grid2" },
-        el("div", {}, el("label", { for: "day" }, "日にち"), days),
-        el("div", {}, el("label", { for: "time" }, "時刻"), el("input", { id: "time", name: "time", type: "time", min: "07:00", max: "20:00", step: "300", value: defaultTime })))),
+        el("div", {}, el("label", { for: "day" }, t("day")), days),
+        el("div", {}, el("label", { for: "time" }, t("time")), el("input", { id: "time", name: "time", type: "time", min: "07:00", max: "20:00", step: "300", value: defaultTime })))),
     el("div", { class: "grid2" },
-      el("div", {}, el("label", { for: "party" }, "人数"), el("input", { id: "party", name: "party", type: "number", min: "1", max: "6", value: "1", inputmode: "numeric" })),
-      el("div", {}, el("label", { for: "wheelchairs" }, "車いす(台)"), el("input", { id: "wheelchairs", name: "wheelchairs", type: "number", min: "0", max: "6", value: "0", inputmode: "numeric" }))),
-    el("div", {}, el("label", { for: "note" }, "運転士へのメモ(任意・ドアツードア向け)"),
+      el("div", {}, el("label", { for: "party" }, t("party")), el("input", { id: "party", name: "party", type: "number", min: "1", max: "6", value: "1", inputmode: "numeric" })),
+      el("div", {}, el("label", { for: "wheelchairs" }, t("wheelchairs")), el("input", { id: "wheelchairs", name: "wheelchairs", type: "number", min: "0", max: "6", value: "0", inputmode: "numeric" }))),
+    el("div", {}, el("label", { for: "note" }, t("note")),
       el("input", { id: "note", name: "note", autocomplete: "off", maxlength: "200" })),
     alert,
-    el("p", {}, el("button", { type: "submit", class: "primary", id: "get-offer" }, "空きを調べる")),
+    el("p", {}, el("button", { type: "submit", class: "primary", id: "get-offer" }, t("search_ride"))),
     result);
 
   const v = (id) => form.querySelector(`#${id}`).value.trim();
@@ -155,16 +145,16 @@ function bookingForm() {
     pending = null;
     const caller = v("caller");
     const problems = [];
-    if (!caller) problems.push("お名前を入れてください。");
-    if (!v("origin") || !v("destination")) problems.push("乗る場所と降りる場所を選んでください。");
-    else if (v("origin") === v("destination") && v("origin") !== POINT) problems.push("乗る場所と降りる場所が同じです。");
+    if (!caller) problems.push(t("need_caller"));
+    if (!v("origin") || !v("destination")) problems.push(t("need_places"));
+    else if (v("origin") === v("destination") && v("origin") !== POINT) problems.push(t("same_places"));
     for (const which of ["origin", "destination"]) {
       if (v(which) !== POINT) continue;
-      if (!pins[which]) problems.push(`${which === "origin" ? "乗る場所" : "降りる場所"}の位置を地図で指定してください。`);
-      if (!v(`${which}-address`)) problems.push(`${which === "origin" ? "乗る場所" : "降りる場所"}の住所を入れてください。`);
+      if (!pins[which]) problems.push(t("need_pin", { which: t(which) }));
+      if (!v(`${which}-address`)) problems.push(t("need_address", { which: t(which) }));
     }
     const mode = timeIso ? "leave_at" : v("mode");
-    if (mode !== "now" && !timeIso && !v("time")) problems.push("時刻を入れてください。");
+    if (mode !== "now" && !timeIso && !v("time")) problems.push(t("need_time"));
     if (problems.length) { alert.textContent = problems.join(" "); return; }
     const place = (which) => (v(which) === POINT
       ? { lat: pins[which].lat, lon: pins[which].lon, address: v(`${which}-address`) }
@@ -187,9 +177,9 @@ function bookingForm() {
       if (e.code === "NoRideAvailable") {
         const alts = [...(e.body.alternatives || [])].sort((a, b) => new Date(a) - new Date(b));
         result.append(el("div", { class: "alert", role: "alert", id: "no-ride" },
-          el("p", {}, causeText(e.body.cause, "ja")),
-          alts.length ? el("p", {}, "乗れる時刻:") : null,
-          el("div", { class: "row" }, alts.map((iso) => el("button", { type: "button", class: "alt", onclick: () => search(iso) }, `${fmtDayTime(iso, "ja")} 出発で調べる`)))));
+          el("p", {}, causeText(e.body.cause, lang())),
+          alts.length ? el("p", {}, t("alternatives")) : null,
+          el("div", { class: "row" }, alts.map((iso) => el("button", { type: "button", class: "alt", onclick: () => search(iso) }, t("try_at", { t: fmtDayTime(iso, lang()) }))))));
       } else alert.textContent = errText(e);
     } finally {
       btn.disabled = false;
@@ -198,7 +188,7 @@ function bookingForm() {
 
   function showOffer() {
     const o = pending.offer;
-    const btn = el("button", { type: "button", class: "primary", id: "confirm" }, "この内容で予約を確定");
+    const btn = el("button", { type: "button", class: "primary", id: "confirm" }, t("confirm"));
     btn.addEventListener("click", async () => {
       if (btn.disabled) return;
       btn.disabled = true;
@@ -206,9 +196,9 @@ function bookingForm() {
         const b = await api.confirm(o.offer_id, pending.key);
         pending = null;
         result.replaceChildren(el("p", { role: "status", id: "booked" },
-          `予約しました: ${b.passenger_name} 様 ${fmtDayTime(b.pickup_window_start, "ja")}〜${fmtTime(b.pickup_window_end)}(予約番号 `,
+          t("booked", { name: b.passenger_name, from: fmtDayTime(b.pickup_window_start, lang()), to: fmtTime(b.pickup_window_end) }),
           el("strong", { id: "booked-number", class: "number" }, b.number),
-          ")。お客様に迎えの時間と予約番号をお伝えください。"));
+          t("booked_tail")));
         for (const id of ["caller", "phone", "note", "origin-address", "destination-address", "origin-lat", "origin-lon", "destination-lat", "destination-lon"]) {
           form.querySelector(`#${id}`).value = "";
         }
@@ -220,11 +210,11 @@ function bookingForm() {
       }
     });
     result.replaceChildren(el("div", { class: "offer-box", id: "offer" },
-      el("p", {}, "迎えの時間(お客様にお伝えください)"),
-      el("p", { class: "big", id: "offer-window" }, `${fmtDayTime(o.pickup_window_start, "ja")} 〜 ${fmtTime(o.pickup_window_end)}`),
-      el("p", {}, `${placeName(o.origin)} → ${placeName(o.destination)} ・ ${o.party_size}人 ・ 遅くとも ${fmtTime(o.latest_dropoff)} 到着 ・ 運賃 ${o.fare_yen}円`),
-      el("p", { class: "muted" }, `${fmtTime(o.expires_at)} まで有効`),
-      el("div", { class: "row" }, btn, el("button", { type: "button", onclick: () => { pending = null; result.replaceChildren(); } }, "やめる"))));
+      el("p", {}, t("offer_head")),
+      el("p", { class: "big", id: "offer-window" }, `${fmtDayTime(o.pickup_window_start, lang())} 〜 ${fmtTime(o.pickup_window_end)}`),
+      el("p", {}, t("offer_line", { from: placeName(o.origin), to: placeName(o.destination), n: o.party_size, latest: fmtTime(o.latest_dropoff), fare: o.fare_yen })),
+      el("p", { class: "muted" }, t("valid_until", { t: fmtTime(o.expires_at) })),
+      el("div", { class: "row" }, btn, el("button", { type: "button", onclick: () => { pending = null; result.replaceChildren(); } }, t("drop_offer")))));
   }
 
   form.addEventListener("submit", (e) => { e.preventDefault(); search(null); });
@@ -255,65 +245,65 @@ function familyDesk() {
   const draw = () => {
     if (!resident) { found.replaceChildren(); return; }
     const links = resident.links.map((f) => {
-      const who = f.role === "guardian" ? `${f.name} 様 — ${resident.name} 様が代わりに予約できます` : `${f.name} 様 — ${resident.name} 様の代わりに予約できます`;
-      const how = f.consent === "desk" ? "窓口で同意" : "確認コードで同意";
+      const who = t(f.role === "guardian" ? "link_guardian" : "link_member", { name: f.name, resident: resident.name });
+      const how = t(f.consent === "desk" ? "consent_desk" : "consent_code");
       const buttons = ending === f.link_id
         ? [el("button", { type: "button", class: "danger primary", id: "desk-unlink-yes", onclick: async () => {
-          try { await api.unlinkFamily(f.link_id); status.textContent = `${f.name} 様との連携をやめました。`; } catch (e) { alert.textContent = errText(e); }
+          try { await api.unlinkFamily(f.link_id); status.textContent = t("unlinked", { name: f.name }); } catch (e) { alert.textContent = errText(e); }
           ending = null;
           await find();
-        } }, "本当にやめる"), " ", el("button", { type: "button", id: "desk-unlink-no", onclick: () => { ending = null; draw(); } }, "やめない")]
-        : [el("button", { type: "button", class: "danger", dataset: { unlink: f.link_id }, "aria-label": `${f.name} 様との連携をやめる`,
-          onclick: () => { ending = f.link_id; draw(); document.getElementById("desk-unlink-yes").focus(); } }, "連携をやめる")];
-      return el("li", { dataset: { link: f.link_id } }, el("span", {}, who), " ", el("span", { class: "muted" }, `(${how}・${fmtDayTime(f.since, "ja")}から)`), " ", ...buttons);
+        } }, t("unlink_yes")), " ", el("button", { type: "button", id: "desk-unlink-no", onclick: () => { ending = null; draw(); } }, t("unlink_no"))]
+        : [el("button", { type: "button", class: "danger", dataset: { unlink: f.link_id }, "aria-label": t("unlink_label", { name: f.name }),
+          onclick: () => { ending = f.link_id; draw(); document.getElementById("desk-unlink-yes").focus(); } }, t("unlink"))];
+      return el("li", { dataset: { link: f.link_id } }, el("span", {}, who), " ", el("span", { class: "muted" }, t("link_since", { how, since: fmtDayTime(f.since, lang()) })), " ", ...buttons);
     });
     const memberName = el("input", { id: "desk-member-name", name: "member-name", autocomplete: "off", maxlength: "100" });
     const memberPhone = el("input", { id: "desk-member-phone", name: "member-phone", type: "tel", inputmode: "tel", autocomplete: "off" });
     const consent = el("input", { type: "checkbox", id: "desk-consent", name: "consent" });
     const link = el("form", { id: "desk-link-form", novalidate: true, class: "stack" },
-      el("h3", {}, `${resident.name} 様が予約するご家族を追加`),
+      el("h3", {}, t("add_member", { name: resident.name })),
       el("div", { class: "grid2" },
-        el("div", {}, el("label", { for: "desk-member-name" }, "ご家族のお名前"), memberName),
-        el("div", {}, el("label", { for: "desk-member-phone" }, "ご家族の電話番号"), memberPhone)),
+        el("div", {}, el("label", { for: "desk-member-name" }, t("member_name")), memberName),
+        el("div", {}, el("label", { for: "desk-member-phone" }, t("member_phone")), memberPhone)),
       el("div", { class: "check" }, consent,
-        el("label", { for: "desk-consent" }, "ご家族ご本人が窓口で、代わりの予約と乗車のお知らせに同意されたことを確認しました")),
-      el("p", {}, el("button", { type: "submit", class: "primary", id: "desk-link" }, "連携する")));
+        el("label", { for: "desk-consent" }, t("consent"))),
+      el("p", {}, el("button", { type: "submit", class: "primary", id: "desk-link" }, t("link"))));
     link.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       alert.textContent = "";
       const problems = [];
-      if (!memberName.value.trim()) problems.push("ご家族のお名前を入れてください。");
-      if (!memberPhone.value.trim()) problems.push("ご家族の電話番号を入れてください。");
-      if (!consent.checked) problems.push("ご本人の同意を確認してから連携してください。");
+      if (!memberName.value.trim()) problems.push(t("need_member_name"));
+      if (!memberPhone.value.trim()) problems.push(t("need_member_phone"));
+      if (!consent.checked) problems.push(t("need_consent"));
       if (problems.length) { alert.textContent = problems.join(" "); return; }
       try {
         await api.deskLink(phone, memberPhone.value.trim(), memberName.value.trim());
-        status.textContent = `${resident.name} 様と ${memberName.value.trim()} 様を連携しました。`;
+        status.textContent = t("linked", { name: resident.name, member: memberName.value.trim() });
         await find();
       } catch (e) { alert.textContent = errText(e); }
     });
     found.replaceChildren(
-      el("p", { id: "desk-resident" }, el("strong", {}, `${resident.name} 様`), ` (電話 ${resident.phone_masked})`),
-      el("h3", {}, "連携しているご家族"),
-      links.length ? el("ul", { id: "desk-links", class: "desk-links" }, links) : el("p", { id: "desk-links-none" }, "連携しているご家族はいません。"),
+      el("p", { id: "desk-resident" }, el("strong", {}, t("resident", { name: resident.name })), t("resident_phone", { phone: resident.phone_masked })),
+      el("h3", {}, t("links_h")),
+      links.length ? el("ul", { id: "desk-links", class: "desk-links" }, links) : el("p", { id: "desk-links-none" }, t("links_none")),
       link);
   };
 
   const phoneIn = el("input", { id: "desk-phone", name: "desk-phone", type: "tel", inputmode: "tel", autocomplete: "off", "aria-describedby": "desk-help" });
-  const search = el("form", { id: "desk-search", role: "search", "aria-label": "利用者の検索(家族の連携)", novalidate: true },
-    el("p", { class: "muted", id: "desk-help" }, "予約をする方(ご家族の代わりに予約する方)の電話番号で探します。アプリで一度ログインした方が対象です。"),
-    el("label", { for: "desk-phone" }, "予約をする方の電話番号"), phoneIn,
-    el("p", {}, el("button", { type: "submit", id: "desk-find" }, icon("search", 20), "探す")));
+  const search = el("form", { id: "desk-search", role: "search", "aria-label": t("desk_search"), novalidate: true },
+    el("p", { class: "muted", id: "desk-help" }, t("desk_help")),
+    el("label", { for: "desk-phone" }, t("desk_phone")), phoneIn,
+    el("p", {}, el("button", { type: "submit", id: "desk-find" }, icon("search", 20), t("find"))));
   search.addEventListener("submit", (ev) => {
     ev.preventDefault();
     phone = phoneIn.value.trim();
     status.textContent = "";
     ending = null;
-    if (!phone) { alert.textContent = "電話番号を入れてください。"; resident = null; draw(); return; }
+    if (!phone) { alert.textContent = t("need_phone"); resident = null; draw(); return; }
     find();
   });
   return el("section", { class: "panel", id: "family-desk", "aria-labelledby": "desk-h" },
-    el("h2", { id: "desk-h" }, "家族の連携(窓口)"), search, alert, status, found);
+    el("h2", { id: "desk-h" }, t("desk_h")), search, alert, status, found);
 }
 
 // ---- today's bookings, KPIs, map
@@ -323,13 +313,8 @@ const tableAlert = el("div", { class: "alert", role: "alert", id: "table-error" 
 const mapBox = el("div", { id: "map-box" });
 
 // A delivery's status in the goods' words (docs/goods.md), and its temperature.
-const DELIVERY_STATUS = {
-  ordered: "お店で準備中", ready: "準備済み・ミニバス待ち", picked_up: "お届け中", delivered: "お届け済み",
-  returning: "お店へ戻し中", returned: "戻し済み", locked: "受け渡し停止(コード誤り)", cancelled: "取り消し済み",
-};
-const TEMPERATURE = { chilled: "冷蔵", frozen: "冷凍", ambient: "常温" };
 const CODE_LIVE = new Set(["ordered", "ready", "picked_up"]);
-const storeName = (id) => (stores.find((x) => x.id === id) || { name_ja: id }).name_ja;
+const storeName = (id) => { const x = stores.find((y) => y.id === id); return x ? (lang() === "en" ? x.name_en : x.name_ja) : id; };
 
 // The desk reads the code out to the recipient on the phone: fetched on this explicit action only.
 async function readOut(b) {
@@ -350,19 +335,19 @@ function deliveryCells(b) {
   if (CODE_LIVE.has(d.status)) {
     if (revealed.has(b.id)) {
       cell.append(el("p", { class: "readout", tabindex: "-1", dataset: { codeFor: b.id } },
-        "受け渡しコード ", el("strong", { class: "code" }, revealed.get(b.id)), el("br"),
-        el("span", { class: "muted" }, "受け取るご本人にだけ読み上げてください(運転士には伝えない)")),
-      el("button", { type: "button", "aria-label": `${b.passenger_name} 様の受け渡しコードを隠す`, onclick: () => { revealed.delete(b.id); refresh(); } }, "隠す"));
+        t("code"), " ", el("strong", { class: "code" }, revealed.get(b.id)), el("br"),
+        el("span", { class: "muted" }, t("code_note"))),
+      el("button", { type: "button", "aria-label": t("hide_label", { name: b.passenger_name }), onclick: () => { revealed.delete(b.id); refresh(); } }, t("hide")));
     } else {
       cell.append(el("button", { type: "button", class: "readout-btn", dataset: { readout: b.id },
-        "aria-label": `${b.passenger_name} 様の受け渡しコードを読み上げる(電話のお客様ご本人へ)`, onclick: () => readOut(b) }, "コードを読み上げる"));
+        "aria-label": t("readout_label", { name: b.passenger_name }), onclick: () => readOut(b) }, t("readout")));
     }
   } else revealed.delete(b.id);
   return {
-    route: [el("strong", {}, "お買い物 "), `${storeName(d.store_id)} → ${placeName(b.destination)}`,
-      d.order_number ? ` ・ 注文 ${d.order_number}` : "", d.shopping_list ? ` ・ ${d.shopping_list}` : ""],
-    load: `荷物 ${d.parcels || b.parcels}個 ・ ${TEMPERATURE[d.temperature] || d.temperature || "—"}`,
-    status: DELIVERY_STATUS[d.status] || statusText(b.status, "ja"),
+    route: [el("strong", {}, t("groceries"), " "), `${storeName(d.store_id)} → ${placeName(b.destination)}`,
+      d.order_number ? ` ・ ${t("order", { n: d.order_number })}` : "", d.shopping_list ? ` ・ ${d.shopping_list}` : ""],
+    load: `${t("parcels", { n: d.parcels || b.parcels })} ・ ${d.temperature ? t(`temp_${d.temperature}`) : "—"}`,
+    status: d.status ? t(`ds_${d.status}`) : statusText(b.status, lang()),
     action: cell,
   };
 }
@@ -375,26 +360,26 @@ function row(b) {
   if (cancellable) {
     if (confirmingCancel === b.id) {
       cell.append(
-        el("button", { type: "button", class: "danger primary", "aria-label": `${b.passenger_name} 様の予約を本当に取り消す`, onclick: () => cancel(b.id) }, "本当に取消"),
+        el("button", { type: "button", class: "danger primary", "aria-label": t("cancel_yes_label", { name: b.passenger_name }), onclick: () => cancel(b.id) }, t("cancel_yes")),
         " ",
-        el("button", { type: "button", onclick: () => { confirmingCancel = null; refresh(); } }, "やめる"));
+        el("button", { type: "button", onclick: () => { confirmingCancel = null; refresh(); } }, t("cancel_no")));
     } else {
-      cell.append(el("button", { type: "button", class: "danger", "aria-label": `${b.passenger_name} 様の予約を取り消す`, onclick: () => { confirmingCancel = b.id; refresh(); } }, "取消"));
+      cell.append(el("button", { type: "button", class: "danger", "aria-label": t("cancel_label", { name: b.passenger_name }), onclick: () => { confirmingCancel = b.id; refresh(); } }, t("cancel")));
     }
   }
   const win = parcel && b.delivery.window_start
-    ? `${fmtTime(b.delivery.window_start)}〜${fmtTime(b.delivery.window_end)} 着`
+    ? t("deliver_window", { from: fmtTime(b.delivery.window_start), to: fmtTime(b.delivery.window_end) })
     : `${fmtTime(b.pickup_window_start)}〜${fmtTime(b.pickup_window_end)}`;
   return el("tr", { class: `${b.status}${parcel ? " delivery" : ""}`, dataset: { booking: b.id, kind: b.kind } },
     el("td", { class: "number" }, b.number),
     el("td", {}, win),
-    el("td", {}, b.passenger_name || "(名前なし)"),
+    el("td", {}, b.passenger_name || t("no_name")),
     el("td", {}, parcel ? parcel.route : `${placeName(b.origin)} → ${placeName(b.destination)}`),
-    el("td", {}, parcel ? parcel.load : `${b.party_size}${b.wheelchairs ? ` (車いす${b.wheelchairs})` : ""}`),
-    el("td", { class: "status" }, parcel ? parcel.status : statusText(b.status, "ja"),
+    el("td", {}, parcel ? parcel.load : `${b.party_size}${b.wheelchairs ? ` ${t("wc_n", { n: b.wheelchairs })}` : ""}`),
+    el("td", { class: "status" }, parcel ? parcel.status : statusText(b.status, lang()),
       atRisk.has(b.id) ? el("strong", { class: "risk-badge" }, " ", warnIcon(), tx("riskBadge")) : null),
     el("td", {}, vehicleName(b.vehicle_id)),
-    el("td", {}, { app: "アプリ", kiosk: "端末", phone: "電話" }[b.channel] || b.channel),
+    el("td", {}, (["app", "kiosk", "phone"].includes(b.channel) ? t(`ch_${b.channel}`) : b.channel)),
     cell);
 }
 
@@ -449,8 +434,8 @@ function drawMap(vehicles) {
   };
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: `map${pinFor ? " picking" : ""}`, role: "img", "aria-labelledby": "map-title map-desc" });
   const moving = (vehicles || []).filter((v) => v.lat != null && v.lon != null);
-  svg.append(s("title", { id: "map-title" }, "停留所と車両の地図"),
-    s("desc", { id: "map-desc" }, `停留所 ${stops.length} か所${vehicles ? `、車両 ${moving.length} 台(${moving.map((v) => v.name_ja || v.vehicle_id).join("、")})` : ""}。北が上。`));
+  svg.append(s("title", { id: "map-title" }, t("map_title")),
+    s("desc", { id: "map-desc" }, t("map_desc", { n: stops.length, vehicles: vehicles ? t("map_desc_vehicles", { n: moving.length, names: moving.map((v) => vehicleName(v.vehicle_id)).join(lang() === "en" ? ", " : "、") }) : "" })));
   const placed = [];
   const colour = { ogawara: "#0b4f8a", ono: "#7a2a8c", other: "#3d3d3d" };
   // Points first, so that no label covers a stop; kiosk stops (the main ones) get their labels first.
@@ -481,15 +466,15 @@ function drawMap(vehicles) {
   for (const st of [...stops].sort((a, b) => Number(b.kiosk) - Number(a.kiosk))) {
     const g = s("g", {});
     g.append(s("circle", { cx: x(st.lon), cy: y(st.lat), r: st.kiosk ? 7 : 5, fill: colour[st.zone] || "#333", stroke: "#fff", "stroke-width": 2 }));
-    g.append(s("title", {}, `${st.name_ja}${st.kiosk ? "(端末あり)" : ""}`));
+    g.append(s("title", {}, `${name(st.id)}${st.kiosk ? t("has_kiosk") : ""}`));
     if (st.kiosk) {
-      const at = placeLabel(placed, x(st.lon), y(st.lat), st.name_ja);
-      if (at) g.append(s("text", { x: at.x, y: at.y, class: "stop-label" }, st.name_ja));
+      const at = placeLabel(placed, x(st.lon), y(st.lat), name(st.id));
+      if (at) g.append(s("text", { x: at.x, y: at.y, class: "stop-label" }, name(st.id)));
     }
     svg.append(g);
   }
   for (const { v, vx, vy, cx, cy } of vehicleMarks) {
-    const label = `${v.name_ja || v.vehicle_id}${v.on_break ? "(休憩)" : ""}`;
+    const label = `${(lang() === "en" ? v.name_en : v.name_ja) || v.vehicle_id}${v.on_break ? t("on_break") : ""}`;
     const g = s("g", { class: "vehicle", "data-vehicle": v.vehicle_id });
     if (vx !== cx || vy !== cy) g.append(s("line", { x1: cx, y1: cy, x2: vx, y2: vy, stroke: "#000", "stroke-width": 1.5 }));
     g.append(s("rect", { x: vx - 9, y: vy - 9, width: 18, height: 18, rx: 4, fill: "#ff9f1a", stroke: "#000", "stroke-width": 2 }));
@@ -503,7 +488,7 @@ function drawMap(vehicles) {
     const py = y(p.lat);
     const g = s("g", { class: "pin", "data-pin": which });
     g.append(s("path", { d: `M${px} ${py} l-9 -20 a10 10 0 1 1 18 0 z`, fill: "#a10f0f", stroke: "#fff", "stroke-width": 2 }));
-    const label = which === "origin" ? "乗る場所" : "降りる場所";
+    const label = t(which);
     const at = placeLabel(placed, px, py - 14, label, 13);
     if (at) g.append(s("text", { x: at.x, y: at.y, "font-weight": "700" }, label));
     svg.append(g);
@@ -517,9 +502,9 @@ function drawMap(vehicles) {
     setPin(pinFor, projection.toLat(local.y), projection.toLon(local.x));
   });
   mapBox.replaceChildren(el("p", { id: "map-hint", class: "notice", "aria-live": "polite" },
-    pinFor ? `地図をクリックして「${pinFor === "origin" ? "乗る場所" : "降りる場所"}」の位置を指定してください。` : ""), svg, el("p", { class: "legend" },
-    "● 青: 大川原 ● 紫: 大野駅周辺 ● 大きな点: 予約端末のある停留所", vehicles ? " ■ 橙: 車両(同じ場所の車両は輪に並べ、線で位置を示します)" : "",
-    pinned.length ? " ▼ 赤: ドアツードアの位置" : ""));
+    pinFor ? t("map_click", { which: t(pinFor) }) : ""), svg, el("p", { class: "legend" },
+    t("legend"), vehicles ? t("legend_vehicles") : "",
+    pinned.length ? t("legend_pins") : ""));
 }
 
 async function refresh() {
@@ -554,7 +539,7 @@ async function refresh() {
   const keep = focused && focused.closest("tr[data-booking]")
     ? [focused.closest("tr[data-booking]").dataset.booking, [...focused.closest("tr").querySelectorAll("button")].indexOf(focused)]
     : null;
-  const empty = filters.q || filters.status || filters.vehicle_id ? "条件に合う予約はありません。" : "この日の予約はまだありません。";
+  const empty = t(filters.q || filters.status || filters.vehicle_id ? "none_found" : "none_today");
   tbody.replaceChildren(...(page.items.length ? page.items.map(row) : [el("tr", {}, el("td", { colspan: "9" }, empty))]));
   if (keep) {
     const again = tbody.querySelector(`tr[data-booking="${CSS.escape(keep[0])}"]`);
@@ -567,10 +552,10 @@ async function refresh() {
   // Fetch first, then replace the whole list at once: two refreshes in flight must not both append.
   const service = await serviceKpis();
   kpis.replaceChildren(
-    el("li", { id: "kpi-booked" }, "今日の予約", el("strong", {}, String(live))),
-    el("li", { id: "kpi-riders" }, "乗車予定の人数", el("strong", {}, String(list.filter((b) => b.status !== "cancelled" && b.status !== "no_show").reduce((n, b) => n + b.party_size, 0)))),
-    el("li", { id: "kpi-cancelled" }, "取り消し", el("strong", {}, String(count((b) => b.status === "cancelled")))),
-    el("li", { id: "kpi-noshow" }, "乗車なし", el("strong", {}, String(count((b) => b.status === "no_show")))),
+    el("li", { id: "kpi-booked" }, t("kpi_booked"), el("strong", {}, String(live))),
+    el("li", { id: "kpi-riders" }, t("kpi_riders"), el("strong", {}, String(list.filter((b) => b.status !== "cancelled" && b.status !== "no_show").reduce((n, b) => n + b.party_size, 0)))),
+    el("li", { id: "kpi-cancelled" }, t("kpi_cancelled"), el("strong", {}, String(count((b) => b.status === "cancelled")))),
+    el("li", { id: "kpi-noshow" }, t("kpi_noshow"), el("strong", {}, String(count((b) => b.status === "no_show")))),
     ...service);
   drawMap(lastVehicles);
 }
@@ -579,39 +564,39 @@ async function refresh() {
 async function serviceKpis() {
   let k;
   try { k = await api.request("GET", "/api/v1/kpis/today"); } catch (e) { return []; } // the counts above stay
-  const item = (id, ja, en, value) => el("li", { id, lang: "ja", title: en }, ja, el("strong", {}, value));
+  const item = (id, value) => el("li", { id }, t(id.replace("-", "_")), el("strong", {}, value));
   return [
-    item("kpi-completed", "降車済み", "completed", String(k.completed)),
-    item("kpi-onboard", "乗車中", "on board now", String(k.on_board_now)),
-    item("kpi-ontime", "時間どおり", "on time", `${k.on_time_pct}%`),
-    item("kpi-wait", "平均待ち時間", "mean wait", `${k.mean_wait_min}分`),
-    item("kpi-ratio", "乗車時間/直行", "ride / direct time", String(k.ride_ratio_mean)),
-    item("kpi-broken", "守れなかった約束", "promises broken", String(k.promises_broken)),
-    item("kpi-peak", "ピーク時の人/台時", "passengers per vehicle-hour at peak", String(k.pax_per_vehicle_hour_peak)),
+    item("kpi-completed", String(k.completed)),
+    item("kpi-onboard", String(k.on_board_now)),
+    item("kpi-ontime", `${k.on_time_pct}%`),
+    item("kpi-wait", t("minutes", { n: k.mean_wait_min })),
+    item("kpi-ratio", String(k.ride_ratio_mean)),
+    item("kpi-broken", String(k.promises_broken)),
+    item("kpi-peak", String(k.pax_per_vehicle_hour_peak)),
   ];
 }
 
 // ---- the table's search and pages
-const pager = el("nav", { class: "pager row", "aria-label": "予約一覧のページ" });
+const pager = el("nav", { class: "pager row" }); // its aria-label is set in render()
 const vehicleFilter = el("select", { id: "filter-vehicle", name: "vehicle" });
 
 function drawVehicleFilter() {
   const current = filters.vehicle_id;
   const list = lastVehicles || [];
-  const key = JSON.stringify([current, list.map((v) => v.vehicle_id)]);
+  const key = JSON.stringify([current, list.map((v) => v.vehicle_id), lang()]);
   if (vehicleFilter.dataset.key === key) return;
   vehicleFilter.dataset.key = key;
-  vehicleFilter.replaceChildren(el("option", { value: "" }, "すべての車両"),
-    ...list.map((v) => el("option", { value: v.vehicle_id, selected: v.vehicle_id === current }, v.name_ja || v.vehicle_id)));
+  vehicleFilter.replaceChildren(el("option", { value: "" }, t("all_vehicles")),
+    ...list.map((v) => el("option", { value: v.vehicle_id, selected: v.vehicle_id === current }, (lang() === "en" ? v.name_en : v.name_ja) || v.vehicle_id)));
 }
 
 function drawPager(total, shown) {
   const from = total ? filters.offset + 1 : 0;
   const to = filters.offset + shown;
   pager.replaceChildren(
-    el("button", { type: "button", id: "page-prev", disabled: filters.offset === 0, onclick: () => { filters.offset = Math.max(0, filters.offset - PAGE); refresh(); } }, "前のページ"),
-    el("p", { id: "page-info", "aria-live": "polite" }, `${total} 件中 ${from}〜${to} 件`),
-    el("button", { type: "button", id: "page-next", disabled: to >= total, onclick: () => { filters.offset += PAGE; refresh(); } }, "次のページ"));
+    el("button", { type: "button", id: "page-prev", disabled: filters.offset === 0, onclick: () => { filters.offset = Math.max(0, filters.offset - PAGE); refresh(); } }, t("prev")),
+    el("p", { id: "page-info", "aria-live": "polite" }, t("page_info", { total, from, to })),
+    el("button", { type: "button", id: "page-next", disabled: to >= total, onclick: () => { filters.offset += PAGE; refresh(); } }, t("next")));
 }
 
 function searchForm() {
@@ -619,23 +604,23 @@ function searchForm() {
   const today = tokyoDate();
   for (let i = -7; i <= 7; i++) {
     const d = addDays(today, i);
-    days.append(el("option", { value: d, selected: d === filters.day }, `${fmtDayTime(tokyoIso(d, "12:00"), "ja").split(" ")[0]}${i === 0 ? "" : ` (${d})`}`));
+    days.append(el("option", { value: d, selected: d === filters.day }, `${fmtDayTime(tokyoIso(d, "12:00"), lang()).split(" ")[0]}${i === 0 ? "" : ` (${d})`}`));
   }
-  const status = el("select", { id: "filter-status", name: "status" }, el("option", { value: "" }, "すべての状態"),
-    ...["confirmed", "arriving", "on_board", "completed", "cancelled", "no_show"].map((x) => el("option", { value: x }, statusText(x, "ja"))));
+  const status = el("select", { id: "filter-status", name: "status" }, el("option", { value: "" }, t("all_statuses")),
+    ...["confirmed", "arriving", "on_board", "completed", "cancelled", "no_show"].map((x) => el("option", { value: x }, statusText(x, lang()))));
   const q = el("input", { id: "filter-q", name: "q", type: "search", autocomplete: "off", maxlength: "100" });
-  const form = el("form", { id: "search-form", class: "filters", role: "search", "aria-label": "予約の検索" },
-    el("div", {}, el("label", { for: "filter-q" }, "予約番号・お名前・電話番号"), q),
-    el("div", {}, el("label", { for: "filter-day" }, "日にち"), days),
-    el("div", {}, el("label", { for: "filter-status" }, "状態"), status),
-    el("div", {}, el("label", { for: "filter-vehicle" }, "車両"), vehicleFilter),
+  const form = el("form", { id: "search-form", class: "filters", role: "search", "aria-label": t("search_label") },
+    el("div", {}, el("label", { for: "filter-q" }, t("filter_q")), q),
+    el("div", {}, el("label", { for: "filter-day" }, t("day")), days),
+    el("div", {}, el("label", { for: "filter-status" }, t("status")), status),
+    el("div", {}, el("label", { for: "filter-vehicle" }, t("vehicle")), vehicleFilter),
     el("div", { class: "row" },
-      el("button", { type: "submit", class: "primary", id: "search" }, icon("search", 20), "検索"),
+      el("button", { type: "submit", class: "primary", id: "search" }, icon("search", 20), t("search")),
       el("button", { type: "button", id: "search-reset", onclick: () => {
         q.value = ""; status.value = ""; vehicleFilter.value = ""; days.value = tokyoDate();
         Object.assign(filters, { day: tokyoDate(), q: "", status: "", vehicle_id: "", offset: 0 });
         drawTitle(); refresh();
-      } }, "条件を消す")));
+      } }, t("reset"))));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     Object.assign(filters, { day: days.value, q: q.value.trim(), status: status.value, vehicle_id: vehicleFilter.value, offset: 0 });
@@ -645,9 +630,9 @@ function searchForm() {
   return form;
 }
 
-const tableTitle = el("h2", { id: "table-h" }, "今日の予約");
+const tableTitle = el("h2", { id: "table-h" });
 function drawTitle() {
-  tableTitle.textContent = filters.day === tokyoDate() ? "今日の予約" : `${fmtDayTime(tokyoIso(filters.day, "12:00"), "ja").split(" ")[0]} の予約`;
+  tableTitle.textContent = filters.day === tokyoDate() ? t("today_h") : t("day_h", { day: fmtDayTime(tokyoIso(filters.day, "12:00"), lang()).split(" ")[0] });
 }
 
 // ---- live updates over /ws/operator (driver_app/protocol.py OperatorServerMessage)
@@ -813,36 +798,75 @@ function login(message) {
     setToken("operator", document.getElementById("op-token").value);
     try { await boot(); } catch (err) { clearToken("operator"); login(errText(err)); }
   } },
-  el("h2", {}, "ログイン(職員)"),
-  el("label", { for: "op-token" }, "職員用トークン"),
+  el("h2", {}, t("login_h")),
+  el("label", { for: "op-token" }, t("token")),
   el("input", { id: "op-token", name: "token", type: "text", autocomplete: "off", spellcheck: "false", required: true }),
   el("div", { class: "alert", role: "alert" }, message || ""),
-  el("button", { type: "submit", class: "primary" }, "ログイン"))));
+  el("button", { type: "submit", class: "primary" }, t("login")))));
   document.getElementById("op-token").focus();
 }
 
 async function boot() {
   const me = await api.me();
-  if (me.role !== "operator" && me.role !== "admin") throw new ApiError(403, { message_ja: "職員用のトークンではありません。" });
+  if (me.role !== "operator" && me.role !== "admin") throw new ApiError(403, { message_ja: t("not_staff", {}, "ja"), message_en: t("not_staff", {}, "en") });
   document.getElementById("who").textContent = me.name;
   stops = await api.stops();
   byId = new Map(stops.map((s) => [s.id, s]));
   stores = await api.stores().catch(() => []);
-  root.replaceChildren(
-    el("div", { class: "left" }, bookingForm(), familyDesk()),
-    el("div", { class: "right" },
-      alertsBox,
-      el("section", { class: "panel", "aria-labelledby": "kpi-h" }, el("h2", { id: "kpi-h" }, "今日の運行"), kpis),
-      el("section", { class: "panel", "aria-labelledby": "table-h" },
-        tableTitle, searchForm(), tableAlert,
-        el("div", { class: "table-wrap" }, el("table", { id: "bookings" },
-          el("caption", { class: "visually-hidden" }, "予約一覧(迎えの時間順)"),
-          el("thead", {}, el("tr", {}, ["予約番号", "迎え・お届けの時間", "お名前", "区間", "人数・荷物", "状態", "車両", "受付", "操作"].map((h) => el("th", { scope: "col" }, h)))),
-          tbody)), pager),
-      el("section", { class: "panel", "aria-labelledby": "map-h" }, el("h2", { id: "map-h" }, "地図"), mapBox)));
+  render();
   await refresh();
   startLive();
 }
 
+// The whole console in the chosen language; what was typed in its fields survives a language switch.
+function render() {
+  const typed = [...root.querySelectorAll("input[id], select[id]")].map((f) => [f.id, f.type === "checkbox" ? f.checked : f.value]);
+  pager.setAttribute("aria-label", t("pager"));
+  pending = null; // an offer shown but not confirmed is dropped with its box (search again)
+  drawTitle();
+  root.replaceChildren(
+    el("div", { class: "left" }, bookingForm(), familyDesk()),
+    el("div", { class: "right" },
+      alertsBox,
+      el("section", { class: "panel", "aria-labelledby": "kpi-h" }, el("h2", { id: "kpi-h" }, t("kpi_h")), kpis),
+      el("section", { class: "panel", "aria-labelledby": "table-h" },
+        tableTitle, searchForm(), tableAlert,
+        // A wide table scrolls sideways: the scrolling box is reachable by the keyboard (arrow keys).
+        el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": t("caption") }, el("table", { id: "bookings" },
+          el("caption", { class: "visually-hidden" }, t("caption")),
+          el("thead", {}, el("tr", {}, ["number", "when", "name", "route", "load", "status", "vehicle", "channel", "actions"].map((h) => el("th", { scope: "col" }, t(`col_${h}`))))),
+          tbody)), pager),
+      el("section", { class: "panel", "aria-labelledby": "map-h" }, el("h2", { id: "map-h" }, t("map_h")), mapBox)));
+  for (const [id, v] of typed) {
+    const f = document.getElementById(id);
+    if (!f) continue;
+    if (f.type === "checkbox") f.checked = v; else f.value = v;
+    if (f.tagName === "SELECT") f.dispatchEvent(new Event("change")); // a door-to-door box opens again
+  }
+  alertsShown = ""; // redrawn in the new language
+}
+
+// The 日本語 / English switch in the header: remembered on this device (i18n.js), the page redrawn.
+function drawChrome() {
+  document.title = t("page_title");
+  document.getElementById("op-title").textContent = t("title");
+  const b = document.getElementById("lang-toggle");
+  b.textContent = lang() === "en" ? "日本語" : "English";
+  b.lang = lang() === "en" ? "ja" : "en";
+  document.documentElement.lang = lang();
+  if (liveStatus && liveStatus.dataset.state) { const st = liveStatus.dataset.state; liveStatus.dataset.state = ""; setStatus(st); }
+}
+document.getElementById("lang-toggle").addEventListener("click", async () => {
+  setLang(lang() === "en" ? "ja" : "en");
+  drawChrome();
+  if (!stops.length) { login(); document.getElementById("lang-toggle").focus(); return; } // still signed out
+  render();
+  drawVehicleFilter();
+  await refresh();
+  drawAlerts();
+  document.getElementById("lang-toggle").focus();
+});
+
+drawChrome();
 if (getToken("operator")) boot().catch((e) => login(errText(e)));
 else login();

@@ -14,6 +14,7 @@ let last = null; // the latest store_orders
 
 const TEXTS = {
   title: { ja: "お店の画面", en: "Store" },
+  pageTitle: { ja: "お店の画面 — 大熊町 のりあいミニバス", en: "Store — Okuma shared minibus" },
   tokenLabel: { ja: "お店用トークン", en: "Store token" },
   login: { ja: "はじめる", en: "Start" },
   logout: { ja: "ログアウト", en: "Sign out" },
@@ -50,7 +51,7 @@ const TEXTS = {
 };
 const tx = translator(TEXTS);
 
-function setStatus(key) { statusBox.textContent = key ? tx(key) : ""; }
+function setStatus(key) { statusBox.dataset.key = key || ""; statusBox.textContent = key ? tx(key) : ""; }
 
 // ---------------------------------------------------------------- sign in
 
@@ -199,12 +200,21 @@ function start() {
   connect();
 }
 
-document.getElementById("lang-toggle").addEventListener("click", () => {
-  setLang(lang() === "en" ? "ja" : "en");
+// The 日本語 / English switch: remembered on this device (i18n.js), the page redrawn in place.
+function drawChrome() {
+  document.documentElement.lang = lang();
+  document.title = tx("pageTitle");
+  document.getElementById("title").textContent = tx("title");
   const b = document.getElementById("lang-toggle");
   b.textContent = lang() === "en" ? "日本語" : "English";
   b.setAttribute("lang", lang() === "en" ? "ja" : "en");
-  if (last) draw(last); else if (!getToken("store")) showLogin();
+  if (statusBox.dataset.key) setStatus(statusBox.dataset.key);
+}
+document.getElementById("lang-toggle").addEventListener("click", () => {
+  setLang(lang() === "en" ? "ja" : "en");
+  drawChrome();
+  if (last) draw(last); else if (document.getElementById("store-token")) showLogin();
+  document.getElementById("lang-toggle").focus();
 });
-document.documentElement.lang = lang();
+drawChrome();
 start();
