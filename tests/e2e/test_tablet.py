@@ -76,7 +76,7 @@ def test_tablet_shows_plan_changes_events_and_survives_offline(browser: Any, tab
     vid = first["vehicle_id"]
     with driver_page(browser, srv, vid) as (ctx, page, errors):
         # the token leaves the address bar and stays on the tablet
-        page.wait_for_function("!location.search.includes('token=')")
+        page.wait_for_function("() => !location.search.includes('token=')")
         name = page.locator("#next-stop-name")
         name.wait_for()
         assert name.inner_text() == "大熊町役場"
@@ -125,7 +125,7 @@ def test_tablet_speaks_english_and_fails_loudly_on_unknown_message_types(browser
     vid = min(srv.drivers)
     with driver_page(browser, srv, vid) as (_, page, _errors):
         page.locator("#main").wait_for()
-        page.wait_for_function("document.body.dataset.conn === 'online'")
+        page.wait_for_function("() => document.body.dataset.conn === 'online'")
         page.locator("#lang").click()  # English toggle
         assert page.locator("#next-heading").inner_text() == "Next stop"
         assert page.locator("html").get_attribute("lang") == "en"
