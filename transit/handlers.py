@@ -25,6 +25,7 @@ from transit.commands import Actor, CancelBooking, ConfirmOffer, FindBookings, P
 from transit.events import DeliveryChanged, PromiseAtRisk, PromiseBroken, PromiseCleared, RideBooked
 from transit.planning import (
     Snapshot,
+    buffered_latest,
     build_snapshot,
     relax_to_schedule,
     relevant_booking_ids,
@@ -291,7 +292,11 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
                     "その到着時刻には間に合いません。", "That arrival time can no longer be reached."
                 )
         req = rm.Request(NEW, o, d, rm.Load(party, chairs, cmd.parcels), pw, dw, max_ride, service_s, drop_s)
-        result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=3)
+        # inserted inside the planning buffer (promise_buffer_s); the promise is made from ``req``
+        bpl, bdl = buffered_latest(pw.earliest_s, pw.latest_s, dw.latest_s, svc.rules.promise_buffer_s)
+        planned_req = replace(req, pickup_window=rm.TimeWindow(pw.earliest_s, bpl),
+                              dropoff_window=rm.TimeWindow(dw.earliest_s, max(dw.earliest_s, bdl)))
+        result = await asyncio.to_thread(ins.find_insertions, snap.problem, planned_req, max_options=3)
         if not result.options:
             cause = result.cause.value if result.cause else "no_feasible_insertion"
             alts = ([from_epoch(t) for t in await asyncio.to_thread(_alternatives, snap, req)]

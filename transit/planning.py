@@ -49,6 +49,19 @@ class Locations:
         return travel.matrix(lat, lon)
 
 
+def buffered_latest(pickup_earliest_s: int, pickup_latest_s: int, dropoff_latest_s: int, buffer_s: int,
+                    planned_pickup_s: int | None = None, planned_dropoff_s: int | None = None) -> tuple[int, int]:
+    """The latest pickup and drop-off planning uses for a promise: ``buffer_s`` earlier (the rule
+    ``promise_buffer_s``), never earlier than the planned times (clipped to the promise) nor than
+    the pickup window's start."""
+    if buffer_s <= 0:
+        return pickup_latest_s, dropoff_latest_s
+    pp = min(pickup_latest_s, planned_pickup_s) if planned_pickup_s is not None else pickup_earliest_s
+    pd = min(dropoff_latest_s, planned_dropoff_s) if planned_dropoff_s is not None else pickup_earliest_s
+    return (max(pickup_earliest_s, pickup_latest_s - buffer_s, pp),
+            max(pickup_earliest_s, dropoff_latest_s - buffer_s, pd))
+
+
 def booking_request(b: Booking, locs: Locations, *, buffer_s: int = 0) -> rm.Request:
     """A booking's promise as the planner's hard constraints (widened only where it was flagged broken).
 
@@ -59,11 +72,9 @@ def booking_request(b: Booking, locs: Locations, *, buffer_s: int = 0) -> rm.Req
     than the window's start.
     """
     pe, pl, dl = to_epoch(b.pickup_earliest), to_epoch(b.pickup_latest), to_epoch(b.dropoff_latest)
-    if buffer_s > 0:
-        planned_p = min(pl, to_epoch(b.planned_pickup)) if b.planned_pickup else pe
-        pl = max(pe, pl - buffer_s, planned_p)
-        planned_d = min(dl, to_epoch(b.planned_dropoff)) if b.planned_dropoff else 0
-        dl = max(dl - buffer_s, planned_d)
+    pl, dl = buffered_latest(pe, pl, dl, buffer_s,
+                             to_epoch(b.planned_pickup) if b.planned_pickup else None,
+                             to_epoch(b.planned_dropoff) if b.planned_dropoff else None)
     max_ride = b.max_ride_s
     if b.relaxed:
         pl = max(pl, b.relaxed.get("pickup_latest_s", pl))

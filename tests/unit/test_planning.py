@@ -130,3 +130,13 @@ def test_a_time_inside_the_promise_is_not_flagged_broken_and_one_past_it_is() ->
     _record_relaxed(svc, b, "v1", sched, T0)  # type: ignore[arg-type]
     assert b.promise_broken_at == T0 and b.relaxed["dropoff_latest_s"] == to_epoch(b.dropoff_latest) + 60
     assert [type(e).__name__ for e in b.events] == ["PromiseBroken"] and svc.plan_stats.promises_broken == 1
+
+
+def test_buffered_latest_is_the_one_rule_for_a_new_request_and_a_booking() -> None:
+    from transit.planning import buffered_latest
+
+    assert buffered_latest(0, 600, 1800, 0) == (600, 1800)  # no buffer: the promise
+    assert buffered_latest(0, 600, 1800, 180) == (420, 1620)
+    assert buffered_latest(500, 600, 1800, 180) == (500, 1620)  # never before the window opens
+    assert buffered_latest(0, 600, 1800, 180, 550, 1790) == (550, 1790)  # never before the plan
+    assert buffered_latest(0, 600, 1800, 180, 700, 1900) == (600, 1800)  # nor past the promise
