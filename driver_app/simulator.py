@@ -189,14 +189,21 @@ class VehicleSimulator:
                 and not (v.kind == "pickup" and v.status == "on_board")]
 
     def _next_stop(self) -> list[p.VisitOut]:
-        """The first run of visits at one place."""
+        """The first run of visits at one place served straight on (not the ones the plan has the
+        vehicle wait for there: boarding a rider before their time puts them on board while the plan
+        still has the seat for others)."""
         todo = self._todo()
         if not todo:
             return []
         first = todo[0]
         group = [first]
         for v in todo[1:]:
-            if not _same_place(v, first):
+            # same place, and served straight on: a visit the schedule holds the vehicle for
+            # (``wait_until``, or planned after the previous visit's departure) is a later stop
+            prev = group[-1]
+            later = v.wait_until is not None or v.planned_at > (prev.departure_at or prev.planned_at) \
+                + timedelta(seconds=60)
+            if not _same_place(v, first) or later:
                 break
             group.append(v)
         return group

@@ -79,3 +79,19 @@ async def test_a_refused_arrival_is_sent_again_before_the_stop_is_given_up() -> 
     await sim._serve(sim._next_stop())
     assert sim._next_stop() == []
     assert [k for k, _ in client.sent].count("arrived") == ARRIVAL_TRIES
+
+
+def test_a_visit_the_plan_waits_for_at_the_same_stop_is_not_served_with_the_one_before() -> None:
+    """Two pickups at one stop 40 min apart (the vehicle drops others off in between, or waits):
+    the later rider is not boarded with the first (they were boarded early, rode far past their
+    limit and filled a seat the plan had given to someone else: 11 on board of 10)."""
+    from datetime import timedelta
+
+    first = visit("b1", "pickup", "x")
+    later = visit("b2", "pickup", "x").model_copy(update={"planned_at": T0 + timedelta(minutes=40)})
+    held = visit("b3", "pickup", "x").model_copy(update={"wait_until": T0 + timedelta(minutes=2)})
+    right_after = visit("b4", "pickup", "x").model_copy(update={"planned_at": T0 + timedelta(seconds=30)})
+    sim = simulator(ScriptedClient([first, right_after, later]))
+    assert [v.booking_id for v in sim._next_stop()] == ["b1", "b4"]
+    sim = simulator(ScriptedClient([first, held]))
+    assert [v.booking_id for v in sim._next_stop()] == ["b1"]
