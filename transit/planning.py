@@ -161,7 +161,8 @@ def relax_to_order(problem: rm.Problem, rv: rm.Vehicle) -> tuple[dict[str, rm.Re
     timed earliest-start (``routing.schedule.evaluate``'s fallback, the earliest the vehicle can
     be at each stop in this order) and exactly the late stops are widened to those times
     (:func:`relax_to_schedule`), so the re-plan and the insertion search have the plan being
-    followed as a feasible start, and can only do better for each widened rider. A route over
+    followed as a feasible start, and no widened rider is planned later than that order would
+    bring them. A route over
     capacity is left as it is (no timing mends it). A widening past the booking's promise is
     flagged broken when a plan is stored (``transit.handlers.apply_route``), never silently.
     """
