@@ -535,6 +535,12 @@ class DaySimulation:
                 train = {"connection": trip.train["connection"], "time": scn.at(trip.train["time"])}
             rides.append(kpi.outcome_of(b, direct_s, direct_m, arrivals.get(b.id),
                                         requested_at=trip.time if trip.mode != "arrive_by" else None, train=train))
+        for r in rides:  # what broke, for whoever reads the log (ids and times only)
+            if r.served and not r.on_time and r.pickup_at is not None and r.completed_at is not None:
+                log.warning("late: %s on %s (%s): pickup %+d s, drop-off %+d s against the promise", r.booking_id,
+                            r.vehicle_id, "arrive-by" if r.requested_at is None else "leave",
+                            (r.pickup_at - r.pickup_latest).total_seconds(),
+                            (r.completed_at - r.dropoff_latest).total_seconds())
         # Booked but never finished (the day ended first) counts as not carried.
         unfinished = [r for r in rides if r.status not in TERMINAL]
         refusals = self.refusals + ["not_completed"] * len(unfinished)

@@ -73,6 +73,16 @@ def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     return 2 * 6_371_000.0 * math.asin(min(1.0, math.sqrt(h)))
 
 
+#: how often a refused ``arrived`` is sent again (a minute apart) before the stop is given up
+ARRIVAL_TRIES = 3
+
+
+def _same_place(a: p.VisitOut, b: p.VisitOut) -> bool:
+    if a.stop_id is not None or b.stop_id is not None:
+        return a.stop_id == b.stop_id
+    return distance_m((a.lat, a.lon), (b.lat, b.lon)) < 5
+
+
 def interpolate(a: tuple[float, float], b: tuple[float, float], f: float) -> tuple[float, float]:
     """The point a fraction ``f`` (0..1) of the way from ``a`` to ``b`` (short legs: linear is fine)."""
     f = min(1.0, max(0.0, f))
@@ -120,6 +130,7 @@ class VehicleSimulator:
         self._no_show: dict[str, bool] = {}  # booking id -> decided once
         self._done: set[str] = set()  # visit ids handled here, until the server drops them
         self._skipped: set[str] = set()  # visit ids the server refused; not retried
+        self._arrival_refusals: dict[str, int] = {}  # visit id -> refused arrivals there
 
     # ------------------------------------------------------------------ time
 
@@ -178,17 +189,21 @@ class VehicleSimulator:
                 and not (v.kind == "pickup" and v.status == "on_board")]
 
     def _next_stop(self) -> list[p.VisitOut]:
-        """The first run of visits at one place."""
+        """The first run of visits at one place served straight on (not the ones the plan has the
+        vehicle wait for there: boarding a rider before their time puts them on board while the plan
+        still has the seat for others)."""
         todo = self._todo()
         if not todo:
             return []
         first = todo[0]
         group = [first]
         for v in todo[1:]:
-            same = (v.stop_id is not None and v.stop_id == first.stop_id) or (
-                v.stop_id is None and first.stop_id is None
-                and distance_m((v.lat, v.lon), (first.lat, first.lon)) < 5)
-            if not same:
+            # same place, and served straight on: a visit the schedule holds the vehicle for
+            # (``wait_until``, or planned after the previous visit's departure) is a later stop
+            prev = group[-1]
+            later = v.wait_until is not None or v.planned_at > (prev.departure_at or prev.planned_at) \
+                + timedelta(seconds=60)
+            if not _same_place(v, first) or later:
                 break
             group.append(v)
         return group
@@ -266,14 +281,26 @@ class VehicleSimulator:
 
     async def _serve(self, group: list[p.VisitOut]) -> None:
         o = self.options
+        # The plan may have changed since the stop was chosen (a re-plan while driving): the visits
+        # served here are the current plan's at this place, never a stale list's.
+        fresh = self._next_stop()
+        if not fresh or not _same_place(fresh[0], group[0]):
+            return  # the next stop is elsewhere now: the run loop drives there
+        group = fresh
         arrived_at = self.clock.now()
         first = group[0]
         ack = await self.client.event("arrived", stop_id=first.stop_id,
                                       booking_ids=list(dict.fromkeys(v.booking_id for v in group)),
                                       at=self._at())
         if not self._ok(ack, "arrived", first.booking_id):
-            for v in group:
-                self._skipped.add(v.visit_id)
+            # a driver presses again: up to ARRIVAL_TRIES times, a minute apart, then gives the stop up
+            tries = self._arrival_refusals.get(first.visit_id, 0) + 1
+            self._arrival_refusals[first.visit_id] = tries
+            if tries >= ARRIVAL_TRIES:
+                for v in group:
+                    self._skipped.add(v.visit_id)
+            else:
+                await self._sleep(60)
             return
         self.tally.arrived += 1
         for v in group:

@@ -13,7 +13,7 @@
 Promises are never relaxed here: when the riders on board (or pinned pickups) cannot all be
 served in time, no plan is made and the result says so (``PROMISE_INFEASIBLE``, see
 :func:`optimise`); the service layer relaxes a broken promise explicitly
-(``transit.planning.relax_broken``) and plans again.
+(``transit.planning.relax_to_order``, ``relax_broken``) and plans again.
 
 ``optimise(..., lns=False)`` runs the plain OR-Tools model (first solution + guided local search
 for the whole budget), kept as the baseline the benchmarks compare against.

@@ -25,7 +25,9 @@ from transit.commands import Actor, CancelBooking, ConfirmOffer, FindBookings, P
 from transit.events import DeliveryChanged, PromiseAtRisk, PromiseBroken, PromiseCleared, RideBooked
 from transit.planning import (
     Snapshot,
+    buffered_latest,
     build_snapshot,
+    relax_to_schedule,
     relevant_booking_ids,
     service_times,
     time_route,
@@ -201,7 +203,7 @@ async def load_snapshot(uow: UnitOfWork, svc: Services, vehicles: list[Vehicle],
     # Planning is CPU work: off the event loop, so pushes to tablets and other requests go on.
     snap = await asyncio.to_thread(
         build_snapshot, vehicles, bookings, now=svc.clock.now(), window=window, travel=svc.travel,
-        extra=[(p.lat, p.lon) for p in extra],
+        extra=[(p.lat, p.lon) for p in extra], buffer_s=svc.rules.promise_buffer_s,
     )
     return snap
 
@@ -290,7 +292,11 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
                     "その到着時刻には間に合いません。", "That arrival time can no longer be reached."
                 )
         req = rm.Request(NEW, o, d, rm.Load(party, chairs, cmd.parcels), pw, dw, max_ride, service_s, drop_s)
-        result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=3)
+        # inserted inside the planning buffer (promise_buffer_s); the promise is made from ``req``
+        bpl, bdl = buffered_latest(pw.earliest_s, pw.latest_s, dw.latest_s, svc.rules.promise_buffer_s)
+        planned_req = replace(req, pickup_window=rm.TimeWindow(pw.earliest_s, bpl),
+                              dropoff_window=rm.TimeWindow(dw.earliest_s, max(dw.earliest_s, bdl)))
+        result = await asyncio.to_thread(ins.find_insertions, snap.problem, planned_req, max_options=3)
         if not result.options:
             cause = result.cause.value if result.cause else "no_feasible_insertion"
             alts = ([from_epoch(t) for t in await asyncio.to_thread(_alternatives, snap, req)]
@@ -432,33 +438,26 @@ def _check_timed(snap: Snapshot, rv: rm.Vehicle, sched: Schedule,
     return rcheck.check(sub, rm.Solution(routes=(sched.to_route(rv.id),)))
 
 
-def _relax_to_schedule(sched: Schedule, requests: Mapping[str, rm.Request]) -> dict[str, rm.Request]:
-    """For a route reality forces (a driver event): widen exactly the late stops to their times."""
-    out: dict[str, rm.Request] = {}
-    pick_end: dict[str, int] = {}
-    for stop, b, d, late, ride_x in zip(sched.stops, sched.start_s, sched.departure_s,
-                                        sched.lateness_s, sched.ride_excess_s):
-        r = out.get(stop.request_id, requests[stop.request_id])
-        if stop.kind == "pickup":
-            pick_end[stop.request_id] = d
-            if late:
-                r = replace(r, pickup_window=rm.TimeWindow(r.pickup_window.earliest_s, b))
-        else:
-            if late:
-                r = replace(r, dropoff_window=rm.TimeWindow(r.dropoff_window.earliest_s, b))
-            if ride_x:
-                r = replace(r, max_ride_s=r.max_ride_s + ride_x)
-        if r is not requests[stop.request_id]:
-            out[stop.request_id] = r
-    return out
-
-
-def _record_relaxed(svc: Services, b: Booking, req: rm.Request, vehicle_id: str, sched: Schedule,
-                    now: datetime) -> None:
-    """Store a widened promise on the booking and flag it broken (once), telling everyone."""
+def _record_relaxed(svc: Services, b: Booking, vehicle_id: str, sched: Schedule, now: datetime) -> None:
+    """A stored time past the booking's promise: widen the promise to it on the booking and flag it
+    broken (once), telling everyone. Times inside the promise (planning's buffer used up by a
+    delay, ``promise_buffer_s``) break nothing and are not recorded."""
     pl, dl = to_epoch(b.pickup_latest), to_epoch(b.dropoff_latest)
-    relaxed = {"pickup_latest_s": req.pickup_window.latest_s, "dropoff_latest_s": req.dropoff_window.latest_s,
-               "max_ride_s": req.max_ride_s}
+    old = b.relaxed or {}
+    pick = drop = None
+    pick_end = to_epoch(b.picked_up_at) if b.picked_up_at else None
+    for stop, start, dep in zip(sched.stops, sched.start_s, sched.departure_s):
+        if stop.request_id != b.id:
+            continue
+        if stop.kind == "pickup":
+            pick, pick_end = start, dep
+        else:
+            drop = start
+    ride = drop - pick_end if drop is not None and pick_end is not None else 0
+    relaxed = {"pickup_latest_s": max(pl, old.get("pickup_latest_s", pl),
+                                      pick if pick is not None and b.status is not BookingStatus.ON_BOARD else pl),
+               "dropoff_latest_s": max(dl, old.get("dropoff_latest_s", dl), drop if drop is not None else dl),
+               "max_ride_s": max(b.max_ride_s, old.get("max_ride_s", b.max_ride_s), ride)}
     if relaxed == {"pickup_latest_s": pl, "dropoff_latest_s": dl, "max_ride_s": b.max_ride_s}:
         return
     if b.relaxed != relaxed:
@@ -468,10 +467,10 @@ def _record_relaxed(svc: Services, b: Booking, req: rm.Request, vehicle_id: str,
         svc.plan_stats.promises_broken += 1
         kind: rm.StopKind = ("pickup" if relaxed["pickup_latest_s"] > pl and b.status is not BookingStatus.ON_BOARD
                              else "dropoff")
-        times = {(s.request_id, s.kind): t for s, t in zip(sched.stops, sched.start_s)}
         latest = dl if kind == "dropoff" else pl
+        at = pick if kind == "pickup" else drop
         b.events.append(PromiseBroken(b.id, vehicle_id, kind, latest,
-                                      times.get((b.id, kind), relaxed[f"{kind}_latest_s"])))
+                                      at if at is not None else relaxed[f"{kind}_latest_s"]))
         log.warning("promise broken by reality: booking %s on %s (%s), planned with the earliest "
                     "feasible time instead", b.id, vehicle_id, kind)
 
@@ -496,7 +495,7 @@ async def apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_id
     violations = _pinned_violations(snap, vehicle_id, route) + _check_timed(snap, rv, sched, requests)
     if violations and forced and not any(v.kind in ("pinned", "capacity", "precedence", "not_served")
                                          for v in violations):
-        requests = {**requests, **_relax_to_schedule(sched, requests)}
+        requests = {**requests, **relax_to_schedule(sched, requests)}
         if sched.end_excess_s:  # running late at the end of the shift: the overrun is recorded, not hidden
             log.warning("vehicle %s will overrun its shift end by %d s (%s)", vehicle_id, sched.end_excess_s, reason)
             rv = replace(rv, shift_end_s=sched.end_arrival_s)
@@ -509,6 +508,14 @@ async def apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_id
         raise PlanRejected(violations)
     visits = visits_for(snap, vehicle_id, sched)
     merged = _merge_plan(vehicle, visits, set(drop))
+    off = set(snap.alighting.get(vehicle_id, ())) - set(drop)
+    if off and rv.pinned and len(visits) >= len(rv.pinned):
+        # riders getting off at the stop of the pinned pickups (untimed, see planning.alighting_ids):
+        # listed right after those pickups, at the time the vehicle is there
+        at = visits[len(rv.pinned) - 1].planned_at
+        merged = sorted((replace(x, planned_at=max(x.planned_at, at), arrival_at=max(x.planned_at, at),
+                                 departure_at=max(x.planned_at, at)) if x.booking_id in off else x
+                         for x in merged), key=lambda x: (x.planned_at, x.booking_id in off))
     vehicle.replace_plan(merged, reason, booking_ids)
     origin = snap.locations.points[rv.start_location]
     vehicle.plan_origin = {"lat": origin.lat, "lon": origin.lon, "at_s": rv.start_time_s,
@@ -527,7 +534,7 @@ async def apply_route(uow: UnitOfWork, svc: Services, snap: Snapshot, vehicle_id
             b.planned_pickup = from_epoch(p)
         if d:
             b.planned_dropoff = from_epoch(d)
-        _record_relaxed(svc, b, requests[bid], vehicle_id, sched, now)
+        _record_relaxed(svc, b, vehicle_id, sched, now)
         if before != (b.planned_pickup, b.planned_dropoff, b.relaxed, b.promise_broken_at) and (
             save_bookings or bid not in booking_ids
         ):

@@ -49,9 +49,32 @@ class Locations:
         return travel.matrix(lat, lon)
 
 
-def booking_request(b: Booking, locs: Locations) -> rm.Request:
-    """A booking's promise as the planner's hard constraints (widened only where it was flagged broken)."""
+def buffered_latest(pickup_earliest_s: int, pickup_latest_s: int, dropoff_latest_s: int, buffer_s: int,
+                    planned_pickup_s: int | None = None, planned_dropoff_s: int | None = None) -> tuple[int, int]:
+    """The latest pickup and drop-off planning uses for a promise: ``buffer_s`` earlier (the rule
+    ``promise_buffer_s``), never earlier than the planned times (clipped to the promise) nor than
+    the pickup window's start."""
+    if buffer_s <= 0:
+        return pickup_latest_s, dropoff_latest_s
+    pp = min(pickup_latest_s, planned_pickup_s) if planned_pickup_s is not None else pickup_earliest_s
+    pd = min(dropoff_latest_s, planned_dropoff_s) if planned_dropoff_s is not None else pickup_earliest_s
+    return (max(pickup_earliest_s, pickup_latest_s - buffer_s, pp),
+            max(pickup_earliest_s, dropoff_latest_s - buffer_s, pd))
+
+
+def booking_request(b: Booking, locs: Locations, *, buffer_s: int = 0) -> rm.Request:
+    """A booking's promise as the planner's hard constraints (widened only where it was flagged broken).
+
+    ``buffer_s`` (the rule ``promise_buffer_s``; 0 = the promise itself, as the invariant checker
+    judges) keeps planning that much inside the promised latest pickup and latest drop-off, so
+    that a late leg has room before a promise breaks; never tighter than the time the booking is
+    already planned for (the room a delay already used stays used, it is not taken back) nor
+    than the window's start.
+    """
     pe, pl, dl = to_epoch(b.pickup_earliest), to_epoch(b.pickup_latest), to_epoch(b.dropoff_latest)
+    pl, dl = buffered_latest(pe, pl, dl, buffer_s,
+                             to_epoch(b.planned_pickup) if b.planned_pickup else None,
+                             to_epoch(b.planned_dropoff) if b.planned_dropoff else None)
     max_ride = b.max_ride_s
     if b.relaxed:
         pl = max(pl, b.relaxed.get("pickup_latest_s", pl))
@@ -82,6 +105,76 @@ def pinned_ids(vehicle: Vehicle, bookings: Mapping[str, Booking]) -> tuple[str, 
                 and b.vehicle_id == vehicle.id and b.id not in out):
             out.append(b.id)
     return tuple(out)
+
+
+def alighting_ids(stops: Sequence[rm.Stop], pinned: Sequence[str], onboard: Sequence[str],
+                  requests: Mapping[str, rm.Request]) -> tuple[str, ...]:
+    """Riders on board whose drop-off comes before the pinned pickups in ``stops`` (plan order), at
+    the place of those pickups.
+
+    The vehicle is at that stop and serves drop-offs before boardings, so these riders are getting
+    off now. Pinned pickups are the first stops of a route (the routing core's rule), so timing
+    them would put the boardings on top of the riders getting off (a full minibus over capacity,
+    the arrival refused); they are left out of the timed plan instead, and their drop-off visit
+    stays in the stored plan until it is reported (``transit.handlers.apply_route``).
+    """
+    if not pinned:
+        return ()
+    at = requests[pinned[0]].pickup
+    out: list[str] = []
+    for s in stops:
+        if s.kind == "pickup" and s.request_id in pinned:
+            break
+        if s.kind == "dropoff" and s.request_id in onboard and requests[s.request_id].dropoff == at:
+            out.append(s.request_id)
+    return tuple(out)
+
+
+def relax_to_schedule(sched: Schedule, requests: Mapping[str, rm.Request]) -> dict[str, rm.Request]:
+    """The requests of a timed route widened exactly where ``sched`` is late: a late pickup's or
+    drop-off's latest to its time in ``sched``, a ride over its limit to that ride. Returns only
+    the widened requests. With ``sched`` the earliest-start fallback of a route no timing keeps
+    (``evaluate``), the widened requests make that timing feasible: it is what the vehicle can
+    still do in that order."""
+    out: dict[str, rm.Request] = {}
+    for stop, b, late, ride_x in zip(sched.stops, sched.start_s, sched.lateness_s, sched.ride_excess_s):
+        r = out.get(stop.request_id, requests[stop.request_id])
+        if stop.kind == "pickup":
+            if late:
+                r = replace(r, pickup_window=rm.TimeWindow(r.pickup_window.earliest_s, b))
+        else:
+            if late:
+                r = replace(r, dropoff_window=rm.TimeWindow(r.dropoff_window.earliest_s, b))
+            if ride_x:
+                r = replace(r, max_ride_s=r.max_ride_s + ride_x)
+        if r is not requests[stop.request_id]:
+            out[stop.request_id] = r
+    return out
+
+
+def relax_to_order(problem: rm.Problem, rv: rm.Vehicle) -> tuple[dict[str, rm.Request], rm.Vehicle]:
+    """A vehicle running late: the riders of its current route (on board, pinned or not yet picked
+    up) widened to what its current order can still achieve from its position now, and its shift
+    end to that order's return when it would overrun.
+
+    Only when no timing of the current route keeps every window and ride limit: the route is
+    timed earliest-start (``routing.schedule.evaluate``'s fallback, the earliest the vehicle can
+    be at each stop in this order) and exactly the late stops are widened to those times
+    (:func:`relax_to_schedule`), so the re-plan and the insertion search have the plan being
+    followed as a feasible start, and no widened rider is planned later than that order would
+    bring them. A route over
+    capacity is left as it is (no timing mends it). A widening past the booking's promise is
+    flagged broken when a plan is stored (``transit.handlers.apply_route``), never silently.
+    """
+    if not rv.route:
+        return {}, rv
+    sched = evaluate(problem, rv, rv.route)
+    if sched.feasible or any(sched.overload):
+        return {}, rv
+    widened = relax_to_schedule(sched, problem.requests)
+    if sched.end_excess_s:
+        rv = replace(rv, shift_end_s=max(rv.shift_end_s, sched.end_arrival_s))
+    return widened, rv
 
 
 def relax_broken(problem_travel: np.ndarray, rv: rm.Vehicle, requests: dict[str, rm.Request]) -> dict[str, rm.Request]:
@@ -148,6 +241,9 @@ class Snapshot:
     shifts: dict[str, Shift]
     # requests widened because reality already broke their promise (flagged when a plan is stored)
     relaxed: dict[str, rm.Request] = field(default_factory=dict)
+    # per vehicle: riders on board getting off at the stop where its pinned pickups are (their
+    # drop-off comes before those pickups in the plan); not in the problem (see alighting_ids)
+    alighting: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def build_snapshot(
@@ -158,10 +254,16 @@ def build_snapshot(
     window: tuple[datetime, datetime],
     travel: TravelTimeProvider,
     extra: Iterable[tuple[float, float]] = (),
+    buffer_s: int = 0,
 ) -> Snapshot:
     """Every vehicle with a shift during ``window``, with its current plan, as a Problem.
 
     ``extra`` are points (lat, lon) that must have a location index (a new request's).
+    ``buffer_s``: planning keeps this much inside every promise (:func:`booking_request`). A
+    vehicle whose current plan can no longer be timed inside those windows has its riders widened
+    to what its current order achieves (:func:`relax_to_order`), then any rider on board or pinned
+    whose window even a direct drive misses to that (:func:`relax_broken`); ``Snapshot.relaxed``
+    holds every widened request.
     """
     locs = Locations()
     for lat, lon in extra:
@@ -169,6 +271,7 @@ def build_snapshot(
     requests: dict[str, rm.Request] = {}
     rvehicles: list[rm.Vehicle] = []
     shifts: dict[str, Shift] = {}
+    alighting: dict[str, tuple[str, ...]] = {}
     for v in vehicles:
         shift = shift_for(v, window[0], window[1])
         if shift is None or shift.ends_at <= now:
@@ -188,7 +291,7 @@ def build_snapshot(
             if not on_board and not (shift.starts_at <= visit.planned_at <= shift.ends_at):
                 continue  # another shift segment's work
             if b.id not in requests:
-                requests[b.id] = booking_request(b, locs)
+                requests[b.id] = booking_request(b, locs, buffer_s=buffer_s)
             stops.append(rm.Stop(b.id, visit.kind))  # type: ignore[arg-type]
             if on_board and b.id not in onboard:
                 onboard.append(b.id)
@@ -196,6 +299,16 @@ def build_snapshot(
         pinned = tuple(i for i in pinned_ids(v, bookings) if rm.Stop(i, "pickup") in stops)
         # the vehicle is at their pickup: those visits come first, whatever was planned before
         first = [rm.Stop(i, "pickup") for i in pinned]
+        if pinned:
+            # riders planned to get off at that stop before the pinned boardings are getting off now
+            # (drop-offs first): out of the timed plan, so the boardings are not timed on top of them
+            off = alighting_ids(stops, pinned, onboard, requests)
+            if off:
+                alighting[v.id] = off
+                stops = [s for s in stops if s.request_id not in off]
+                onboard = [i for i in onboard if i not in off]
+                for i in off:
+                    requests.pop(i, None)
         stops = first + [s for s in stops if s not in first]
         rvehicles.append(
             rm.Vehicle(
@@ -212,11 +325,15 @@ def build_snapshot(
         )
     travel_s = locs.matrix(travel) if locs.points else np.zeros((0, 0), dtype=np.int64)
     relaxed: dict[str, rm.Request] = {}
-    for rv in rvehicles:
-        relaxed.update(relax_broken(travel_s, rv, requests))
-    requests.update(relaxed)
+    for k, rv in enumerate(rvehicles):
+        widened, rvehicles[k] = relax_to_order(rm.Problem((rv,), requests, travel_s), rv)
+        requests.update(widened)
+        relaxed.update(widened)
+        direct = relax_broken(travel_s, rvehicles[k], requests)
+        requests.update(direct)
+        relaxed.update(direct)
     problem = rm.Problem(vehicles=tuple(rvehicles), requests=requests, travel_s=travel_s)
-    return Snapshot(problem, locs, {v.id: v for v in vehicles}, dict(bookings), shifts, relaxed)
+    return Snapshot(problem, locs, {v.id: v for v in vehicles}, dict(bookings), shifts, relaxed, alighting)
 
 
 def visits_for(snapshot: Snapshot, vehicle_id: str, sched: Schedule) -> list[Visit]:

@@ -11,6 +11,7 @@ Times of day are local to ``ServiceRules.timezone``; durations are integer secon
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import re
@@ -368,6 +369,8 @@ class ServiceRules:
     chilled_max_out_of_store_s: int
     personal_data_retention_days: int
     office_phone: str | None  # the town office's number, shown by the pages ("call the office"); None = not set
+    # planning keeps each promised latest pickup / drop-off this much earlier (the rest absorbs delays)
+    promise_buffer_s: int = 0
 
     def __post_init__(self) -> None:
         w = "rules"
@@ -397,7 +400,7 @@ class ServiceRules:
                            f"max_wait_s ({self.max_wait_s})")
         for name in ("max_ride_beta_s", "max_ride_abs_s", "dwell_per_boarding_s",
                      "dwell_wheelchair_extra_s", "dwell_parcel_s", "no_show_wait_s",
-                     "fare_yen", "arrival_early_s", "event_future_tolerance_s"):
+                     "fare_yen", "arrival_early_s", "event_future_tolerance_s", "promise_buffer_s"):
             _check_int(getattr(self, name), f"{w} {name}")
         for name in ("chilled_max_out_of_store_s", "personal_data_retention_days",
                      "max_party_size", "arrival_near_m"):
@@ -448,7 +451,8 @@ class ServiceRules:
         """Build from a JSON-like mapping (times as 'HH:MM'); unknown keys are errors."""
         names = set(cls.__dataclass_fields__)
         unknown = sorted(set(raw) - names)
-        missing = sorted(names - set(raw))
+        defaults = {n for n, f in cls.__dataclass_fields__.items() if f.default is not dataclasses.MISSING}
+        missing = sorted(names - set(raw) - defaults)
         if unknown:
             raise _fail(where, f"unknown fields {unknown}")
         if missing:
