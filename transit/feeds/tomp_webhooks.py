@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import uuid
@@ -282,12 +283,25 @@ class TompWebhooks:
 
 # ------------------------------------------------------------------------------ registration
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+def _internal_host(host: str) -> bool:
+    """This machine or a non-public network: localhost names and IP literals that are not global
+    (loopback, private, link-local such as the cloud metadata address, unspecified, reserved)."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False  # a name: not resolved here (docs/feeds.md)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global
 
 
 def check_callback_url(url: str, *, development: bool) -> str:
-    """An absolute http(s) URL without credentials, query or fragment; https outside development
-    unless it points at this machine."""
+    """An absolute http(s) URL without credentials, query or fragment. Outside development: https,
+    and not this machine or a private network (our server must not be made to POST to its own
+    internal services); development allows both."""
     from transit import errors
 
     bad = errors.InvalidInput("callbackUrl は http(s) の絶対URL(認証情報・クエリなし)です。",
@@ -301,8 +315,14 @@ def check_callback_url(url: str, *, development: bool) -> str:
         raise bad from None
     if not ok:
         raise bad
-    if u.scheme != "https" and not development and u.host not in LOCAL_HOSTS:
+    if development:
+        return text
+    if u.scheme != "https":
         raise errors.InvalidInput("callbackUrl は https にしてください。", "callbackUrl must use https.",
+                                  field="callbackUrl")
+    if _internal_host(u.host):
+        raise errors.InvalidInput("callbackUrl にこのサーバーや内部ネットワークの宛先は使えません。",
+                                  "callbackUrl may not point at this server or a private network.",
                                   field="callbackUrl")
     return text
 
