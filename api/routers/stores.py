@@ -77,8 +77,10 @@ async def mark_ready(booking_id: str, body: ReadyIn, actor: StoreStaff, svc: Ser
 @router.get("/deliveries/{booking_id}", response_model=DeliveryPublic, operation_id="read_delivery",
             responses=ERRORS)
 async def read_delivery(booking_id: str, actor: CurrentActor, svc: ServicesDep, request: Request) -> DeliveryPublic:
-    """A delivery for its recipient (with the handover code), the desk, or its store (no code). Drivers: 404."""
-    return DeliveryPublic.of(await deliveries.get_delivery(booking_id, actor, svc, handover_secret(request)))
+    """A delivery for its recipient (with the handover code), the desk (with the code: its audited
+    read-out), or its store (no code). Drivers: 404."""
+    return DeliveryPublic.of(await deliveries.get_delivery(booking_id, actor, svc, handover_secret(request),
+                                                           read_out=True))
 
 
 @router.post("/deliveries/{booking_id}/return", response_model=DeliveryPublic, operation_id="return_delivery",
