@@ -299,7 +299,7 @@ def _internal_host(host: str) -> bool:
 
 
 def check_callback_url(url: str, *, development: bool) -> str:
-    """An absolute http(s) URL without credentials, query or fragment. Outside development: https,
+    """An absolute http(s) URL (a port, if any, 1-65535) without credentials, query or fragment. Outside development: https,
     and not this machine or a private network (our server must not be made to POST to its own
     internal services); development allows both."""
     from transit import errors
@@ -310,7 +310,8 @@ def check_callback_url(url: str, *, development: bool) -> str:
     try:
         u = httpx.URL(url)
         text = str(u).rstrip("/")
-        ok = u.scheme in ("http", "https") and bool(u.host) and not (u.userinfo or u.query or u.fragment)
+        ok = (u.scheme in ("http", "https") and bool(u.host) and not (u.userinfo or u.query or u.fragment)
+              and (u.port is None or 0 < u.port < 65536))
     except (httpx.InvalidURL, ValueError):  # IDNA errors are ValueErrors
         raise bad from None
     if not ok:
