@@ -51,6 +51,7 @@ SIGNATURE_HEADER = "X-Okuma-Signature"
 EVENT_ID_HEADER = "X-Okuma-Event-Id"
 API_VERSION = "1.6.0"
 STALE_SENDING_S = 600  # a "sending" row older than this was left by a crashed process
+MAX_HELD_BATCHES = 10_000  # batches kept while the database fails; beyond, the oldest go (logged)
 ETA_STEP_S = 120  # an ETA notification when the pickup ETA moved this much since the last one sent
 PICKUP_OPEN = (BookingStatus.CONFIRMED.value, BookingStatus.ARRIVING.value)
 LEG_EVENT = {BookingStatus.ARRIVING.value: "PREPARE", BookingStatus.ON_BOARD.value: "SET_IN_USE",
@@ -93,6 +94,7 @@ class TompWebhooks:
     _worker: asyncio.Task[None] | None = None
     _busy: bool = False
     _pending: int = 0  # batches queued and not yet fully handled
+    _held: list[list[Event]] = field(default_factory=list)  # taken from the queue, rows not yet written
     _client: httpx.AsyncClient | None = None
     _last_stamp: datetime | None = None
 
@@ -138,14 +140,21 @@ class TompWebhooks:
             self._busy = True
             try:
                 if batch:
-                    await self._enqueue(batch)
+                    self._held.append(batch)
+                while self._held:  # oldest first; kept until its rows are written (a DB blip loses nothing)
+                    await self._enqueue(self._held[0])
+                    self._held.pop(0)
+                    self._pending -= 1
                 await self.deliver_due()
-            except Exception:  # keep the worker alive; the rows stay for the next round
-                log.exception("TOMP webhook round failed")
+            except Exception:  # keep the worker alive; held batches and rows stay for the next round
+                log.exception("TOMP webhook round failed (%d batches held for the next round)", len(self._held))
+                while len(self._held) > MAX_HELD_BATCHES:
+                    self._held.pop(0)
+                    self._pending -= 1
+                    log.error("TOMP webhook: the oldest held batch of events was dropped (more than %d held)",
+                              MAX_HELD_BATCHES)
             finally:
                 self._busy = False
-                if batch:
-                    self._pending -= 1
 
     # ---- domain events -> outbox rows
 
