@@ -83,7 +83,7 @@ class DeliveryView:
     row: dict[str, Any]
     store: Store | None
     status: str
-    handover_code: str | None  # only for the recipient's side (rider, kiosk booker, operator)
+    handover_code: str | None  # the recipient's side; the desk only on its audited read-out
 
     @property
     def attempts_left(self) -> int:
@@ -99,14 +99,33 @@ def _actor_store(actor: Actor, svc: Services) -> Store:
     return store
 
 
-def view(b: Booking, row: dict[str, Any], actor: Actor, svc: Services, secret: str) -> DeliveryView:
-    code = handover_code(b.id, secret) if is_recipient_side(actor, b) else None
+DESK_ROLES = ("operator", "admin")
+
+
+def _recipient_side(actor: Actor, b: Booking) -> bool:
+    """``is_recipient_side`` for a delivery: a kiosk only for what it booked (a delivery leaves from
+    its store's stop, and a kiosk standing there is not the one it is brought to)."""
+    if actor.role == "kiosk":
+        return b.booked_by_id == actor.account_id
+    return is_recipient_side(actor, b)
+
+
+def view(b: Booking, row: dict[str, Any], actor: Actor, svc: Services, secret: str, *,
+         read_out: bool = False) -> DeliveryView:
+    """The delivery as shown to ``actor``. The handover code goes to the recipient's side only, and
+    to the desk (operator, admin) only when it asks to read it out (``read_out``; audited by
+    ``get_delivery``): every booking answer and list the desk gets comes without it."""
+    shown = _recipient_side(actor, b) and (read_out or actor.role not in DESK_ROLES)
+    code = handover_code(b.id, secret) if shown else None
     return DeliveryView(b, row, svc.stores.get(row["store_id"]), delivery_status(b, row), code)
 
 
-async def get_delivery(booking_id: str, actor: Actor, svc: Services, secret: str) -> DeliveryView:
+async def get_delivery(booking_id: str, actor: Actor, svc: Services, secret: str, *,
+                       read_out: bool = False) -> DeliveryView:
     """A delivery for its recipient (with the handover code), the operator, or its store (without).
 
+    ``read_out`` (``GET /api/v1/deliveries/{id}``, the console's 「コードを読み上げる」): the desk
+    gets the code too, and that read goes to the audit log (action ``read_handover_code``).
     Drivers never get it: the code is what proves the recipient was there.
     """
     async with svc.uow(readonly=True) as uow:
@@ -117,9 +136,13 @@ async def get_delivery(booking_id: str, actor: Actor, svc: Services, secret: str
     if actor.role == "store":
         if _actor_store(actor, svc).id != row["store_id"]:
             raise errors.NotFound("その配達は見つかりません。", "That delivery does not exist.")
-    elif not is_recipient_side(actor, b):
+    elif not _recipient_side(actor, b):
         raise errors.NotFound("その配達は見つかりません。", "That delivery does not exist.")
-    return view(b, row, actor, svc, secret)
+    if read_out and actor.role in DESK_ROLES:
+        async with svc.uow() as uow:
+            await uow.audit.record(svc.clock.now(), actor.account_id, actor.role, "read_handover_code", [b.id])
+            await uow.commit()
+    return view(b, row, actor, svc, secret, read_out=read_out)
 
 
 async def store_orders(actor: Actor, svc: Services, secret: str) -> tuple[Store, list[DeliveryView]]:
@@ -239,7 +262,7 @@ async def choose_return(booking_id: str, stop_id: str | None, actor: Actor, svc:
     async with svc.uow() as uow:
         b = await uow.bookings.get(booking_id)
         row = await uow.deliveries.get(booking_id) if b is not None else None
-        if b is None or row is None or not is_recipient_side(actor, b):
+        if b is None or row is None or not _recipient_side(actor, b):
             raise errors.NotFound("その配達は見つかりません。", "That delivery does not exist.")
         if not b.vehicle_id:
             raise NotReady("この荷物はまだミニバスに載っていません。", "This delivery is not on a minibus.")

@@ -409,6 +409,9 @@ async def unlink_family(actor: Actor, link_id: str, svc: Services) -> None:
         if link is None or (not desk and actor.account_id not in (link["guardian_id"], link["member_id"])):
             raise errors.NotFound()
         await uow.riders.update_link(link_id, revoked_at=svc.clock.now())
+        if desk:  # the desk acting on residents' links is recorded, as its lookup is (docs/privacy.md)
+            await uow.audit.record(svc.clock.now(), actor.account_id, actor.role, "end_family_link",
+                                   [link["guardian_id"], link["member_id"]])
         await uow.commit()
 
 

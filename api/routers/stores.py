@@ -22,7 +22,7 @@ from api.routers.ws_common import (
     pinger,
     refuse,
 )
-from api.schemas import DeliveryPublic, ReadyIn, ReturnIn, StoreOrders, StorePublic
+from api.schemas import DeliveryPublic, PathId, ReadyIn, ReturnIn, StoreOrders, StorePublic
 from driver_app import protocol as p
 from transit import deliveries, errors
 from transit.clock import local
@@ -67,7 +67,7 @@ async def store_orders(actor: StoreStaff, svc: ServicesDep, request: Request) ->
 
 @router.post("/store/orders/{booking_id}/ready", response_model=DeliveryPublic, operation_id="mark_order_ready",
              responses=ERRORS)
-async def mark_ready(booking_id: str, body: ReadyIn, actor: StoreStaff, svc: ServicesDep,
+async def mark_ready(booking_id: PathId, body: ReadyIn, actor: StoreStaff, svc: ServicesDep,
                      request: Request) -> DeliveryPublic:
     """The order is packed: its parcel count and temperature. The minibus may collect it from now."""
     v = await deliveries.mark_ready(booking_id, body.parcels, body.temperature, actor, svc, handover_secret(request))
@@ -76,14 +76,16 @@ async def mark_ready(booking_id: str, body: ReadyIn, actor: StoreStaff, svc: Ser
 
 @router.get("/deliveries/{booking_id}", response_model=DeliveryPublic, operation_id="read_delivery",
             responses=ERRORS)
-async def read_delivery(booking_id: str, actor: CurrentActor, svc: ServicesDep, request: Request) -> DeliveryPublic:
-    """A delivery for its recipient (with the handover code), the desk, or its store (no code). Drivers: 404."""
-    return DeliveryPublic.of(await deliveries.get_delivery(booking_id, actor, svc, handover_secret(request)))
+async def read_delivery(booking_id: PathId, actor: CurrentActor, svc: ServicesDep, request: Request) -> DeliveryPublic:
+    """A delivery for its recipient (with the handover code), the desk (with the code: its audited
+    read-out), or its store (no code). Drivers: 404."""
+    return DeliveryPublic.of(await deliveries.get_delivery(booking_id, actor, svc, handover_secret(request),
+                                                           read_out=True))
 
 
 @router.post("/deliveries/{booking_id}/return", response_model=DeliveryPublic, operation_id="return_delivery",
              responses=ERRORS)
-async def return_delivery(booking_id: str, actor: Recipient, svc: ServicesDep, request: Request,
+async def return_delivery(booking_id: PathId, actor: Recipient, svc: ServicesDep, request: Request,
                           body: ReturnIn | None = None) -> DeliveryPublic:
     """Could not be handed over: back to the store (no stop_id) or to a pickup point the resident chooses."""
     v = await deliveries.choose_return(booking_id, body.stop_id if body else None, actor, svc,
@@ -93,7 +95,7 @@ async def return_delivery(booking_id: str, actor: Recipient, svc: ServicesDep, r
 
 @router.post("/deliveries/{booking_id}/received-back", response_model=DeliveryPublic,
              operation_id="confirm_delivery_returned", responses=ERRORS)
-async def received_back(booking_id: str, actor: Annotated[Actor, require("store", "operator", "admin")],
+async def received_back(booking_id: PathId, actor: Annotated[Actor, require("store", "operator", "admin")],
                         svc: ServicesDep, request: Request) -> DeliveryPublic:
     """The store (its own returns) or the town desk received a returned parcel from the driver."""
     return DeliveryPublic.of(await deliveries.confirm_returned(booking_id, actor, svc, handover_secret(request)))

@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep, require
 from api.routers.bookings import ERRORS as BOOKING_ERRORS
+from api.schemas import PathId
 from transit import errors, handlers
 from transit.booking import Place as BookingPlace
 from transit.clock import local
@@ -303,13 +304,13 @@ async def create_booking(body: BookingRequest, actor: Maas, svc: ServicesDep, ma
 
 @router.get("/bookings/{booking_id}", response_model=TompBookingOut, response_model_by_alias=True,
             operation_id="tomp_read_booking", responses=ERRORS)
-async def read_booking(booking_id: str, actor: Maas, svc: ServicesDep, maas_id: MaasId) -> TompBookingOut:
+async def read_booking(booking_id: PathId, actor: Maas, svc: ServicesDep, maas_id: MaasId) -> TompBookingOut:
     return _booking_out(await tomp.get(booking_id, actor, svc), svc)
 
 
 @router.post("/bookings/{booking_id}/events", response_model=TompBookingOut, response_model_by_alias=True,
              operation_id="tomp_booking_event", responses=ERRORS)
-async def booking_event(booking_id: str, body: BookingOperation, actor: Maas, svc: ServicesDep,
+async def booking_event(booking_id: PathId, body: BookingOperation, actor: Maas, svc: ServicesDep,
                         maas_id: MaasId) -> TompBookingOut:
     """COMMIT confirms (same promise, same locks as the app); CANCEL cancels or releases."""
     if body.operation == "COMMIT":
@@ -325,7 +326,7 @@ async def booking_event(booking_id: str, body: BookingOperation, actor: Maas, sv
 
 @router.get("/bookings/{booking_id}/notifications", response_model=list[NotificationOut],
             response_model_by_alias=True, operation_id="tomp_booking_notifications", responses=ERRORS)
-async def booking_notifications(booking_id: str, request: Request, actor: Maas, svc: ServicesDep,
+async def booking_notifications(booking_id: PathId, request: Request, actor: Maas, svc: ServicesDep,
                                 maas_id: MaasId,
                                 accept_language: Annotated[str | None, Header(alias="Accept-Language")] = None,
                                 ) -> list[NotificationOut]:
@@ -342,13 +343,13 @@ async def booking_notifications(booking_id: str, request: Request, actor: Maas, 
 
 
 @router.get("/legs/{leg_id}", response_model=LegOut, operation_id="tomp_read_leg", responses=ERRORS)
-async def read_leg(leg_id: str, actor: Maas, svc: ServicesDep, maas_id: MaasId) -> LegOut:
+async def read_leg(leg_id: PathId, actor: Maas, svc: ServicesDep, maas_id: MaasId) -> LegOut:
     b = _booking_out(await tomp.get(leg_id, actor, svc), svc)
     return LegOut(id=leg_id, state=b.legs[0].state, departureTime=b.departureTime, arrivalTime=b.arrivalTime)
 
 
 @router.post("/legs/{leg_id}/events", response_model=LegOut, operation_id="tomp_leg_event", responses=ERRORS)
-async def leg_event(leg_id: str, body: LegEvent, actor: Maas, svc: ServicesDep, maas_id: MaasId) -> LegOut:
+async def leg_event(leg_id: PathId, body: LegEvent, actor: Maas, svc: ServicesDep, maas_id: MaasId) -> LegOut:
     """CANCEL cancels the ride. The driver reports boarding and arrival, so other events are refused."""
     if body.event != "CANCEL":
         raise errors.InvalidInput(
@@ -360,7 +361,7 @@ async def leg_event(leg_id: str, body: LegEvent, actor: Maas, svc: ServicesDep, 
 
 @router.get("/legs/{leg_id}/progress", response_model=LegProgress, operation_id="tomp_leg_progress",
             responses=ERRORS)
-async def leg_progress(leg_id: str, request: Request, actor: Maas, svc: ServicesDep, maas_id: MaasId) -> LegProgress:
+async def leg_progress(leg_id: PathId, request: Request, actor: Maas, svc: ServicesDep, maas_id: MaasId) -> LegProgress:
     """The vehicle's last position and the ETAs at the pickup and the destination."""
     p = await tomp.progress(leg_id, actor, svc, _etas(request))
     coords = (Coordinates(lng=p.vehicle_lon, lat=p.vehicle_lat)

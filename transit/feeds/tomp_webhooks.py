@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import uuid
@@ -50,6 +51,7 @@ SIGNATURE_HEADER = "X-Okuma-Signature"
 EVENT_ID_HEADER = "X-Okuma-Event-Id"
 API_VERSION = "1.6.0"
 STALE_SENDING_S = 600  # a "sending" row older than this was left by a crashed process
+MAX_HELD_BATCHES = 10_000  # batches kept while the database fails; beyond, the oldest go (logged)
 ETA_STEP_S = 120  # an ETA notification when the pickup ETA moved this much since the last one sent
 PICKUP_OPEN = (BookingStatus.CONFIRMED.value, BookingStatus.ARRIVING.value)
 LEG_EVENT = {BookingStatus.ARRIVING.value: "PREPARE", BookingStatus.ON_BOARD.value: "SET_IN_USE",
@@ -92,6 +94,7 @@ class TompWebhooks:
     _worker: asyncio.Task[None] | None = None
     _busy: bool = False
     _pending: int = 0  # batches queued and not yet fully handled
+    _held: list[list[Event]] = field(default_factory=list)  # taken from the queue, rows not yet written
     _client: httpx.AsyncClient | None = None
     _last_stamp: datetime | None = None
 
@@ -137,14 +140,21 @@ class TompWebhooks:
             self._busy = True
             try:
                 if batch:
-                    await self._enqueue(batch)
+                    self._held.append(batch)
+                while self._held:  # oldest first; kept until its rows are written (a DB blip loses nothing)
+                    await self._enqueue(self._held[0])
+                    self._held.pop(0)
+                    self._pending -= 1
                 await self.deliver_due()
-            except Exception:  # keep the worker alive; the rows stay for the next round
-                log.exception("TOMP webhook round failed")
+            except Exception:  # keep the worker alive; held batches and rows stay for the next round
+                log.exception("TOMP webhook round failed (%d batches held for the next round)", len(self._held))
+                while len(self._held) > MAX_HELD_BATCHES:
+                    self._held.pop(0)
+                    self._pending -= 1
+                    log.error("TOMP webhook: the oldest held batch of events was dropped (more than %d held)",
+                              MAX_HELD_BATCHES)
             finally:
                 self._busy = False
-                if batch:
-                    self._pending -= 1
 
     # ---- domain events -> outbox rows
 
@@ -282,12 +292,25 @@ class TompWebhooks:
 
 # ------------------------------------------------------------------------------ registration
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+def _internal_host(host: str) -> bool:
+    """This machine or a non-public network: localhost names and IP literals that are not global
+    (loopback, private, link-local such as the cloud metadata address, unspecified, reserved)."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False  # a name: not resolved here (docs/feeds.md)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global
 
 
 def check_callback_url(url: str, *, development: bool) -> str:
-    """An absolute http(s) URL without credentials, query or fragment; https outside development
-    unless it points at this machine."""
+    """An absolute http(s) URL (a port, if any, 1-65535) without credentials, query or fragment. Outside development: https,
+    and not this machine or a private network (our server must not be made to POST to its own
+    internal services); development allows both."""
     from transit import errors
 
     bad = errors.InvalidInput("callbackUrl は http(s) の絶対URL(認証情報・クエリなし)です。",
@@ -296,13 +319,20 @@ def check_callback_url(url: str, *, development: bool) -> str:
     try:
         u = httpx.URL(url)
         text = str(u).rstrip("/")
-        ok = u.scheme in ("http", "https") and bool(u.host) and not (u.userinfo or u.query or u.fragment)
+        ok = (u.scheme in ("http", "https") and bool(u.host) and not (u.userinfo or u.query or u.fragment)
+              and (u.port is None or 0 < u.port < 65536))
     except (httpx.InvalidURL, ValueError):  # IDNA errors are ValueErrors
         raise bad from None
     if not ok:
         raise bad
-    if u.scheme != "https" and not development and u.host not in LOCAL_HOSTS:
+    if development:
+        return text
+    if u.scheme != "https":
         raise errors.InvalidInput("callbackUrl は https にしてください。", "callbackUrl must use https.",
+                                  field="callbackUrl")
+    if _internal_host(u.host):
+        raise errors.InvalidInput("callbackUrl にこのサーバーや内部ネットワークの宛先は使えません。",
+                                  "callbackUrl may not point at this server or a private network.",
                                   field="callbackUrl")
     return text
 
