@@ -357,7 +357,7 @@ class DeliveryPublic(BaseModel):
     planned_dropoff: datetime | None
     return_stop_id: str | None
     handover_attempts_left: int
-    handover_code: str | None = Field(None, description="recipient only: show it to the driver")
+    handover_code: str | None = Field(None, description="the recipient only (the booking's rider or kiosk): show it to the driver; null for operators except in the desk's read-out GET /api/v1/deliveries/{id}")
 
     @classmethod
     def of(cls, v: DeliveryView) -> DeliveryPublic:
