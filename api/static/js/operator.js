@@ -641,15 +641,18 @@ async function refresh() {
   if (vehicles) lastVehicles = Array.isArray(vehicles) ? vehicles : vehicles.vehicles; // a failed fetch keeps the last fleet
   drawVehicleFilter();
   // A live refresh must not take the keyboard focus away from a button in the table.
+  // The focus stays where it was across a re-render: the same row's same focusable (a button, the
+  // return chooser's fields, the code read out), so a live refresh never moves it elsewhere.
+  const FOCUSABLE = "button, input, select, [tabindex]";
   const focused = tbody.contains(document.activeElement) ? document.activeElement : null;
   const keep = focused && focused.closest("tr[data-booking]")
-    ? [focused.closest("tr[data-booking]").dataset.booking, [...focused.closest("tr").querySelectorAll("button")].indexOf(focused)]
+    ? [focused.closest("tr[data-booking]").dataset.booking, [...focused.closest("tr").querySelectorAll(FOCUSABLE)].indexOf(focused)]
     : null;
   const empty = t(filters.q || filters.status || filters.vehicle_id ? "none_found" : "none_today");
   tbody.replaceChildren(...(page.items.length ? page.items.map(row) : [el("tr", {}, el("td", { colspan: "9" }, empty))]));
   if (keep) {
     const again = tbody.querySelector(`tr[data-booking="${CSS.escape(keep[0])}"]`);
-    const buttons = again ? again.querySelectorAll("button") : [];
+    const buttons = again ? again.querySelectorAll(FOCUSABLE) : [];
     if (buttons.length) buttons[Math.min(Math.max(keep[1], 0), buttons.length - 1)].focus();
   }
   drawPager(page.total, page.items.length);
