@@ -201,6 +201,8 @@ def test_door_to_door_rider_saves_home_on_the_map_then_rides_and_orders_from_it(
     axe(page, "offer from home")
     page.click("#confirm")
     page.wait_for_url("**/#/booking/*")
+    page.wait_for_selector(f".pin-label:has-text('自宅({HOME['address']})')")  # the live map marks the home
+    axe(page, "booking from home")
     booking_id = page.url.rsplit("/", 1)[1]
     r = httpx.get(live.url(f"/api/v1/bookings/{booking_id}"), headers={"Authorization": f"Bearer {token}"}, timeout=10)
     origin = r.json()["origin"]

@@ -85,7 +85,9 @@ export function render(ctx, root, id) {
       live ? el("p", { class: "muted" }, "⟳ ", t("live")) : null].filter(Boolean));
     drawNear(b);
     if (live && !map) {
-      map = createMap(ctx, { origin: from, destination: to });
+      // A door-to-door place (no stop) is drawn at its point, named 自宅(address).
+      const point = (p, stop) => stop || (p.lat != null ? { lat: p.lat, lon: p.lon, name_ja: placeText(ctx, p, L), name_en: placeText(ctx, p, L) } : null);
+      map = createMap(ctx, { origin: point(b.origin, from), destination: point(b.destination, to) });
       mapSlot.replaceChildren(map.element);
       map.attach();
     }
