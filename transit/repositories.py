@@ -740,6 +740,33 @@ class RiderRepository:
         res = await self.conn.execute(delete(t.favourites).where(c.id == fav_id, c.account_id == account_id))
         return res.rowcount or 0
 
+    # ---- home (door-to-door riders)
+
+    async def home(self, account_id: str) -> dict[str, Any] | None:
+        q = select(t.rider_homes).where(t.rider_homes.c.account_id == account_id)
+        return _row((await self.conn.execute(q)).mappings().first())
+
+    async def set_home(self, account_id: str, address: str, lat: float, lon: float, now: datetime) -> None:
+        values = dict(address=address, lat=lat, lon=lon, updated_at=now)
+        c = t.rider_homes.c
+        res = await self.conn.execute(update(t.rider_homes).where(c.account_id == account_id).values(**values))
+        if not res.rowcount:
+            await self.conn.execute(insert(t.rider_homes).values(account_id=account_id, **values))
+
+    async def delete_home(self, account_id: str) -> int:
+        res = await self.conn.execute(delete(t.rider_homes).where(t.rider_homes.c.account_id == account_id))
+        return res.rowcount or 0
+
+    async def forget_idle_homes(self, before: datetime) -> int:
+        """Delete the homes set before ``before`` of riders who booked nothing since then, or whose
+        account is disabled (retention: the home goes when the rider stops using the service)."""
+        h, b, a = t.rider_homes.c, t.bookings.c, t.accounts.c
+        booked_since = select(b.id).where(b.account_id == h.account_id, b.created_at >= before).exists()
+        disabled = select(a.id).where(a.id == h.account_id, a.disabled.is_(True)).exists()
+        q = delete(t.rider_homes).where(or_(disabled, and_(h.updated_at < before, ~booked_since)))
+        res = await self.conn.execute(q)
+        return res.rowcount or 0
+
 
 class NoticeRepository:
     """Sent notices by key: the idempotency record of the notifier."""

@@ -215,23 +215,58 @@ async def profile(actor: Actor, svc: Services) -> dict[str, Any]:
     async with svc.uow(readonly=True) as uow:
         rider = await uow.riders.get(actor.account_id)
         account = await uow.accounts.get(actor.account_id)
+        home = await uow.riders.home(actor.account_id)
     return dict(account_id=actor.account_id, name=account["name"] if account else actor.name,
                 phone_masked=_masked_display(rider["phone"]) if rider else None,
                 line_linked=bool(rider and rider["line_user_id"]),
                 near_minutes=rider["near_minutes"] if rider else 5,
-                door_to_door=actor.door_to_door)
+                door_to_door=actor.door_to_door, home=_home_view(home))
+
+
+def _home_view(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    return dict(address=row["address"], lat=row["lat"], lon=row["lon"]) if row else None
+
+
+@dataclass(frozen=True)
+class Home:
+    """A door-to-door rider's home: the address as written and the pin (inside the service area)."""
+
+    address: str
+    lat: float
+    lon: float
+
+
+def _checked_home(home: Home, svc: Services) -> Home:
+    address = clean_name(home.address)
+    if not address:
+        raise errors.InvalidInput("自宅の住所を入れてください。", "Please enter your home address.",
+                                  field="home.address")
+    if not svc.area.contains(home.lat, home.lon):  # the one test of "inside the area" (as bookings)
+        raise errors.OutsideServiceArea(field="home")
+    return Home(address, home.lat, home.lon)
 
 
 def _masked_display(phone: str) -> str:
     return "*" * 7 + phone[-4:]
 
 
-async def update_profile(actor: Actor, svc: Services, *, name: str | None, near_minutes: int | None) -> dict[str, Any]:
+async def update_profile(actor: Actor, svc: Services, *, name: str | None, near_minutes: int | None,
+                         home: Home | None = None, clear_home: bool = False) -> dict[str, Any]:
+    """Change the name, the "near" minutes, and (door-to-door riders only) the home or clear it."""
     _rider_only(actor)
     if near_minutes is not None and near_minutes not in NEAR_MINUTES:
         raise errors.InvalidInput(f"お知らせは {', '.join(map(str, NEAR_MINUTES))} 分前から選んでください。",
                                   f"Choose {', '.join(map(str, NEAR_MINUTES))} minutes.", field="near_minutes")
+    if home is not None:
+        if not actor.door_to_door:
+            raise errors.Forbidden("自宅の登録はドアツードアに登録された方のみです。町の窓口にお問い合わせください。",
+                                   "Only riders registered for door-to-door can set a home. Please contact the town desk.")
+        home = _checked_home(home, svc)
     async with svc.uow() as uow:
+        if home is not None:
+            await uow.riders.set_home(actor.account_id, home.address, home.lat, home.lon, svc.clock.now())
+        elif clear_home:
+            await uow.riders.delete_home(actor.account_id)
         if name is not None:
             await uow.riders.set_name(actor.account_id, clean_name(name))
         if near_minutes is not None:
@@ -397,6 +432,26 @@ async def desk_resident(actor: Actor, phone_raw: str, svc: Services) -> dict[str
     return dict(account_id=rider["account_id"], name=(account or {}).get("name") or "",
                 phone_masked=_masked_display(phone),
                 links=[_family_view(x, rider["account_id"]) for x in links])
+
+
+async def desk_home(actor: Actor, phone_raw: str, svc: Services) -> dict[str, Any]:
+    """Town desk staff take a door-to-door caller's saved home for the phone booking (the read is in
+    the audit log, subject: the rider's account)."""
+    if actor.role not in ("operator", "admin"):
+        raise errors.Forbidden()
+    phone = normalise_phone(phone_raw)
+    async with svc.uow() as uow:
+        rider = await uow.riders.by_phone(phone)
+        if rider is None:
+            raise errors.NotFound("その電話番号の利用者は登録されていません。",
+                                  "No rider has that phone number.")
+        account = await uow.accounts.get(rider["account_id"])
+        home = await uow.riders.home(rider["account_id"])
+        await uow.audit.record(svc.clock.now(), actor.account_id, actor.role, "read_rider_home",
+                               [rider["account_id"]])
+        await uow.commit()
+    return dict(account_id=rider["account_id"], name=(account or {}).get("name") or "",
+                door_to_door=bool(account and account["door_to_door"]), home=_home_view(home))
 
 
 async def unlink_family(actor: Actor, link_id: str, svc: Services) -> None:

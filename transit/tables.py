@@ -261,6 +261,19 @@ riders = Table(
     Column("created_at", TS, nullable=False),
 )
 
+rider_homes = Table(
+    # A door-to-door rider's home, set once by the rider (address as written, and the pin): the
+    # default "home" of their ride and delivery forms and the desk's door-to-door entry. Only the
+    # rider and the operator read it; retention forgets it when the rider stops using the service.
+    "rider_homes",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
+    Column("address", String(200), nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
 one_time_codes = Table(
     # Every one-time code (sign-in, LINE link, family consent): only a hash of the code is kept.
     "one_time_codes",

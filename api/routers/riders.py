@@ -55,6 +55,18 @@ class SignedIn(BaseModel):
     new_rider: bool
 
 
+class HomeIn(Strict):
+    address: str = Field(..., min_length=1, max_length=200, description="住所 as written, e.g. 大熊町大川原字南平1234")
+    lat: float = Field(..., ge=-90, le=90)
+    lon: float = Field(..., ge=-180, le=180)
+
+
+class HomePublic(BaseModel):
+    address: str
+    lat: float
+    lon: float
+
+
 class Profile(BaseModel):
     account_id: str
     name: str
@@ -62,11 +74,24 @@ class Profile(BaseModel):
     line_linked: bool
     near_minutes: int
     door_to_door: bool = Field(False, description="registered for door-to-door: may ask for a ride or delivery at home (lat/lon)")
+    home: HomePublic | None = Field(None, description="door-to-door riders: the home they set (null: none)")
 
 
 class ProfileUpdate(Strict):
     name: str | None = Field(None, max_length=100)
     near_minutes: int | None = Field(None, description="「まもなく到着」を何分前に知らせるか: 3, 5, 10 or 15")
+    home: HomeIn | None = Field(None, description="door-to-door riders only: the home, inside the service area; null clears it")
+
+
+class DeskHomeIn(Strict):
+    phone: str = PHONE
+
+
+class DeskHome(BaseModel):
+    account_id: str
+    name: str
+    door_to_door: bool
+    home: HomePublic | None
 
 
 class LineLink(BaseModel):
@@ -135,7 +160,18 @@ async def read_profile(actor: CurrentActor, svc: ServicesDep) -> Profile:
 
 @router.patch("/rider/profile", response_model=Profile, operation_id="update_rider_profile", responses=ERRORS)
 async def update_profile(body: ProfileUpdate, actor: CurrentActor, svc: ServicesDep) -> Profile:
-    return Profile(**await riders.update_profile(actor, svc, name=body.name, near_minutes=body.near_minutes))
+    """Only the fields sent change; ``home`` (door-to-door riders only) must lie inside the service area."""
+    home = riders.Home(body.home.address, body.home.lat, body.home.lon) if body.home is not None else None
+    clear = "home" in body.model_fields_set and body.home is None
+    return Profile(**await riders.update_profile(actor, svc, name=body.name, near_minutes=body.near_minutes,
+                                                 home=home, clear_home=clear))
+
+
+@router.post("/desk/rider-home", response_model=DeskHome, operation_id="read_rider_home_at_desk", responses=ERRORS)
+async def desk_home(body: DeskHomeIn, actor: CurrentActor, svc: ServicesDep) -> DeskHome:
+    """Town desk staff (operator) take a caller's saved home for a door-to-door booking. A POST, so
+    the phone number stays out of URLs and logs."""
+    return DeskHome(**await riders.desk_home(actor, body.phone, svc))
 
 
 @router.post("/rider/line-link", response_model=LineLink, status_code=status.HTTP_201_CREATED,

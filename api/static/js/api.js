@@ -97,6 +97,8 @@ export class Api {
     return this.request("POST", `/api/v1/deliveries/${encodeURIComponent(id)}/return`, { body: stopId ? { stop_id: stopId } : {} });
   }
   // the town desk: a resident by phone (with their family links), a consent given in person
+  // the town desk: a door-to-door caller's saved home, by phone number (a POST: no phone in a URL)
+  deskHome(phone) { return this.request("POST", "/api/v1/desk/rider-home", { body: { phone } }); }
   deskLookup(phone) { return this.request("POST", "/api/v1/family/desk-lookup", { body: { phone } }); }
   deskLink(guardianPhone, memberPhone, memberName) {
     return this.request("POST", "/api/v1/family/desk-links",

@@ -14,6 +14,7 @@ const PATHS = {
   back: ["M15 5l-7 7 7 7"],
   warning: ["M12 3l10 18H2z", "M12 10v5", "M12 18v.01"],
   pin: ["M12 21s-6-5.5-6-11a6 6 0 0 1 12 0c0 5.5-6 11-6 11z", "M12 7.5a2.5 2.5 0 1 0 0 5 2.5 2.5 0 0 0 0-5z"],
+  home: ["M3 11l9-7 9 7", "M5 10v10h14V10", "M10 20v-6h4v6"],
 };
 
 export function icon(name, size = 40) {

@@ -68,7 +68,10 @@ function stopSelect(id, label) {
     el("div", { class: "grid2" },
       el("div", {}, el("label", { for: `${id}-lat` }, t("lat")), el("input", { id: `${id}-lat`, name: `${id}-lat`, inputmode: "decimal", autocomplete: "off", "aria-describedby": `${id}-pin-help` })),
       el("div", {}, el("label", { for: `${id}-lon` }, t("lon")), el("input", { id: `${id}-lon`, name: `${id}-lon`, inputmode: "decimal", autocomplete: "off", "aria-describedby": `${id}-pin-help` }))),
-    el("button", { type: "button", id: `${id}-pin`, "aria-pressed": "false", onclick: () => armPin(id) }, icon("pin", 22), t("pin_button")));
+    el("button", { type: "button", id: `${id}-pin`, "aria-pressed": "false", onclick: () => armPin(id) }, icon("pin", 22), t("pin_button")),
+    // A door-to-door rider's saved home (set in the phone app), found by the caller's phone number.
+    el("p", {}, el("button", { type: "button", id: `${id}-home`, onclick: () => useHome(id) }, icon("home", 22), t("home_button"))),
+    el("p", { id: `${id}-home-status`, role: "status" }));
   const typed = () => {
     const lat = Number(box.querySelector(`#${id}-lat`).value);
     const lon = Number(box.querySelector(`#${id}-lon`).value);
@@ -83,6 +86,25 @@ function stopSelect(id, label) {
     if (box.hidden) { delete pins[id]; if (pinFor === id) armPin(null); drawMap(lastVehicles); }
   });
   return [el("label", { for: id }, label), sel, box];
+}
+
+// Fill a door-to-door place with the caller's saved home (POST /api/v1/desk/rider-home by phone).
+async function useHome(which) {
+  const out = document.getElementById(`${which}-home-status`);
+  const phone = document.getElementById("phone").value.trim();
+  if (!phone) { out.textContent = t("home_need_phone"); document.getElementById("phone").focus(); return; }
+  out.textContent = "";
+  try {
+    const r = await api.deskHome(phone);
+    if (!r.home) { out.textContent = t("home_none", { name: r.name || t("no_name") }); return; }
+    document.getElementById(`${which}-address`).value = r.home.address;
+    const caller = document.getElementById("caller");
+    if (!caller.value.trim() && r.name) caller.value = r.name;
+    setPin(which, r.home.lat, r.home.lon);
+    out.textContent = t("home_used", { name: r.name || t("no_name"), address: r.home.address });
+  } catch (e) {
+    out.textContent = errText(e);
+  }
 }
 
 // The next click on the map sets the pin of `which` (origin or destination); null stops that.
@@ -314,6 +336,11 @@ const mapBox = el("div", { id: "map-box" });
 
 // A delivery's status in the goods' words (docs/goods.md), and its temperature.
 const CODE_LIVE = new Set(["ordered", "ready", "picked_up"]);
+// On the minibus and not handed over: the desk may choose (and later change) where it goes back.
+const RETURNABLE = new Set(["picked_up", "returning", "locked"]);
+// The return being chosen: {id, step: "choose" | "confirm", to: "store" | "stop", stopId, place}.
+let choosingReturn = null;
+const tableStatus = el("p", { role: "status", id: "table-status", tabindex: "-1" });
 const storeName = (id) => { const x = stores.find((y) => y.id === id); return x ? (lang() === "en" ? x.name_en : x.name_ja) : id; };
 
 // The desk reads the code out to the recipient on the phone: fetched on this explicit action only.
@@ -343,6 +370,8 @@ function deliveryCells(b) {
         "aria-label": t("readout_label", { name: b.passenger_name }), onclick: () => readOut(b) }, t("readout")));
     }
   } else revealed.delete(b.id);
+  if (RETURNABLE.has(d.status)) cell.append(returnChooser(b));
+  else if (choosingReturn && choosingReturn.id === b.id) choosingReturn = null;
   return {
     route: [el("strong", {}, t("groceries"), " "), `${storeName(d.store_id)} → ${placeName(b.destination)}`,
       d.order_number ? ` ・ ${t("order", { n: d.order_number })}` : "", d.shopping_list ? ` ・ ${d.shopping_list}` : ""],
@@ -350,6 +379,83 @@ function deliveryCells(b) {
     status: d.status ? t(`ds_${d.status}`) : statusText(b.status, lang()),
     action: cell,
   };
+}
+
+// A return place as the desk says it: the store's own stop is named as the store.
+function returnPlace(d, stopId) {
+  const store = stores.find((x) => x.id === d.store_id);
+  return !stopId || (store && store.stop_id === stopId) ? storeName(d.store_id) : name(stopId);
+}
+
+const focusLater = (sel) => { const e = tbody.querySelector(sel); if (e) e.focus(); };
+
+// 「戻し先を選ぶ」: the store or a stop → confirm → POST /api/v1/deliveries/{id}/return → told where.
+function returnChooser(b) {
+  const d = b.delivery;
+  const who = b.passenger_name || t("no_name");
+  const box = el("div", { class: "return-cell" });
+  if (d.return_stop_id) box.append(el("p", { class: "return-now", dataset: { returnFor: b.id } }, t("rt_now", { place: returnPlace(d, d.return_stop_id) })));
+  const c = choosingReturn && choosingReturn.id === b.id ? choosingReturn : null;
+  if (!c) {
+    box.append(el("button", { type: "button", class: "return-btn", dataset: { returnOpen: b.id },
+      "aria-label": t(d.return_stop_id ? "rt_change_label" : "rt_open_label", { name: who }),
+      onclick: () => { choosingReturn = { id: b.id, step: "choose", to: "store", stopId: "" }; refresh().then(() => focusLater("#rt-title")); } },
+    t(d.return_stop_id ? "rt_change" : "rt_open")));
+    return box;
+  }
+  const close = el("button", { type: "button", id: "rt-close", onclick: () => { choosingReturn = null; refresh().then(() => focusLater(`[data-return-open="${CSS.escape(b.id)}"]`)); } }, t("rt_close"));
+  const head = el("p", { id: "rt-title", tabindex: "-1" }, el("strong", {}, t("rt_title", { name: who })));
+  if (c.step === "confirm") {
+    const yes = el("button", { type: "button", class: "primary", id: "rt-yes" }, t("rt_yes"));
+    yes.addEventListener("click", async () => {
+      if (yes.disabled) return;
+      yes.disabled = true;
+      try {
+        await api.returnDelivery(b.id, c.stopId || null);
+        choosingReturn = null;
+        tableStatus.textContent = t("rt_done", { name: who, place: c.place });
+        tableAlert.textContent = "";
+      } catch (e) {
+        yes.disabled = false;
+        tableAlert.textContent = errText(e);
+        return;
+      }
+      await refresh();
+      tableStatus.focus();
+    });
+    box.append(el("div", { class: "return-box", id: "rt-box", role: "group", "aria-labelledby": "rt-title" }, head,
+      el("p", { id: "rt-q" }, t("rt_confirm_q", { place: c.place })), yes, " ",
+      el("button", { type: "button", id: "rt-again", onclick: () => { c.step = "choose"; refresh().then(() => focusLater("#rt-title")); } }, t("rt_again")), " ", close));
+    return box;
+  }
+  const store = stores.find((x) => x.id === d.store_id);
+  const select = el("select", { id: "rt-stop", name: "rt-stop", disabled: c.to !== "stop", onchange: () => { c.stopId = select.value; } },
+    el("option", { value: "" }, t("choose")));
+  for (const zone of Object.keys(ZONES)) {
+    const g = el("optgroup", { label: ZONES[zone][lang()] });
+    for (const st of stops.filter((x) => x.zone === zone && (!store || x.id !== store.stop_id))) g.append(el("option", { value: st.id, selected: st.id === c.stopId }, name(st.id)));
+    if (g.children.length) select.append(g);
+  }
+  const radio = (value, label) => {
+    const r = el("input", { type: "radio", name: "rt-to", id: `rt-to-${value}`, value, checked: c.to === value,
+      onchange: () => { c.to = value; select.disabled = value !== "stop"; } });
+    return el("div", { class: "check" }, r, el("label", { for: `rt-to-${value}` }, label));
+  };
+  const err = el("p", { class: "alert", role: "alert", id: "rt-error" });
+  const form = el("form", { id: "rt-form", class: "return-box", "aria-labelledby": "rt-title", novalidate: true }, head,
+    el("fieldset", {}, el("legend", {}, t("rt_where")),
+      radio("store", t("rt_store", { store: storeName(d.store_id) })), radio("stop", t("rt_stop"))),
+    el("label", { for: "rt-stop" }, t("rt_stop_label")), select, err,
+    el("button", { type: "submit", class: "primary", id: "rt-next" }, t("rt_next")), " ", close);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (c.to === "stop" && !c.stopId) { err.textContent = t("rt_need_stop"); select.focus(); return; }
+    const stopId = c.to === "stop" ? c.stopId : "";
+    Object.assign(c, { step: "confirm", stopId, place: returnPlace(d, stopId) });
+    refresh().then(() => focusLater("#rt-yes"));
+  });
+  box.append(form);
+  return box;
 }
 
 function row(b) {
@@ -535,15 +641,18 @@ async function refresh() {
   if (vehicles) lastVehicles = Array.isArray(vehicles) ? vehicles : vehicles.vehicles; // a failed fetch keeps the last fleet
   drawVehicleFilter();
   // A live refresh must not take the keyboard focus away from a button in the table.
+  // The focus stays where it was across a re-render: the same row's same focusable (a button, the
+  // return chooser's fields, the code read out), so a live refresh never moves it elsewhere.
+  const FOCUSABLE = "button, input, select, [tabindex]";
   const focused = tbody.contains(document.activeElement) ? document.activeElement : null;
   const keep = focused && focused.closest("tr[data-booking]")
-    ? [focused.closest("tr[data-booking]").dataset.booking, [...focused.closest("tr").querySelectorAll("button")].indexOf(focused)]
+    ? [focused.closest("tr[data-booking]").dataset.booking, [...focused.closest("tr").querySelectorAll(FOCUSABLE)].indexOf(focused)]
     : null;
   const empty = t(filters.q || filters.status || filters.vehicle_id ? "none_found" : "none_today");
   tbody.replaceChildren(...(page.items.length ? page.items.map(row) : [el("tr", {}, el("td", { colspan: "9" }, empty))]));
   if (keep) {
     const again = tbody.querySelector(`tr[data-booking="${CSS.escape(keep[0])}"]`);
-    const buttons = again ? again.querySelectorAll("button") : [];
+    const buttons = again ? again.querySelectorAll(FOCUSABLE) : [];
     if (buttons.length) buttons[Math.min(Math.max(keep[1], 0), buttons.length - 1)].focus();
   }
   drawPager(page.total, page.items.length);
@@ -830,7 +939,7 @@ function render() {
       alertsBox,
       el("section", { class: "panel", "aria-labelledby": "kpi-h" }, el("h2", { id: "kpi-h" }, t("kpi_h")), kpis),
       el("section", { class: "panel", "aria-labelledby": "table-h" },
-        tableTitle, searchForm(), tableAlert,
+        tableTitle, searchForm(), tableAlert, tableStatus,
         // A wide table scrolls sideways: the scrolling box is reachable by the keyboard (arrow keys).
         el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": t("caption") }, el("table", { id: "bookings" },
           el("caption", { class: "visually-hidden" }, t("caption")),

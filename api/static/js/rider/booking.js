@@ -5,6 +5,7 @@ import { fmtTime, fmtDayTime, statusText, stopName } from "../api.js";
 import { watchBooking } from "../socket.js";
 import { lang, el } from "../i18n.js";
 import { createMap } from "./map.js";
+import { placeText } from "./parcel.js";
 
 const CANCELLABLE = new Set(["confirmed", "arriving"]);
 const STRUCTURAL = ["status", "eta", "eta_dropoff", "at_risk", "vehicle_id", "vehicle_name_ja", "pickup_window_start",
@@ -72,8 +73,8 @@ export function render(ctx, root, id) {
       el("p", { class: "muted" }, fmtDayTime(b.pickup_window_start, L).split(" ")[0]),
       el("dl", { class: "facts" },
         forOther ? [el("dt", {}, t("booked_for")), el("dd", { id: "passenger" }, b.passenger_name)] : null,
-        el("dt", {}, t("origin")), el("dd", {}, stopName(from, L)),
-        el("dt", {}, t("destination")), el("dd", {}, stopName(to, L)),
+        el("dt", {}, t("origin")), el("dd", {}, placeText(ctx, b.origin, L)),
+        el("dt", {}, t("destination")), el("dd", {}, placeText(ctx, b.destination, L)),
         live && eta ? [el("dt", {}, t("eta")), el("dd", { id: "eta" }, fmtTime(eta))] : null,
         live && etaDrop ? [el("dt", {}, t("eta_dropoff")), el("dd", { id: "eta-dropoff" }, fmtTime(etaDrop))] : null,
         el("dt", {}, t("latest_arrival")), el("dd", { id: "latest-dropoff" }, fmtTime(b.latest_dropoff)),
@@ -84,7 +85,9 @@ export function render(ctx, root, id) {
       live ? el("p", { class: "muted" }, "⟳ ", t("live")) : null].filter(Boolean));
     drawNear(b);
     if (live && !map) {
-      map = createMap(ctx, { origin: from, destination: to });
+      // A door-to-door place (no stop) is drawn at its point, named 自宅(address).
+      const point = (p, stop) => stop || (p.lat != null ? { lat: p.lat, lon: p.lon, name_ja: placeText(ctx, p, L), name_en: placeText(ctx, p, L) } : null);
+      map = createMap(ctx, { origin: point(b.origin, from), destination: point(b.destination, to) });
       mapSlot.replaceChildren(map.element);
       map.attach();
     }

@@ -94,6 +94,12 @@ export function render(ctx, root) {
     toBox.append(el("button", { type: "button", class: "place-btn", id: "pick-delivery", onclick: () => ctx.go("#/pick/delivery") },
       el("span", {}, t("d_stop")), el("span", { class: "value" }, stop ? stopName(stop, L) : t("choose"))));
   } else {
+    // The saved home (home.js) fills the address and the position; both stay changeable here.
+    const saved = ctx.profile && ctx.profile.home;
+    if (saved && (ctx.homeChanged || (f.lat == null && !f.address.trim()))) {
+      Object.assign(f, { address: saved.address, lat: saved.lat, lon: saved.lon });
+      ctx.homeChanged = false;
+    }
     const where = el("p", { id: "home-where", "aria-live": "polite" },
       f.lat != null ? t("d_home_set", { lat: f.lat.toFixed(4), lon: f.lon.toFixed(4) }) : t("d_home_unset"));
     toBox.append(
@@ -106,7 +112,9 @@ export function render(ctx, root) {
         navigator.geolocation.getCurrentPosition(
           (p) => { f.lat = p.coords.latitude; f.lon = p.coords.longitude; where.textContent = t("d_home_set", { lat: f.lat.toFixed(4), lon: f.lon.toFixed(4) }); },
           () => { alert.textContent = t("d_no_location"); }, { timeout: 10000 });
-      } }, t("d_use_location")));
+      } }, t("d_use_location")),
+      el("button", { type: "button", id: "home-on-map", onclick: () => { ctx.homeBack = "#/delivery"; ctx.go("#/home"); } },
+        t(saved ? "h_change" : "h_set")));
   }
 
   // when: a day, the start of the window, its width

@@ -85,7 +85,16 @@ export function render(ctx, root) {
   const nearSel = el("select", { id: "near-minutes" },
     ((ctx.config && ctx.config.near_minutes_choices) || [3, 5, 10, 15]).map((n) =>
       el("option", { value: String(n), selected: ctx.profile && ctx.profile.near_minutes === n }, t("near_option", { n }))));
+  // Door-to-door riders: the saved home (home.js), shown and changed from here.
+  const homeSaved = ctx.profile && ctx.profile.door_to_door ? ctx.profile.home : null;
+  const homeBox = ctx.profile && ctx.profile.door_to_door
+    ? el("div", { class: "stack", id: "home-box" },
+      el("p", { id: "home-saved" }, homeSaved ? t("h_saved_is", { address: homeSaved.address }) : t("h_none")),
+      el("button", { type: "button", id: "home-edit", onclick: () => { ctx.homeBack = "#/family"; ctx.go("#/home"); } },
+        t(homeSaved ? "h_change" : "h_set")))
+    : null;
   const settings = el("div", { class: "stack" },
+    homeBox,
     el("label", { for: "near-minutes" }, t("near_minutes")), nearSel,
     el("button", { type: "button", id: "save-settings", onclick: async () => {
       alert.textContent = "";

@@ -1,5 +1,5 @@
 // Screen: my bookings (and those I made for family), upcoming first; "book again" on each.
-import { fmtTime, fmtDayTime, statusText, stopName } from "../api.js";
+import { fmtTime, fmtDayTime, statusText } from "../api.js";
 import { lang, el } from "../i18n.js";
 import { bookAgain } from "./booking.js";
 import { placeText, storeName } from "./parcel.js";
@@ -38,7 +38,7 @@ export function render(ctx, root) {
         b.number ? el("span", { class: "number" }, `${t("number")} ${b.number}`) : null,
         el("br"),
         el("strong", {}, `${fmtDayTime(b.pickup_window_start, L)} 〜 ${fmtTime(b.pickup_window_end)}`), el("br"),
-        `${stopName(ctx.stopById.get(b.origin.stop_id), L)} → ${stopName(ctx.stopById.get(b.destination.stop_id), L)}`,
+        `${placeText(ctx, b.origin, L)} → ${placeText(ctx, b.destination, L)}`,
         forOther ? [el("br"), t("for_name", { name: b.passenger_name })] : null),
       b.origin.stop_id && b.destination.stop_id
         ? el("button", { type: "button", class: "again", dataset: { again: b.id }, onclick: () => bookAgain(ctx, b) }, t("book_again"))

@@ -11,6 +11,7 @@ import * as list from "./list.js";
 import * as family from "./family.js";
 import * as delivery from "./delivery.js";
 import * as parcel from "./parcel.js";
+import * as home from "./home.js";
 
 const t = translator(TEXTS);
 const root = document.getElementById("main");
@@ -53,7 +54,7 @@ async function route() {
   const hash = location.hash || "#/new";
   const [, name = "new", arg] = hash.split("/");
   const offerKind = name === "offer" && ctx.offer ? ctx.offer.offer.kind : "";
-  const tab = { bookings: "tab-list", booking: "tab-list", parcel: "tab-list", family: "tab-family", delivery: "tab-delivery" }[name]
+  const tab = { bookings: "tab-list", booking: "tab-list", parcel: "tab-list", family: "tab-family", home: "tab-family", delivery: "tab-delivery" }[name]
     || (offerKind === "delivery" || arg === "delivery" ? "tab-delivery" : "tab-new");
   for (const a of document.querySelectorAll("nav.tabs a")) {
     if (a.id === tab) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
@@ -70,7 +71,7 @@ async function route() {
     root.textContent = e.text ? e.text(lang()) : String(e);
     return;
   }
-  const screens = { new: request, pick: picker, offer, booking, bookings: list, family, delivery, parcel };
+  const screens = { new: request, pick: picker, offer, booking, bookings: list, family, delivery, parcel, home };
   const screen = screens[name];
   if (!screen) { ctx.go("#/new"); return; }
   cleanup = screen.render(ctx, root, arg) || null;

@@ -1,5 +1,5 @@
 // Screen: the offer (pickup window, latest arrival, fare) and one confirm button.
-import { fmtTime, fmtDayTime, stopName } from "../api.js";
+import { fmtTime, fmtDayTime } from "../api.js";
 import { lang, el } from "../i18n.js";
 import { placeText, storeName } from "./parcel.js";
 
@@ -10,8 +10,6 @@ export function render(ctx, root) {
   const { offer, key } = ctx.offer;
   if (offer.kind === "delivery") { renderDelivery(ctx, root); return; }
   const alert = el("div", { class: "alert", role: "alert", id: "offer-error" });
-  const from = ctx.stopById.get(offer.origin.stop_id);
-  const to = ctx.stopById.get(offer.destination.stop_id);
   const btn = el("button", { type: "button", class: "primary", id: "confirm" }, t("confirm"));
   let busy = false;
 
@@ -41,8 +39,8 @@ export function render(ctx, root) {
       `${fmtTime(offer.pickup_window_start)} 〜 ${fmtTime(offer.pickup_window_end)}`),
     el("p", { class: "muted" }, fmtDayTime(offer.pickup_window_start, L).split(" ")[0]),
     el("dl", { class: "facts" },
-      el("dt", {}, t("origin")), el("dd", { id: "offer-from" }, stopName(from, L)),
-      el("dt", {}, t("destination")), el("dd", { id: "offer-to" }, stopName(to, L)),
+      el("dt", {}, t("origin")), el("dd", { id: "offer-from" }, placeText(ctx, offer.origin, L)),
+      el("dt", {}, t("destination")), el("dd", { id: "offer-to" }, placeText(ctx, offer.destination, L)),
       el("dt", {}, t("latest_arrival")), el("dd", { id: "latest-arrival" }, fmtTime(offer.latest_dropoff)),
       el("dt", {}, t("people")), el("dd", {}, t("persons", { n: offer.party_size })),
       offer.wheelchairs ? [el("dt", {}, t("wheelchairs")), el("dd", {}, String(offer.wheelchairs))] : null,

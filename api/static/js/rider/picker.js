@@ -1,6 +1,9 @@
 // Screen: choose a stop by name (kanji, kana or English) or by area (大川原 / 大野駅周辺).
 import { fold, ZONES, stopName } from "../api.js";
 import { lang, el } from "../i18n.js";
+import { homePlace } from "./home.js";
+
+export const HOME = "home"; // the ride form's "from/to my home" (door-to-door riders, home.js)
 
 let zoneChoice = "all";
 
@@ -37,9 +40,20 @@ export function render(ctx, root, which) {
   };
   input.addEventListener("input", draw);
 
+  // A door-to-door rider rides from or to their saved home (or saves one first).
+  let homeChoice = null;
+  if (which !== "delivery" && ctx.profile && ctx.profile.door_to_door) {
+    const h = homePlace(ctx);
+    homeChoice = h
+      ? el("button", { type: "button", class: "place-btn", id: "pick-home", "aria-current": target[key] === HOME ? "true" : null,
+        onclick: () => { target[key] = HOME; ctx.go(back); } },
+      el("span", {}, t("d_home")), el("span", { class: "value" }, h.address))
+      : el("button", { type: "button", id: "pick-home-set", onclick: () => { ctx.homeBack = `#/pick/${which}`; ctx.go("#/home"); } }, t("h_set"));
+  }
   root.append(el("section", { class: "card stack" },
     el("h2", { id: "picker-title" }, t({ origin: "pick_origin", destination: "pick_destination", delivery: "pick_delivery" }[which])),
     el("button", { type: "button", id: "picker-back", onclick: () => ctx.go(back) }, "← ", t("back")),
+    homeChoice,
     el("label", { for: "stop-search" }, t("kana_search")),
     input,
     el("p", { class: "muted", id: "area-label" }, t("area")),

@@ -1,6 +1,8 @@
 // Screen: what ride? from, to, when (now / leave at / arrive by), party, wheelchair → an offer.
 import { newKey, tokyoDate, addDays, tokyoIso, fmtDayTime, fmtTime, serviceNow, causeText, stopName, hm, tokyoMinutes } from "../api.js";
 import { lang, el } from "../i18n.js";
+import { homePlace } from "./home.js";
+import { HOME } from "./picker.js";
 
 const MAX_PARTY = 6;
 
@@ -14,12 +16,13 @@ export function render(ctx, root) {
 
   const placeButton = (which) => {
     const stop = ctx.stopById.get(form[which]);
+    const home = form[which] === HOME ? homePlace(ctx) : null;
     return el("button", {
       type: "button", class: "place-btn", id: `pick-${which}`,
       onclick: () => ctx.go(`#/pick/${which}`),
     },
     el("span", {}, t(which)),
-    el("span", { class: "value" }, stop ? stopName(stop, L) : t("choose")));
+    el("span", { class: "value" }, home ? `${t("d_home")}(${home.address})` : stop ? stopName(stop, L) : t("choose")));
   };
 
   const swap = el("button", {
@@ -125,8 +128,11 @@ export function render(ctx, root) {
     result.replaceChildren();
     if (!form.origin || !form.destination) { alert.textContent = t("need_places"); return; }
     if (form.origin === form.destination) { alert.textContent = t("same_places"); return; }
+    // "home": the saved home's position and address (door-to-door); else the stop.
+    const place = (which) => (form[which] === HOME ? homePlace(ctx) : { stop_id: form[which] });
+    if (!place("origin") || !place("destination")) { alert.textContent = t("need_places"); return; }
     const req = {
-      origin: { stop_id: form.origin }, destination: { stop_id: form.destination },
+      origin: place("origin"), destination: place("destination"),
       time_mode: form.mode, party_size: form.party, wheelchairs: form.wheelchair ? 1 : 0,
     };
     if (form.forAccount) req.for_account_id = form.forAccount;
