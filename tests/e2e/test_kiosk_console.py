@@ -327,7 +327,7 @@ def test_desk_books_door_to_door_and_the_driver_sees_it(new_page: Any, own_serve
     page.click("#origin-pin")
     assert page.locator("#origin-pin").get_attribute("aria-pressed") == "true"
     page.wait_for_selector("#map-hint:has-text('位置を指定')")
-    page.locator("svg.map").scroll_into_view_if_needed()
+    page.evaluate("() => document.querySelector('svg.map').scrollIntoView({block: 'center'})")  # the live map may be redrawn meanwhile
     x, y = page.evaluate(NEAR_HALL)
     page.mouse.click(x, y)
     page.wait_for_selector("svg.map [data-pin=origin]")

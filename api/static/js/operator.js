@@ -613,7 +613,11 @@ function drawMap(vehicles) {
     pinned.length ? t("legend_pins") : ""));
 }
 
+// Refreshes overlap (a search, a live event, the poll): only the latest one may draw, so an older
+// answer (asked with the filters of before) never overwrites a newer search's result.
+let refreshSeq = 0;
 async function refresh() {
+  const mine = ++refreshSeq;
   let today;
   let page;
   try {
@@ -624,9 +628,10 @@ async function refresh() {
     ]);
     tableAlert.textContent = "";
   } catch (e) {
-    tableAlert.textContent = errText(e);
+    if (mine === refreshSeq) tableAlert.textContent = errText(e);
     return;
   }
+  if (mine !== refreshSeq) return;
   const list = today.items;
   bookingsById = new Map([...list, ...page.items].map((b) => [b.id, b]));
   for (const id of atRisk.keys()) {
@@ -637,6 +642,7 @@ async function refresh() {
   let vehicles = null;
   if (vehiclesAvailable) {
     try { vehicles = await api.vehicles(); } catch (e) { if (e.status === 404) vehiclesAvailable = false; }
+    if (mine !== refreshSeq) return;
   }
   if (vehicles) lastVehicles = Array.isArray(vehicles) ? vehicles : vehicles.vehicles; // a failed fetch keeps the last fleet
   drawVehicleFilter();
