@@ -54,7 +54,7 @@ APPROACHING_S = 3600  # minibuses due at a stop within this time are "approachin
 @router.get("/stops/{stop_id}/approaching", response_model=list[ApproachingPublic],
             operation_id="list_approaching",
             responses={**ERRORS, 400: {"description": "停留所がない / UnknownStop: no such stop (message_ja, message_en)"}})
-async def approaching(stop_id: str, actor: CurrentActor, svc: ServicesDep) -> list[ApproachingPublic]:
+async def approaching(stop_id: PathId, actor: CurrentActor, svc: ServicesDep) -> list[ApproachingPublic]:
     """Minibuses whose plan stops here within the next hour, soonest first (a kiosk: its own stop)."""
     if actor.role == "kiosk":
         if actor.stop_id != stop_id:

@@ -44,3 +44,11 @@ async def test_odd_tomp_booking_and_leg_ids(served: Served) -> None:
                              ("GET", f"/tomp/legs/{bid}/progress"), ("GET", f"/tomp/bookings/{bid}/notifications")):
             r = await c.request(method, path, headers=h)
             assert 400 <= r.status_code < 500, (method, path[:40], r.status_code, r.text[:200])
+
+
+async def test_odd_stop_ids_for_the_approaching_minibuses(served: Served) -> None:
+    c, op = served.client, served.auth("operator")
+    for sid in ["%00", "x" * 5000, "..%2F..%2Fetc", "okuma%E2%80%AEtown"]:
+        r = await c.get(f"/api/v1/stops/{sid}/approaching", headers=op)
+        assert 400 <= r.status_code < 500, (sid[:20], r.status_code, r.text[:200])
+        assert r.json()["message_ja"] and r.json()["message_en"]
