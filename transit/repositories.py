@@ -442,6 +442,14 @@ class DeliveryRepository:
         row = (await self.conn.execute(q)).mappings().first()
         return dict(row) if row else None
 
+    async def many(self, booking_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The rows of these delivery bookings in one query (a page of bookings), by booking id."""
+        ids = list(booking_ids)
+        if not ids:
+            return {}
+        q = select(t.deliveries).where(t.deliveries.c.booking_id.in_(ids))
+        return {r["booking_id"]: dict(r) for r in (await self.conn.execute(q)).mappings()}
+
     async def update(self, booking_id: str, now: datetime, **values: Any) -> None:
         await self.conn.execute(
             update(t.deliveries).where(t.deliveries.c.booking_id == booking_id).values(updated_at=now, **values)
