@@ -59,6 +59,64 @@ class StopCache:
         self._stops = None
 
 
+class PlanCache:
+    """Parsed plans per vehicle, kept per process by plan version (a plan changes only with its
+    version: ``Vehicle.replace_plan``), so reading the fleet parses only the plans that changed.
+
+    One entry per vehicle id (a newer version replaces the older), so it is bounded by the fleet.
+    Filled only from committed rows (see ``VehicleRepository``); hands out copies of the list.
+    """
+
+    def __init__(self) -> None:
+        self._plans: dict[str, tuple[int, tuple[Visit, ...]]] = {}
+
+    def get(self, vehicle_id: str, version: int) -> list[Visit] | None:
+        hit = self._plans.get(vehicle_id)
+        return list(hit[1]) if hit is not None and hit[0] == version else None
+
+    def put(self, vehicle_id: str, version: int, plan: Iterable[Visit]) -> None:
+        self._plans[vehicle_id] = (version, tuple(plan))
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def forget(self) -> None:
+        self._plans.clear()
+
+
+class ShiftCache:
+    """Every shift, kept per process for ``ttl_s`` (shifts change only with ``okuma load-data``,
+    which also forgets this process's copy)."""
+
+    def __init__(self, ttl_s: float = 60.0) -> None:
+        self.ttl_s = ttl_s
+        self._shifts: dict[str, builtins.list[Shift]] | None = None
+        self._until = 0.0
+
+    async def of(self, conn: AsyncConnection, vehicle_ids: Iterable[str],
+                 window: tuple[datetime, datetime] | None) -> dict[str, builtins.list[Shift]]:
+        """Shifts by vehicle (start order), only those overlapping ``window`` when given."""
+        if self._shifts is None or time.monotonic() > self._until:
+            rows = (await conn.execute(select(t.shifts).order_by(t.shifts.c.starts_at))).mappings()
+            found: dict[str, builtins.list[Shift]] = {}
+            for r in rows:
+                found.setdefault(r["vehicle_id"], []).append(
+                    Shift(r["id"], r["vehicle_id"], _utc(r["starts_at"]), _utc(r["ends_at"]))  # type: ignore[arg-type]
+                )
+            self._shifts = found
+            self._until = time.monotonic() + self.ttl_s
+        out: dict[str, builtins.list[Shift]] = {}
+        for vid in vehicle_ids:
+            shifts = self._shifts.get(vid, [])
+            if window is not None:
+                shifts = [s for s in shifts if s.starts_at <= window[1] and s.ends_at >= window[0]]
+            out[vid] = list(shifts)
+        return out
+
+    def forget(self) -> None:
+        self._shifts = None
+
+
 class StopRepository:
     def __init__(self, conn: AsyncConnection, cache: StopCache | None = None) -> None:
         self.conn = conn
@@ -127,13 +185,59 @@ def _vehicle_values(v: Vehicle) -> dict[str, Any]:
     )
 
 
+_VEHICLE_COLUMNS = [c for c in t.vehicles.c if c.name != "plan"]
+
+
 class VehicleRepository:
-    def __init__(self, conn: AsyncConnection, dialect: str, stops: StopRepository | None = None) -> None:
+    """Vehicles with their plans and shifts.
+
+    With caches (the process's ``PlanCache`` and ``ShiftCache``), a read selects every column but
+    the plan and parses only the plans whose version this process has not seen; a plan read is
+    cached only while this unit of work has written no vehicle (so nothing uncommitted is kept).
+    """
+
+    def __init__(self, conn: AsyncConnection, dialect: str, stops: StopRepository | None = None,
+                 plans: PlanCache | None = None, shifts: ShiftCache | None = None) -> None:
         self.conn = conn
         self.dialect = dialect
         self.stops = stops or StopRepository(conn)
+        self.plans = plans
+        self.shift_cache = shifts
+        self._wrote = False
+        self.shifts_changed = False  # the unit of work forgets the process's shifts again after its commit
         self.seen: dict[str, Vehicle] = {}
         self.tracked: list[Vehicle] = []  # every instance handed out (a reload keeps the older one's events)
+
+    async def _select(self, q: Any) -> builtins.list[Any]:
+        """Vehicle rows of ``q`` (a select of ``_VEHICLE_COLUMNS``) with their plans as visits."""
+        rows = [dict(r) for r in (await self.conn.execute(q)).mappings()]
+        missing: builtins.list[str] = []
+        for r in rows:
+            plan = self.plans.get(r["id"], r["plan_version"]) if self.plans is not None else None
+            if plan is None:
+                missing.append(r["id"])
+            r["plan"] = plan
+        if missing:
+            pq = select(t.vehicles.c.id, t.vehicles.c.plan_version, t.vehicles.c.plan).where(
+                t.vehicles.c.id.in_(missing))
+            fetched = {x["id"]: x for x in (await self.conn.execute(pq)).mappings()}
+            for i, r in enumerate(rows):
+                if r["plan"] is not None:
+                    continue
+                x = fetched.get(r["id"])
+                if x is None or x["plan_version"] != r["plan_version"]:
+                    # changed (committed by another writer) between the two reads: the whole row again
+                    whole = (await self.conn.execute(
+                        select(t.vehicles).where(t.vehicles.c.id == r["id"]))).mappings().first()
+                    if whole is None:
+                        continue
+                    r = rows[i] = dict(whole)
+                    r["plan"] = [_visit_from_json(d) for d in (r["plan"] or [])]
+                    continue
+                r["plan"] = [_visit_from_json(d) for d in (x["plan"] or [])]
+                if self.plans is not None and not self._wrote:
+                    self.plans.put(r["id"], r["plan_version"], r["plan"])
+        return [r for r in rows if r["plan"] is not None]
 
     async def _load(self, rows: Iterable[Any], window: tuple[datetime, datetime] | None = None) -> list[Vehicle]:
         out: list[Vehicle] = []
@@ -142,15 +246,17 @@ class VehicleRepository:
             return out
         ids = [r["id"] for r in rows]
         depots = await self.stops.cache.all(self.conn, wanted={r["depot_stop_id"] for r in rows})
-        sq = select(t.shifts).where(t.shifts.c.vehicle_id.in_(ids)).order_by(t.shifts.c.starts_at)
-        if window is not None:  # only the shifts that matter for this planning step
-            sq = sq.where(and_(t.shifts.c.starts_at <= window[1], t.shifts.c.ends_at >= window[0]))
-        shift_rows = (await self.conn.execute(sq)).mappings()
-        shifts: dict[str, list[Shift]] = {}
-        for s in shift_rows:
-            shifts.setdefault(s["vehicle_id"], []).append(
-                Shift(s["id"], s["vehicle_id"], _utc(s["starts_at"]), _utc(s["ends_at"]))  # type: ignore[arg-type]
-            )
+        if self.shift_cache is not None:
+            shifts = await self.shift_cache.of(self.conn, ids, window)
+        else:
+            sq = select(t.shifts).where(t.shifts.c.vehicle_id.in_(ids)).order_by(t.shifts.c.starts_at)
+            if window is not None:  # only the shifts that matter for this planning step
+                sq = sq.where(and_(t.shifts.c.starts_at <= window[1], t.shifts.c.ends_at >= window[0]))
+            shifts = {}
+            for s in (await self.conn.execute(sq)).mappings():
+                shifts.setdefault(s["vehicle_id"], []).append(
+                    Shift(s["id"], s["vehicle_id"], _utc(s["starts_at"]), _utc(s["ends_at"]))  # type: ignore[arg-type]
+                )
         for r in rows:
             depot = depots[r["depot_stop_id"]]
             v = Vehicle(
@@ -163,7 +269,7 @@ class VehicleRepository:
                 depot_stop_id=r["depot_stop_id"],
                 depot_lat=depot["lat"],
                 depot_lon=depot["lon"],
-                plan=[_visit_from_json(d) for d in (r["plan"] or [])],
+                plan=r["plan"],
                 plan_version=r["plan_version"],
                 lat=r["lat"],
                 lon=r["lon"],
@@ -178,16 +284,15 @@ class VehicleRepository:
         return out
 
     async def list(self, window: tuple[datetime, datetime] | None = None) -> list[Vehicle]:
-        rows = (await self.conn.execute(select(t.vehicles).order_by(t.vehicles.c.id))).mappings()
+        rows = await self._select(select(*_VEHICLE_COLUMNS).order_by(t.vehicles.c.id))
         return await self._load(rows, window)
 
     async def get(self, vehicle_id: str, *, for_update: bool = False,
                   window: tuple[datetime, datetime] | None = None) -> Vehicle | None:
-        q = select(t.vehicles).where(t.vehicles.c.id == vehicle_id)
+        q = select(*_VEHICLE_COLUMNS).where(t.vehicles.c.id == vehicle_id)
         if for_update and self.dialect == "postgresql":
             q = q.with_for_update()
-        rows = (await self.conn.execute(q)).mappings().all()
-        loaded = await self._load(rows, window)
+        loaded = await self._load(await self._select(q), window)
         return loaded[0] if loaded else None
 
     # ``builtins.list`` below: inside this class ``list`` names the method above.
@@ -198,20 +303,25 @@ class VehicleRepository:
 
         With ``window``, only the shifts overlapping it are loaded (the plan is always whole).
         """
-        q = select(t.vehicles).order_by(t.vehicles.c.id)
+        q = select(*_VEHICLE_COLUMNS).order_by(t.vehicles.c.id)
         if self.dialect == "postgresql":
             q = q.with_for_update()
-        return await self._load((await self.conn.execute(q)).mappings().all(), window)
+        return await self._load(await self._select(q), window)
 
     async def add(self, v: Vehicle) -> None:
+        self._wrote = True
         await self.conn.execute(insert(t.vehicles).values(id=v.id, **_vehicle_values(v)))
         self.seen[v.id] = v
         self.tracked.append(v)
 
     async def save(self, v: Vehicle) -> None:
+        self._wrote = True
         await self.conn.execute(update(t.vehicles).where(t.vehicles.c.id == v.id).values(**_vehicle_values(v)))
 
     async def replace_shifts(self, vehicle_id: str, shifts: builtins.list[Shift]) -> None:
+        self.shifts_changed = True
+        if self.shift_cache is not None:
+            self.shift_cache.forget()
         await self.conn.execute(t.shifts.delete().where(t.shifts.c.vehicle_id == vehicle_id))
         for s in shifts:
             await self.conn.execute(
