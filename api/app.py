@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.deps import RevocationWatch
 from api.limits import (
     SecurityHeaders,
     SizeLimits,
@@ -88,6 +89,8 @@ def create_app(
         app.state.runtime = runtime
         app.state.services = runtime.services
         app.state.actor_cache = {}
+        app.state.revocations = RevocationWatch(app.state.actor_cache)
+        runtime.bus.subscribe(app.state.revocations.on_events)  # tokens revoked anywhere leave the cache
         if runtime.notifier is not None:  # notices run after the commit, from the bus
             runtime.bus.subscribe(runtime.notifier.on_events)
         hub = Hub(runtime)

@@ -712,6 +712,18 @@ class EventLogRepository:
             .order_by(t.event_log.c.id).limit(limit))
         return [r[0] for r in rows]
 
+    async def last_id(self) -> int:
+        return int((await self.conn.execute(select(func.max(t.event_log.c.id)))).scalar() or 0)
+
+    async def unattached_after(self, type_: str, after_id: int) -> builtins.list[tuple[int, dict[str, Any]]]:
+        """(id, payload) of the events of ``type_`` that belong to no booking or vehicle (aggregate
+        ``-``, read through its index: cheap however long the log), logged after id ``after_id``."""
+        rows = await self.conn.execute(
+            select(t.event_log.c.id, t.event_log.c.payload)
+            .where(t.event_log.c.aggregate_id == "-", t.event_log.c.type == type_, t.event_log.c.id > after_id)
+            .order_by(t.event_log.c.id))
+        return [(int(r[0]), r[1]) for r in rows]
+
     async def append_many(self, occurred_at: datetime, payloads: Iterable[dict[str, Any]]) -> None:
         rows = [dict(occurred_at=occurred_at, type=d["type"],
                      aggregate_id=d.get("booking_id") or d.get("vehicle_id") or "-", payload=d) for d in payloads]

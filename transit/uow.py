@@ -66,6 +66,7 @@ class UnitOfWork:
         self._holding_lock = False
         self._committed = False
         self.published: list[Event] = []
+        self.events: list[Event] = []  # events of no aggregate (an account's token), see ``record``
 
     async def __aenter__(self) -> UnitOfWork:
         if self._sqlite_lock is not None and not self.readonly:
@@ -111,8 +112,13 @@ class UnitOfWork:
         assert self._conn is not None, "use inside `async with uow:`"
         return self._conn
 
+    def record(self, event: Event) -> None:
+        """An event that belongs to no booking or vehicle; logged and published with the commit."""
+        self.events.append(event)
+
     def collect_events(self) -> list[Event]:
-        events: list[Event] = []
+        events: list[Event] = list(self.events)
+        self.events.clear()
         # Every instance handed out, not only the latest per id: a use case may read a booking,
         # record an event on it, and a later step (a re-plan) read the same row again.
         aggregates: list[Booking | Vehicle] = [*self.bookings.tracked, *self.vehicles.tracked]
