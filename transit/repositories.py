@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import re
 import time
@@ -86,11 +87,12 @@ class PlanCache:
 
 class ShiftCache:
     """Every shift, kept per process for ``ttl_s`` (shifts change only with ``okuma load-data``,
-    which also forgets this process's copy)."""
+    which also forgets this process's copy). Per vehicle in start order, so the shifts overlapping
+    a window are found by bisection (a vehicle may have a shift a day for months)."""
 
     def __init__(self, ttl_s: float = 60.0) -> None:
         self.ttl_s = ttl_s
-        self._shifts: dict[str, builtins.list[Shift]] | None = None
+        self._shifts: dict[str, tuple[builtins.list[Shift], builtins.list[datetime]]] | None = None
         self._until = 0.0
 
     async def of(self, conn: AsyncConnection, vehicle_ids: Iterable[str],
@@ -103,14 +105,30 @@ class ShiftCache:
                 found.setdefault(r["vehicle_id"], []).append(
                     Shift(r["id"], r["vehicle_id"], _utc(r["starts_at"]), _utc(r["ends_at"]))  # type: ignore[arg-type]
                 )
-            self._shifts = found
+            # the latest end among the shifts up to each one (shifts may overlap): bisect on it
+            ends: dict[str, builtins.list[datetime]] = {}
+            for vid, shifts in found.items():
+                run: builtins.list[datetime] = []
+                for sh in shifts:
+                    run.append(sh.ends_at if not run or sh.ends_at > run[-1] else run[-1])
+                ends[vid] = run
+            self._shifts = {vid: (found[vid], ends[vid]) for vid in found}
             self._until = time.monotonic() + self.ttl_s
         out: dict[str, builtins.list[Shift]] = {}
         for vid in vehicle_ids:
-            shifts = self._shifts.get(vid, [])
-            if window is not None:
-                shifts = [s for s in shifts if s.starts_at <= window[1] and s.ends_at >= window[0]]
-            out[vid] = list(shifts)
+            shifts, ends = self._shifts.get(vid, ([], []))
+            if window is None:
+                out[vid] = list(shifts)
+                continue
+            # the first shift whose running latest end reaches the window, then on while it starts in time
+            i = bisect.bisect_left(ends, window[0])
+            picked = []
+            for sh in shifts[i:]:
+                if sh.starts_at > window[1]:
+                    break
+                if sh.ends_at >= window[0]:
+                    picked.append(sh)
+            out[vid] = picked
         return out
 
     def forget(self) -> None:

@@ -91,3 +91,31 @@ async def test_replaced_shifts_are_seen_at_once(served: Served) -> None:
     async with uows(readonly=True) as uow:
         got = (await uow.vehicles.get(v.id))
     assert got is not None and [s.id for s in got.shifts] == ["sh_test"]
+
+
+async def test_the_shifts_of_a_window_are_exactly_those_overlapping_it(served: Served) -> None:
+    """Many shifts per vehicle (one a day, some overlapping): the cached look-up picks the same
+    shifts as the database's own overlap test."""
+    from sqlalchemy import and_, select
+
+    from transit import tables as t
+
+    uows = served.runtime.services.uow  # type: ignore[attr-defined]
+    async with uows(readonly=True) as uow:
+        v = (await uow.vehicles.list())[0]
+    now = served.clock.now()
+    shifts = [Shift(f"sh_{d}", v.id, now + timedelta(days=d), now + timedelta(days=d, hours=13))
+              for d in range(60)]
+    shifts.append(Shift("sh_long", v.id, now + timedelta(days=3, hours=1), now + timedelta(days=9)))
+    async with uows() as uow:
+        await uow.vehicles.replace_shifts(v.id, shifts)
+        await uow.commit()
+    for start_h, len_h in [(0, 1), (14, 2), (13, 1), (24 * 5 + 20, 3), (24 * 8, 40), (-5, 2), (24 * 70, 1)]:
+        window = (now + timedelta(hours=start_h), now + timedelta(hours=start_h + len_h))
+        async with uows(readonly=True) as uow:
+            got = await uow.vehicles.get(v.id, window=window)
+            s = t.shifts.c
+            want = (await uow.connection.execute(
+                select(s.id).where(and_(s.vehicle_id == v.id, s.starts_at <= window[1], s.ends_at >= window[0]))
+                .order_by(s.starts_at))).scalars().all()
+        assert got is not None and [x.id for x in got.shifts] == list(want), (start_h, len_h)
