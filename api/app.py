@@ -73,7 +73,7 @@ def install_log_redaction() -> None:
             logger.addFilter(DropQueryStrings())
 
 
-GC_THRESHOLDS = (20_000, 20, 20)  # CPython's default is (700, 10, 10)
+GC_THRESHOLDS = (10_000, 10, 10)  # CPython's default is (700, 10, 10)
 
 
 def tune_gc() -> None:
