@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import re
+import tracemalloc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -86,6 +88,28 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def _heap_snapshots() -> asyncio.Task[None] | None:
+    """With ``OKUMA_TRACEMALLOC_DIR`` set (a soak that looks for leaks, ``bench/soak.py
+    --tracemalloc``): trace allocations and write a snapshot there every
+    ``OKUMA_TRACEMALLOC_EVERY_S`` seconds (default 60) as ``<pid>-<n>.snap``. Off by default: tracing
+    slows the server down."""
+    folder = os.environ.get("OKUMA_TRACEMALLOC_DIR")
+    if not folder:
+        return None
+    every = float(os.environ.get("OKUMA_TRACEMALLOC_EVERY_S", "60"))
+    tracemalloc.start(8)
+
+    async def dump() -> None:
+        n = 0
+        while True:
+            await asyncio.sleep(every)
+            gc.collect()
+            tracemalloc.take_snapshot().dump(str(Path(folder) / f"{os.getpid()}-{n:04d}.snap"))
+            n += 1
+
+    return asyncio.create_task(dump(), name="heap-snapshots")
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -111,6 +135,7 @@ def create_app(
         hub = Hub(runtime)
         app.state.hub = hub
         await hub.start()
+        heap = _heap_snapshots()
         dispatcher = None
         if settings.dispatcher:
             dispatcher = Dispatcher(runtime.services, runtime.engine, interval_s=settings.reoptimise_interval_s,
@@ -126,6 +151,8 @@ def create_app(
                 await dispatcher.stop()
             await hub.stop()
             await runtime.close()
+            if heap is not None:
+                heap.cancel()
 
     app = FastAPI(
         title="Okuma on-demand transit / 大熊町オンデマンド交通",

@@ -106,13 +106,13 @@ class ShiftCache:
                     Shift(r["id"], r["vehicle_id"], _utc(r["starts_at"]), _utc(r["ends_at"]))  # type: ignore[arg-type]
                 )
             # the latest end among the shifts up to each one (shifts may overlap): bisect on it
-            ends: dict[str, builtins.list[datetime]] = {}
+            latest_end: dict[str, builtins.list[datetime]] = {}
             for vid, shifts in found.items():
                 run: builtins.list[datetime] = []
                 for sh in shifts:
                     run.append(sh.ends_at if not run or sh.ends_at > run[-1] else run[-1])
-                ends[vid] = run
-            self._shifts = {vid: (found[vid], ends[vid]) for vid in found}
+                latest_end[vid] = run
+            self._shifts = {vid: (found[vid], latest_end[vid]) for vid in found}
             self._until = time.monotonic() + self.ttl_s
         out: dict[str, builtins.list[Shift]] = {}
         for vid in vehicle_ids:
