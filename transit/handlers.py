@@ -198,29 +198,12 @@ async def load_snapshot(uow: UnitOfWork, svc: Services, vehicles: list[Vehicle],
     """The plans of ``vehicles`` around ``window`` with the bookings on them, as a routing Problem."""
     ids = relevant_booking_ids(vehicles, window)
     bookings = {b.id: b for b in await uow.bookings.active(ids)} if ids else {}
-    return await _planning(
-        _small(vehicles, bookings), build_snapshot, vehicles, bookings, now=svc.clock.now(), window=window,
-        travel=svc.travel, extra=[(p.lat, p.lon) for p in extra],
+    # Planning is CPU work: off the event loop, so pushes to tablets and other requests go on.
+    snap = await asyncio.to_thread(
+        build_snapshot, vehicles, bookings, now=svc.clock.now(), window=window, travel=svc.travel,
+        extra=[(p.lat, p.lon) for p in extra],
     )
-
-
-# Planning is CPU work: a large snapshot (or its insertion search) runs off the event loop, so
-# pushes to tablets and other requests go on; a small one (a town's fleet: about a millisecond)
-# runs inline, where the hop to a worker thread and back would cost more than the work.
-INLINE_MAX_VEHICLES = 30
-INLINE_MAX_BOOKINGS = 150
-
-
-def _small(vehicles: Sequence[Vehicle], bookings: Mapping[str, Booking]) -> bool:
-    return len(vehicles) <= INLINE_MAX_VEHICLES and len(bookings) <= INLINE_MAX_BOOKINGS
-
-
-async def _planning(inline: bool, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-    return fn(*args, **kw) if inline else await asyncio.to_thread(fn, *args, **kw)
-
-
-def _small_problem(problem: rm.Problem) -> bool:
-    return len(problem.vehicles) <= INLINE_MAX_VEHICLES and len(problem.requests) <= INLINE_MAX_BOOKINGS
+    return snap
 
 
 def _alternatives(snap: Snapshot, req: rm.Request) -> list[int]:
@@ -307,7 +290,7 @@ async def request_offer(cmd: RequestRide, actor: Actor, svc: Services) -> Offer:
                     "その到着時刻には間に合いません。", "That arrival time can no longer be reached."
                 )
         req = rm.Request(NEW, o, d, rm.Load(party, chairs, cmd.parcels), pw, dw, max_ride, service_s, drop_s)
-        result = await _planning(_small_problem(snap.problem), ins.find_insertions, snap.problem, req, max_options=3)
+        result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=3)
         if not result.options:
             cause = result.cause.value if result.cause else "no_feasible_insertion"
             alts = ([from_epoch(t) for t in await asyncio.to_thread(_alternatives, snap, req)]
@@ -698,7 +681,7 @@ async def _other_candidates(cmd: ConfirmOffer, actor: Actor, svc: Services) -> l
         r = offer["request"]
         snap = await load_snapshot(uow, svc, vehicles, window, [Place(*r["origin"]), Place(*r["destination"])])
     req = _offer_request(snap, offer, "__candidate__")
-    result = await _planning(_small_problem(snap.problem), ins.find_insertions, snap.problem, req, max_options=5)
+    result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=5)
     return [o.vehicle_id for o in result.options]
 
 
@@ -744,7 +727,7 @@ async def _confirm_once(cmd: ConfirmOffer, actor: Actor, svc: Services, vehicle_
         snap = await load_snapshot(uow, svc, [one] if one is not None else [], window, [origin, destination])
         bid = svc.new_id("bkg")
         req = _offer_request(snap, offer, bid)
-        result = await _planning(_small_problem(snap.problem), ins.find_insertions, snap.problem, req, max_options=1)
+        result = await asyncio.to_thread(ins.find_insertions, snap.problem, req, max_options=1)
         if not result.options:
             return None
         best = result.options[0]
