@@ -158,6 +158,8 @@ def main() -> None:
     ap.add_argument("--pg-admin-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     ap.add_argument("--reoptimise-interval-s", type=float, default=30)
+    ap.add_argument("--start-timeout-s", type=float, default=90,
+                    help="how long the two server processes may take to answer /healthz")
     ap.add_argument("--tracemalloc", action="store_true",
                     help="trace the servers' allocations (slower) and print what grew most from the end of the "
                          "warm-up to the end, per process")
@@ -172,7 +174,7 @@ def main() -> None:
         heap_dir = Path(tempfile.mkdtemp(prefix="okuma-soak-heap-"))
         env |= {"OKUMA_TRACEMALLOC_DIR": str(heap_dir),
                 "OKUMA_TRACEMALLOC_EVERY_S": str(max(5.0, min(args.warmup_s, args.minutes * 30)))}
-    with Server(fresh_postgres(args.pg_admin_url), data, env, workers=2) as srv:
+    with Server(fresh_postgres(args.pg_admin_url), data, env, workers=2, start_timeout_s=args.start_timeout_s) as srv:
         assert srv.proc is not None
         res = asyncio.run(soak(srv.url, srv.proc.pid, args.minutes, args.clients, vehicles,
                                args.think_s, min(args.warmup_s, args.minutes * 30)))
