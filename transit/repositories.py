@@ -78,6 +78,10 @@ class PlanCache:
     def put(self, vehicle_id: str, version: int, plan: Iterable[Visit]) -> None:
         self._plans[vehicle_id] = (version, tuple(plan))
 
+    def drop(self, vehicle_ids: Iterable[str]) -> None:
+        for vid in vehicle_ids:
+            self._plans.pop(vid, None)
+
     def __len__(self) -> int:
         return len(self._plans)
 
@@ -223,6 +227,7 @@ class VehicleRepository:
         self.shift_cache = shifts
         self._wrote = False
         self.shifts_changed = False  # the unit of work forgets the process's shifts again after its commit
+        self.saved: set[str] = set()  # vehicles written: their cached plans are dropped again after the commit
         self.seen: dict[str, Vehicle] = {}
         self.tracked: list[Vehicle] = []  # every instance handed out (a reload keeps the older one's events)
 
@@ -333,7 +338,11 @@ class VehicleRepository:
         self.tracked.append(v)
 
     async def save(self, v: Vehicle) -> None:
+        # dropped now and again after the commit (uow): even a write that kept the version is read afresh
         self._wrote = True
+        self.saved.add(v.id)
+        if self.plans is not None:
+            self.plans.drop([v.id])
         await self.conn.execute(update(t.vehicles).where(t.vehicles.c.id == v.id).values(**_vehicle_values(v)))
 
     async def replace_shifts(self, vehicle_id: str, shifts: builtins.list[Shift]) -> None:

@@ -136,6 +136,8 @@ class UnitOfWork:
         await self._conn.commit()
         self._committed = True
         self._release()
+        if self.vehicles.saved and self._plan_cache is not None:
+            self._plan_cache.drop(self.vehicles.saved)  # a reader may have cached the old row meanwhile
         if self.vehicles.shifts_changed and self._shift_cache is not None:
             self._shift_cache.forget()  # a reader may have filled it again before this commit
         self.published.extend(events)

@@ -119,3 +119,23 @@ async def test_the_shifts_of_a_window_are_exactly_those_overlapping_it(served: S
                 select(s.id).where(and_(s.vehicle_id == v.id, s.starts_at <= window[1], s.ends_at >= window[0]))
                 .order_by(s.starts_at))).scalars().all()
         assert got is not None and [x.id for x in got.shifts] == list(want), (start_h, len_h)
+
+
+async def test_a_plan_saved_without_a_new_version_is_read_as_saved(served: Served) -> None:
+    """The cache is keyed by plan version, but a write that kept the version (a repair, a test's
+    tampering) must not leave the old plan in this process's cache."""
+    from dataclasses import replace
+
+    b = await book(served, "c4")
+    uows = served.runtime.services.uow  # type: ignore[attr-defined]
+    async with uows(readonly=True) as uow:
+        await uow.vehicles.list()  # cached
+    async with uows() as uow:
+        v = await uow.vehicles.get(b["vehicle_id"], for_update=True)
+        assert v is not None
+        v.plan[0] = replace(v.plan[0], planned_at=v.plan[0].planned_at + timedelta(minutes=30))
+        await uow.vehicles.save(v)
+        await uow.commit()
+    async with uows(readonly=True) as uow:
+        again = next(x for x in await uow.vehicles.list() if x.id == v.id)
+    assert again.plan_version == v.plan_version and again.plan[0].planned_at == v.plan[0].planned_at
