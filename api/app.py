@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import os
 import re
+import tracemalloc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.deps import RevocationWatch
 from api.limits import (
     SecurityHeaders,
     SizeLimits,
@@ -75,6 +79,41 @@ def install_log_redaction() -> None:
             logger.addFilter(DropQueryStrings())
 
 
+GC_THRESHOLDS = (10_000, 10, 10)  # CPython's default is (700, 10, 10)
+
+
+def tune_gc() -> None:
+    """Fewer cyclic garbage collections: a request allocates thousands of small objects (rows,
+    plans, schedules), and with the default thresholds the collector ran every few hundred of
+    them, a full pass over the heap (the cached plans, the reference data) now and then in the
+    middle of a request. What was loaded at start-up is frozen out of the collector's passes."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def _heap_snapshots() -> asyncio.Task[None] | None:
+    """With ``OKUMA_TRACEMALLOC_DIR`` set (a soak that looks for leaks, ``bench/soak.py
+    --tracemalloc``): trace allocations and write a snapshot there every
+    ``OKUMA_TRACEMALLOC_EVERY_S`` seconds (default 60) as ``<pid>-<n>.snap``. Off by default: tracing
+    slows the server down."""
+    folder = os.environ.get("OKUMA_TRACEMALLOC_DIR")
+    if not folder:
+        return None
+    every = float(os.environ.get("OKUMA_TRACEMALLOC_EVERY_S", "60"))
+    tracemalloc.start(8)
+
+    async def dump() -> None:
+        n = 0
+        while True:
+            await asyncio.sleep(every)
+            gc.collect()
+            tracemalloc.take_snapshot().dump(str(Path(folder) / f"{os.getpid()}-{n:04d}.snap"))
+            n += 1
+
+    return asyncio.create_task(dump(), name="heap-snapshots")
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -89,9 +128,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_log_redaction()  # again: uvicorn configures its loggers after the app is made
         runtime: Runtime = bootstrap(settings, clock=clock, reference=reference)
+        tune_gc()
         app.state.runtime = runtime
         app.state.services = runtime.services
         app.state.actor_cache = {}
+        app.state.revocations = RevocationWatch(app.state.actor_cache)
+        runtime.bus.subscribe(app.state.revocations.on_events)  # tokens revoked anywhere leave the cache
         if runtime.notifier is not None:  # notices run after the commit, from the bus
             runtime.bus.subscribe(runtime.notifier.on_events, *NOTIFY_EVENTS)
         webhooks = TompWebhooks(runtime.services.uow, runtime.services.clock, operator_id=_operator_id(settings))
@@ -101,6 +143,7 @@ def create_app(
         hub = Hub(runtime)
         app.state.hub = hub
         await hub.start()
+        heap = _heap_snapshots()
         dispatcher = None
         if settings.dispatcher:
             dispatcher = Dispatcher(runtime.services, runtime.engine, interval_s=settings.reoptimise_interval_s,
@@ -117,6 +160,8 @@ def create_app(
             await hub.stop()
             await webhooks.close()
             await runtime.close()
+            if heap is not None:
+                heap.cancel()
 
     app = FastAPI(
         title="Okuma on-demand transit / 大熊町オンデマンド交通",

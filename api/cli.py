@@ -67,7 +67,7 @@ async def _change_token(settings: Settings, args: argparse.Namespace) -> str:
                           " the old one no longer works)" if expires else f"account {args.account} new token: {token}"
             else:
                 await revoke(uow, args.account)
-                message = f"account {args.account} revoked: its token no longer works (within 30 s on running servers)"
+                message = f"account {args.account} revoked: its token no longer works (on running servers within a second)"
             await uow.commit()
         return message
     finally:

@@ -97,8 +97,9 @@ class Server:
     """`okuma migrate`, `load-data`, demo accounts and `serve` in a subprocess."""
 
     def __init__(self, database_url: str, data_dir: Path, extra_env: dict[str, str] | None = None,
-                 workers: int = 1) -> None:
+                 workers: int = 1, start_timeout_s: float = 90) -> None:
         self.workers = workers
+        self.start_timeout_s = start_timeout_s
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "DATABASE_URL": database_url, "OKUMA_DATA_DIR": str(data_dir),
@@ -113,7 +114,7 @@ class Server:
              "--workers", str(self.workers)],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.time() + 90  # a loaded machine, several processes each warming up
+        deadline = time.time() + self.start_timeout_s  # a loaded machine, several processes each warming up
         while time.time() < deadline:
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:

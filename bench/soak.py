@@ -23,6 +23,7 @@ import json
 import os
 import random
 import sys
+import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -157,13 +158,23 @@ def main() -> None:
     ap.add_argument("--pg-admin-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     ap.add_argument("--reoptimise-interval-s", type=float, default=30)
+    ap.add_argument("--start-timeout-s", type=float, default=90,
+                    help="how long the two server processes may take to answer /healthz")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="trace the servers' allocations (slower) and print what grew most from the end of the "
+                         "warm-up to the end, per process")
     args = ap.parse_args()
     data = data_dir_with_fleet(args.vehicles)
     vehicles = [f"bus_{i:03d}" for i in range(args.vehicles)]
     env = {"REDIS_URL": args.redis_url, "OKUMA_BUS_CHANNEL": f"okuma:soak:{os.getpid()}",
            "OKUMA_DISPATCHER": "true", "OKUMA_REOPTIMISE_INTERVAL_S": str(args.reoptimise_interval_s),
            "OKUMA_REOPTIMISE_BUDGET_S": "1"}
-    with Server(fresh_postgres(args.pg_admin_url), data, env, workers=2) as srv:
+    heap_dir = None
+    if args.tracemalloc:
+        heap_dir = Path(tempfile.mkdtemp(prefix="okuma-soak-heap-"))
+        env |= {"OKUMA_TRACEMALLOC_DIR": str(heap_dir),
+                "OKUMA_TRACEMALLOC_EVERY_S": str(max(5.0, min(args.warmup_s, args.minutes * 30)))}
+    with Server(fresh_postgres(args.pg_admin_url), data, env, workers=2, start_timeout_s=args.start_timeout_s) as srv:
         assert srv.proc is not None
         res = asyncio.run(soak(srv.url, srv.proc.pid, args.minutes, args.clients, vehicles,
                                args.think_s, min(args.warmup_s, args.minutes * 30)))
@@ -172,7 +183,31 @@ def main() -> None:
           f"p95 {res['p95_ms']} ms, memory {res['memory_start_mb']} -> {res['memory_end_mb']} MB "
           f"({res['memory_growth_pct']} %), lost messages {res['lost_messages']}, "
           f"tablet reconnects {res['tablet_reconnects']}")
+    if heap_dir is not None:
+        grown(heap_dir)
     print(json.dumps({"minutes": args.minutes, **{k: v for k, v in res.items() if k != "error_kinds"}}))
+
+
+def grown(heap_dir: Path, top: int = 12) -> None:
+    """Per server process: the source lines whose live allocations grew most between the snapshot
+    at the end of the warm-up (the first) and the last one."""
+    import tracemalloc
+
+    by_pid: dict[str, list[Path]] = {}
+    for f in sorted(heap_dir.glob("*.snap")):
+        by_pid.setdefault(f.name.split("-")[0], []).append(f)
+    for pid, snaps in sorted(by_pid.items()):
+        if len(snaps) < 2:
+            continue
+        first, last = tracemalloc.Snapshot.load(str(snaps[0])), tracemalloc.Snapshot.load(str(snaps[-1]))
+        diff = last.compare_to(first, "lineno")
+        total = sum(d.size_diff for d in diff)
+        print(f"process {pid}: traced memory {sum(s.size for s in first.statistics('filename')) / 2**20:.1f} -> "
+              f"{sum(s.size for s in last.statistics('filename')) / 2**20:.1f} MiB ({total / 2**20:+.1f} MiB) "
+              f"over {len(snaps) - 1} snapshots; grew most:")
+        for d in diff[:top]:
+            frame = d.traceback[0]
+            print(f"  {d.size_diff / 2**10:+9.1f} KiB {d.count_diff:+7d} blocks  {frame.filename}:{frame.lineno}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from transit import errors
 from transit.commands import Actor
+from transit.events import TokenRevoked
 from transit.uow import UnitOfWork
 
 ROLES = ("rider", "kiosk", "operator", "driver", "store", "admin", "maas")  # maas: a MaaS app (TOMP)
@@ -91,6 +92,7 @@ async def rotate_token(uow: UnitOfWork, account_id: str,
     token = new_token(row["role"])
     expires = token_expiry(uow.clock.now(), ttl_days)
     await uow.accounts.set_token(account_id, hash_token(token), expires)
+    uow.record(TokenRevoked(account_id, "rotated"))  # the old token: dropped from every server's cache
     return token, expires
 
 
@@ -100,6 +102,7 @@ async def revoke(uow: UnitOfWork, account_id: str) -> None:
         raise errors.NotFound("そのアカウントは見つかりません。", "That account does not exist.")
     # the hash of a secret nobody knows: the old token no longer matches any account
     await uow.accounts.set_token(account_id, hash_token(secrets.token_urlsafe(32)), None, disabled=True)
+    uow.record(TokenRevoked(account_id, "revoked"))  # dropped from every server's token cache at once
 
 
 async def authenticate(uow: UnitOfWork, token: str | None) -> Actor:

@@ -41,6 +41,7 @@ class Runtime:
         if self.notifier is not None:
             await self.notifier.close()
         await self.bus.close()
+        await self.limiter.close()
         await self.engine.dispose()
 
 
@@ -88,4 +89,6 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None, reference: Refe
                         messaging_service_sid=settings.twilio_messaging_service_sid,
                         base_url=settings.twilio_api_base)
     notifier = Notifier(uow, clock, line=line, sms=sms, show_codes=settings.environment == "development")
-    return Runtime(settings, engine, bus, ref, services, operations, RateLimiter(settings.rate_limits), notifier)
+    # with Redis, every server process of the deployment shares the counts
+    limiter = RateLimiter(settings.rate_limits, redis_url=settings.redis_url, key_prefix=f"{settings.bus_channel}:limits")
+    return Runtime(settings, engine, bus, ref, services, operations, limiter, notifier)

@@ -87,3 +87,12 @@ class HandoverLocked(Event):
     vehicle_id: str | None
     store_id: str
     failures: int
+
+
+@dataclass(frozen=True)
+class TokenRevoked(Event):
+    """An account's token stopped working (revoked, or replaced by a rotation): every server
+    process drops it from its token cache."""
+
+    account_id: str
+    reason: str  # revoked | rotated

@@ -813,15 +813,41 @@ def _may_see(actor: Actor, b: Booking) -> bool:
     return is_recipient_side(actor, b)
 
 
-async def get_booking(booking_id: str, actor: Actor, svc: Services) -> Booking:
-    async with svc.uow(readonly=True) as uow:
+AUDITED_ROLES = ("operator", "admin")  # their reads of riders' personal data are audited (docs/privacy.md)
+
+
+def _reading(svc: Services, actor: Actor, audit: str | None) -> UnitOfWork:
+    """The read's unit of work: writable only when it must record an audit row."""
+    return svc.uow(readonly=not (audit and actor.role in AUDITED_ROLES))
+
+
+async def _finish_read(uow: UnitOfWork, svc: Services, actor: Actor, found: Sequence[Booking],
+                       audit: str | None, deliveries: dict[str, dict[str, Any]] | None) -> None:
+    """In the read's own unit of work: the store orders of the deliveries found (one query for the
+    page, into ``deliveries``) and the audit row of an operator's read (committed with it)."""
+    if deliveries is not None:
+        ids = [b.id for b in found if b.kind == "delivery"]
+        if ids:
+            deliveries.update(await uow.deliveries.many(ids))
+    if audit and actor.role in AUDITED_ROLES and found:
+        await uow.audit.record(svc.clock.now(), actor.account_id, actor.role, audit, [b.id for b in found])
+        await uow.commit()
+
+
+async def get_booking(booking_id: str, actor: Actor, svc: Services, *, audit: str | None = None,
+                      deliveries: dict[str, dict[str, Any]] | None = None) -> Booking:
+    """A booking this actor may see. ``audit``: the action recorded for an operator's read;
+    ``deliveries``: filled with the booking's store order if it is a delivery."""
+    async with _reading(svc, actor, audit) as uow:
         b = await uow.bookings.get(booking_id)
-    if b is None or not _may_see(actor, b):
-        raise errors.NotFound("その予約は見つかりません。", "That booking does not exist.")
+        if b is None or not _may_see(actor, b):
+            raise errors.NotFound("その予約は見つかりません。", "That booking does not exist.")
+        await _finish_read(uow, svc, actor, [b], audit, deliveries)
     return b
 
 
-async def booking_by_number(text: str, actor: Actor, svc: Services) -> Booking:
+async def booking_by_number(text: str, actor: Actor, svc: Services, *, audit: str | None = None,
+                            deliveries: dict[str, dict[str, Any]] | None = None) -> Booking:
     """A booking by its number (any case, O for 0, I/L for 1), if this actor may see it."""
     number = numbers.normalise(text)
     if number is None:
@@ -829,14 +855,16 @@ async def booking_by_number(text: str, actor: Actor, svc: Services) -> Booking:
             "予約番号は6文字の英数字です(例: 7K3M9Q)。", "A booking number has 6 letters and digits (e.g. 7K3M9Q).",
             field="number",
         )
-    async with svc.uow(readonly=True) as uow:
+    async with _reading(svc, actor, audit) as uow:
         b = await uow.bookings.by_number(number)
-    if b is None or not _may_see(actor, b):
-        raise errors.NotFound("その予約番号の予約は見つかりません。", "No booking has that number.")
+        if b is None or not _may_see(actor, b):
+            raise errors.NotFound("その予約番号の予約は見つかりません。", "No booking has that number.")
+        await _finish_read(uow, svc, actor, [b], audit, deliveries)
     return b
 
 
-async def find_bookings(query: FindBookings, actor: Actor, svc: Services) -> tuple[list[Booking], int]:
+async def find_bookings(query: FindBookings, actor: Actor, svc: Services, *, audit: str | None = None,
+                        deliveries: dict[str, dict[str, Any]] | None = None) -> tuple[list[Booking], int]:
     """Operators: one page of the bookings matching the filters, and how many match in all."""
     if actor.role not in ("operator", "admin"):
         raise errors.Forbidden()
@@ -854,21 +882,26 @@ async def find_bookings(query: FindBookings, actor: Actor, svc: Services) -> tup
     else:
         now = svc.clock.now()
         start, end = now - timedelta(days=1), now + timedelta(days=8)
-    async with svc.uow(readonly=True) as uow:
-        return await uow.bookings.search(start=start, end=end, text=(query.text or "").strip() or None,
-                                         status=query.status, vehicle_id=query.vehicle_id,
-                                         limit=query.limit, offset=query.offset)
+    async with _reading(svc, actor, audit) as uow:
+        found, total = await uow.bookings.search(start=start, end=end, text=(query.text or "").strip() or None,
+                                                 status=query.status, vehicle_id=query.vehicle_id,
+                                                 limit=query.limit, offset=query.offset)
+        await _finish_read(uow, svc, actor, found, audit, deliveries)
+    return found, total
 
 
-async def list_bookings(actor: Actor, svc: Services, query: FindBookings | None = None) -> tuple[list[Booking], int]:
+async def list_bookings(actor: Actor, svc: Services, query: FindBookings | None = None, *,
+                        audit: str | None = None,
+                        deliveries: dict[str, dict[str, Any]] | None = None) -> tuple[list[Booking], int]:
     """A rider's own bookings (latest first); for operators, a page of the search; and how many match in all."""
     query = query or FindBookings()
     if actor.role == "rider":
         async with svc.uow(readonly=True) as uow:
             mine = await uow.bookings.for_account(actor.account_id, limit=query.limit, offset=query.offset)
             total = await uow.bookings.count_for_account(actor.account_id)
+            await _finish_read(uow, svc, actor, mine, None, deliveries)
         return mine, total
-    return await find_bookings(query, actor, svc)
+    return await find_bookings(query, actor, svc, audit=audit, deliveries=deliveries)
 
 
 async def cancel_booking(cmd: CancelBooking, actor: Actor, svc: Services) -> Booking:

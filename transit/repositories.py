@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import re
 import time
@@ -57,6 +58,85 @@ class StopCache:
 
     def forget(self) -> None:
         self._stops = None
+
+
+class PlanCache:
+    """Parsed plans per vehicle, kept per process by plan version (a plan changes only with its
+    version: ``Vehicle.replace_plan``), so reading the fleet parses only the plans that changed.
+
+    One entry per vehicle id (a newer version replaces the older), so it is bounded by the fleet.
+    Filled only from committed rows (see ``VehicleRepository``); hands out copies of the list.
+    """
+
+    def __init__(self) -> None:
+        self._plans: dict[str, tuple[int, tuple[Visit, ...]]] = {}
+
+    def get(self, vehicle_id: str, version: int) -> list[Visit] | None:
+        hit = self._plans.get(vehicle_id)
+        return list(hit[1]) if hit is not None and hit[0] == version else None
+
+    def put(self, vehicle_id: str, version: int, plan: Iterable[Visit]) -> None:
+        self._plans[vehicle_id] = (version, tuple(plan))
+
+    def drop(self, vehicle_ids: Iterable[str]) -> None:
+        for vid in vehicle_ids:
+            self._plans.pop(vid, None)
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def forget(self) -> None:
+        self._plans.clear()
+
+
+class ShiftCache:
+    """Every shift, kept per process for ``ttl_s`` (shifts change only with ``okuma load-data``,
+    which also forgets this process's copy). Per vehicle in start order, so the shifts overlapping
+    a window are found by bisection (a vehicle may have a shift a day for months)."""
+
+    def __init__(self, ttl_s: float = 60.0) -> None:
+        self.ttl_s = ttl_s
+        self._shifts: dict[str, tuple[builtins.list[Shift], builtins.list[datetime]]] | None = None
+        self._until = 0.0
+
+    async def of(self, conn: AsyncConnection, vehicle_ids: Iterable[str],
+                 window: tuple[datetime, datetime] | None) -> dict[str, builtins.list[Shift]]:
+        """Shifts by vehicle (start order), only those overlapping ``window`` when given."""
+        if self._shifts is None or time.monotonic() > self._until:
+            rows = (await conn.execute(select(t.shifts).order_by(t.shifts.c.starts_at))).mappings()
+            found: dict[str, builtins.list[Shift]] = {}
+            for r in rows:
+                found.setdefault(r["vehicle_id"], []).append(
+                    Shift(r["id"], r["vehicle_id"], _utc(r["starts_at"]), _utc(r["ends_at"]))  # type: ignore[arg-type]
+                )
+            # the latest end among the shifts up to each one (shifts may overlap): bisect on it
+            latest_end: dict[str, builtins.list[datetime]] = {}
+            for vid, shifts in found.items():
+                run: builtins.list[datetime] = []
+                for sh in shifts:
+                    run.append(sh.ends_at if not run or sh.ends_at > run[-1] else run[-1])
+                latest_end[vid] = run
+            self._shifts = {vid: (found[vid], latest_end[vid]) for vid in found}
+            self._until = time.monotonic() + self.ttl_s
+        out: dict[str, builtins.list[Shift]] = {}
+        for vid in vehicle_ids:
+            shifts, ends = self._shifts.get(vid, ([], []))
+            if window is None:
+                out[vid] = list(shifts)
+                continue
+            # the first shift whose running latest end reaches the window, then on while it starts in time
+            i = bisect.bisect_left(ends, window[0])
+            picked = []
+            for sh in shifts[i:]:
+                if sh.starts_at > window[1]:
+                    break
+                if sh.ends_at >= window[0]:
+                    picked.append(sh)
+            out[vid] = picked
+        return out
+
+    def forget(self) -> None:
+        self._shifts = None
 
 
 class StopRepository:
@@ -127,13 +207,60 @@ def _vehicle_values(v: Vehicle) -> dict[str, Any]:
     )
 
 
+_VEHICLE_COLUMNS = [c for c in t.vehicles.c if c.name != "plan"]
+
+
 class VehicleRepository:
-    def __init__(self, conn: AsyncConnection, dialect: str, stops: StopRepository | None = None) -> None:
+    """Vehicles with their plans and shifts.
+
+    With caches (the process's ``PlanCache`` and ``ShiftCache``), a read selects every column but
+    the plan and parses only the plans whose version this process has not seen; a plan read is
+    cached only while this unit of work has written no vehicle (so nothing uncommitted is kept).
+    """
+
+    def __init__(self, conn: AsyncConnection, dialect: str, stops: StopRepository | None = None,
+                 plans: PlanCache | None = None, shifts: ShiftCache | None = None) -> None:
         self.conn = conn
         self.dialect = dialect
         self.stops = stops or StopRepository(conn)
+        self.plans = plans
+        self.shift_cache = shifts
+        self._wrote = False
+        self.shifts_changed = False  # the unit of work forgets the process's shifts again after its commit
+        self.saved: set[str] = set()  # vehicles written: their cached plans are dropped again after the commit
         self.seen: dict[str, Vehicle] = {}
         self.tracked: list[Vehicle] = []  # every instance handed out (a reload keeps the older one's events)
+
+    async def _select(self, q: Any) -> builtins.list[Any]:
+        """Vehicle rows of ``q`` (a select of ``_VEHICLE_COLUMNS``) with their plans as visits."""
+        rows = [dict(r) for r in (await self.conn.execute(q)).mappings()]
+        missing: builtins.list[str] = []
+        for r in rows:
+            plan = self.plans.get(r["id"], r["plan_version"]) if self.plans is not None else None
+            if plan is None:
+                missing.append(r["id"])
+            r["plan"] = plan
+        if missing:
+            pq = select(t.vehicles.c.id, t.vehicles.c.plan_version, t.vehicles.c.plan).where(
+                t.vehicles.c.id.in_(missing))
+            fetched = {x["id"]: x for x in (await self.conn.execute(pq)).mappings()}
+            for i, r in enumerate(rows):
+                if r["plan"] is not None:
+                    continue
+                x = fetched.get(r["id"])
+                if x is None or x["plan_version"] != r["plan_version"]:
+                    # changed (committed by another writer) between the two reads: the whole row again
+                    whole = (await self.conn.execute(
+                        select(t.vehicles).where(t.vehicles.c.id == r["id"]))).mappings().first()
+                    if whole is None:
+                        continue
+                    r = rows[i] = dict(whole)
+                    r["plan"] = [_visit_from_json(d) for d in (r["plan"] or [])]
+                    continue
+                r["plan"] = [_visit_from_json(d) for d in (x["plan"] or [])]
+                if self.plans is not None and not self._wrote:
+                    self.plans.put(r["id"], r["plan_version"], r["plan"])
+        return [r for r in rows if r["plan"] is not None]
 
     async def _load(self, rows: Iterable[Any], window: tuple[datetime, datetime] | None = None) -> list[Vehicle]:
         out: list[Vehicle] = []
@@ -142,15 +269,17 @@ class VehicleRepository:
             return out
         ids = [r["id"] for r in rows]
         depots = await self.stops.cache.all(self.conn, wanted={r["depot_stop_id"] for r in rows})
-        sq = select(t.shifts).where(t.shifts.c.vehicle_id.in_(ids)).order_by(t.shifts.c.starts_at)
-        if window is not None:  # only the shifts that matter for this planning step
-            sq = sq.where(and_(t.shifts.c.starts_at <= window[1], t.shifts.c.ends_at >= window[0]))
-        shift_rows = (await self.conn.execute(sq)).mappings()
-        shifts: dict[str, list[Shift]] = {}
-        for s in shift_rows:
-            shifts.setdefault(s["vehicle_id"], []).append(
-                Shift(s["id"], s["vehicle_id"], _utc(s["starts_at"]), _utc(s["ends_at"]))  # type: ignore[arg-type]
-            )
+        if self.shift_cache is not None:
+            shifts = await self.shift_cache.of(self.conn, ids, window)
+        else:
+            sq = select(t.shifts).where(t.shifts.c.vehicle_id.in_(ids)).order_by(t.shifts.c.starts_at)
+            if window is not None:  # only the shifts that matter for this planning step
+                sq = sq.where(and_(t.shifts.c.starts_at <= window[1], t.shifts.c.ends_at >= window[0]))
+            shifts = {}
+            for s in (await self.conn.execute(sq)).mappings():
+                shifts.setdefault(s["vehicle_id"], []).append(
+                    Shift(s["id"], s["vehicle_id"], _utc(s["starts_at"]), _utc(s["ends_at"]))  # type: ignore[arg-type]
+                )
         for r in rows:
             depot = depots[r["depot_stop_id"]]
             v = Vehicle(
@@ -163,7 +292,7 @@ class VehicleRepository:
                 depot_stop_id=r["depot_stop_id"],
                 depot_lat=depot["lat"],
                 depot_lon=depot["lon"],
-                plan=[_visit_from_json(d) for d in (r["plan"] or [])],
+                plan=r["plan"],
                 plan_version=r["plan_version"],
                 lat=r["lat"],
                 lon=r["lon"],
@@ -178,16 +307,15 @@ class VehicleRepository:
         return out
 
     async def list(self, window: tuple[datetime, datetime] | None = None) -> list[Vehicle]:
-        rows = (await self.conn.execute(select(t.vehicles).order_by(t.vehicles.c.id))).mappings()
+        rows = await self._select(select(*_VEHICLE_COLUMNS).order_by(t.vehicles.c.id))
         return await self._load(rows, window)
 
     async def get(self, vehicle_id: str, *, for_update: bool = False,
                   window: tuple[datetime, datetime] | None = None) -> Vehicle | None:
-        q = select(t.vehicles).where(t.vehicles.c.id == vehicle_id)
+        q = select(*_VEHICLE_COLUMNS).where(t.vehicles.c.id == vehicle_id)
         if for_update and self.dialect == "postgresql":
             q = q.with_for_update()
-        rows = (await self.conn.execute(q)).mappings().all()
-        loaded = await self._load(rows, window)
+        loaded = await self._load(await self._select(q), window)
         return loaded[0] if loaded else None
 
     # ``builtins.list`` below: inside this class ``list`` names the method above.
@@ -198,20 +326,29 @@ class VehicleRepository:
 
         With ``window``, only the shifts overlapping it are loaded (the plan is always whole).
         """
-        q = select(t.vehicles).order_by(t.vehicles.c.id)
+        q = select(*_VEHICLE_COLUMNS).order_by(t.vehicles.c.id)
         if self.dialect == "postgresql":
             q = q.with_for_update()
-        return await self._load((await self.conn.execute(q)).mappings().all(), window)
+        return await self._load(await self._select(q), window)
 
     async def add(self, v: Vehicle) -> None:
+        self._wrote = True
         await self.conn.execute(insert(t.vehicles).values(id=v.id, **_vehicle_values(v)))
         self.seen[v.id] = v
         self.tracked.append(v)
 
     async def save(self, v: Vehicle) -> None:
+        # dropped now and again after the commit (uow): even a write that kept the version is read afresh
+        self._wrote = True
+        self.saved.add(v.id)
+        if self.plans is not None:
+            self.plans.drop([v.id])
         await self.conn.execute(update(t.vehicles).where(t.vehicles.c.id == v.id).values(**_vehicle_values(v)))
 
     async def replace_shifts(self, vehicle_id: str, shifts: builtins.list[Shift]) -> None:
+        self.shifts_changed = True
+        if self.shift_cache is not None:
+            self.shift_cache.forget()
         await self.conn.execute(t.shifts.delete().where(t.shifts.c.vehicle_id == vehicle_id))
         for s in shifts:
             await self.conn.execute(
@@ -467,6 +604,14 @@ class DeliveryRepository:
         row = (await self.conn.execute(q)).mappings().first()
         return dict(row) if row else None
 
+    async def many(self, booking_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The rows of these delivery bookings in one query (a page of bookings), by booking id."""
+        ids = list(booking_ids)
+        if not ids:
+            return {}
+        q = select(t.deliveries).where(t.deliveries.c.booking_id.in_(ids))
+        return {r["booking_id"]: dict(r) for r in (await self.conn.execute(q)).mappings()}
+
     async def update(self, booking_id: str, now: datetime, **values: Any) -> None:
         await self.conn.execute(
             update(t.deliveries).where(t.deliveries.c.booking_id == booking_id).values(updated_at=now, **values)
@@ -626,6 +771,18 @@ class EventLogRepository:
             select(t.event_log.c.payload).where(t.event_log.c.occurred_at >= when)
             .order_by(t.event_log.c.id).limit(limit))
         return [r[0] for r in rows]
+
+    async def last_id(self) -> int:
+        return int((await self.conn.execute(select(func.max(t.event_log.c.id)))).scalar() or 0)
+
+    async def unattached_after(self, type_: str, after_id: int) -> builtins.list[tuple[int, dict[str, Any]]]:
+        """(id, payload) of the events of ``type_`` that belong to no booking or vehicle (aggregate
+        ``-``, read through its index: cheap however long the log), logged after id ``after_id``."""
+        rows = await self.conn.execute(
+            select(t.event_log.c.id, t.event_log.c.payload)
+            .where(t.event_log.c.aggregate_id == "-", t.event_log.c.type == type_, t.event_log.c.id > after_id)
+            .order_by(t.event_log.c.id))
+        return [(int(r[0]), r[1]) for r in rows]
 
     async def append_many(self, occurred_at: datetime, payloads: Iterable[dict[str, Any]]) -> None:
         rows = [dict(occurred_at=occurred_at, type=d["type"],

@@ -18,7 +18,9 @@ from transit.repositories import (
     EventLogRepository,
     NoticeRepository,
     OfferRepository,
+    PlanCache,
     RiderRepository,
+    ShiftCache,
     StopCache,
     StopRepository,
     TompWebhookRepository,
@@ -49,6 +51,8 @@ class UnitOfWork:
         sqlite_lock: asyncio.Lock | None = None,
         readonly: bool = False,
         stop_cache: StopCache | None = None,
+        plan_cache: PlanCache | None = None,
+        shift_cache: ShiftCache | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -56,11 +60,14 @@ class UnitOfWork:
         self._sqlite_lock = sqlite_lock
         self.readonly = readonly
         self._stop_cache = stop_cache
+        self._plan_cache = plan_cache
+        self._shift_cache = shift_cache
         self.dialect = engine.dialect.name
         self._conn: AsyncConnection | None = None
         self._holding_lock = False
         self._committed = False
         self.published: list[Event] = []
+        self.events: list[Event] = []  # events of no aggregate (an account's token), see ``record``
 
     async def __aenter__(self) -> UnitOfWork:
         if self._sqlite_lock is not None and not self.readonly:
@@ -74,7 +81,7 @@ class UnitOfWork:
             raise
         conn = self._conn
         self.stops = StopRepository(conn, self._stop_cache)
-        self.vehicles = VehicleRepository(conn, self.dialect, self.stops)
+        self.vehicles = VehicleRepository(conn, self.dialect, self.stops, self._plan_cache, self._shift_cache)
         self.bookings = BookingRepository(conn)
         self.offers = OfferRepository(conn)
         self.deliveries = DeliveryRepository(conn)
@@ -107,8 +114,13 @@ class UnitOfWork:
         assert self._conn is not None, "use inside `async with uow:`"
         return self._conn
 
+    def record(self, event: Event) -> None:
+        """An event that belongs to no booking or vehicle; logged and published with the commit."""
+        self.events.append(event)
+
     def collect_events(self) -> list[Event]:
-        events: list[Event] = []
+        events: list[Event] = list(self.events)
+        self.events.clear()
         # Every instance handed out, not only the latest per id: a use case may read a booking,
         # record an event on it, and a later step (a re-plan) read the same row again.
         aggregates: list[Booking | Vehicle] = [*self.bookings.tracked, *self.vehicles.tracked]
@@ -126,6 +138,10 @@ class UnitOfWork:
         await self._conn.commit()
         self._committed = True
         self._release()
+        if self.vehicles.saved and self._plan_cache is not None:
+            self._plan_cache.drop(self.vehicles.saved)  # a reader may have cached the old row meanwhile
+        if self.vehicles.shifts_changed and self._shift_cache is not None:
+            self._shift_cache.forget()  # a reader may have filled it again before this commit
         self.published.extend(events)
         if events:
             await self._publish(events)
@@ -139,7 +155,11 @@ class UnitOfWorkFactory:
         self.clock = clock
         self.publish = publish
         self._sqlite_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        self.stop_cache = StopCache()  # shared by this process's units of work
+        # shared by this process's units of work (what does not change per request)
+        self.stop_cache = StopCache()
+        self.plan_cache = PlanCache()
+        self.shift_cache = ShiftCache()
 
     def __call__(self, *, readonly: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.clock, self.publish, self._sqlite_lock, readonly, self.stop_cache)
+        return UnitOfWork(self.engine, self.clock, self.publish, self._sqlite_lock, readonly, self.stop_cache,
+                          self.plan_cache, self.shift_cache)

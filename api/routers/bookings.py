@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
@@ -46,14 +46,6 @@ ERRORS = {
     410: {"description": "提案の期限切れ / offer expired"},
     429: {"description": "操作が多すぎる / too many requests (Retry-After: seconds)"},
 }
-
-
-async def audit_read(svc: Services, actor: Actor, action: str, booking_ids: list[str]) -> None:
-    """Operators' and admins' reads of riders' personal data go to the audit log (docs/privacy.md)."""
-    if actor.role in ("operator", "admin") and booking_ids:
-        async with svc.uow() as uow:
-            await uow.audit.record(svc.clock.now(), actor.account_id, actor.role, action, booking_ids)
-            await uow.commit()
 
 
 @router.get("/me", response_model=MePublic, operation_id="read_me")
@@ -128,16 +120,28 @@ async def confirm(body: ConfirmIn, actor: Booker, svc: ServicesDep, request: Req
     return await _public(b, actor, svc, request)
 
 
-async def _public(b: Booking, actor: Actor, svc: Services, request: Request) -> BookingPublic:
+def _shows_delivery(b: Booking, actor: Actor) -> bool:
+    """A delivery comes with its order, never to a driver (the code is what the driver must be told
+    by the recipient) nor to a kiosk looking up a booking it did not make."""
+    hidden = actor.role == "kiosk" and b.booked_by_id != actor.account_id
+    return b.kind == "delivery" and not hidden and actor.role != "driver"
+
+
+async def _public(b: Booking, actor: Actor, svc: Services, request: Request,
+                  rows: dict[str, dict[str, Any]] | None = None) -> BookingPublic:
     """A booking as answered to this actor.
 
     A kiosk shows a booking it did not make (looked up by number) without the rider's name or the
-    delivery part; a delivery comes with its order (and the code, for the recipient's side), never
-    to a driver: the code is what the driver must be told by the recipient."""
+    delivery part; a delivery comes with its order (and the code, for the recipient's side).
+    ``rows``: the store orders already read with the booking (a page reads them in one query)."""
     hidden = actor.role == "kiosk" and b.booked_by_id != actor.account_id
     out = BookingPublic.of(b, name_hidden=hidden)
-    if b.kind == "delivery" and not hidden and actor.role != "driver":
-        v = await deliveries.get_delivery(b.id, actor, svc, handover_secret(request))
+    if _shows_delivery(b, actor):
+        row = rows.get(b.id) if rows is not None else None
+        if row is not None and handlers.is_recipient_side(actor, b):
+            v = deliveries.view(b, row, actor, svc, handover_secret(request))
+        else:
+            v = await deliveries.get_delivery(b.id, actor, svc, handover_secret(request))
         out.delivery = DeliveryPublic.of(v)
     return out
 
@@ -158,13 +162,13 @@ async def list_bookings(
     ``X-Next-Offset`` say where the next page starts (the list never stops silently). Without ``day``,
     operators get yesterday to a week ahead."""
     query = FindBookings(day=day, text=q, status=status, vehicle_id=vehicle_id, limit=limit, offset=offset)
-    found, total = await handlers.list_bookings(actor, svc, query)
+    rows: dict[str, dict[str, Any]] = {}
+    found, total = await handlers.list_bookings(actor, svc, query, audit="list_bookings", deliveries=rows)
     response.headers["X-Total-Count"] = str(total)
     if offset + len(found) < total:
         response.headers["X-Next-Offset"] = str(offset + limit)
         response.headers["Link"] = f'</api/v1/bookings?limit={limit}&offset={offset + limit}>; rel="next"'
-    await audit_read(svc, actor, "list_bookings", [b.id for b in found])
-    return [await _public(b, actor, svc, request) for b in found]
+    return [await _public(b, actor, svc, request, rows) for b in found]
 
 
 @router.get("/bookings/by-number/{number}", response_model=BookingPublic, operation_id="read_booking_by_number",
@@ -174,16 +178,16 @@ async def read_booking_by_number(
 ) -> BookingPublic:
     """A booking by its number (any case; O reads as 0, I and L as 1). Kiosks: bookings made there or
     leaving from their stop."""
-    b = await handlers.booking_by_number(number, actor, svc)
-    await audit_read(svc, actor, "read_booking_by_number", [b.id])
-    return await _public(b, actor, svc, request)
+    rows: dict[str, dict[str, Any]] = {}
+    b = await handlers.booking_by_number(number, actor, svc, audit="read_booking_by_number", deliveries=rows)
+    return await _public(b, actor, svc, request, rows)
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingPublic, operation_id="read_booking", responses=ERRORS)
 async def read_booking(booking_id: PathId, actor: CurrentActor, svc: ServicesDep, request: Request) -> BookingPublic:
-    b = await handlers.get_booking(booking_id, actor, svc)
-    await audit_read(svc, actor, "read_booking", [b.id])
-    return await _public(b, actor, svc, request)
+    rows: dict[str, dict[str, Any]] = {}
+    b = await handlers.get_booking(booking_id, actor, svc, audit="read_booking", deliveries=rows)
+    return await _public(b, actor, svc, request, rows)
 
 
 @router.post("/bookings/{booking_id}/cancel", response_model=BookingPublic, operation_id="cancel_booking",
