@@ -291,10 +291,8 @@ async def confirm_returned(booking_id: str, actor: Actor, svc: Services, secret:
         now = svc.clock.now()
         b.complete(now)
         await uow.bookings.save(b, now=now)
-        kept = [v for v in vehicle.plan if v.booking_id != b.id]
-        if len(kept) != len(vehicle.plan):
-            vehicle.replace_plan(kept, "delivery_returned", (b.id,))
-            await uow.vehicles.save(vehicle)
+        if any(v.booking_id == b.id for v in vehicle.plan):  # it leaves the plan, re-timed by the one writer
+            await replan_vehicle(uow, svc, vehicle, "delivery_returned", (b.id,))
         await uow.deliveries.update(booking_id, now, returned_at=now)
         b.events.append(DeliveryChanged(b.id, row["store_id"], "returned", vehicle.id))
         await uow.commit()

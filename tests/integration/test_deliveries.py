@@ -415,3 +415,11 @@ async def test_a_return_is_re_timed_and_goes_after_the_other_visits(served: Serv
     assert found == [], found
     assert v.plan[-1].booking_id == b["id"] and v.plan[-1].stop_id == "kuma_sun_terrace"
     assert all(x.arrival_at is not None for x in v.plan), "every visit is timed"
+    # the store takes it back: the way back leaves the plan, which is re-timed again
+    r = await served.client.post(f"/api/v1/deliveries/{b['id']}/received-back", headers=served.auth("store2"))
+    assert r.status_code == 200 and r.json()["status"] == "returned", r.text
+    async with svc.uow(readonly=True) as uow:
+        v = await uow.vehicles.get(vid)
+        found = await check_invariants(uow, svc, svc.clock.now())
+    assert found == [], found
+    assert v.plan and not [x for x in v.plan if x.booking_id == b["id"]]
