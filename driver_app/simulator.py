@@ -289,8 +289,8 @@ class VehicleSimulator:
         # Drop-offs first (people get off before others get on), then boardings.
         for v in sorted(group, key=lambda v: v.kind != "dropoff"):
             if v.kind == "dropoff":
-                if v.handover_code_required:
-                    await self._parcel_wait(v)  # handed over inside its window, never early
+                if v.handover_code_required and not await self._parcel_wait(v):
+                    continue  # handed over inside its window, never early; re-planned: later
                 await self._sleep(o.parcel_s * v.parcels + o.board_s_per_person * (v.party_size > 0)
                                   + o.board_s_per_wheelchair * v.wheelchairs)
                 if v.handover_code_required:
@@ -300,7 +300,8 @@ class VehicleSimulator:
                 if self._ok(ack, "dropped_off", v.booking_id, v.visit_id):
                     self.tally.dropped_off += 1
             elif v.booking_kind == "grocery":
-                await self._parcel_wait(v)
+                if not await self._parcel_wait(v):
+                    continue  # re-planned while waiting at the store: later, as the plan says
                 await self._sleep(o.parcel_s * max(1, v.parcels))
                 ack = await self.client.event("parcel_picked_up", booking_id=v.booking_id, at=self._at())
                 if self._ok(ack, "parcel_picked_up", v.booking_id, v.visit_id):
@@ -336,12 +337,20 @@ class VehicleSimulator:
 
     # ------------------------------------------------------------------ groceries at the drop-off
 
-    async def _parcel_wait(self, v: p.VisitOut) -> None:
+    async def _parcel_wait(self, v: p.VisitOut) -> bool:
         """A parcel changes hands when the plan says: the store hands it over then (its goods stay
         cold until then) and the recipient gets it inside the window; a minibus that is at the stop
-        earlier, e.g. for a rider getting off there, waits."""
-        if self.clock.now() < v.planned_at:
-            await self._wait_until(v.planned_at, wake_on_change=False)
+        earlier, e.g. for a rider getting off there, waits. The wait follows the plan as it
+        changes: False (not now) when the visit left the plan or is no longer at this stop next
+        (a re-plan moved it): the driver goes on with the plan and comes back for it."""
+        while True:
+            here = {x.visit_id: x for x in self._next_stop()}
+            cur = here.get(v.visit_id)
+            if cur is None:
+                return False
+            if self.clock.now() >= cur.planned_at:
+                return True
+            await self._wait_until(cur.planned_at)  # cut short by a plan change: look again
 
     async def _parcel_dropoff(self, v: p.VisitOut) -> None:
         """A parcel's drop-off: hand it over with the code the recipient shows; nobody there: call
