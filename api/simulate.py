@@ -82,6 +82,7 @@ class SimConfig:
     reopt_interval_s: float = 600.0  # the dispatcher's timer, simulated seconds
     reopt_budget_s: float | None = None  # solver seconds per re-plan (wall); None: the scenario's, else 0.5
     progress: bool = True
+    deliveries: bool = True  # False: the scenario's kind "delivery" flows are left out (same rides)
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,30 @@ async def _check_invariants(uow: UnitOfWork, services: Services, now: datetime) 
     return out
 
 
+# ------------------------------------------------------------------------------ groceries
+
+
+@dataclass
+class GoodsOrder:
+    """One delivery the simulation booked: the scenario's trip and the window it got."""
+
+    trip: sc.Trip
+    auth: dict[str, str]  # the orderer's channel: the resident's app, the kiosk, or the desk
+    window_start: datetime
+    window_end: datetime
+    moved: bool = False  # the first window had no minibus: a later one was taken
+    receipt_code: str | None = None  # a kiosk order: the code printed on the receipt
+    ready_at: datetime | None = None
+
+
+@dataclass
+class GoodsLedger:
+    requested: int = 0
+    orders: dict[str, GoodsOrder] = field(default_factory=dict)
+    refusals: list[str] = field(default_factory=list)
+    store_refused: list[str] = field(default_factory=list)
+
+
 # ------------------------------------------------------------------------------ the day
 
 
@@ -193,7 +218,7 @@ class DaySimulation:
         self.scn = sc.load(cfg.scenario)
         self.ref = build_reference(self.scn, cfg)
         self.tz = self.ref.rules.tz
-        trips = sc.generate(self.scn, cfg.seed)
+        trips = sc.generate(self.scn, cfg.seed, deliveries=cfg.deliveries)
         window = cfg.start or cfg.end or None
         if window is None and self.scn.raw.get("window"):
             cfg = dataclasses.replace(cfg, start=self.scn.raw["window"][0], end=self.scn.raw["window"][1])
@@ -216,6 +241,7 @@ class DaySimulation:
         self._wake: asyncio.Future[None] | None = None
         self._kick_at: datetime | None = None
         self.tokens: dict[str, str] = {}
+        self.goods = GoodsLedger()
 
     # ---------------------------------------------------------------- set-up
 
@@ -258,6 +284,7 @@ class DaySimulation:
                 _, self.tokens[f"kiosk:{s.stop_id}"] = await create_account(uow, role="kiosk", name=f"{s.name_ja} キオスク",
                                                                             stop_id=s.stop_id)
             _, self.tokens["phone"] = await create_account(uow, role="operator", name="交通窓口")
+            await self._prepare_stores(uow, rt.services)
             await uow.commit()
         return drivers
 
@@ -276,6 +303,9 @@ class DaySimulation:
         return self.tokens[f"app:{int(trip.id.rsplit('-', 1)[1]) % 20}"]
 
     async def _book(self, http: httpx.AsyncClient, trip: sc.Trip) -> None:
+        if trip.kind == "delivery":
+            await self._order(http, trip)
+            return
         auth = {"Authorization": f"Bearer {self._token(trip)}"}
         body: dict[str, Any] = {"origin": {"stop_id": trip.origin}, "destination": {"stop_id": trip.destination},
                                 "time_mode": trip.mode, "party_size": trip.party,
@@ -354,6 +384,8 @@ class DaySimulation:
                 await self._book(http, arg)
             elif what == "cancel":
                 await self._cancel(http, *arg)
+            elif what == "ready":
+                await self._store_ready(http, arg)
             elif what == "timer":
                 await self._reoptimise("timer")
                 self._push(clock.now() + timedelta(seconds=self.cfg.reopt_interval_s), "timer")
@@ -446,6 +478,8 @@ class DaySimulation:
                 no_show_rate=0.0, seed=cfg.seed, speed_kmh=self.ref.rules.speed_kmh, circuity=self.ref.rules.circuity,
                 position_every_s=float(scn.raw.get("position_every_s", 60)), delay_rate=float(rates["delay"]),
                 delayed_factor=float(rates["delayed_factor"]), no_show_for=lambda bid: bid in self.no_show_ids,
+                handover_code=self._recipient_code, recipient_absent=self._desk_return,
+                parcel_returned=self._store_received_back,
             )
             starts = {v.id: (self.ref.stop(v.depot_stop_id).lat, self.ref.stop(v.depot_stop_id).lon)
                       for v in self.ref.fleet}
@@ -465,6 +499,7 @@ class DaySimulation:
             hub = app.state.hub
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://simulation", timeout=120) as http:
+                self.http = http
                 agenda = asyncio.create_task(self._agenda_loop(http), name="people-and-timer")
                 clock.join(agenda)  # type: ignore[arg-type]
                 await clock.run(end, settled=self._settled(hub), after_step=self._after_step)
@@ -505,6 +540,174 @@ class DaySimulation:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, timeout=10)
 
+    # ---------------------------------------------------------------- groceries: residents, stores, the desk
+
+    async def _prepare_stores(self, uow: UnitOfWork, services: Services) -> None:
+        """One staff account per store (role ``store``, bound to its stop)."""
+        for store in services.stores.values():
+            _, self.tokens[f"store:{store.id}"] = await create_account(uow, role="store", name=store.name_ja,
+                                                                       stop_id=store.stop_id)
+
+    def _order_token(self, trip: sc.Trip) -> str:
+        """Who orders: the resident's phone app, the kiosk at the home stop, or the phone desk."""
+        if trip.channel == "kiosk" and f"kiosk:{trip.destination}" in self.tokens:
+            return self.tokens[f"kiosk:{trip.destination}"]
+        if trip.channel == "phone":
+            return self.tokens["phone"]
+        return self.tokens[f"app:{int(trip.id.rsplit('d', 1)[1]) % 20}"]
+
+    async def _order(self, http: httpx.AsyncClient, trip: sc.Trip) -> None:
+        """A resident orders a delivery (``POST /api/v1/offers`` kind ``delivery``, then confirm).
+        No minibus in the window: the first alternative window offered is taken (a later run)."""
+        auth = {"Authorization": f"Bearer {self._order_token(trip)}"}
+        goods = self.goods
+        goods.requested += 1
+        assert trip.window_end is not None
+        start, width = trip.time, trip.window_end - trip.time
+        r = None
+        for attempt in range(3):
+            body: dict[str, Any] = {
+                "kind": "delivery", "destination": {"stop_id": trip.destination},
+                "passenger_name": f"住民 {trip.id[-5:]}",
+                "delivery": {"store_id": trip.store_id, "order_number": f"S-{trip.id[-4:]}",
+                             "window_start": start.isoformat(), "window_end": (start + width).isoformat(),
+                             "parcels": trip.parcels, "temperature": trip.temperature}}
+            t0 = time.perf_counter()
+            r = await http.post("/api/v1/offers", json=body, headers=auth)
+            self.offer_ms.append((time.perf_counter() - t0) * 1000)
+            if r.status_code == 201:
+                break
+            alts = (r.json() or {}).get("alternatives") if r.status_code == 409 else None
+            if not alts or attempt == 2:
+                break
+            start = datetime.fromisoformat(alts[0])
+        assert r is not None
+        if r.status_code != 201:
+            self._goods_refused(trip, r)
+            return
+        offer = r.json()
+        r2 = await http.post("/api/v1/bookings", json={"offer_id": offer["offer_id"]},
+                             headers={**auth, "Idempotency-Key": trip.id})
+        if r2.status_code != 201:
+            self._goods_refused(trip, r2)
+            return
+        booking = r2.json()
+        bid = booking["id"]
+        self.booked[bid] = trip
+        self.open.add(bid)
+        receipt = (booking.get("delivery") or {}).get("handover_code")
+        goods.orders[bid] = GoodsOrder(trip, auth, start, start + width, moved=start != trip.time,
+                                       receipt_code=receipt if trip.channel == "kiosk" else None)
+        if trip.cancel_at is not None:
+            self._push(max(trip.cancel_at, self.clock.now()), "cancel", (bid, auth))
+        store = self.services.stores[trip.store_id]
+        now = self.clock.now()
+        ready = max(now + timedelta(seconds=store.preparation_s), store.opens_at(now.astimezone(self.tz).date(), self.tz))
+        self._push(ready, "ready", bid)
+
+    def _goods_refused(self, trip: sc.Trip, r: httpx.Response) -> None:
+        try:
+            b = r.json()
+        except ValueError:
+            b = {}
+        if r.status_code >= 500:
+            log.error("server error on %s: %s", trip.id, r.text[:300])
+        self.goods.refusals.append(str(b.get("cause") or b.get("error") or f"http_{r.status_code}"))
+
+    async def _store_ready(self, http: httpx.AsyncClient, bid: str) -> None:
+        """The store has packed the order: ``POST /api/v1/store/orders/{id}/ready`` with its token."""
+        order = self.goods.orders[bid]
+        if bid not in self.open:
+            return  # cancelled meanwhile
+        token = self.tokens[f"store:{order.trip.store_id}"]
+        r = await http.post(f"/api/v1/store/orders/{bid}/ready", headers={"Authorization": f"Bearer {token}"},
+                            json={"parcels": order.trip.parcels, "temperature": order.trip.temperature})
+        if r.status_code == 200:
+            order.ready_at = self.clock.now()
+        else:
+            self.goods.store_refused.append(f"ready:{r.status_code}:{(r.json() or {}).get('error')}")
+
+    async def _recipient_code(self, bid: str) -> str | None:
+        """The recipient at the door shows the code from their own channel: the kiosk receipt, the
+        phone app (``GET /api/v1/deliveries/{id}`` with the resident's token), or the desk reads it
+        out (the same read with the desk's token). An absent recipient shows nothing."""
+        order = self.goods.orders.get(bid)
+        if order is None or order.trip.absent:
+            return None
+        if order.receipt_code:
+            return order.receipt_code
+        r = await self.http.get(f"/api/v1/deliveries/{bid}", headers=order.auth)
+        return r.json().get("handover_code") if r.status_code == 200 else None
+
+    async def _desk_return(self, bid: str) -> bool:
+        """Nobody at the door: the driver calls the desk, which sends the parcel back to its store."""
+        r = await self.http.post(f"/api/v1/deliveries/{bid}/return", json={},
+                                 headers={"Authorization": f"Bearer {self.tokens['phone']}"})
+        if r.status_code != 200:
+            self.goods.store_refused.append(f"return:{r.status_code}:{(r.json() or {}).get('error')}")
+        return r.status_code == 200
+
+    async def _store_received_back(self, bid: str) -> bool:
+        """The returned parcel is handed to the store, which records it (``received-back``)."""
+        order = self.goods.orders.get(bid)
+        if order is None:
+            return False
+        token = self.tokens[f"store:{order.trip.store_id}"]
+        r = await self.http.post(f"/api/v1/deliveries/{bid}/received-back",
+                                 headers={"Authorization": f"Bearer {token}"})
+        if r.status_code != 200:
+            self.goods.store_refused.append(f"received_back:{r.status_code}:{(r.json() or {}).get('error')}")
+        return r.status_code == 200
+
+    async def _delivery_figures(self, bookings: list[Any]) -> dict[str, Any]:
+        """The day's deliveries as the bookings and the stores' orders recorded them."""
+        goods, limit = self.goods, self.ref.rules.chilled_max_out_of_store_s
+        async with self.services.uow(readonly=True) as uow:
+            rows = {bid: await uow.deliveries.get(bid) for bid in goods.orders}
+        served = on_time = returned = breaches = before_ready = cancelled = 0
+        out_of_store: list[float] = []
+        for b in bookings:
+            order = goods.orders.get(b.id)
+            row = rows.get(b.id) or {}
+            if order is None:
+                continue
+            if b.status is BookingStatus.CANCELLED:
+                cancelled += 1
+                continue
+            if b.picked_up_at is not None and row.get("ready_at") and b.picked_up_at < row["ready_at"]:
+                before_ready += 1
+            if b.status is not BookingStatus.COMPLETED or b.completed_at is None:
+                continue
+            if row.get("returned_at"):
+                returned += 1
+                continue
+            served += 1
+            on_time += order.window_start <= b.completed_at <= order.window_end
+            if b.picked_up_at is not None:
+                # as the limit is planned (a max ride): from the end of loading at the store to
+                # the start of the handover at the door (its dwell, ``dwell_parcel_s`` a parcel)
+                handover_s = self.ref.rules.dwell_s(boardings=0, parcels=b.parcels)
+                out_s = (b.completed_at - b.picked_up_at).total_seconds() - handover_s
+                out_of_store.append(out_s)
+                breaches += row.get("temperature", order.trip.temperature) != "ambient" and out_s > limit + 1
+        booked = len(goods.orders)
+        due = booked - cancelled - sum(1 for o in goods.orders.values() if o.trip.absent)
+        return {
+            "requested": goods.requested,
+            "booked": booked,
+            "refused": len(goods.refusals),
+            "moved_to_later_window": sum(1 for o in goods.orders.values() if o.moved),
+            "cancelled": cancelled,
+            "served": served,
+            "on_time_pct": round(100 * on_time / due, 1) if due > 0 else 100.0,
+            "served_of_due_pct": round(100 * served / due, 1) if due > 0 else 100.0,
+            "returned": returned,
+            "chilled_limit_breaches": breaches,
+            "picked_up_before_ready": before_ready,
+            "out_of_store_max_min": round(max(out_of_store, default=0.0) / 60, 1),
+            "store_steps_refused": len(goods.store_refused),
+        }
+
     # ---------------------------------------------------------------- results
 
     async def _collect(self, wall0: float) -> SimResult:
@@ -524,7 +727,7 @@ class DaySimulation:
             self.violations[(v.kind, v.vehicle_id, v.booking_id)] = v
         for b in bookings:
             trip = self.booked.get(b.id)
-            if trip is None:
+            if trip is None or trip.kind == "delivery":  # deliveries: _delivery_figures
                 continue
             a = (b.origin.lat, b.origin.lon)
             d = (b.destination.lat, b.destination.lon)
@@ -575,6 +778,7 @@ class DaySimulation:
             "offer_p95_ms": round(kpi.percentile(self.offer_ms, 95), 1),
             "reopt_cycle_p95_s": round(kpi.percentile(self.reopt_s, 95), 2),
             "wall_s": round(time.perf_counter() - wall0, 1),
+            "deliveries": await self._delivery_figures(bookings),
         }
         kinds: dict[str, int] = {}
         for v in self.violations.values():
@@ -664,6 +868,16 @@ def compare_table(rows: list[tuple[str, SimResult]]) -> str:
     return "\n".join(lines)
 
 
+def delivery_table(d: dict[str, Any]) -> str:
+    """The deliveries' lines of the report (keys: docs/simulate.md)."""
+    return (f"deliveries: {d['requested']} requested, {d['booked']} booked ({d['moved_to_later_window']} in a later"
+            f" window, {d['refused']} refused), {d['cancelled']} cancelled; {d['served']} delivered"
+            f" ({d['served_of_due_pct']} % of those due), {d['on_time_pct']} % of those due inside their window;"
+            f" {d['returned']} returned; chilled-limit breaches {d['chilled_limit_breaches']}"
+            f" (longest out of the store {d['out_of_store_max_min']} min); picked up before ready"
+            f" {d['picked_up_before_ready']}; store/desk steps refused {d['store_steps_refused']}")
+
+
 def json_line(summary: dict[str, Any]) -> str:
     return json.dumps(summary, ensure_ascii=False)
 
@@ -693,6 +907,8 @@ def main(args: Any) -> int:
         return 0
     res = simulate_day(base)
     print(table(res))
+    if res.summary["deliveries"]["requested"]:
+        print(delivery_table(res.summary["deliveries"]))
     if out:
         from api.sim_report import write_report
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -50,7 +51,12 @@ class SimulationOptions:
     parcel_s: float = 60.0
     arrive_early_s: float = 0.0  # leave this much earlier than needed
     seed: int | None = None
-    handover_code: Callable[[str], str | None] | None = None  # grocery: booking id -> code
+    # grocery: booking id -> the code the recipient shows (None: nobody there); may be a coroutine
+    handover_code: Callable[[str], str | Awaitable[str | None] | None] | None = None
+    # grocery, nobody to hand it to: the driver calls the desk, which sends it back (True if it did)
+    recipient_absent: Callable[[str], Awaitable[bool]] | None = None
+    # grocery going back: the driver hands it to the store, which records it (True if it did)
+    parcel_returned: Callable[[str], Awaitable[bool]] | None = None
     no_show_for: Callable[[str], bool | None] | None = None  # booking id -> decided elsewhere (None: draw)
     delay_rate: float = 0.0  # chance that a leg is held up (traffic, a slow boarding)
     delayed_factor: float = 1.5  # travel time of a held-up leg / nominal (on top of delay_factor)
@@ -101,6 +107,7 @@ class Tally:
     positions: int = 0
     distance_m: float = 0.0  # driven, along the road (straight line x circuity)
     delayed_legs: int = 0
+    returned: int = 0  # parcels handed back to the store
     log: list[tuple[str, str]] = field(default_factory=list)  # (event type, booking id)
     late_s: dict[str, float] = field(default_factory=dict)  # visit id -> arrival minus planned time
 
@@ -131,6 +138,7 @@ class VehicleSimulator:
         self._done: set[str] = set()  # visit ids handled here, until the server drops them
         self._skipped: set[str] = set()  # visit ids the server refused; not retried
         self._arrival_refusals: dict[str, int] = {}  # visit id -> refused arrivals there
+        self._returning: set[str] = set()  # parcels the desk sent back (nobody was there)
 
     # ------------------------------------------------------------------ time
 
@@ -308,21 +316,19 @@ class VehicleSimulator:
         # Drop-offs first (people get off before others get on), then boardings.
         for v in sorted(group, key=lambda v: v.kind != "dropoff"):
             if v.kind == "dropoff":
+                if v.handover_code_required and not await self._parcel_wait(v):
+                    continue  # handed over inside its window, never early; re-planned: later
                 await self._sleep(o.parcel_s * v.parcels + o.board_s_per_person * (v.party_size > 0)
                                   + o.board_s_per_wheelchair * v.wheelchairs)
                 if v.handover_code_required:
-                    code = o.handover_code(v.booking_id) if o.handover_code else None
-                    if not code:
-                        log.warning("%s: no handover code for %s; skipped", self.vehicle_id, v.booking_id)
-                        self._skipped.add(v.visit_id)
-                        continue
-                    ack = await self.client.event("parcel_handed_over", booking_id=v.booking_id, code=code,
-                                                  at=self._at())
-                else:
-                    ack = await self.client.event("dropped_off", booking_id=v.booking_id, at=self._at())
+                    await self._parcel_dropoff(v)
+                    continue
+                ack = await self.client.event("dropped_off", booking_id=v.booking_id, at=self._at())
                 if self._ok(ack, "dropped_off", v.booking_id, v.visit_id):
                     self.tally.dropped_off += 1
             elif v.booking_kind == "grocery":
+                if not await self._parcel_wait(v):
+                    continue  # re-planned while waiting at the store: later, as the plan says
                 await self._sleep(o.parcel_s * max(1, v.parcels))
                 ack = await self.client.event("parcel_picked_up", booking_id=v.booking_id, at=self._at())
                 if self._ok(ack, "parcel_picked_up", v.booking_id, v.visit_id):
@@ -355,6 +361,56 @@ class VehicleSimulator:
                                                   count=v.party_size, at=self._at())
                     if self._ok(ack, "boarded", v.booking_id, v.visit_id):
                         self.tally.boarded += 1
+
+    # ------------------------------------------------------------------ groceries at the drop-off
+
+    async def _parcel_wait(self, v: p.VisitOut) -> bool:
+        """A parcel changes hands when the plan says: the store hands it over then (its goods stay
+        cold until then) and the recipient gets it inside the window; a minibus that is at the stop
+        earlier, e.g. for a rider getting off there, waits. The wait follows the plan as it
+        changes: False (not now) when the visit left the plan or is no longer at this stop next
+        (a re-plan moved it): the driver goes on with the plan and comes back for it."""
+        while True:
+            here = {x.visit_id: x for x in self._next_stop()}
+            cur = here.get(v.visit_id)
+            if cur is None:
+                return False
+            if self.clock.now() >= cur.planned_at:
+                return True
+            await self._wait_until(cur.planned_at)  # cut short by a plan change: look again
+
+    async def _parcel_dropoff(self, v: p.VisitOut) -> None:
+        """A parcel's drop-off: hand it over with the code the recipient shows; nobody there: call
+        the desk (the parcel goes back, the plan changes); back at the store: hand it to the staff.
+
+        The code comes from ``options.handover_code`` (the recipient's side), never from the tablet."""
+        o = self.options
+        if v.booking_id in self._returning:
+            done = bool(o.parcel_returned and await o.parcel_returned(v.booking_id))
+            if done:
+                self.tally.log.append(("parcel_returned", v.booking_id))
+                self.tally.returned += 1
+                self._done.add(v.visit_id)
+            else:
+                log.warning("%s: returned parcel %s not taken back", self.vehicle_id, v.booking_id)
+                self._skipped.add(v.visit_id)
+            return
+        code = o.handover_code(v.booking_id) if o.handover_code else None
+        if inspect.isawaitable(code):
+            code = await code
+        if not code:
+            wait = self.client.hello.no_show_wait_s if self.client.hello else 180
+            await self._sleep(wait)  # rings, waits as for a rider, then calls the desk
+            if o.recipient_absent and await o.recipient_absent(v.booking_id):
+                self._returning.add(v.booking_id)
+                self.tally.log.append(("recipient_absent", v.booking_id))
+                return  # the drop-off now goes back: its new place comes with the plan
+            log.warning("%s: no handover code for %s; skipped", self.vehicle_id, v.booking_id)
+            self._skipped.add(v.visit_id)
+            return
+        ack = await self.client.event("parcel_handed_over", booking_id=v.booking_id, code=code, at=self._at())
+        if self._ok(ack, "parcel_handed_over", v.booking_id, v.visit_id):
+            self.tally.dropped_off += 1
 
     async def _sleep(self, sim_s: float) -> None:
         if sim_s > 0:

@@ -72,6 +72,10 @@ class Instance:
     related: np.ndarray  # (R, R) int64: per request, the others from most to least related
     penalty: int  # cost of one unserved request
     pinned: np.ndarray | None = None  # (K,) int64: leading stops of each route that are fixed
+    # the riders' term (docs/optimiser.md): per node, the weight at a rider's drop-off (0 elsewhere)
+    # and that drop-off's earliest possible start; None: no term (the cost is travel only)
+    rider_w: np.ndarray | None = None  # (N,) int64
+    rider_due: np.ndarray | None = None  # (N,) int64
 
     def as_tuple(self):
         return (
@@ -89,6 +93,9 @@ class Instance:
             self.init_load,
             self.dur,
             np.zeros(len(self.starts), dtype=np.int64) if self.pinned is None else self.pinned,
+            np.zeros(len(self.svc), dtype=np.int64) if self.rider_w is None else self.rider_w,
+            np.zeros(len(self.svc), dtype=np.int64) if self.rider_due is None else self.rider_due,
+            np.array([int(self.rider_w is not None and bool((self.rider_w > 0).any()))], dtype=np.int64),
         )
 
 
@@ -143,6 +150,29 @@ def _route_cost(P, k, seq, m):
         c += arc[prev, seq[x]]
         prev = seq[x]
     return c + arc[prev, ends[k]]
+
+
+@njit(cache=True, nogil=True)
+def _rider_cost(P, S, k, seq, m):
+    """The riders' term of route k: sum over its riders' drop-offs of weight x (start of service
+    in the least-time schedule - the earliest it could be). 0 when the instance has no term."""
+    if P[16][0] == 0:
+        return 0
+    rw, due = P[14], P[15]
+    has = False
+    for x in range(m):
+        if rw[seq[x]] > 0:
+            has = True
+            break
+    if not has or not _least_times(P, S, k, seq, m):
+        return 0
+    t = S[0]
+    c = 0
+    for x in range(m):
+        node = seq[x]
+        if rw[node] > 0 and t[x + 1] > due[node]:
+            c += rw[node] * (t[x + 1] - due[node])
+    return c
 
 
 @njit(cache=True, nogil=True)
@@ -618,12 +648,13 @@ def _filter(P, W, wl, req_of, removed):
 
 
 @njit(cache=True, nogil=True)
-def _plan_cost(P, W, wl, n_missing, penalty):
+def _plan_cost(P, S, W, wl, n_missing, penalty):
     """Travel of every vehicle from its start to its end (an idle one still drives start -> end,
-    as in OR-Tools and ``routing.model.route_travel_s``) plus the unserved penalties."""
+    as in OR-Tools and ``routing.model.route_travel_s``), plus the riders' term (``_rider_cost``,
+    0 without it), plus the unserved penalties."""
     c = 0
     for k in range(W.shape[0]):
-        c += _route_cost(P, k, W[k], wl[k])
+        c += _route_cost(P, k, W[k], wl[k]) + _rider_cost(P, S, k, W[k], wl[k])
     return c + n_missing * penalty
 
 
@@ -754,7 +785,7 @@ def _run(
             for r in range(n_r):
                 if route_of[r] < 0:
                     fails[r] += 1
-        cost = _plan_cost(P, W, wl, missing, penalty)
+        cost = _plan_cost(P, S, W, wl, missing, penalty)
         stats[op, 0] += 1
         if cost < state[0]:
             stats[op, 1] += 1
@@ -816,6 +847,7 @@ class Result:
     missing: int
     iterations: int
     stats: dict[str, tuple[int, int, int]]
+    start_cost: int = 0  # the cost of the plan the search started from, on the same objective
 
 
 def improve(
@@ -861,7 +893,7 @@ def improve(
         cur[k, : len(seq)] = seq
         served.update(int(inst.req_of[x]) for x in seq if inst.req_of[x] >= 0)
     missing = n_r - len(served)
-    cost0 = int(_plan_cost(P, cur, cur_len, int(missing), int(inst.penalty)))
+    cost0 = int(_plan_cost(P, S, cur, cur_len, int(missing), int(inst.penalty)))
     best = cur.copy()
     best_len = cur_len.copy()
     state = np.array([cost0, cost0, missing, missing], dtype=np.int64)
@@ -870,7 +902,7 @@ def improve(
     w = np.asarray(weights, dtype=np.float64)
     _seed(int(seed))
     if n_r == 0:
-        return Result([list(x) for x in routes], cost0, missing, 0, {})
+        return Result([list(x) for x in routes], cost0, missing, 0, {}, cost0)
     travel0 = cost0 - missing * inst.penalty
     scale = max(1.0, travel0 / max(1, n_r - missing))  # travel per served request
     t_begin = time.perf_counter()
@@ -937,7 +969,7 @@ def improve(
         name: (int(stats[i, 0]), int(stats[i, 1]), int(stats[i, 2]))
         for i, name in enumerate(OPERATORS)
     }
-    return Result(out, int(state[1]), int(state[3]), done, st)
+    return Result(out, int(state[1]), int(state[3]), done, st, cost0)
 
 
 def warm_up() -> float:

@@ -175,9 +175,27 @@ class Problem:
     vehicles: tuple[Vehicle, ...]
     requests: Mapping[str, Request]
     travel_s: np.ndarray
+    #: cost units per second a rider reaches the destination later than it could have (see
+    #: :func:`rider_due_s`), on top of one unit per second of driving; 0 (the default, and the
+    #: benchmarks'): the objective is driving only. The service sets it from its rules.
+    rider_delay_weight: int = 0
 
     def travel(self, i: int, j: int) -> int:
         return int(self.travel_s[i, j])
+
+
+def rider_due_s(problem: Problem, r: Request) -> int | None:
+    """The earliest start of a rider's drop-off: picked up at the start of the window (or when it
+    was), driven directly. ``None`` for a request with nobody on board (parcels).
+
+    The optimisers' rider term is ``rider_delay_weight x (drop-off start - this)``: the wait after
+    the window opens plus the time ridden beyond the direct drive."""
+    if r.load.seats + r.load.wheelchairs == 0:
+        return None
+    direct = problem.travel(r.pickup, r.dropoff)
+    if r.picked_up_at_s is not None:
+        return r.picked_up_at_s + direct
+    return r.pickup_window.earliest_s + r.pickup_service_s + direct
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +257,29 @@ def route_travel_s(problem: Problem, vehicle: Vehicle, stops: Sequence[Stop]) ->
         locs.append(r.pickup if s.kind == "pickup" else r.dropoff)
     locs.append(vehicle.end_location)
     return sum(problem.travel(a, b) for a, b in itertools.pairwise(locs))
+
+
+def plan_rider_cost(problem: Problem, routes: Mapping[str, Sequence[Stop]]) -> int:
+    """The riders' term of the objective for ``routes`` (vehicle id -> stops): the sum over every
+    rider's drop-off of ``rider_delay_weight x (start of service - rider_due_s)`` in the
+    least-time schedule of the one scheduler (``routing.schedule.evaluate``), as the optimisers
+    count it. 0 when the weight is 0."""
+    w = int(problem.rider_delay_weight)
+    if w <= 0:
+        return 0
+    from routing.schedule import evaluate  # (schedule imports this module)
+
+    total = 0
+    for v in problem.vehicles:
+        stops = routes.get(v.id, ())
+        if not stops:
+            continue
+        sched = evaluate(problem, v, stops)
+        for s, start in zip(stops, sched.start_s, strict=True):
+            due = rider_due_s(problem, problem.requests[s.request_id]) if s.kind == "dropoff" else None
+            if due is not None and start > due:
+                total += w * (start - due)
+    return total
 
 
 def plan_travel_s(problem: Problem, routes: Mapping[str, Sequence[Stop]]) -> int:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -36,6 +37,8 @@ from routing.model import (
     Solution,
     Stop,
     UnservedCause,
+    plan_rider_cost,
+    rider_due_s,
     route_travel_s,
 )
 from routing.schedule import evaluate
@@ -119,7 +122,7 @@ def optimise(
             unserved[rid] = UnservedCause.NO_VEHICLE_FITS
         else:
             model_reqs[rid] = r
-    sub = Problem(problem.vehicles, model_reqs, problem.travel_s) if unserved else problem
+    sub = replace(problem, requests=model_reqs) if unserved else problem
 
     if warm_start is None and any(v.route for v in problem.vehicles):
         warm_start = {v.id: v.route for v in problem.vehicles}
@@ -169,7 +172,8 @@ def optimise(
             res_lns.cost,
             res_lns.stats,
         )
-        if res_lns.cost <= best_cost:
+        # (compared on the search's own objective, which adds the riders' term when it is on)
+        if res_lns.cost <= res_lns.start_cost:
             best, best_cost = res_lns.routes, res_lns.cost
 
     return _extract(problem, built, best, unserved, promised, penalty)
@@ -287,7 +291,25 @@ def lns_instance(built: ort.Built, penalty: int) -> ruin_recreate.Instance:
         related=np.ascontiguousarray(order, dtype=np.int64),
         penalty=int(penalty),
         pinned=np.asarray([len(v.pinned) for v in vehicles], dtype=np.int64),
+        **_rider_arrays(built),
     )
+
+
+def _rider_arrays(built: ort.Built) -> dict[str, np.ndarray]:
+    """The riders' term for :mod:`routing.lns`, as OR-Tools has it (``ortools_solver.build``):
+    the weight and earliest possible start at every rider's drop-off node; none at weight 0."""
+    p, nodes = built.problem, built.nodes
+    w = int(p.rider_delay_weight)
+    if w <= 0:
+        return {}
+    n = len(nodes.location)
+    rider_w = np.zeros(n, dtype=np.int64)
+    rider_due = np.zeros(n, dtype=np.int64)
+    for rid, dn in nodes.dropoff_node.items():
+        due = rider_due_s(p, p.requests[rid])
+        if due is not None:
+            rider_w[dn], rider_due[dn] = w, due
+    return {"rider_w": rider_w, "rider_due": rider_due}
 
 
 def _promise_infeasible(problem: Problem, penalty: int) -> Solution:
@@ -350,8 +372,9 @@ def _extract(problem, built, routes, unserved, promised, penalty) -> Solution:
             if rid in promised
             else UnservedCause.NO_FEASIBLE_INSERTION
         )
+    ride = plan_rider_cost(problem, {r.vehicle_id: [s.stop for s in r.stops] for r in out})
     return Solution(
         tuple(out),
         unserved,
-        Objective(travel=travel, ride=0, unserved_penalty=penalty * len(unserved)),
+        Objective(travel=travel, ride=ride, unserved_penalty=penalty * len(unserved)),
     )

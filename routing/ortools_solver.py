@@ -6,6 +6,8 @@ The model (see ``docs/optimiser.md``):
   only for a request already on board). Nodes carry a location index into ``problem.travel_s``;
   several nodes may share a location.
 * arc cost = integer travel time; time transit = service at the origin node + travel time.
+* with ``Problem.rider_delay_weight`` > 0, each rider's drop-off gets a soft upper bound at its
+  earliest possible start (``routing.model.rider_due_s``) with that weight: the riders' term.
 * ``AddPickupAndDelivery`` + same-vehicle + precedence for every pair.
 * one capacity dimension per load dimension in use (seats, wheelchairs, parcels).
 * maximum ride time as ``AddNodePrecedence(dropoff, pickup, -(L + service_pickup))`` on the time
@@ -43,6 +45,7 @@ from routing.model import (
     Problem,
     Request,
     Stop,
+    rider_due_s,
 )
 
 log = logging.getLogger(__name__)
@@ -354,6 +357,15 @@ def build(
         # (SetAllowedVehiclesForIndex's Python wrapper rejects every argument in 9.15, so the
         # vehicle variable's domain is cut directly; OR-Tools' vehicle-var filter honours it)
         routing.VehicleVar(di).SetValue(nodes.vehicle[d])
+    # the riders' term of the objective (docs/optimiser.md): per rider, weight x (drop-off
+    # start - the earliest it could be), as a soft upper bound at that earliest time (the cumul
+    # can never be below it, so the soft cost is exactly the term); off at weight 0
+    w = int(problem.rider_delay_weight)
+    if w > 0:
+        for rid, d in nodes.dropoff_node.items():
+            due = rider_due_s(problem, reqs[rid])
+            if due is not None:
+                tdim.SetCumulVarSoftUpperBound(manager.NodeToIndex(d), int(due), w)
     del veh_index
     return Built(problem, nodes, starts, ends, manager, routing, tdim, optional, horizon, keep)
 

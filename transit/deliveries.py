@@ -17,7 +17,7 @@ from transit import errors
 from transit.booking import Booking, BookingStatus
 from transit.commands import Actor
 from transit.events import DeliveryChanged, HandoverLocked
-from transit.handlers import Services, is_recipient_side
+from transit.handlers import Services, is_recipient_side, replan_vehicle
 from transit.stores import TEMPERATURES, Store, store_at_stop
 from transit.uow import UnitOfWork
 from transit.vehicle import Vehicle, Visit
@@ -196,17 +196,22 @@ async def mark_ready(booking_id: str, parcels: int, temperature: str, actor: Act
 # ------------------------------------------------------------------------------ handover and returns
 
 
-def redirect(vehicle: Vehicle, b: Booking, lat: float, lon: float, stop_id: str | None, until: datetime,
-             reason: str) -> None:
-    """Send an on-board delivery to another place (back to the store, or a pickup point)."""
+async def redirect(uow: UnitOfWork, svc: Services, vehicle: Vehicle, b: Booking, lat: float, lon: float,
+                   stop_id: str | None, until: datetime, reason: str) -> None:
+    """Send an on-board delivery to another place (back to the store, or a pickup point).
+
+    The way back goes after the vehicle's other visits (passengers first; a re-plan may move it
+    earlier inside every promise) and the plan is re-timed by the one writer at once."""
     b.destination = type(b.destination)(lat, lon, stop_id)
     b.dropoff_earliest = None
     b.dropoff_latest = max(b.dropoff_latest, until)
     if b.picked_up_at is not None:
         b.max_ride_s = max(b.max_ride_s, int((until - b.picked_up_at).total_seconds()))
-    plan = [Visit(v.booking_id, v.kind, lat, lon, stop_id, v.planned_at)
-            if v.booking_id == b.id and v.kind == "dropoff" else v for v in vehicle.plan]
-    vehicle.replace_plan(plan, reason, (b.id,))
+    back = [Visit(v.booking_id, v.kind, lat, lon, stop_id, v.planned_at)
+            for v in vehicle.plan if v.booking_id == b.id and v.kind == "dropoff"]
+    vehicle.plan = [v for v in vehicle.plan if not (v.booking_id == b.id and v.kind == "dropoff")] + back
+    await uow.bookings.save(b, now=svc.clock.now())
+    await replan_vehicle(uow, svc, vehicle, reason, (b.id,))
 
 
 def _service_end(svc: Services) -> datetime:
@@ -245,9 +250,8 @@ async def check_handover(uow: UnitOfWork, svc: Services, vehicle: Vehicle, b: Bo
             stop = await uow.stops.get(store.stop_id)
             if stop is not None:
                 values["return_stop_id"] = store.stop_id
-                redirect(vehicle, b, stop["lat"], stop["lon"], stop["id"], _service_end(svc), "handover_locked")
-                await uow.bookings.save(b, now=now)
-                await uow.vehicles.save(vehicle)
+                await redirect(uow, svc, vehicle, b, stop["lat"], stop["lon"], stop["id"], _service_end(svc),
+                               "handover_locked")
         await uow.deliveries.update(b.id, now, **values)
         row = {**row, **values}
         b.events.append(HandoverLocked(b.id, vehicle.id, row["store_id"], failures))
@@ -278,9 +282,8 @@ async def choose_return(booking_id: str, stop_id: str | None, actor: Actor, svc:
         if stop is None:
             raise errors.UnknownStop(field="stop_id")
         now = svc.clock.now()
-        redirect(vehicle, b, stop["lat"], stop["lon"], stop["id"], _service_end(svc), "delivery_return")
-        await uow.bookings.save(b, now=now)
-        await uow.vehicles.save(vehicle)
+        await redirect(uow, svc, vehicle, b, stop["lat"], stop["lon"], stop["id"], _service_end(svc),
+                       "delivery_return")
         await uow.deliveries.update(booking_id, now, return_stop_id=stop["id"])
         b.events.append(DeliveryChanged(b.id, row["store_id"], "returning", b.vehicle_id))
         await uow.commit()
@@ -311,10 +314,8 @@ async def confirm_returned(booking_id: str, actor: Actor, svc: Services, secret:
         now = svc.clock.now()
         b.complete(now)
         await uow.bookings.save(b, now=now)
-        kept = [v for v in vehicle.plan if v.booking_id != b.id]
-        if len(kept) != len(vehicle.plan):
-            vehicle.replace_plan(kept, "delivery_returned", (b.id,))
-            await uow.vehicles.save(vehicle)
+        if any(v.booking_id == b.id for v in vehicle.plan):  # it leaves the plan, re-timed by the one writer
+            await replan_vehicle(uow, svc, vehicle, "delivery_returned", (b.id,))
         await uow.deliveries.update(booking_id, now, returned_at=now)
         b.events.append(DeliveryChanged(b.id, row["store_id"], "returned", vehicle.id))
         await uow.commit()

@@ -4,9 +4,11 @@ One dispatcher per service area: on PostgreSQL the process holding an advisory l
 leader; on SQLite (one process) it always leads. It re-plans on a timer and soon after a
 cancellation, a no-show or a delay, off the event loop (the solver runs in a worker thread), and
 applies the result only if (1) no plan changed meanwhile (plan versions), (2) the independent
-checker finds no violation, (3) every promised request is still served, and (4) the vehicle time
-went down. Vehicle time is ``routing.model.plan_travel_s`` (``route_travel_s`` summed over every vehicle) on
-both sides (an idle vehicle's drive from its position to its end location included). A search that
+checker finds no violation, (3) every promised request is still served, and (4) the objective
+went down: vehicle time plus the riders' term (``rider_delay_weight`` of the rules,
+``routing.model.plan_rider_cost``; docs/optimiser.md). Vehicle time is ``routing.model.plan_travel_s``
+(``route_travel_s`` summed over every vehicle) on both sides (an idle vehicle's drive from its
+position to its end location included). A search that
 raises costs that one re-plan (logged once with the reason), never the process.
 """
 
@@ -17,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import text
@@ -45,6 +47,8 @@ class ReoptResult:
     travel_before_s: int
     travel_after_s: int
     solve_s: float
+    rider_before: int = 0  # the riders' term of the objective (docs/optimiser.md), before and after
+    rider_after: int = 0
 
     @property
     def saving_s(self) -> int:
@@ -206,7 +210,8 @@ class Dispatcher:
             window = window or (now, now + timedelta(seconds=self.lookahead_s))
             budget = self.budget_s if budget_s is None else budget_s
             snap, versions = await self._snapshot(window)
-            problem = snap.problem
+            # the riders' term of the objective (docs/optimiser.md), from the service rules
+            problem = replace(snap.problem, rider_delay_weight=self.svc.rules.rider_delay_weight)
             before = rm.plan_travel_s(problem, {v.id: v.route for v in problem.vehicles})
             n_req = len(problem.requests)
             if n_req == 0:
@@ -233,7 +238,10 @@ class Dispatcher:
                 log.warning("re-plan (%s) rejected by the checker: %s", reason,
                             "; ".join(f"{v.kind} {v.vehicle_id} {v.request_id}: {v.detail}" for v in violations[:5]))
                 return self._done(_why(result, f"checker rejected the plan: {violations[0].kind}"))
-            if after >= before:
+            rider_before = rm.plan_rider_cost(problem, {v.id: v.route for v in problem.vehicles})
+            rider_after = rm.plan_rider_cost(problem, {r.vehicle_id: [s.stop for s in r.stops] for r in solution.routes})
+            result = replace(result, rider_before=rider_before, rider_after=rider_after)
+            if after + rider_after >= before + rider_before:  # the optimiser's objective
                 return self._done(_why(result, "no improvement"))
             try:
                 applied = await self._apply(snap, versions, solution)
@@ -241,7 +249,7 @@ class Dispatcher:
                 return self._done(_why(result, f"stored plan rejected: {e.violations[0].kind}"))
             if not applied:
                 return self._done(_why(result, "plans changed meanwhile"))
-            res = ReoptResult(reason, True, "applied", n_req, len(problem.vehicles), before, after, solve_s)
+            res = replace(result, applied=True, why="applied")
             log.info("re-optimised (%s): %d requests, vehicle time %d s -> %d s (saved %d s) in %.2f s",
                      reason, n_req, before, after, before - after, solve_s)
             return self._done(res)
@@ -310,8 +318,7 @@ class Dispatcher:
 
 
 def _why(r: ReoptResult, why: str) -> ReoptResult:
-    return ReoptResult(r.reason, False, why, r.requests, r.vehicles, r.travel_before_s, r.travel_after_s,
-                       r.solve_s)
+    return replace(r, applied=False, why=why)
 
 
 __all__ = ["Dispatcher", "LeaderLock", "ReoptResult"]

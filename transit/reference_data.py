@@ -369,6 +369,7 @@ class ServiceRules:
     chilled_max_out_of_store_s: int
     personal_data_retention_days: int
     office_phone: str | None  # the town office's number, shown by the pages ("call the office"); None = not set
+    rider_delay_weight: int  # re-planning cost per second a rider arrives later than possible (docs/optimiser.md)
     # planning keeps each promised latest pickup / drop-off this much earlier (the rest absorbs delays)
     promise_buffer_s: int = 0
 
@@ -402,6 +403,7 @@ class ServiceRules:
                      "dwell_wheelchair_extra_s", "dwell_parcel_s", "no_show_wait_s",
                      "fare_yen", "arrival_early_s", "event_future_tolerance_s", "promise_buffer_s"):
             _check_int(getattr(self, name), f"{w} {name}")
+        _check_int(self.rider_delay_weight, f"{w} rider_delay_weight")
         for name in ("chilled_max_out_of_store_s", "personal_data_retention_days",
                      "max_party_size", "arrival_near_m"):
             _check_int(getattr(self, name), f"{w} {name}", minimum=1)

@@ -21,7 +21,8 @@ import numpy as np
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "data" / "scenarios"
 CHANNELS = ("app", "kiosk", "phone")
 MODES = ("now", "leave_at", "arrive_by")
-KINDS = ("ride", "delivery")  # "delivery": goods on the minibus (not simulated yet; see README)
+KINDS = ("ride", "delivery")  # "delivery": goods from a store to a home stop (``_generate_deliveries``)
+TEMPERATURES = ("ambient", "chilled", "frozen")
 
 
 class ScenarioError(ValueError):
@@ -47,6 +48,12 @@ class Trip:
     no_show: bool = False  # the rider is not at the stop
     train: dict[str, Any] | None = None  # {"direction", "time", "connection": "catch"|"from"}
     note: str = ""
+    # a delivery (kind "delivery"): ``origin`` is the store's stop, ``time`` the window's start
+    store_id: str = ""
+    window_end: datetime | None = None
+    parcels: int = 0
+    temperature: str = ""
+    absent: bool = False  # the recipient is not there at the handover: the parcel goes back
 
 
 @dataclass
@@ -72,7 +79,8 @@ class Scenario:
 
     @property
     def rates(self) -> dict[str, float]:
-        return {"cancel": 0.0, "no_show": 0.0, "delay": 0.0, "delayed_factor": 1.5, **self.raw.get("rates", {})}
+        return {"cancel": 0.0, "no_show": 0.0, "delay": 0.0, "delayed_factor": 1.5, "absent": 0.0,
+                **self.raw.get("rates", {})}
 
     @property
     def fleet(self) -> dict[str, Any]:
@@ -138,10 +146,22 @@ def _time_of_day(rng: np.random.Generator, flow: dict[str, Any]) -> int:
     return int(_hhmm_s(centre) + rng.normal(0.0, float(spread) * 60))
 
 
-def generate(scn: Scenario, seed: int) -> list[Trip]:
-    """The day's requests, in the order people make them (same scenario + seed -> same list)."""
+def generate(scn: Scenario, seed: int, *, deliveries: bool = True) -> list[Trip]:
+    """The day's requests, in the order people make them (same scenario + seed -> same list).
+
+    ``deliveries=False`` leaves the ``kind: delivery`` flows out; the rides are the same either
+    way (the deliveries are drawn from their own generator), so a run with and without the
+    deliveries carries the same passenger demand."""
     if scn.raw.get("generator") == "city":
         return _generate_city(scn, seed)
+    trips = _generate_rides(scn, seed)
+    if deliveries:
+        trips += _generate_deliveries(scn, seed)
+    trips.sort(key=lambda t: (t.made_at, t.id))
+    return trips
+
+
+def _generate_rides(scn: Scenario, seed: int) -> list[Trip]:
     rng = np.random.default_rng(seed)
     raw = scn.raw
     scale = float(raw.get("scale", 1.0))
@@ -187,7 +207,7 @@ def generate(scn: Scenario, seed: int) -> list[Trip]:
         if flow.get("kind", "ride") not in KINDS:
             raise ScenarioError(f"{scn.name}: flow {name}: kind must be one of {KINDS}")
         if flow.get("kind") == "delivery":
-            continue  # hook for goods deliveries: not simulated yet
+            continue  # drawn by _generate_deliveries, from its own generator
         count = int(rng.poisson(float(flow["count"]) * scale))
         origins, dests = _places(scn, flow["from"]), _places(scn, flow["to"])
         wheel = float(flow.get("wheelchair", 0.0))
@@ -217,7 +237,72 @@ def generate(scn: Scenario, seed: int) -> list[Trip]:
                 later = when_s + int(rng.uniform(back[0], back[1]) * 60)
                 if later <= svc_end - 20 * 60:
                     make(flow, name + "_return", "leave_at", later, d, o, party, wheelchair)
-    trips.sort(key=lambda t: (t.made_at, t.id))
+    return trips
+
+
+def _weighted(rng: np.random.Generator, spec: dict[str, float]) -> str:
+    keys = list(spec)
+    return str(_pick(rng, keys, [float(spec[k]) for k in keys]))
+
+
+def _generate_deliveries(scn: Scenario, seed: int) -> list[Trip]:
+    """The ``kind: delivery`` flows: a resident orders goods from a store (``from``: store ids) to
+    a home stop (``to``) for a window of ``window_min`` minutes starting at a time drawn from
+    ``peaks`` (on a quarter hour, within ``window_between``), ``ordered_ahead_min`` before it,
+    by one of the scenario's channels (a kiosk only at a kiosk stop, for its own stop)."""
+    from transit.stores import load_stores
+
+    rng = np.random.default_rng([seed, 9])  # not the rides' generator: the rides stay as they are
+    raw = scn.raw
+    scale = float(raw.get("scale", 1.0))
+    stores = load_stores()
+    channels = raw.get("channels", {"app": 1.0})
+    kiosks = set(raw.get("kiosk_stops", []))
+    rates = scn.rates
+    day0 = datetime.combine(scn.day, time(), tzinfo=scn.tz)
+    earliest_made = scn.at(raw.get("sim_start", "06:30"))
+    trips: list[Trip] = []
+    n = 0
+    for flow in raw.get("flows", []):
+        if flow.get("kind") != "delivery":
+            continue
+        name = flow["name"]
+        count = int(rng.poisson(float(flow["count"]) * scale))
+        if count and not flow.get("peaks"):
+            raise ScenarioError(f"{scn.name}: flow {name}: a delivery flow needs peaks")
+        store_ids = list(flow["from"]) if isinstance(flow["from"], list) else [flow["from"]]
+        unknown = [s for s in store_ids if s not in stores]
+        if unknown:
+            raise ScenarioError(f"{scn.name}: flow {name}: unknown store(s) {unknown}; known: {sorted(stores)}")
+        dests = _places(scn, flow["to"])
+        width = int(flow.get("window_min", 60)) * 60
+        lo_s, hi_s = (_hhmm_s(x) for x in flow.get("window_between", ["09:00", "18:30"]))
+        ahead_lo, ahead_hi = flow.get("ordered_ahead_min", [60, 120])
+        parcels = flow.get("parcels", {"1": 1.0})
+        temps = flow.get("temperature", {"chilled": 1.0})
+        if set(temps) - set(TEMPERATURES):
+            raise ScenarioError(f"{scn.name}: flow {name}: temperature must be one of {TEMPERATURES}")
+        for _ in range(count):
+            start_s = _time_of_day(rng, flow) // 900 * 900
+            start_s = min(max(start_s, lo_s), hi_s)
+            start = day0 + timedelta(seconds=start_s)
+            made = max(start - timedelta(minutes=float(rng.uniform(ahead_lo, ahead_hi))), earliest_made)
+            store = stores[_pick(rng, store_ids)]
+            dest = _pick(rng, dests)
+            ch_keys = [c for c in channels if c != "kiosk" or dest in kiosks]
+            channel = _pick(rng, ch_keys, [float(channels[c]) for c in ch_keys])
+            cancel_at = None
+            if rng.random() < rates["cancel"]:
+                span = max(60.0, (start - made).total_seconds() - 1800)
+                cancel_at = made + timedelta(seconds=float(rng.uniform(30.0, span)))
+            n_parcels = int(_weighted(rng, parcels))
+            temperature = _weighted(rng, temps)
+            absent = bool(rng.random() < rates["absent"])
+            n += 1
+            trips.append(Trip(f"{scn.name}-d{n:04d}", name, "delivery", made, "window", start, store.stop_id, dest,
+                              0, False, channel, cancel_at, False, None, flow.get("note", ""),
+                              store_id=store.id, window_end=start + timedelta(seconds=width), parcels=n_parcels,
+                              temperature=temperature, absent=absent))
     return trips
 
 

@@ -389,3 +389,40 @@ async def test_an_event_recorded_before_a_re_read_is_still_published(served: Ser
         await uow.bookings.get(b["id"])  # read again: a new object for the same booking
         await uow.commit()
     assert [e.status for e in ev.seen if isinstance(e, DeliveryChanged)][-1] == "picked_up"
+
+
+async def test_a_return_is_re_timed_and_goes_after_the_other_visits(served: Served) -> None:
+    """Nobody at the door: the desk sends the parcel back. The plan is re-timed by the one writer
+    (the invariants hold at once: no stale stored times, no untimed plan) and the way back comes
+    after the vehicle's other visits (passengers first)."""
+    from transit.invariants import check_invariants
+
+    b = await order(served)
+    await served.client.post(f"/api/v1/store/orders/{b['id']}/ready", json={"parcels": 1, "temperature": "chilled"},
+                             headers=served.auth("store2"))
+    vid = b["vehicle_id"]
+    await pick_up(served, b)
+    ride = await served.client.post("/api/v1/offers", json={
+        "origin": {"stop_id": HALL}, "destination": {"stop_id": HOUSING}, "time_mode": "leave_at",
+        "time": T0.replace(hour=10, minute=40).isoformat(), "party_size": 1}, headers=served.auth("rider"))
+    assert ride.status_code == 201, ride.text
+    r = await served.client.post("/api/v1/bookings", json={"offer_id": ride.json()["offer_id"]},
+                                 headers={**served.auth("rider"), "Idempotency-Key": "k-ride-return"})
+    assert r.status_code == 201, r.text
+    r = await served.client.post(f"/api/v1/deliveries/{b['id']}/return", json={}, headers=served.auth("operator"))
+    assert r.status_code == 200, r.text
+    svc = served.runtime.services  # type: ignore[attr-defined]
+    async with svc.uow(readonly=True) as uow:
+        v = await uow.vehicles.get(vid)
+        found = await check_invariants(uow, svc, svc.clock.now())
+    assert found == [], found
+    assert v.plan[-1].booking_id == b["id"] and v.plan[-1].stop_id == "kuma_sun_terrace"
+    assert all(x.arrival_at is not None for x in v.plan), "every visit is timed"
+    # the store takes it back: the way back leaves the plan, which is re-timed again
+    r = await served.client.post(f"/api/v1/deliveries/{b['id']}/received-back", headers=served.auth("store2"))
+    assert r.status_code == 200 and r.json()["status"] == "returned", r.text
+    async with svc.uow(readonly=True) as uow:
+        v = await uow.vehicles.get(vid)
+        found = await check_invariants(uow, svc, svc.clock.now())
+    assert found == [], found
+    assert v.plan and not [x for x in v.plan if x.booking_id == b["id"]]

@@ -33,7 +33,7 @@ def _check_counts(res: sim.SimResult) -> None:
     assert list(line) == ["scenario", "requests", "served_pct", "mean_wait_min", "p95_wait_min", "on_time_pct",
                           "ride_ratio_mean", "vkm", "vkm_no_pooling", "vkm_saved_pct", "pax_per_vehicle_hour_peak",
                           "train_connections_made_pct", "promises_broken", "plans_rejected", "invariant_violations",
-                          "offer_p95_ms", "reopt_cycle_p95_s", "wall_s"]
+                          "offer_p95_ms", "reopt_cycle_p95_s", "wall_s", "deliveries"]
     assert line["scenario"] == "okuma-weekday"
 
 
@@ -63,7 +63,7 @@ def test_the_same_seed_gives_the_same_demand() -> None:
     a, b, c = scenarios.generate(scn, 7), scenarios.generate(scn, 7), scenarios.generate(scn, 8)
     assert a == b
     assert a != c
-    assert 150 <= len(a) <= 250, "okuma-weekday is about 200 rides"
+    assert 150 <= sum(t.kind == "ride" for t in a) <= 250, "okuma-weekday is about 200 rides"
     assert {t.channel for t in a} <= {"app", "kiosk", "phone"}
     assert any(t.mode == "arrive_by" and t.train for t in a), "residents catch trains (arrive-by)"
     assert any(t.train and t.train["connection"] == "from" for t in a), "and come from trains"
@@ -157,3 +157,53 @@ def test_the_city_boots_without_the_okuma_stores() -> None:
     rt = bootstrap(Settings(database_url="sqlite+aiosqlite:///:memory:", dispatcher=False), reference=ref)
     assert dict(rt.services.stores) == {}
     assert len(ref.fleet) == 200
+
+
+async def test_deliveries_go_through_the_stores_the_tablets_and_the_recipients(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The weekday's deliveries in a window of the day: residents (app, kiosk, desk) order through
+    the API, the stores mark them ready through the store endpoint, the simulated driver picks
+    them up and types the code the recipient shows from their own channel; absent recipients
+    (half of them here) send the parcel back to the store, which records it. Every delivery ends
+    delivered, returned or cancelled; no chilled limit is exceeded; no invariant is broken on a
+    delivery."""
+    import shutil
+
+    from driver_app import protocol as p
+
+    src = scenarios.SCENARIO_DIR
+    raw = json.loads((src / "okuma-weekday.json").read_text(encoding="utf-8"))
+    raw["rates"]["absent"] = 0.5
+    (tmp_path / "okuma-weekday.json").write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    shutil.copy(src / "joban_ono.json", tmp_path / "joban_ono.json")
+    codes_from: list[str] = []
+    day = sim.DaySimulation(sim.SimConfig(str(tmp_path / "okuma-weekday.json"), seed=1, progress=False,
+                                          start="10:00", end="11:00"))
+    original = day._recipient_code
+
+    async def recipient(bid: str) -> str | None:
+        order = day.goods.orders[bid]
+        codes_from.append("receipt" if order.receipt_code else order.auth["Authorization"])
+        return await original(bid)
+
+    day._recipient_code = recipient  # type: ignore[method-assign]
+    res = await day.run()
+    d = res.summary["deliveries"]
+    orders = day.goods.orders
+    assert d["requested"] >= 3 and d["booked"] == d["requested"] - d["refused"] == len(orders)
+    assert d["served"] + d["returned"] + d["cancelled"] == d["booked"], d
+    absent = [o for o in orders.values() if o.trip.absent]
+    assert absent and d["returned"] >= 1, d
+    assert d["served"] >= 1
+    assert d["chilled_limit_breaches"] == 0 and d["picked_up_before_ready"] == 0, d
+    assert d["store_steps_refused"] == 0, day.goods.store_refused
+    assert all(o.ready_at is not None for o in orders.values()), "every store marked its order ready"
+    assert d["on_time_pct"] >= 80.0, d
+    # the code came from the recipient's side only: the tablet's plan has no code to give
+    assert codes_from and all(c == "receipt" or c.startswith("Bearer ") for c in codes_from)
+    assert [f for f in p.VisitOut.model_fields if "code" in f] == ["handover_code_required"]
+    log = [e for v in day.fleet.vehicles.values() for e in v.tally.log]
+    assert sum(1 for what, bid in log if what == "parcel_handed_over" and bid in orders) == d["served"]
+    assert sum(1 for what, bid in log if what == "parcel_returned" and bid in orders) == d["returned"]
+    on_deliveries = [v for v in day.violations.values() if v.booking_id in orders]
+    assert on_deliveries == [], on_deliveries
+    assert all(r.booking_id not in orders for r in res.rides), "passenger figures hold rides only"

@@ -152,6 +152,8 @@ def _rules_raw() -> dict:
         {"arrival_early_s": -60},
         {"arrival_near_m": 0},
         {"event_future_tolerance_s": 2.5},
+        {"rider_delay_weight": -1},
+        {"rider_delay_weight": 0.5},
     ],
 )
 def test_bad_rules_raise(change):
