@@ -439,9 +439,14 @@ def _check_timed(snap: Snapshot, rv: rm.Vehicle, sched: Schedule,
 
 
 def _record_relaxed(svc: Services, b: Booking, vehicle_id: str, sched: Schedule, now: datetime) -> None:
-    """A stored time past the booking's promise: widen the promise to it on the booking and flag it
-    broken (once), telling everyone. Times inside the promise (planning's buffer used up by a
-    delay, ``promise_buffer_s``) break nothing and are not recorded."""
+    """A stored time past the booking's promise: widen the promise on the booking to exactly what
+    the stored plan needs and flag it broken (once), telling everyone. Times inside the promise
+    (planning's buffer used up by a delay, ``promise_buffer_s``) break nothing and are not recorded.
+
+    The widening follows the stored plan: a later plan that needs less takes the rest back (so a
+    re-plan cannot spend a rider's or a chilled parcel's widened limit on others), and one that keeps
+    the promise again clears the flag (``PromiseCleared``, reason ``on_time``, once). A late pickup
+    that already happened stays recorded: that part of the promise is broken for good."""
     pl, dl = to_epoch(b.pickup_latest), to_epoch(b.dropoff_latest)
     old = b.relaxed or {}
     pick = drop = None
@@ -454,11 +459,18 @@ def _record_relaxed(svc: Services, b: Booking, vehicle_id: str, sched: Schedule,
         else:
             drop = start
     ride = drop - pick_end if drop is not None and pick_end is not None else 0
-    relaxed = {"pickup_latest_s": max(pl, old.get("pickup_latest_s", pl),
-                                      pick if pick is not None and b.status is not BookingStatus.ON_BOARD else pl),
-               "dropoff_latest_s": max(dl, old.get("dropoff_latest_s", dl), drop if drop is not None else dl),
-               "max_ride_s": max(b.max_ride_s, old.get("max_ride_s", b.max_ride_s), ride)}
+    picked_up = b.status is BookingStatus.ON_BOARD or b.picked_up_at is not None
+    relaxed = {"pickup_latest_s": max(pl, old.get("pickup_latest_s", pl)) if picked_up
+               else max(pl, pick if pick is not None else pl),
+               "dropoff_latest_s": max(dl, drop if drop is not None else old.get("dropoff_latest_s", dl)),
+               "max_ride_s": max(b.max_ride_s, ride if drop is not None else old.get("max_ride_s", b.max_ride_s))}
     if relaxed == {"pickup_latest_s": pl, "dropoff_latest_s": dl, "max_ride_s": b.max_ride_s}:
+        if b.relaxed is not None:
+            b.relaxed = None
+        if b.promise_broken_at is not None:
+            b.promise_broken_at = None
+            b.events.append(PromiseCleared(b.id, vehicle_id, "on_time"))
+            log.info("promise kept again: booking %s on %s", b.id, vehicle_id)
         return
     if b.relaxed != relaxed:
         b.relaxed = relaxed

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from routing.schedule import evaluate
 from routing.traveltime import StraightLineTravelTimes
 from transit.booking import Booking, BookingStatus, Place
-from transit.clock import to_epoch
+from transit.clock import from_epoch, to_epoch
 from transit.planning import Locations, booking_request, build_snapshot
 from transit.vehicle import Shift, Vehicle, Visit
 
@@ -130,6 +130,50 @@ def test_a_time_inside_the_promise_is_not_flagged_broken_and_one_past_it_is() ->
     _record_relaxed(svc, b, "v1", sched, T0)  # type: ignore[arg-type]
     assert b.promise_broken_at == T0 and b.relaxed["dropoff_latest_s"] == to_epoch(b.dropoff_latest) + 60
     assert [type(e).__name__ for e in b.events] == ["PromiseBroken"] and svc.plan_stats.promises_broken == 1
+
+
+def test_a_widening_follows_the_stored_plan_and_is_cleared_once_the_plan_keeps_the_promise() -> None:
+    """A late plan widens the promise and flags it; a later plan that keeps the promise again takes
+    the widening back (the optimiser may not spend it on others: a chilled parcel once widened rode
+    on for two hours) and clears the flag, told once."""
+    from transit.handlers import _record_relaxed
+
+    b = booking("b", X, Y, pick_latest_min=10, drop_latest_min=30)
+    pl, dl = to_epoch(b.pickup_latest), to_epoch(b.dropoff_latest)
+    sched = SimpleNamespace(stops=[SimpleNamespace(request_id="b", kind="pickup"),
+                                   SimpleNamespace(request_id="b", kind="dropoff")],
+                            start_s=[pl - 60, dl + 600], departure_s=[pl - 30, dl + 630])
+    svc = SimpleNamespace(plan_stats=SimpleNamespace(promises_broken=0))
+    _record_relaxed(svc, b, "v1", sched, T0)  # type: ignore[arg-type]
+    assert b.relaxed["dropoff_latest_s"] == dl + 600 and b.promise_broken_at == T0
+    sched.start_s[1] = dl + 120  # a better plan: less late
+    _record_relaxed(svc, b, "v1", sched, T0)  # type: ignore[arg-type]
+    assert b.relaxed["dropoff_latest_s"] == dl + 120  # narrowed to what the stored plan needs
+    sched.start_s[1] = dl - 60  # the promise kept again
+    _record_relaxed(svc, b, "v1", sched, T0)  # type: ignore[arg-type]
+    assert b.relaxed is None and b.promise_broken_at is None
+    assert [type(e).__name__ for e in b.events] == ["PromiseBroken", "PromiseCleared"]
+    assert b.events[-1].reason == "on_time"
+    _record_relaxed(svc, b, "v1", sched, T0)  # type: ignore[arg-type]
+    assert len(b.events) == 2  # told once
+
+
+def test_a_late_pickup_that_happened_stays_recorded() -> None:
+    from transit.handlers import _record_relaxed
+
+    b = booking("b", X, Y, pick_latest_min=10, drop_latest_min=30)
+    pl, dl = to_epoch(b.pickup_latest), to_epoch(b.dropoff_latest)
+    sched = SimpleNamespace(stops=[SimpleNamespace(request_id="b", kind="pickup"),
+                                   SimpleNamespace(request_id="b", kind="dropoff")],
+                            start_s=[pl + 300, dl - 60], departure_s=[pl + 330, dl - 30])
+    svc = SimpleNamespace(plan_stats=SimpleNamespace(promises_broken=0))
+    _record_relaxed(svc, b, "v1", sched, T0)  # type: ignore[arg-type]
+    assert b.relaxed["pickup_latest_s"] == pl + 300
+    b.status, b.picked_up_at = BookingStatus.ON_BOARD, from_epoch(pl + 330)  # reality: picked up late
+    on_board = SimpleNamespace(stops=[SimpleNamespace(request_id="b", kind="dropoff")],
+                               start_s=[dl - 60], departure_s=[dl - 30])
+    _record_relaxed(svc, b, "v1", on_board, T0)  # type: ignore[arg-type]
+    assert b.relaxed["pickup_latest_s"] == pl + 300 and b.promise_broken_at is not None  # a fact, not taken back
 
 
 def test_buffered_latest_is_the_one_rule_for_a_new_request_and_a_booking() -> None:
