@@ -31,8 +31,6 @@ DEFAULT_LIMITS = {
     "offers:rider": "20/minute",  # offers asked by one rider account
     "offers:kiosk": "30/minute",  # offers asked at one kiosk
     "auth:failures": "30/minute",  # requests with a wrong token, per client address
-    "signin:phone": "5/10minutes",  # sign-in codes asked or tried, per phone number
-    "handover:attempts": "5/10minutes",  # wrong handover codes, per parcel
 }
 RETRY_REDIS_S = 10.0  # after a Redis failure, counts stay in this process this long before Redis is tried again
 
