@@ -12,6 +12,7 @@ import hmac
 import math
 import secrets
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -413,9 +414,10 @@ async def desk_link(actor: Actor, guardian_phone: str, member_phone: str, member
     return link_id
 
 
-async def desk_resident(actor: Actor, phone_raw: str, svc: Services) -> dict[str, Any]:
-    """Town desk staff look a resident up by phone number: their name and active family links, each
-    seen from the resident's side (the read is in the audit log, subject: the resident's account)."""
+async def _desk_read(actor: Actor, phone_raw: str, svc: Services, action: str,
+                     read: Callable[[UnitOfWork, str], Awaitable[Any]]) -> tuple[dict[str, Any], dict[str, Any] | None, Any]:
+    """The town desk reads something of a resident found by phone number: staff only, the read in
+    the audit log (``action``, subject: the rider's account), in the read's own unit of work."""
     if actor.role not in ("operator", "admin"):
         raise errors.Forbidden()
     phone = normalise_phone(phone_raw)
@@ -425,31 +427,26 @@ async def desk_resident(actor: Actor, phone_raw: str, svc: Services) -> dict[str
             raise errors.NotFound("その電話番号の利用者は登録されていません。",
                                   "No rider has that phone number.")
         account = await uow.accounts.get(rider["account_id"])
-        links = await uow.riders.links_of(rider["account_id"])
-        await uow.audit.record(svc.clock.now(), actor.account_id, actor.role, "read_family_links",
-                               [rider["account_id"]])
+        data = await read(uow, rider["account_id"])
+        await uow.audit.record(svc.clock.now(), actor.account_id, actor.role, action, [rider["account_id"]])
         await uow.commit()
+    return {**rider, "phone": phone}, account, data
+
+
+async def desk_resident(actor: Actor, phone_raw: str, svc: Services) -> dict[str, Any]:
+    """Town desk staff look a resident up by phone number: their name and active family links, each
+    seen from the resident's side."""
+    rider, account, links = await _desk_read(actor, phone_raw, svc, "read_family_links",
+                                             lambda uow, aid: uow.riders.links_of(aid))
     return dict(account_id=rider["account_id"], name=(account or {}).get("name") or "",
-                phone_masked=_masked_display(phone),
+                phone_masked=_masked_display(rider["phone"]),
                 links=[_family_view(x, rider["account_id"]) for x in links])
 
 
 async def desk_home(actor: Actor, phone_raw: str, svc: Services) -> dict[str, Any]:
-    """Town desk staff take a door-to-door caller's saved home for the phone booking (the read is in
-    the audit log, subject: the rider's account)."""
-    if actor.role not in ("operator", "admin"):
-        raise errors.Forbidden()
-    phone = normalise_phone(phone_raw)
-    async with svc.uow() as uow:
-        rider = await uow.riders.by_phone(phone)
-        if rider is None:
-            raise errors.NotFound("その電話番号の利用者は登録されていません。",
-                                  "No rider has that phone number.")
-        account = await uow.accounts.get(rider["account_id"])
-        home = await uow.riders.home(rider["account_id"])
-        await uow.audit.record(svc.clock.now(), actor.account_id, actor.role, "read_rider_home",
-                               [rider["account_id"]])
-        await uow.commit()
+    """Town desk staff take a door-to-door caller's saved home for the phone booking."""
+    rider, account, home = await _desk_read(actor, phone_raw, svc, "read_rider_home",
+                                            lambda uow, aid: uow.riders.home(aid))
     return dict(account_id=rider["account_id"], name=(account or {}).get("name") or "",
                 door_to_door=bool(account and account["door_to_door"]), home=_home_view(home))
 
