@@ -259,29 +259,6 @@ def route_travel_s(problem: Problem, vehicle: Vehicle, stops: Sequence[Stop]) ->
     return sum(problem.travel(a, b) for a, b in itertools.pairwise(locs))
 
 
-def plan_rider_cost(problem: Problem, routes: Mapping[str, Sequence[Stop]]) -> int:
-    """The riders' term of the objective for ``routes`` (vehicle id -> stops): the sum over every
-    rider's drop-off of ``rider_delay_weight x (start of service - rider_due_s)`` in the
-    least-time schedule of the one scheduler (``routing.schedule.evaluate``), as the optimisers
-    count it. 0 when the weight is 0."""
-    w = int(problem.rider_delay_weight)
-    if w <= 0:
-        return 0
-    from routing.schedule import evaluate  # (schedule imports this module)
-
-    total = 0
-    for v in problem.vehicles:
-        stops = routes.get(v.id, ())
-        if not stops:
-            continue
-        sched = evaluate(problem, v, stops)
-        for s, start in zip(stops, sched.start_s, strict=True):
-            due = rider_due_s(problem, problem.requests[s.request_id]) if s.kind == "dropoff" else None
-            if due is not None and start > due:
-                total += w * (start - due)
-    return total
-
-
 def plan_travel_s(problem: Problem, routes: Mapping[str, Sequence[Stop]]) -> int:
     """Driving time of every vehicle of ``problem`` along ``routes`` (vehicle id -> stops), by
     :func:`route_travel_s`; a vehicle not named drives an empty route (from its start to its end

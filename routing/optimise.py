@@ -37,11 +37,10 @@ from routing.model import (
     Solution,
     Stop,
     UnservedCause,
-    plan_rider_cost,
     rider_due_s,
     route_travel_s,
 )
-from routing.schedule import evaluate
+from routing.schedule import evaluate, plan_rider_cost
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,17 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from routing.model import Load, Problem, Request, Route, ScheduledStop, Stop, TimeWindow, Vehicle
+from routing.model import (
+    Load,
+    Problem,
+    Request,
+    Route,
+    ScheduledStop,
+    Stop,
+    TimeWindow,
+    Vehicle,
+    rider_due_s,
+)
 
 _INF = float("inf")
 
@@ -528,3 +538,24 @@ class RouteSlack:
         if c <= 0:
             return 0
         return c * base - (self._wcc[hi] - self._wcc[k + 1])
+
+
+def plan_rider_cost(problem: Problem, routes: Mapping[str, Sequence[Stop]]) -> int:
+    """The riders' term of the objective for ``routes`` (vehicle id -> stops): the sum over every
+    rider's drop-off of ``rider_delay_weight x (start of service - rider_due_s)`` in the
+    least-time schedule of the one scheduler (:func:`evaluate`), as the optimisers
+    count it. 0 when the weight is 0."""
+    w = int(problem.rider_delay_weight)
+    if w <= 0:
+        return 0
+    total = 0
+    for v in problem.vehicles:
+        stops = routes.get(v.id, ())
+        if not stops:
+            continue
+        sched = evaluate(problem, v, stops)
+        for s, start in zip(stops, sched.start_s, strict=True):
+            due = rider_due_s(problem, problem.requests[s.request_id]) if s.kind == "dropoff" else None
+            if due is not None and start > due:
+                total += w * (start - due)
+    return total

@@ -6,7 +6,7 @@ cancellation, a no-show or a delay, off the event loop (the solver runs in a wor
 applies the result only if (1) no plan changed meanwhile (plan versions), (2) the independent
 checker finds no violation, (3) every promised request is still served, and (4) the objective
 went down: vehicle time plus the riders' term (``rider_delay_weight`` of the rules,
-``routing.model.plan_rider_cost``; docs/optimiser.md). Vehicle time is ``routing.model.plan_travel_s``
+``routing.schedule.plan_rider_cost``; docs/optimiser.md). Vehicle time is ``routing.model.plan_travel_s``
 (``route_travel_s`` summed over every vehicle) on both sides (an idle vehicle's drive from its
 position to its end location included). A search that
 raises costs that one re-plan (logged once with the reason), never the process.
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from routing import model as rm
 from routing.check import check
 from routing.optimise import optimise, warm_up
+from routing.schedule import plan_rider_cost
 from transit.booking import BookingStatus
 from transit.events import BookingCancelled, BookingStatusChanged, Event
 from transit.handlers import PlanRejected, Services, apply_route, load_snapshot
@@ -238,8 +239,8 @@ class Dispatcher:
                 log.warning("re-plan (%s) rejected by the checker: %s", reason,
                             "; ".join(f"{v.kind} {v.vehicle_id} {v.request_id}: {v.detail}" for v in violations[:5]))
                 return self._done(_why(result, f"checker rejected the plan: {violations[0].kind}"))
-            rider_before = rm.plan_rider_cost(problem, {v.id: v.route for v in problem.vehicles})
-            rider_after = rm.plan_rider_cost(problem, {r.vehicle_id: [s.stop for s in r.stops] for r in solution.routes})
+            rider_before = plan_rider_cost(problem, {v.id: v.route for v in problem.vehicles})
+            rider_after = plan_rider_cost(problem, {r.vehicle_id: [s.stop for s in r.stops] for r in solution.routes})
             result = replace(result, rider_before=rider_before, rider_after=rider_after)
             if after + rider_after >= before + rider_before:  # the optimiser's objective
                 return self._done(_why(result, "no improvement"))

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import logging
 import random
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 import httpx
 from sqlalchemy.exc import IntegrityError
 
+from transit import errors
 from transit.booking import Booking, BookingStatus
 from transit.clock import Clock, from_epoch, local
 from transit.events import BookingCancelled, BookingStatusChanged, Event, PromiseAtRisk, RideBooked
@@ -45,6 +47,20 @@ NOTIFY_EVENTS: tuple[type[Event], ...] = (RideBooked, BookingCancelled, BookingS
 FOR_GUARDIANS = frozenset({CONFIRMED, BOARDED, NOT_AT_STOP, AT_RISK, CANCELLED, DELIVERED})
 STALE_SENDING_S = 600  # a "sending" row older than this was left by a crashed process: retry it
 RETRY_KEY_NS = uuid.UUID("6f0c6b8e-8d1b-4c59-9d53-2f7f3b0a9e61")
+
+
+def normalise_phone(raw: str) -> str:
+    """A Japanese phone number (full-width digits, hyphens, +81 all accepted) as E.164."""
+    s = unicodedata.normalize("NFKC", raw or "").strip()
+    digits = "".join(ch for ch in s if ch.isdigit())
+    if s.startswith("+81") or (s.startswith("81") and len(digits) in (11, 12)):
+        digits = "0" + digits[2:]
+    if not (digits.startswith("0") and len(digits) in (10, 11) and digits[1] != "0"):
+        raise errors.InvalidInput(
+            "電話番号を正しく入れてください(例: 090-1234-5678)。",
+            "Please enter a valid Japanese phone number (e.g. 090-1234-5678).", field="phone")
+    return "+81" + digits[1:]
+
 
 
 class DeliveryFailed(Exception):
@@ -236,7 +252,6 @@ class TwilioSms:
 
     async def send(self, address: str, text: str, retry_key: str) -> None:
         from transit.errors import InvalidInput
-        from transit.riders import normalise_phone  # (riders imports this module)
 
         try:
             to = normalise_phone(address)

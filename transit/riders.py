@@ -21,7 +21,7 @@ from transit import errors
 from transit.accounts import hash_token, rotate_token
 from transit.commands import Actor
 from transit.handlers import Services
-from transit.notify import Notifier, sign_in_text
+from transit.notify import Notifier, normalise_phone, sign_in_text
 from transit.uow import UnitOfWork
 
 CODE_TTL_S = 600
@@ -33,19 +33,6 @@ LINE_CODE_TTL_S = 1800
 FAMILY_CODE_TTL_S = 1800
 NEAR_MINUTES = (3, 5, 10, 15)
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # no I, L, O, U: nothing to misread
-
-
-def normalise_phone(raw: str) -> str:
-    """A Japanese phone number (full-width digits, hyphens, +81 all accepted) as E.164."""
-    s = unicodedata.normalize("NFKC", raw or "").strip()
-    digits = "".join(ch for ch in s if ch.isdigit())
-    if s.startswith("+81") or (s.startswith("81") and len(digits) in (11, 12)):
-        digits = "0" + digits[2:]
-    if not (digits.startswith("0") and len(digits) in (10, 11) and digits[1] != "0"):
-        raise errors.InvalidInput(
-            "電話番号を正しく入れてください(例: 090-1234-5678)。",
-            "Please enter a valid Japanese phone number (e.g. 090-1234-5678).", field="phone")
-    return "+81" + digits[1:]
 
 
 def clean_name(raw: str | None) -> str:

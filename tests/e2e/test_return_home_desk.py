@@ -30,7 +30,7 @@ def _door_to_door_rider(live: Any, name: str, phone: str) -> tuple[str, str]:
     """A rider registered for door-to-door at the town desk, with a phone number (no home yet)."""
     from transit.accounts import create_account
     from transit.db import make_engine
-    from transit.riders import normalise_phone
+    from transit.notify import normalise_phone
     from transit.uow import UnitOfWorkFactory
 
     async def main() -> tuple[str, str]:

@@ -10,7 +10,8 @@ import pytest
 
 from routing import lns
 from routing import ortools_solver as ort
-from routing.model import Load, plan_rider_cost, plan_travel_s, rider_due_s
+from routing.model import Load, plan_travel_s, rider_due_s
+from routing.schedule import plan_rider_cost
 from routing.optimise import default_penalty, lns_instance, optimise
 from tests.unit.routing.test_solver import _tiny
 
