@@ -387,7 +387,10 @@ function returnPlace(d, stopId) {
   return !stopId || (store && store.stop_id === stopId) ? storeName(d.store_id) : name(stopId);
 }
 
-const focusLater = (sel) => { const e = tbody.querySelector(sel); if (e) e.focus(); };
+// "Redraw, then put the focus on sel": applied by the first drawing of the table after the ask,
+// right as it is drawn (not after the KPIs are fetched), so the focus never rests elsewhere meanwhile.
+let focusAfterDraw = null;
+const refreshThenFocus = (sel) => { focusAfterDraw = sel; return refresh(); };
 
 // 「戻し先を選ぶ」: the store or a stop → confirm → POST /api/v1/deliveries/{id}/return → told where.
 function returnChooser(b) {
@@ -399,11 +402,11 @@ function returnChooser(b) {
   if (!c) {
     box.append(el("button", { type: "button", class: "return-btn", dataset: { returnOpen: b.id },
       "aria-label": t(d.return_stop_id ? "rt_change_label" : "rt_open_label", { name: who }),
-      onclick: () => { choosingReturn = { id: b.id, step: "choose", to: "store", stopId: "" }; refresh().then(() => focusLater("#rt-title")); } },
+      onclick: () => { choosingReturn = { id: b.id, step: "choose", to: "store", stopId: "" }; refreshThenFocus("#rt-title"); } },
     t(d.return_stop_id ? "rt_change" : "rt_open")));
     return box;
   }
-  const close = el("button", { type: "button", id: "rt-close", onclick: () => { choosingReturn = null; refresh().then(() => focusLater(`[data-return-open="${CSS.escape(b.id)}"]`)); } }, t("rt_close"));
+  const close = el("button", { type: "button", id: "rt-close", onclick: () => { choosingReturn = null; refreshThenFocus(`[data-return-open="${CSS.escape(b.id)}"]`); } }, t("rt_close"));
   const head = el("p", { id: "rt-title", tabindex: "-1" }, el("strong", {}, t("rt_title", { name: who })));
   if (c.step === "confirm") {
     const yes = el("button", { type: "button", class: "primary", id: "rt-yes" }, t("rt_yes"));
@@ -425,7 +428,7 @@ function returnChooser(b) {
     });
     box.append(el("div", { class: "return-box", id: "rt-box", role: "group", "aria-labelledby": "rt-title" }, head,
       el("p", { id: "rt-q" }, t("rt_confirm_q", { place: c.place })), yes, " ",
-      el("button", { type: "button", id: "rt-again", onclick: () => { c.step = "choose"; refresh().then(() => focusLater("#rt-title")); } }, t("rt_again")), " ", close));
+      el("button", { type: "button", id: "rt-again", onclick: () => { c.step = "choose"; refreshThenFocus("#rt-title"); } }, t("rt_again")), " ", close));
     return box;
   }
   const store = stores.find((x) => x.id === d.store_id);
@@ -452,7 +455,7 @@ function returnChooser(b) {
     if (c.to === "stop" && !c.stopId) { err.textContent = t("rt_need_stop"); select.focus(); return; }
     const stopId = c.to === "stop" ? c.stopId : "";
     Object.assign(c, { step: "confirm", stopId, place: returnPlace(d, stopId) });
-    refresh().then(() => focusLater("#rt-yes"));
+    refreshThenFocus("#rt-yes");
   });
   box.append(form);
   return box;
@@ -615,9 +618,15 @@ function drawMap(vehicles) {
 
 // Refreshes overlap (a search, a live event, the poll): only the latest one may draw, so an older
 // answer (asked with the filters of before) never overwrites a newer search's result.
+// A superseded refresh settles with the newest one, so "refresh, then focus" always runs after
+// the drawing that the user sees.
 let refreshSeq = 0;
-async function refresh() {
-  const mine = ++refreshSeq;
+let newestRefresh = Promise.resolve();
+function refresh() {
+  newestRefresh = drawRefresh(++refreshSeq);
+  return newestRefresh;
+}
+async function drawRefresh(mine) {
   let today;
   let page;
   try {
@@ -628,10 +637,11 @@ async function refresh() {
     ]);
     tableAlert.textContent = "";
   } catch (e) {
-    if (mine === refreshSeq) tableAlert.textContent = errText(e);
+    if (mine !== refreshSeq) return newestRefresh;
+    tableAlert.textContent = errText(e);
     return;
   }
-  if (mine !== refreshSeq) return;
+  if (mine !== refreshSeq) return newestRefresh;
   const list = today.items;
   bookingsById = new Map([...list, ...page.items].map((b) => [b.id, b]));
   for (const id of atRisk.keys()) {
@@ -642,7 +652,7 @@ async function refresh() {
   let vehicles = null;
   if (vehiclesAvailable) {
     try { vehicles = await api.vehicles(); } catch (e) { if (e.status === 404) vehiclesAvailable = false; }
-    if (mine !== refreshSeq) return;
+    if (mine !== refreshSeq) return newestRefresh;
   }
   if (vehicles) lastVehicles = Array.isArray(vehicles) ? vehicles : vehicles.vehicles; // a failed fetch keeps the last fleet
   drawVehicleFilter();
@@ -660,6 +670,11 @@ async function refresh() {
     const again = tbody.querySelector(`tr[data-booking="${CSS.escape(keep[0])}"]`);
     const buttons = again ? again.querySelectorAll(FOCUSABLE) : [];
     if (buttons.length) buttons[Math.min(Math.max(keep[1], 0), buttons.length - 1)].focus();
+  }
+  if (focusAfterDraw) {
+    const wanted = tbody.querySelector(focusAfterDraw);
+    focusAfterDraw = null;
+    if (wanted) wanted.focus();
   }
   drawPager(page.total, page.items.length);
   const count = (f) => list.filter(f).length;
