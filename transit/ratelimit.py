@@ -96,29 +96,22 @@ class RateLimiter:
 
     async def check(self, name: str, key: str) -> None:
         """Raise RateLimited if ``key`` has no attempt left under ``name``; counts nothing."""
-        item = self._item(name)
-        window = self._window()
-        try:
-            ok = await window.test(item, key)
-        except Exception as exc:  # noqa: BLE001 - Redis down: this process's own count decides
-            self._failed(exc)
-            window = self._local
-            ok = await window.test(item, key)
-        else:
-            self._answered(window)
-        if not ok:
-            await self._refuse(window, item, key)
+        await self._ask("test", name, key)
 
     async def hit(self, name: str, key: str) -> None:
         """Count one attempt; raise RateLimited if the window was already full."""
+        await self._ask("hit", name, key)
+
+    async def _ask(self, how: str, name: str, key: str) -> None:
+        """``how`` (test or hit) on the shared window, or on this process's own while Redis is down."""
         item = self._item(name)
         window = self._window()
         try:
-            ok = await window.hit(item, key)
+            ok = await getattr(window, how)(item, key)
         except Exception as exc:  # noqa: BLE001 - Redis down: this process's own count decides
             self._failed(exc)
             window = self._local
-            ok = await window.hit(item, key)
+            ok = await getattr(window, how)(item, key)
         else:
             self._answered(window)
         if not ok:
